@@ -1,0 +1,247 @@
+"""Sans-I/O pieces of the spalloc v1 protocol, shared by the client and the emulator.
+
+The protocol is newline-delimited JSON over TCP. A request is
+``{"command": str, "args": [...], "kwargs": {...}}``; the server answers each request, in
+order, with ``{"return": value}`` or ``{"exception": text}``, and may interleave
+notifications such as ``{"jobs_changed": [1, 2]}`` or ``{"machines_changed": ["m"]}``.
+
+Nothing here touches a socket: this module frames bytes into lines, encodes and decodes
+messages, and classifies what arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "BadMessage",
+    "LineSplitter",
+    "LineTooLong",
+    "Notification",
+    "Reply",
+    "Request",
+    "ServerError",
+    "classify",
+    "decode_line",
+    "encode_exception",
+    "encode_notification",
+    "encode_reply",
+    "encode_request",
+    "parse_request",
+]
+
+#: Longest line either side accepts, newline excluded (the reference server has no limit).
+MAX_LINE_BYTES = 1 << 20
+
+
+class BadMessage(ValueError):
+    """A line that is not a well-formed protocol message."""
+
+
+class LineTooLong(BadMessage):
+    """More than :data:`MAX_LINE_BYTES` arrived without a newline."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadMessage(f"non-finite number {name} is not allowed")
+
+
+def decode_line(line: bytes | str) -> Any:
+    """Parse one line of JSON, rejecting ``NaN`` and the infinities.
+
+    Raises:
+        BadMessage: the line is not UTF-8, not JSON, or holds a non-finite number.
+    """
+    try:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+    except UnicodeDecodeError as exc:
+        raise BadMessage("line is not valid UTF-8") from exc
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except BadMessage:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise BadMessage(f"line is not valid JSON: {exc}") from exc
+
+
+def _finite(value: Any) -> Any:
+    """Check recursively that *value* holds no NaN or infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"non-finite number {value!r} cannot be sent")
+    if isinstance(value, dict):
+        for item in value.values():
+            _finite(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _finite(item)
+    return value
+
+
+def encode_request(command: str, args: tuple[Any, ...] | list[Any] = (),
+                   kwargs: dict[str, Any] | None = None) -> bytes:
+    """Encode one request line (compact JSON, ASCII, ending in LF).
+
+    Raises:
+        ValueError: an argument is a non-finite float.
+        TypeError: an argument is not JSON-serialisable.
+    """
+    message = {"command": command, "args": list(args), "kwargs": dict(kwargs or {})}
+    try:
+        text = json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"cannot send {command}: {exc}") from None
+    return text.encode("ascii") + b"\n"
+
+
+def _server_dumps(message: dict[str, Any]) -> bytes:
+    # The reference server writes Python's default json.dumps layout; so do we.
+    return json.dumps(message, allow_nan=False).encode("ascii") + b"\n"
+
+
+def encode_reply(value: Any) -> bytes:
+    """Encode a ``{"return": value}`` line."""
+    return _server_dumps({"return": value})
+
+
+def encode_exception(text: str) -> bytes:
+    """Encode an ``{"exception": text}`` line."""
+    return _server_dumps({"exception": str(text)})
+
+
+def encode_notification(kind: str, items: list[Any]) -> bytes:
+    """Encode a notification line such as ``{"jobs_changed": [1, 2]}``."""
+    return _server_dumps({kind: items})
+
+
+class LineSplitter:
+    """Split a byte stream into lines, with a length limit and linear cost.
+
+    ``feed`` returns the complete lines (without the LF; a trailing CR is removed too);
+    incomplete data stays buffered.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE_BYTES) -> None:
+        self._max_line = max_line
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add *data* and return every line it completes.
+
+        Raises:
+            LineTooLong: an incomplete line grew past the limit (the buffer is then cleared).
+        """
+        lines: list[bytes] = []
+        start = 0
+        newline = data.find(b"\n")
+        while newline != -1:
+            if self._pending:
+                self._pending += data[start:newline]
+                line = bytes(self._pending)
+                self._pending.clear()
+            else:
+                line = data[start:newline]
+            if len(line) > self._max_line:
+                raise LineTooLong(f"line of {len(line)} bytes exceeds {self._max_line}")
+            lines.append(line[:-1] if line.endswith(b"\r") else line)
+            start = newline + 1
+            newline = data.find(b"\n", start)
+        self._pending += data[start:]
+        if len(self._pending) > self._max_line:
+            self._pending.clear()
+            raise LineTooLong(f"no newline within {self._max_line} bytes")
+        return lines
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back waiting for a newline."""
+        return len(self._pending)
+
+
+# --- what the server receives -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Request:
+    """One parsed request."""
+
+    command: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_request(line: bytes) -> Request | None:
+    """Parse a request line; ``None`` for a blank line (which is simply skipped).
+
+    Raises:
+        BadMessage: not a request object (the server then closes the connection, as the
+            reference does).
+    """
+    if not line.strip():
+        return None
+    obj = decode_line(line)
+    if not isinstance(obj, dict):
+        raise BadMessage("a request must be a JSON object")
+    command = obj.get("command")
+    if not isinstance(command, str):
+        raise BadMessage("a request needs a string 'command'")
+    args = obj.get("args", [])
+    kwargs = obj.get("kwargs", {})
+    if not isinstance(args, list):
+        raise BadMessage("'args' must be an array")
+    if not isinstance(kwargs, dict):
+        raise BadMessage("'kwargs' must be an object")
+    kwargs = {k: v for k, v in kwargs.items() if k != "client"}
+    return Request(command, args, kwargs)
+
+
+# --- what the client receives -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reply:
+    """A ``{"return": value}`` message."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """An ``{"exception": text}`` message."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Notification:
+    """Anything else the server sends unasked, e.g. ``{"jobs_changed": [1]}``."""
+
+    payload: dict[str, Any]
+
+    @property
+    def jobs_changed(self) -> list[Any]:
+        """Job IDs named by a ``jobs_changed`` notification (empty otherwise)."""
+        value = self.payload.get("jobs_changed")
+        return list(value) if isinstance(value, list) else []
+
+    @property
+    def machines_changed(self) -> list[Any]:
+        """Machine names named by a ``machines_changed`` notification (empty otherwise)."""
+        value = self.payload.get("machines_changed")
+        return list(value) if isinstance(value, list) else []
+
+
+def classify(obj: Any) -> Reply | ServerError | Notification:
+    """Sort a decoded server message into reply, server error or notification.
+
+    Raises:
+        BadMessage: the message is not a JSON object.
+    """
+    if not isinstance(obj, dict):
+        raise BadMessage(f"server sent a {type(obj).__name__}, not an object")
+    if "return" in obj:
+        return Reply(obj["return"])
+    if "exception" in obj:
+        return ServerError("" if obj["exception"] is None else str(obj["exception"]))
+    return Notification(obj)

@@ -1,0 +1,1 @@
+"""Jupyter extension for spalloc: ``%load_ext spalloc_nb``."""
