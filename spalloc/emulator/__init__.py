@@ -1,0 +1,197 @@
+"""An embedded spalloc server for tests, notebooks and ``--local`` runs.
+
+::
+
+    from spalloc.emulator import Emulator
+    with Emulator() as emulator:          # 127.0.0.1, a free port
+        host, port = emulator.address
+
+The emulator speaks the v1 protocol like ``spalloc-server`` 1!7.0.0 (PROTOCOL.md), with
+board power simulated and the reference's bugs fixed where PROTOCOL.md §9 says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from spalloc.emulator.controller import EMULATOR_VERSION, Controller, JobInfo
+from spalloc.emulator.server import EmulatorServer
+
+if TYPE_CHECKING:
+    from spalloc.geometry import Board, Machine
+
+__all__ = ["EMULATOR_VERSION", "Emulator", "JobInfo"]
+
+_T = TypeVar("_T")
+
+
+def _load(machines: Any) -> list[Machine]:
+    if machines is None or isinstance(machines, (str, os.PathLike)):
+        from spalloc.emulator.machines import default_machines, load_machines
+
+        return list(default_machines() if machines is None else load_machines(machines))
+    return list(machines)
+
+
+class Emulator:
+    """A spalloc server running in a background thread.
+
+    Args:
+        machines: None for the defaults, a TOML file path, or Machine objects.
+        host: address to bind (127.0.0.1 unless told otherwise).
+        port: 0 picks a free port; see :attr:`port` for the one bound.
+        power_delay: seconds a board power on/off takes.
+        free_delay: seconds boards stay in quarantine after a job is destroyed.
+        max_retired_jobs: how many destroyed jobs are remembered.
+
+    Raises:
+        spalloc.emulator.machines.MachineConfigError: a bad machines file.
+    """
+
+    def __init__(self, machines: str | os.PathLike[str] | Sequence[Machine] | None = None, *,
+                 host: str = "127.0.0.1", port: int = 0, power_delay: float = 0.0,
+                 free_delay: float = 0.1, max_retired_jobs: int = 1200) -> None:
+        self._machines = _load(machines)
+        self._settings = {"power_delay": power_delay, "free_delay": free_delay,
+                          "max_retired_jobs": max_retired_jobs}
+        self._controller = Controller(self._machines, **self._settings)  # type: ignore[arg-type]
+        self._host = host
+        self._port = port
+        self._bound: tuple[str, int] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self, *, keep_state: bool = True, timeout: float | None = 10.0) -> Emulator:
+        """Start serving (no-op if running). After :meth:`stop`, rebinds the same port.
+
+        Args:
+            keep_state: keep jobs across a stop/start (keepalive timers restart, as in the
+                reference's warm restart); False starts afresh from job 1.
+            timeout: seconds to wait for the socket to be bound.
+
+        Raises:
+            OSError: the address cannot be bound.
+        """
+        with self._lock:
+            if self._thread is not None:
+                return self
+            if not keep_state:
+                self._controller = Controller(self._machines,
+                                              **self._settings)  # type: ignore[arg-type]
+            elif self._bound is not None:
+                self._controller.reset_keepalives()
+            port = self._bound[1] if self._bound is not None else self._port
+            loop = asyncio.new_event_loop()
+            server = EmulatorServer(self._controller)
+            started: concurrent.futures.Future[tuple[str, int]] = concurrent.futures.Future()
+            thread = threading.Thread(target=self._run, args=(loop, server, port, started),
+                                      name=f"spalloc-emulator-{port}", daemon=True)
+            thread.start()
+            try:
+                self._bound = started.result(timeout)
+            except BaseException:
+                thread.join(timeout)
+                loop.close()
+                raise
+            self._loop, self._server, self._thread = loop, server, thread
+            return self
+
+    def _run(self, loop: asyncio.AbstractEventLoop, server: EmulatorServer, port: int,
+             started: concurrent.futures.Future[tuple[str, int]]) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            address = loop.run_until_complete(server.start(self._host, port))
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        started.set_result(address)
+        loop.run_forever()
+
+    def stop(self, *, timeout: float | None = 10.0) -> None:
+        """Stop serving and drop every client (no-op if not running). Jobs are kept."""
+        with self._lock:
+            loop, server, thread = self._loop, self._server, self._thread
+            if loop is None or server is None or thread is None:
+                return
+            try:
+                asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(timeout)
+                if not thread.is_alive():
+                    loop.close()
+                self._loop = self._server = self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._thread is not None
+
+    @property
+    def host(self) -> str:
+        """The bound host (or the requested one before the first start)."""
+        return self._bound[0] if self._bound else self._host
+
+    @property
+    def port(self) -> int:
+        """The bound port (or the requested one before the first start)."""
+        return self._bound[1] if self._bound else self._port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` to connect to."""
+        return self.host, self.port
+
+    @property
+    def machines(self) -> list[Machine]:
+        """The machines served, in priority order."""
+        return list(self._machines)
+
+    # --- introspection for tests ----------------------------------------------------------------
+
+    def _call(self, func: Callable[[], _T]) -> _T:
+        # Controller state belongs to the loop's thread; ask it there when it runs.
+        loop = self._loop
+        if loop is None or threading.current_thread() is self._thread:
+            return func()
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(func())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(10.0)
+
+    def board_power(self, machine_name: str, board: Board) -> bool:
+        """True if the emulated board is powered on.
+
+        Raises:
+            KeyError: no machine of that name.
+        """
+        return self._call(lambda: self._controller.board_power(machine_name, tuple(board)))
+
+    def jobs(self) -> list[JobInfo]:
+        """Snapshots of the live (queued, power or ready) jobs, oldest first."""
+        return self._call(self._controller.jobs)
+
+    def retired_jobs(self) -> dict[int, str | None]:
+        """The remembered destroyed jobs and their reasons, oldest first."""
+        return self._call(self._controller.retired)

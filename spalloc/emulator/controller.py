@@ -1,0 +1,556 @@
+"""The emulator's job controller: the 17 commands, job life cycles, queues and timers.
+
+No sockets and no threads here. The server calls :meth:`Controller.handle` for each request,
+:meth:`Controller.poll` whenever time may have passed (before every command, so an expired
+job can never be revived by a late keepalive), :meth:`Controller.next_deadline` to know when
+to wake up next, and :meth:`Controller.take_changes` once per loop "tick" to build the
+notifications. Time comes from injectable clocks.
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+import itertools
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from spalloc.emulator._jobs import CommandError, Job, JobSpec, as_int, parse_create_job
+from spalloc.emulator.allocator import Allocation, MachineAllocator
+from spalloc.geometry import (
+    Board,
+    Machine,
+    ethernet_chip,
+    job_chip,
+    job_connections,
+    job_origin,
+    resolve_chip,
+    resolve_logical,
+    resolve_physical,
+)
+from spalloc.states import JobState
+
+__all__ = [
+    "EMULATOR_VERSION",
+    "CommandError",
+    "Controller",
+    "JobInfo",
+    "Session",
+    "UnknownCommand",
+]
+
+#: What ``version`` answers: plain X.Y.Z below 5.0.1, so both official clients accept it
+#: (the Java server says the same).
+EMULATOR_VERSION = "5.0.0"
+
+_CANCELLED_NO_MACHINE = "Cancelled: No suitable machines available."
+_TIMED_OUT = "Job timed out."
+_CANCELLED_TIMED_OUT = "Cancelled: Job timed out."
+
+_UNKNOWN_STATE = {"state": int(JobState.unknown), "power": None, "keepalive": None,
+                  "reason": None, "start_time": None, "keepalivehost": None}
+_NO_MACHINE_INFO = {"width": None, "height": None, "connections": None,
+                    "machine_name": None, "boards": None}
+
+_WHERE_IS_FORMS = (
+    frozenset({"machine", "x", "y", "z"}),
+    frozenset({"machine", "cabinet", "frame", "board"}),
+    frozenset({"machine", "chip_x", "chip_y"}),
+    frozenset({"job_id", "chip_x", "chip_y"}),
+)
+
+
+class UnknownCommand(Exception):
+    """The request names no command; the server closes the connection, like the reference."""
+
+
+@dataclass(eq=False)
+class Session:
+    """Per-connection state: the peer's address and its notification subscriptions."""
+
+    host: str = "127.0.0.1"
+    all_jobs: bool = False
+    jobs: set[Any] = field(default_factory=set)
+    all_machines: bool = False
+    machines: set[Any] = field(default_factory=set)
+
+    def wants_job(self, job_id: int) -> bool:
+        """True if this connection is subscribed to *job_id*."""
+        return self.all_jobs or job_id in self.jobs
+
+    def wants_machine(self, name: str) -> bool:
+        """True if this connection is subscribed to machine *name*."""
+        return self.all_machines or name in self.machines
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A read-only snapshot of a live job, for tests and tools."""
+
+    job_id: int
+    owner: str
+    state: JobState
+    power: bool | None
+    keepalive: float | None
+    machine: str | None
+    boards: tuple[Board, ...]
+
+
+def _hashable(name: str, value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        raise CommandError(f"{name} must be a number or string, not {type(value).__name__}")
+    return value
+
+
+class Controller:
+    """All server state and the rules of PROTOCOL.md §2 to §4, §6.7 and §6.8.
+
+    Args:
+        machines: in priority (config) order; names must be unique.
+        power_delay: seconds a power on/off takes.
+        free_delay: seconds boards stay in quarantine after their power-off finished.
+        max_retired_jobs: how many destroyed jobs are remembered (then they read as unknown).
+        clock: monotonic seconds, used for every timer.
+        wall_clock: UNIX seconds, used only for ``start_time``.
+    """
+
+    def __init__(self, machines: Sequence[Machine], *, power_delay: float = 0.0,
+                 free_delay: float = 0.1, max_retired_jobs: int = 1200,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        names = [m.name for m in machines]
+        if len(set(names)) != len(names):
+            raise ValueError(f"machine names must be unique: {names}")
+        if power_delay < 0 or free_delay < 0 or max_retired_jobs < 0:
+            raise ValueError("delays and max_retired_jobs must not be negative")
+        self.machines: tuple[Machine, ...] = tuple(machines)
+        self._by_name = {m.name: m for m in self.machines}
+        self._allocators = {m.name: MachineAllocator(m) for m in self.machines}
+        self._queues: dict[str, deque[Job]] = {m.name: deque() for m in self.machines}
+        self._power_delay = power_delay
+        self._free_delay = free_delay
+        self._max_retired = max_retired_jobs
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._next_id = 1
+        self._jobs: dict[int, Job] = {}
+        self._retired: OrderedDict[int, str | None] = OrderedDict()
+        self._owners: dict[tuple[str, Board], Job] = {}
+        self._board_power: dict[tuple[str, Board], bool] = {}
+        self._timers: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = itertools.count()
+        self._changed_jobs: dict[int, None] = {}
+        self._changed_machines: dict[str, None] = {}
+        self._commands: dict[str, tuple[inspect.Signature, Callable[..., Any]]] = {}
+        for name in ("version", "create_job", "job_keepalive", "get_job_state",
+                     "get_job_machine_info", "power_on_job_boards", "power_off_job_boards",
+                     "destroy_job", "notify_job", "no_notify_job", "notify_machine",
+                     "no_notify_machine", "list_jobs", "list_machines", "get_board_position",
+                     "get_board_at_position", "where_is"):
+            method = getattr(self, "_cmd_" + name)
+            sig = inspect.signature(method)
+            params = list(sig.parameters.values())[1:]   # drop the session
+            self._commands[name] = (sig.replace(parameters=params), method)
+
+    # --- the server's interface --------------------------------------------------------------
+
+    def is_command(self, name: str) -> bool:
+        """True if *name* is one of the 17 protocol commands."""
+        return name in self._commands
+
+    def handle(self, session: Session, command: str, args: list[Any],
+               kwargs: dict[str, Any]) -> Any:
+        """Run one command and return its result.
+
+        Raises:
+            UnknownCommand: *command* is not a protocol command.
+            CommandError: the command failed; the text is for the client.
+        """
+        entry = self._commands.get(command)
+        if entry is None:
+            raise UnknownCommand(command)
+        signature, method = entry
+        self.poll()
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise CommandError(f"{command}(): {exc}") from None
+        return method(session, *bound.args, **bound.kwargs)
+
+    def poll(self) -> None:
+        """Run every timer that is due: power completions, releases, keepalive expiry."""
+        timers = self._timers
+        if not timers:
+            return
+        now = self._clock()
+        while timers and timers[0][0] <= now:
+            _, _, callback, args = heapq.heappop(timers)
+            callback(*args)
+
+    def next_deadline(self) -> float | None:
+        """Clock time of the next timer, or None if nothing is scheduled."""
+        return self._timers[0][0] if self._timers else None
+
+    def take_changes(self) -> tuple[list[int], list[str]]:
+        """Return and clear the jobs and machines changed since the last call."""
+        jobs = list(self._changed_jobs)
+        machines = list(self._changed_machines)
+        self._changed_jobs.clear()
+        self._changed_machines.clear()
+        return jobs, machines
+
+    def reset_keepalives(self) -> None:
+        """Restart every live job's keepalive timer (what the reference does on a restart)."""
+        now = self._clock()
+        for job in self._jobs.values():
+            if job.spec.keepalive is not None:
+                job.deadline = now + job.spec.keepalive
+                self._at(job.deadline, self._check_keepalive, job)
+
+    # --- introspection -----------------------------------------------------------------------
+
+    def board_power(self, machine_name: str, board: Board) -> bool:
+        """The emulated power state of one board (True = on)."""
+        if machine_name not in self._by_name:
+            raise KeyError(machine_name)
+        return self._board_power.get((machine_name, tuple(board)), False)  # type: ignore[arg-type]
+
+    def jobs(self) -> list[JobInfo]:
+        """Snapshots of the live jobs, oldest first."""
+        return [JobInfo(job.job_id, job.spec.owner, job.state, job.power, job.spec.keepalive,
+                        job.machine.name if job.machine else None,
+                        job.allocation.boards if job.allocation else ())
+                for job in self._jobs.values()]
+
+    def retired(self) -> dict[int, str | None]:
+        """The remembered destroyed jobs and their reasons, oldest first."""
+        return dict(self._retired)
+
+    # --- timers and bookkeeping --------------------------------------------------------------
+
+    def _at(self, when: float, callback: Callable[..., None], *args: Any) -> None:
+        heapq.heappush(self._timers, (when, next(self._seq), callback, args))
+
+    def _after(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        self._at(self._clock() + delay, callback, *args)
+
+    def _job_changed(self, job: Job) -> None:
+        self._changed_jobs[job.job_id] = None
+
+    def _machine_changed(self, machine: Machine) -> None:
+        self._changed_machines[machine.name] = None
+
+    def _lookup(self, job_id: Any) -> Job | None:
+        return self._jobs.get(_hashable("job_id", job_id))
+
+    def _refresh(self, session: Session, job: Job) -> None:
+        # poll() ran before this command, so a job past its deadline is already gone.
+        job.keepalive_host = session.host
+        if job.spec.keepalive is not None:
+            job.deadline = self._clock() + job.spec.keepalive
+
+    def _check_keepalive(self, job: Job) -> None:
+        if self._jobs.get(job.job_id) is not job or job.deadline is None:
+            return
+        if job.deadline <= self._clock():
+            queued = job.state is JobState.queued
+            self._retire(job, _CANCELLED_TIMED_OUT if queued else _TIMED_OUT)
+        else:
+            # Refreshes only move the deadline later; one pending timer per job is enough.
+            self._at(job.deadline, self._check_keepalive, job)
+
+    def _retire(self, job: Job, reason: str | None) -> None:
+        """Destroy a live job: free its boards (after power-off and quarantine), remember it."""
+        del self._jobs[job.job_id]
+        job.state = JobState.destroyed
+        self._retired[job.job_id] = reason
+        while len(self._retired) > self._max_retired:
+            self._retired.popitem(last=False)
+        self._job_changed(job)
+        allocation, machine = job.allocation, job.machine
+        if allocation is not None and machine is not None:
+            for board in allocation.boards:
+                self._owners.pop((machine.name, board), None)
+            self._machine_changed(machine)
+            self._after(self._power_delay, self._powered_off, machine, allocation)
+        # A cancelled head may unblock the jobs behind it.
+        self._run_queues()
+
+    def _powered_off(self, machine: Machine, allocation: Allocation) -> None:
+        for board in allocation.boards:
+            self._board_power[(machine.name, board)] = False
+        self._after(self._free_delay, self._release, machine, allocation)
+
+    def _release(self, machine: Machine, allocation: Allocation) -> None:
+        self._allocators[machine.name].free(allocation)
+        self._run_queues()
+
+    def _run_queues(self) -> None:
+        """Strict FIFO per machine, machines in config order, passes until nothing moves."""
+        progress = True
+        while progress:
+            progress = False
+            for machine in self.machines:
+                queue = self._queues[machine.name]
+                while queue and queue[0].state is not JobState.queued:
+                    queue.popleft()
+                if not queue:
+                    continue
+                job = queue[0]
+                allocation = self._allocators[machine.name].allocate(job.spec.request)
+                if allocation is not None:
+                    queue.popleft()
+                    self._start(job, machine, allocation)
+                    progress = True
+
+    def _start(self, job: Job, machine: Machine, allocation: Allocation) -> None:
+        job.machine = machine
+        job.allocation = allocation
+        for board in allocation.boards:
+            self._owners[(machine.name, board)] = job
+        self._machine_changed(machine)
+        self._power(job, on=True)
+
+    def _power(self, job: Job, *, on: bool) -> None:
+        """Start a power on (a power cycle if already on) or off; requests add up."""
+        job.power = on
+        job.state = JobState.power
+        job.pending_power += 1
+        self._job_changed(job)
+        self._after(self._power_delay, self._power_done, job, job.allocation, on)
+
+    def _power_done(self, job: Job, allocation: Allocation, on: bool) -> None:
+        if self._jobs.get(job.job_id) is not job or job.allocation is not allocation:
+            return   # destroyed meanwhile: its own power-off takes over
+        assert job.machine is not None
+        for board in allocation.boards:
+            self._board_power[(job.machine.name, board)] = on
+        job.pending_power -= 1
+        if job.pending_power == 0:
+            job.state = JobState.ready
+            self._job_changed(job)
+
+    # --- commands ----------------------------------------------------------------------------
+
+    def _cmd_version(self, session: Session) -> str:
+        return EMULATOR_VERSION
+
+    def _cmd_create_job(self, session: Session, *args: Any, **kwargs: Any) -> int:
+        spec = parse_create_job(list(args), kwargs)
+        if spec.machine is not None:
+            named = self._by_name.get(spec.machine)
+            candidates = [named] if named is not None else []
+        else:
+            candidates = [m for m in self.machines if spec.tags <= m.tags]
+        feasible = [m for m in candidates
+                    if self._allocators[m.name].feasible(spec.request)]
+        now = self._clock()
+        job = Job(job_id=self._next_id, spec=spec, start_time=self._wall_clock(),
+                  keepalive_host=session.host,
+                  deadline=None if spec.keepalive is None else now + spec.keepalive)
+        self._next_id += 1
+        self._jobs[job.job_id] = job
+        self._job_changed(job)
+        if not feasible:
+            self._retire(job, _CANCELLED_NO_MACHINE)
+            return job.job_id
+        job.candidates = [m.name for m in feasible]
+        for machine in feasible:
+            self._queues[machine.name].append(job)
+        if job.deadline is not None:
+            self._at(job.deadline, self._check_keepalive, job)
+        self._run_queues()
+        return job.job_id
+
+    def _cmd_job_keepalive(self, session: Session, job_id: Any) -> None:
+        job = self._lookup(job_id)
+        if job is not None:
+            self._refresh(session, job)
+
+    def _cmd_get_job_state(self, session: Session, job_id: Any) -> dict[str, Any]:
+        job = self._lookup(job_id)
+        if job is not None:
+            self._refresh(session, job)
+            return {"state": int(job.state), "power": job.power, "keepalive": job.spec.keepalive,
+                    "reason": None, "start_time": job.start_time,
+                    "keepalivehost": job.keepalive_host}
+        key = _hashable("job_id", job_id)
+        if key in self._retired:
+            return dict(_UNKNOWN_STATE, state=int(JobState.destroyed),
+                        reason=self._retired[key])
+        return dict(_UNKNOWN_STATE)
+
+    def _cmd_get_job_machine_info(self, session: Session, job_id: Any) -> dict[str, Any]:
+        job = self._lookup(job_id)
+        if job is None:
+            return dict(_NO_MACHINE_INFO)
+        self._refresh(session, job)
+        allocation, machine = job.allocation, job.machine
+        if allocation is None or machine is None:
+            return dict(_NO_MACHINE_INFO)
+        return {
+            "width": allocation.width,
+            "height": allocation.height,
+            "connections": [[list(chip), machine.ip(board)]
+                            for chip, board in job_connections(list(allocation.boards))],
+            "machine_name": machine.name,
+            "boards": [list(board) for board in allocation.boards],
+        }
+
+    def _cmd_power_on_job_boards(self, session: Session, job_id: Any) -> None:
+        job = self._lookup(job_id)
+        if job is not None:
+            self._refresh(session, job)
+            if job.allocation is not None:
+                self._power(job, on=True)
+
+    def _cmd_power_off_job_boards(self, session: Session, job_id: Any) -> None:
+        job = self._lookup(job_id)
+        if job is not None:
+            self._refresh(session, job)
+            if job.allocation is not None:
+                self._power(job, on=False)
+
+    def _cmd_destroy_job(self, session: Session, job_id: Any, reason: Any = None) -> None:
+        if reason is not None and not isinstance(reason, str):
+            raise CommandError(f"reason must be a string or null, not {type(reason).__name__}")
+        job = self._lookup(job_id)
+        if job is None:
+            return
+        if job.state is JobState.queued:
+            self._retire(job, "Cancelled: " + (reason or ""))
+        else:
+            self._retire(job, reason)
+
+    def _cmd_notify_job(self, session: Session, job_id: Any = None) -> None:
+        if job_id is None:
+            session.all_jobs = True
+        else:
+            session.jobs.add(_hashable("job_id", job_id))
+
+    def _cmd_no_notify_job(self, session: Session, job_id: Any = None) -> None:
+        if job_id is None:
+            session.all_jobs = False
+            session.jobs.clear()
+        else:
+            session.jobs.discard(_hashable("job_id", job_id))
+
+    def _cmd_notify_machine(self, session: Session, machine_name: Any = None) -> None:
+        if machine_name is None:
+            session.all_machines = True
+        else:
+            session.machines.add(_hashable("machine_name", machine_name))
+
+    def _cmd_no_notify_machine(self, session: Session, machine_name: Any = None) -> None:
+        if machine_name is None:
+            session.all_machines = False
+            session.machines.clear()
+        else:
+            session.machines.discard(_hashable("machine_name", machine_name))
+
+    def _cmd_list_jobs(self, session: Session) -> list[dict[str, Any]]:
+        return [self._job_entry(job) for job in self._jobs.values()]
+
+    def _job_entry(self, job: Job) -> dict[str, Any]:
+        spec: JobSpec = job.spec
+        return {
+            "job_id": job.job_id,
+            "owner": spec.owner,
+            "start_time": job.start_time,
+            "keepalive": spec.keepalive,
+            "state": int(job.state),
+            "power": job.power,
+            "args": list(spec.args),
+            "kwargs": dict(spec.kwargs),
+            "allocated_machine_name": job.machine.name if job.machine else None,
+            "boards": ([list(b) for b in job.allocation.boards]
+                       if job.allocation is not None else None),
+            "keepalivehost": job.keepalive_host or "",
+        }
+
+    def _cmd_list_machines(self, session: Session) -> list[dict[str, Any]]:
+        return [{"name": m.name, "tags": sorted(m.tags), "width": m.width, "height": m.height,
+                 "dead_boards": [list(b) for b in sorted(m.dead_boards)],
+                 "dead_links": [list(link) for link in sorted(m.dead_links)]}
+                for m in self.machines]
+
+    def _machine_arg(self, machine_name: Any) -> Machine | None:
+        if isinstance(machine_name, (list, dict)):
+            raise CommandError("machine_name must be a string")
+        return self._by_name.get(machine_name) if isinstance(machine_name, str) else None
+
+    def _cmd_get_board_position(self, session: Session, machine_name: Any, x: Any, y: Any,
+                                z: Any) -> list[int] | None:
+        machine = self._machine_arg(machine_name)
+        board = (as_int("x", x), as_int("y", y), as_int("z", z))
+        if machine is None:
+            return None
+        location = machine.location(board)
+        return None if location is None else list(location)
+
+    def _cmd_get_board_at_position(self, session: Session, machine_name: Any, x: Any, y: Any,
+                                   z: Any) -> list[int] | None:
+        machine = self._machine_arg(machine_name)
+        location = (as_int("cabinet", x), as_int("frame", y), as_int("board", z))
+        if machine is None:
+            return None
+        board = machine.board_at(location)
+        return None if board is None else list(board)
+
+    def _cmd_where_is(self, session: Session, **kwargs: Any) -> dict[str, Any] | None:
+        keys = frozenset(kwargs)
+        if keys not in _WHERE_IS_FORMS:
+            raise CommandError("Invalid arguments: " + ", ".join(kwargs))
+        if "job_id" in keys:
+            return self._where_is_job(kwargs)
+        machine = self._machine_arg(kwargs["machine"])
+        if "x" in keys:
+            coords = tuple(as_int(k, kwargs[k]) for k in ("x", "y", "z"))
+            if machine is None:
+                return None
+            found = resolve_logical(machine, *coords)
+        elif "cabinet" in keys:
+            coords = tuple(as_int(k, kwargs[k]) for k in ("cabinet", "frame", "board"))
+            if machine is None:
+                return None
+            found = resolve_physical(machine, *coords)
+        else:
+            chip_x, chip_y = as_int("chip_x", kwargs["chip_x"]), as_int("chip_y", kwargs["chip_y"])
+            if machine is None:
+                return None
+            found = resolve_chip(machine, chip_x, chip_y)
+        if found is None:
+            return None
+        return self._where_is_reply(machine, *found)
+
+    def _where_is_job(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        chip_x, chip_y = as_int("chip_x", kwargs["chip_x"]), as_int("chip_y", kwargs["chip_y"])
+        job = self._lookup(kwargs["job_id"])
+        if job is None or job.allocation is None or job.machine is None:
+            return None
+        machine = job.machine
+        origin_x, origin_y = ethernet_chip(job_origin(list(job.allocation.boards)))
+        found = resolve_chip(machine, origin_x + chip_x, origin_y + chip_y)
+        if found is None or self._owners.get((machine.name, found[0])) is not job:
+            return None
+        return self._where_is_reply(machine, *found)
+
+    def _where_is_reply(self, machine: Machine, board: Board, chip: tuple[int, int],
+                        board_chip: tuple[int, int]) -> dict[str, Any] | None:
+        location = machine.location(board)
+        if location is None:
+            return None
+        owner = self._owners.get((machine.name, board))
+        reply: dict[str, Any] = {
+            "machine": machine.name, "logical": list(board), "physical": list(location),
+            "chip": list(chip), "board_chip": list(board_chip), "job_id": None, "job_chip": None,
+        }
+        if owner is not None and owner.allocation is not None:
+            reply["job_id"] = owner.job_id
+            reply["job_chip"] = list(job_chip(board, board_chip, list(owner.allocation.boards),
+                                              owner.allocation.width,
+                                              owner.allocation.height))
+        return reply

@@ -1,0 +1,209 @@
+"""Shared fixtures: a running emulator, a factory for more, Appendix A's machines, and a
+raw-socket line client for speaking the protocol byte by byte.
+
+Appendix A's machines keep the reference's IPs (10.11.0.0 and 10.13.0.0 bases) so that
+replies can be compared with PROTOCOL.md verbatim; these addresses are only strings in
+replies and are never contacted. Everything listens on 127.0.0.1, port 0.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from spalloc.emulator import Emulator
+from spalloc.geometry import Machine, default_board_locations, standard_ip
+
+#: Seconds any single wait in a test may take before it fails.
+WAIT = 5.0
+
+
+def _standard(name: str, tags: set[str], width: int, height: int, base_ip: str,
+              cabinet: int = 0, dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
+              dead_links: frozenset[tuple[int, int, int, int]] = frozenset()) -> Machine:
+    locations = {board: loc
+                 for board, loc in default_board_locations(width, height, cabinet).items()
+                 if board not in dead_boards}
+    ips = {board: standard_ip(base_ip, *loc) for board, loc in locations.items()}
+    return Machine(name=name, tags=frozenset(tags), width=width, height=height,
+                   dead_boards=dead_boards, dead_links=dead_links,
+                   board_locations=locations, board_ips=ips)
+
+
+def make_appendix_machines() -> list[Machine]:
+    """PROTOCOL.md Appendix A: ``m`` (2x2), ``md`` (2x2, faulty, cabinet 1), ``board``."""
+    m = _standard("m", {"default"}, 2, 2, "10.11.0.0")
+    md = _standard("md", {"dead"}, 2, 2, "10.13.0.0", cabinet=1,
+                   dead_boards=frozenset({(1, 1, 1)}),
+                   dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}))
+    board = Machine(name="board", tags=frozenset({"single"}), width=1, height=1,
+                    dead_boards=frozenset({(0, 0, 1), (0, 0, 2)}),
+                    board_locations={(0, 0, 0): (0, 0, 0)},
+                    board_ips={(0, 0, 0): "10.12.0.2"})
+    return [m, md, board]
+
+
+@pytest.fixture
+def appendix_machines() -> list[Machine]:
+    """Appendix A's three machines, in its config order."""
+    return make_appendix_machines()
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator[Callable[..., Emulator]]:
+    """Call with Emulator keyword arguments; returns a started emulator, stopped at teardown."""
+    made: list[Emulator] = []
+
+    def factory(machines: Any = None, **kwargs: Any) -> Emulator:
+        kwargs.setdefault("free_delay", 0.01)
+        emulator = Emulator(machines, **kwargs)
+        made.append(emulator)
+        return emulator.start()
+
+    yield factory
+    for emulator in made:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(emulator_factory: Callable[..., Emulator]) -> Emulator:
+    """A started emulator with the default machines, no power delay, a short quarantine."""
+    return emulator_factory(power_delay=0.0, free_delay=0.01)
+
+
+class LineClient:
+    """A deliberately dumb protocol client over a raw socket (bounded waits only)."""
+
+    def __init__(self, address: tuple[str, int], timeout: float = WAIT) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.timeout = timeout
+        self._buffer = b""
+        self.notifications: list[dict[str, Any]] = []
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> LineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, command: str, *args: Any, **kwargs: Any) -> None:
+        line = json.dumps({"command": command, "args": list(args), "kwargs": kwargs})
+        self.send_raw(line.encode() + b"\n")
+
+    def read_line(self, timeout: float | None = None) -> bytes | None:
+        """The next raw line without its LF, or None if the server closed the connection."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no line from the emulator in time")
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line
+
+    def read(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next message, decoded; None if the connection closed."""
+        line = self.read_line(timeout)
+        return None if line is None else json.loads(line)
+
+    def reply(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next ``return``/``exception`` message; notifications before it are kept."""
+        for _ in range(10_000):
+            message = self.read(timeout)
+            if message is None:
+                raise ConnectionError("emulator closed the connection")
+            if "return" in message or "exception" in message:
+                return message
+            self.notifications.append(message)
+        raise AssertionError("too many notifications")
+
+    def call(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        """Send a command and return its value; an exception reply raises RuntimeError."""
+        self.send(command, *args, **kwargs)
+        message = self.reply()
+        if "exception" in message:
+            raise RuntimeError(message["exception"])
+        return message["return"]
+
+    def error(self, command: str, *args: Any, **kwargs: Any) -> str:
+        """Send a command that must fail; return its exception text."""
+        self.send(command, *args, **kwargs)
+        message = self.reply()
+        assert "exception" in message, message
+        return str(message["exception"])
+
+    def is_closed(self, timeout: float | None = None) -> bool:
+        """True once the server has closed the connection (unread data is discarded)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.001, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                return True
+            except TimeoutError:
+                return False
+            if not chunk:
+                return True
+        return False
+
+    def wait_notifications(self, timeout: float = 0.3) -> list[dict[str, Any]]:
+        """Collect notifications until none arrives for *timeout* seconds."""
+        got = list(self.notifications)
+        self.notifications.clear()
+        for _ in range(10_000):
+            try:
+                message = self.read(timeout)
+            except TimeoutError:
+                return got
+            if message is None:
+                return got
+            got.append(message)
+        return got
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[..., LineClient]]:
+    """``connect(emulator_or_address)`` → a LineClient, closed at teardown."""
+    clients: list[LineClient] = []
+
+    def factory(target: Any, timeout: float = WAIT) -> LineClient:
+        address = target.address if hasattr(target, "address") else target
+        client = LineClient(address, timeout)
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT,
+             interval: float = 0.01) -> Any:
+    """Poll *predicate* until it returns something truthy; fail after *timeout*."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
