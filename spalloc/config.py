@@ -1,0 +1,259 @@
+"""Client configuration: INI files on a search path, ``SPALLOC_*`` overrides, one frozen value.
+
+Files are read lowest priority first: the site file (e.g. ``/etc/xdg/spalloc``), the user
+file (e.g. ``~/.config/spalloc``) and ``./.spalloc``; then ``SPALLOC_<KEY>`` environment
+variables override them, and explicit arguments to :class:`~spalloc.job.Job` override all.
+Each file holds one ``[spalloc]`` section::
+
+    [spalloc]
+    hostname = spalloc.example.org
+    owner = me@example.org
+
+The literal ``None`` means "no value". Run ``python -m spalloc.config`` to see the search
+path on this machine.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from spalloc.exceptions import ConfigError
+
+__all__ = ["SECTION", "SpallocConfig", "load_config", "main", "search_path"]
+
+SECTION = "spalloc"
+ENV_PREFIX = "SPALLOC_"
+
+
+@dataclass(frozen=True)
+class SpallocConfig:
+    """Every client setting, with the documented defaults.
+
+    ``tags`` is a tuple of tag names or ``None`` (the server's default tag set);
+    ``sources`` lists where values came from, ``explicit`` which keys were set there.
+    """
+
+    hostname: str | None = None
+    owner: str | None = None
+    port: int = 22244
+    keepalive: float | None = 60.0
+    reconnect_delay: float = 5.0
+    timeout: float | None = 5.0
+    machine: str | None = None
+    tags: tuple[str, ...] | None = ("default",)
+    min_ratio: float = 0.333
+    max_dead_boards: int | None = 0
+    max_dead_links: int | None = None
+    require_torus: bool = False
+    ignore_version: bool = False
+    sources: tuple[str, ...] = field(default=(), compare=False)
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
+
+
+# --- value parsers: text -> value, ValueError on nonsense -----------------------------------
+
+def _is_none(text: str) -> bool:
+    return text.strip() == "None"
+
+
+def _str(text: str) -> str:
+    return text.strip()
+
+
+def _int(text: str) -> int:
+    return int(text.strip())
+
+
+def _float(text: str) -> float:
+    value = float(text.strip())
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("not a finite number")
+    return value
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "yes", "true", "on"):
+        return True
+    if value in ("0", "no", "false", "off"):
+        return False
+    raise ValueError("not a boolean (use true/false, yes/no, on/off or 1/0)")
+
+
+def _tags(text: str) -> tuple[str, ...]:
+    tags = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not tags:
+        raise ValueError("no tags given (use None for the server's default)")
+    return tags
+
+
+def _non_negative(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def check(text: str) -> Any:
+        value = parse(text)
+        if value < 0:
+            raise ValueError("must not be negative")
+        return value
+    return check
+
+
+def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def check(text: str) -> Any:
+        value = parse(text)
+        if value <= 0:
+            raise ValueError("must be greater than zero")
+        return value
+    return check
+
+
+def _port(text: str) -> int:
+    value = _int(text)
+    if not 0 < value < 65536:
+        raise ValueError("not a TCP port number")
+    return value
+
+
+# key -> (parser, may be None)
+_KEYS: dict[str, tuple[Callable[[str], Any], bool]] = {
+    "hostname": (_str, True),
+    "owner": (_str, True),
+    "port": (_port, False),
+    "keepalive": (_positive(_float), True),
+    "reconnect_delay": (_non_negative(_float), False),
+    "timeout": (_non_negative(_float), True),
+    "machine": (_str, True),
+    "tags": (_tags, True),
+    "min_ratio": (_non_negative(_float), False),
+    "max_dead_boards": (_non_negative(_int), True),
+    "max_dead_links": (_non_negative(_int), True),
+    "require_torus": (_bool, False),
+    "ignore_version": (_bool, False),
+}
+
+
+def parse_value(key: str, text: str, source: str) -> Any:
+    """Parse one setting's text.
+
+    Raises:
+        ConfigError: the key is unknown to us, or the text is not a valid value for it.
+    """
+    parser, nullable = _KEYS[key]
+    if _is_none(text):
+        if nullable:
+            return None
+        raise ConfigError(f"{source}: {key} = {text.strip()!r} is not allowed: "
+                          f"{key} cannot be None", source=source, key=key, value=text)
+    try:
+        return parser(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {key} = {text.strip()!r} is not valid: {exc}",
+                          source=source, key=key, value=text) from None
+
+
+# --- the search path ------------------------------------------------------------------------
+
+def search_path() -> list[str]:
+    """The default config files, lowest priority first."""
+    import platformdirs  # imported here so that ``import spalloc`` stays light
+
+    return [
+        os.path.join(platformdirs.site_config_dir(), SECTION),
+        os.path.join(platformdirs.user_config_dir(), SECTION),
+        os.path.join(os.curdir, "." + SECTION),
+    ]
+
+
+def __getattr__(name: str) -> Any:
+    # SEARCH_PATH, as the official client spelled it, computed on first use.
+    if name == "SEARCH_PATH":
+        return search_path()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- loading ------------------------------------------------------------------------------
+
+def _read_file(path: str) -> dict[str, str] | None:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle, source=path)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{path}: cannot read config file: {message}", source=path) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}", source=path) from None
+    if not parser.has_section(SECTION):
+        return {}
+    return dict(parser.items(SECTION))
+
+
+def load_config(paths: Iterable[str | os.PathLike[str]] | None = None,
+                environ: Mapping[str, str] | None = None) -> SpallocConfig:
+    """Read the config files in *paths* (lowest priority first), then ``SPALLOC_*`` in *environ*.
+
+    Missing files are skipped; unknown keys and other sections are ignored.
+
+    Args:
+        paths: files to read; ``None`` means :func:`search_path`, ``[]`` reads none.
+        environ: environment to take ``SPALLOC_<KEY>`` overrides from; ``None`` means
+            ``os.environ``.
+
+    Raises:
+        ConfigError: a file is malformed or a value is invalid (the message names the file
+            or variable, the key and the value).
+    """
+    if paths is None:
+        paths = search_path()
+    if environ is None:
+        environ = os.environ
+    values: dict[str, Any] = {}
+    sources: list[str] = []
+    for path in paths:
+        path = os.fspath(path)
+        items = _read_file(path)
+        if items is None:
+            continue
+        sources.append(path)
+        for key, text in items.items():
+            if key in _KEYS:
+                values[key] = parse_value(key, text, path)
+    for key in _KEYS:
+        name = ENV_PREFIX + key.upper()
+        if name in environ:
+            values[key] = parse_value(key, environ[name], f"environment variable {name}")
+            if name not in sources:
+                sources.append(name)
+    return SpallocConfig(**values, sources=tuple(sources), explicit=frozenset(values))
+
+
+def describe_search_path(paths: Iterable[str] | None = None) -> list[str]:
+    """Lines describing the search path and which files exist (for ``python -m``)."""
+    paths = list(search_path() if paths is None else paths)
+    lines = ["Default search path (lowest-priority first):"]
+    for path in paths:
+        exists = os.path.isfile(path)
+        lines.append(f"{path}{'   (exists)' if exists else ''}")
+    names = ", ".join(ENV_PREFIX + f.name.upper() for f in fields(SpallocConfig)
+                      if f.name in _KEYS)
+    lines.append("")
+    lines.append(f"Environment variables override the files: {names}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the config search path (``python -m spalloc.config``)."""
+    del argv
+    print("\n".join(describe_search_path()))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised via subprocess in the tests
+    sys.exit(main())
