@@ -1,0 +1,188 @@
+"""What every tool shares: loading the config, connecting, and turning errors into exit codes.
+
+Each tool's ``main(argv=None) -> int`` calls :func:`run`, the one place where library errors
+become a one-line message on stderr and a documented exit code (no tracebacks for user or
+network errors: B25).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from spalloc._version import __version__
+from spalloc.exceptions import (
+    ConfigError,
+    IncompatibleServerError,
+    JobDestroyedError,
+    ProtocolError,
+    SpallocServerException,
+)
+
+if TYPE_CHECKING:
+    from spalloc.cli._options import ServerSettings
+    from spalloc.client import ProtocolClient
+    from spalloc.config import SpallocConfig
+
+__all__ = [
+    "COMMON_EXIT_CODES",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CliError",
+    "load_cli_config",
+    "make_parser",
+    "open_client",
+    "run",
+    "settings_or_exit",
+]
+
+EXIT_OK = 0
+#: The server could not be reached, dropped the connection, timed out or answered an error.
+EXIT_ERROR = 1
+#: Bad arguments, missing hostname/owner, a bad config file, or an incompatible server.
+EXIT_USAGE = 2
+#: Interrupted with Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+COMMON_EXIT_CODES = """\
+  0    success
+  1    error talking to the server (unreachable, connection lost, timed out, or
+       the server reported an error)
+  2    bad arguments, missing hostname or owner, bad config file, or an
+       incompatible server version
+  130  interrupted by Ctrl-C"""
+
+
+class CliError(Exception):
+    """Stop a tool with a message for the user and an exit code."""
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(message or "")
+        self.code = code
+        self.message = message
+
+
+def _say(prog: str, message: str) -> None:
+    try:
+        sys.stderr.write(f"{message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def run(prog: str, body: Callable[[], int]) -> int:
+    """Run a tool's body, mapping every expected failure to a message and an exit code."""
+    try:
+        return body()
+    except SystemExit as exc:  # argparse: --help, --version and usage errors
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    except CliError as exc:
+        if exc.message:
+            _say(prog, exc.message)
+        return exc.code
+    except IncompatibleServerError as exc:
+        _say(prog, f"Incompatible server version ({exc.version}); use --ignore-version to "
+                   "try anyway")
+        return EXIT_USAGE
+    except ConfigError as exc:
+        _say(prog, f"{prog}: config error: {exc}")
+        return EXIT_USAGE
+    except SpallocServerException as exc:
+        _say(prog, f"Error from server: {exc}")
+        return EXIT_ERROR
+    except JobDestroyedError as exc:
+        _say(prog, f"Error: {exc}")
+        return EXIT_ERROR
+    except (ProtocolError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            return EXIT_ERROR  # our reader went away (e.g. "| head"): nothing to report
+        _say(prog, f"Error communicating with server: {_describe(exc)}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if isinstance(exc, TimeoutError) and not text:
+        return "timed out"
+    return text or type(exc).__name__
+
+
+def load_cli_config() -> SpallocConfig:
+    """The config (files and ``SPALLOC_*``) that supplies option defaults."""
+    from spalloc.config import load_config
+
+    return load_config()
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose ``error`` exits with our usage code and one line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def make_parser(prog: str, description: str, exit_codes: str) -> argparse.ArgumentParser:
+    """A parser with ``--version`` and the exit codes in its epilog."""
+    parser = _Parser(
+        prog=prog, description=description,
+        epilog=f"exit codes:\n{exit_codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", "-V", action="version", version=__version__)
+    return parser
+
+
+def settings_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace
+                     ) -> ServerSettings:
+    """Server settings, or a usage error naming what is missing."""
+    from spalloc.cli._options import server_settings
+
+    try:
+        return server_settings(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+def _resolve(settings: ServerSettings) -> tuple[str, int]:
+    if settings.is_local:
+        from spalloc._local import local_emulator
+
+        emulator: Any = local_emulator()
+        return emulator.host, emulator.port
+    assert settings.hostname is not None
+    return settings.hostname, settings.port
+
+
+def open_client(settings: ServerSettings) -> ProtocolClient:
+    """Connect (within the timeout) and check the server's version.
+
+    Raises:
+        ProtocolError: the server could not be reached (connection refused, timed out, …).
+        IncompatibleServerError: the server's version is not one we know, unless ignored.
+    """
+    from spalloc.client import ProtocolClient
+
+    host, port = _resolve(settings)
+    client = ProtocolClient(host, port, timeout=settings.timeout)
+    try:
+        client.connect(timeout=settings.timeout)
+    except OSError as exc:
+        client.close()
+        raise ProtocolError(f"cannot connect to {host}:{port}: {_describe(exc)}") from exc
+    try:
+        if settings.ignore_version:
+            client.version()
+        else:
+            client.check_version()
+    except BaseException:
+        client.close()
+        raise
+    return client
+

@@ -1,0 +1,82 @@
+"""The one ``--watch`` loop shared by every tool: redraw whenever the server says so.
+
+The loop subscribes nothing itself: the tool subscribes (``notify_job`` / ``notify_machine``)
+and passes a ``frame`` function that fetches fresh data and returns the lines to show plus
+whether watching is over (the watched job was destroyed: B19). Between frames it sleeps in
+``wait_for_notification``; notifications that pile up meanwhile are merged into one redraw.
+
+On a terminal the frame is redrawn in place with ``rich.live.Live``; anywhere else (a pipe,
+a file, a test) each frame is printed in full followed by a blank line, as the official
+tools did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from spalloc.cli._common import EXIT_INTERRUPTED, EXIT_OK
+from spalloc.cli._output import Output, to_rich
+from spalloc.cli._render import Lines
+from spalloc.exceptions import ProtocolTimeoutError
+
+__all__ = ["Frame", "wait_for_change", "watch"]
+
+#: Returns the lines to show and True when there is nothing more to watch.
+Frame = Callable[[], tuple[Lines, bool]]
+
+# How often a wait wakes up locally (not a server poll) so Ctrl-C is always prompt.
+_WAKE_INTERVAL = 0.5
+
+
+def wait_for_change(client: Any) -> None:
+    """Block until a notification arrives, then swallow any others already queued.
+
+    Raises:
+        ProtocolError: the connection was lost.
+    """
+    while True:
+        try:
+            client.wait_for_notification(timeout=_WAKE_INTERVAL)
+            break
+        except ProtocolTimeoutError:
+            continue
+    while client.wait_for_notification(timeout=-1) is not None:
+        pass
+
+
+def watch(out: Output, frame: Frame, client: Any) -> int:
+    """Show ``frame()`` and redraw it after every change until it reports it is finished.
+
+    Returns:
+        0 when the watched thing ended, 130 when interrupted with Ctrl-C.
+
+    Raises:
+        ProtocolError: the connection was lost (the caller's error wrapper reports it).
+    """
+    try:
+        if out.tty:
+            return _watch_live(out, frame, client)
+        return _watch_plain(out, frame, client)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def _watch_plain(out: Output, frame: Frame, client: Any) -> int:
+    while True:
+        lines, finished = frame()
+        out.lines(lines)
+        out.text("")
+        if finished:
+            return EXIT_OK
+        wait_for_change(client)
+
+
+def _watch_live(out: Output, frame: Frame, client: Any) -> int:
+    with out.live(vertical_overflow="visible") as live:
+        while True:
+            lines, finished = frame()
+            live.update(to_rich(lines), refresh=True)
+            if finished:
+                return EXIT_OK
+            wait_for_change(client)

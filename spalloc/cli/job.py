@@ -1,0 +1,198 @@
+"""``spalloc-job``: show, watch, power, list the IPs of, or destroy an existing job.
+
+Called with a job ID, or with none to pick the only live job of ``--owner`` (by default
+the owner from the config). The actions are mutually exclusive:
+
+* ``--info`` (default): everything known about the job; ``--watch`` keeps it up to date
+  and ends when the job is destroyed;
+* ``--power-on`` / ``--reset`` / ``--power-off``: switch the boards, and wait until done;
+* ``--ethernet-ips``: the Ethernet-attached chips as CSV (``x,y,hostname``);
+* ``--destroy [REASON]``: destroy the job (anybody may, at any time).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from spalloc.cli._common import (
+    COMMON_EXIT_CODES,
+    CliError,
+    load_cli_config,
+    make_parser,
+    open_client,
+    run,
+    settings_or_exit,
+)
+from spalloc.cli._options import add_server_options
+from spalloc.states import JobState
+
+__all__ = [
+    "EXIT_BAD_STATE",
+    "EXIT_NOT_ALLOCATED",
+    "EXIT_NO_JOB",
+    "EXIT_POWER_INTERRUPTED",
+    "build_parser",
+    "main",
+]
+
+PROG = "spalloc-job"
+#: No job ID given and the owner has no live job, or several.
+EXIT_NO_JOB = 3
+#: Ctrl-C while waiting for a power command to finish.
+EXIT_POWER_INTERRUPTED = 7
+#: The job cannot be powered in its current state (queued, destroyed, unknown).
+EXIT_BAD_STATE = 8
+#: ``--ethernet-ips`` for a job without boards.
+EXIT_NOT_ALLOCATED = 9
+
+EXIT_CODES = COMMON_EXIT_CODES.replace("  130", """\
+  3    no job ID given and the owner has no live job, or more than one
+  7    interrupted while waiting for a power command to finish
+  8    the job cannot be powered in its state (or was destroyed meanwhile)
+  9    --ethernet-ips: the job is queued or does not exist
+  130""")
+
+
+def build_parser(config: Any = None) -> argparse.ArgumentParser:
+    """The argument parser of ``spalloc-job``."""
+    parser = make_parser(PROG, "Manage running jobs.", EXIT_CODES)
+    parser.add_argument(
+        "job_id", type=int, nargs="?", metavar="JOB_ID",
+        help="the job ID of interest; optional if the owner has exactly one live job")
+    parser.add_argument(
+        "--owner", "-o", default=getattr(config, "owner", None),
+        help="if no job ID is given and this owner has exactly one live job, use it "
+             "(default: %(default)s)")
+    actions = parser.add_mutually_exclusive_group()
+    actions.add_argument("--info", "-i", action="store_true",
+                         help="show information about the job (the default)")
+    actions.add_argument("--watch", "-w", action="store_true",
+                         help="watch the job's state; ends when the job is destroyed")
+    actions.add_argument("--power-on", "--reset", "-p", "-r", action="store_true",
+                         help="power-on or reset the job's boards and wait until done")
+    actions.add_argument("--power-off", action="store_true",
+                         help="power-off the job's boards and wait until done")
+    actions.add_argument("--ethernet-ips", "-e", action="store_true",
+                         help="list the IPs of the job's Ethernet-attached chips as CSV")
+    actions.add_argument("--destroy", "-D", nargs="?", metavar="REASON", const="",
+                         help="destroy a queued or running job, with an optional reason")
+    add_server_options(parser, config)
+    return parser
+
+
+def _choose_job(client: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from spalloc.cli._records import parse_jobs
+
+    if args.job_id is not None:
+        return int(args.job_id)
+    if not args.owner:
+        parser.error("job ID (or --owner) not specified")
+    mine = [job.job_id for job in parse_jobs(client.call("list_jobs"))
+            if job.owner == args.owner]
+    if not mine:
+        raise CliError(EXIT_NO_JOB, f"Owner {args.owner} has no live jobs")
+    if len(mine) > 1:
+        ids = ", ".join(map(str, mine))
+        raise CliError(EXIT_NO_JOB, f"Ambiguous: {args.owner} has {len(mine)} live jobs: {ids}")
+    return mine[0]
+
+
+def _info_frame(client: Any, job_id: int, timeout: float | None) -> tuple[list, bool]:
+    from spalloc.cli._records import JobStateRecord, MachineInfoRecord, parse_jobs
+    from spalloc.cli._render import job_info
+
+    # Like the official tool, ask get_job_state only for a job that is no longer live: for a
+    # live job it would move the job's "Owner host" to this machine.
+    replies = [client.submit("list_jobs"), client.submit("get_job_machine_info", job_id)]
+    jobs_reply, info_reply = (r.result(timeout) for r in replies)
+    job = next((j for j in parse_jobs(jobs_reply) if j.job_id == job_id), None)
+    if job is not None:
+        state = JobStateRecord(job.state, job.power, job.keepalive, None, job.start_time,
+                               job.keepalivehost)
+        info: MachineInfoRecord | None = MachineInfoRecord.from_wire(info_reply)
+    else:
+        state = JobStateRecord.from_wire(client.call("get_job_state", job_id))
+        info = None
+    finished = state.state in (JobState.destroyed, JobState.unknown)
+    return job_info(job_id, job, state, info), finished
+
+
+def _power(client: Any, job_id: int, on: bool, timeout: float | None) -> int:
+    from spalloc.cli._records import JobStateRecord
+    from spalloc.cli._watch import wait_for_change
+
+    def state() -> JobStateRecord:
+        return JobStateRecord.from_wire(client.call("get_job_state", job_id))
+
+    current = state()
+    if current.state not in (JobState.ready, JobState.power):
+        name = JobState.from_wire(current.state).name
+        raise CliError(EXIT_BAD_STATE,
+                       f"Error: Cannot power {'on' if on else 'off'} job {job_id} "
+                       f"in state {name}")
+    client.call("notify_job", job_id)
+    client.call("power_on_job_boards" if on else "power_off_job_boards", job_id)
+    try:
+        while True:
+            current = state()
+            if current.state == JobState.ready:
+                return 0
+            if current.state != JobState.power:
+                name = JobState.from_wire(current.state).name
+                reason = f": {current.reason}" if current.reason else ""
+                raise CliError(EXIT_BAD_STATE, f"Error: job {job_id} is {name}{reason}")
+            wait_for_change(client)
+    except KeyboardInterrupt:
+        return EXIT_POWER_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from spalloc.cli._output import Output
+
+    parser = build_parser(load_cli_config())
+    args = parser.parse_args(argv)
+    settings = settings_or_exit(parser, args)
+    if args.job_id is None and not args.owner:
+        parser.error("job ID (or --owner) not specified")
+    out = Output()
+    client = open_client(settings)
+    try:
+        job_id = _choose_job(client, args, parser)
+        if args.watch:
+            from spalloc.cli._watch import watch
+
+            client.call("notify_job", job_id)
+            return watch(out, lambda: _info_frame(client, job_id, settings.timeout), client)
+        if args.power_on or args.power_off:
+            return _power(client, job_id, bool(args.power_on), settings.timeout)
+        if args.ethernet_ips:
+            from spalloc.cli._records import MachineInfoRecord
+            from spalloc.cli._render import ethernet_csv
+
+            info = MachineInfoRecord.from_wire(client.call("get_job_machine_info", job_id))
+            if info.connections is None:
+                raise CliError(EXIT_NOT_ALLOCATED, f"Job {job_id} is queued or does not exist")
+            out.stream.write(ethernet_csv(info.connections))
+            out.flush()
+            return 0
+        if args.destroy is not None:
+            # Never send an empty reason (B21): say who destroyed it.
+            reason = args.destroy or (f"Destroyed by {args.owner}" if args.owner
+                                      else "Destroyed with spalloc-job")
+            client.call("destroy_job", job_id, reason=reason)
+            return 0
+        out.lines(_info_frame(client, job_id, settings.timeout)[0])
+        return 0
+    finally:
+        client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``spalloc-job``; returns the exit code."""
+    return run(PROG, lambda: _main(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,93 @@
+"""``spalloc-machine``: list the machines, or show one with a map of its boards and jobs.
+
+With no argument, a table of every machine and its load. With a machine name, a summary, a
+hexagonal map of its boards (each job's boards marked with a key letter; dead boards are
+left blank) and the key to the jobs; ``--detailed`` turns the key into a table with owners.
+``--watch`` redraws on every allocation, release and power change.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from spalloc.cli._common import (
+    COMMON_EXIT_CODES,
+    CliError,
+    load_cli_config,
+    make_parser,
+    open_client,
+    run,
+    settings_or_exit,
+)
+from spalloc.cli._options import add_server_options
+
+__all__ = ["EXIT_NO_MACHINE", "build_parser", "main"]
+
+PROG = "spalloc-machine"
+#: The named machine does not exist.
+EXIT_NO_MACHINE = 6
+
+EXIT_CODES = COMMON_EXIT_CODES.replace(
+    "  130", "  6    no machine of that name\n  130")
+
+
+def build_parser(config: object = None) -> argparse.ArgumentParser:
+    """The argument parser of ``spalloc-machine``."""
+    parser = make_parser(PROG, "Get the state of individual machines.", EXIT_CODES)
+    parser.add_argument("machine", nargs="?", help="if given, specifies the machine to inspect")
+    parser.add_argument("--watch", "-w", action="store_true",
+                        help="update the output when things change (Ctrl-C to stop)")
+    parser.add_argument("--detailed", "-d", action="store_true",
+                        help="list detailed job information")
+    add_server_options(parser, config)
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from spalloc.cli._output import Output
+    from spalloc.cli._records import parse_jobs, parse_machines
+    from spalloc.cli._render import machine_by_name, machine_detail, machine_list
+
+    parser = build_parser(load_cli_config())
+    args = parser.parse_args(argv)
+    if args.detailed and args.machine is None:
+        parser.error("--detailed only works when a specific machine is specified")
+    settings = settings_or_exit(parser, args)
+    out = Output()
+    width = out.console.width if out.tty else 80
+    client = open_client(settings)
+    try:
+        def frame() -> tuple[list, bool]:
+            # Both requests travel together: one round trip.
+            machines_reply = client.submit("list_machines")
+            jobs_reply = client.submit("list_jobs")
+            machines = parse_machines(machines_reply.result(settings.timeout))
+            jobs = parse_jobs(jobs_reply.result(settings.timeout))
+            if args.machine is None:
+                return machine_list(machines, jobs), False
+            machine = machine_by_name(machines, args.machine)
+            if machine is None:
+                raise CliError(EXIT_NO_MACHINE, f"No machine '{args.machine}' was found")
+            return machine_detail(machine, jobs, detailed=args.detailed, width=width), False
+
+        if args.watch:
+            from spalloc.cli._watch import watch
+
+            client.call("notify_machine", args.machine)
+            # Jobs too, so that power changes redraw the map (the official tool missed them).
+            client.call("notify_job")
+            return watch(out, frame, client)
+        out.lines(frame()[0])
+        return 0
+    finally:
+        client.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``spalloc-machine``; returns the exit code."""
+    return run(PROG, lambda: _main(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

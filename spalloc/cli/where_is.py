@@ -1,0 +1,118 @@
+"""``spalloc-where-is``: find the physical and logical location of a board or chip.
+
+Exactly one query is given::
+
+    spalloc-where-is --board MACHINE X Y Z
+    spalloc-where-is --physical MACHINE CABINET FRAME BOARD
+    spalloc-where-is --chip MACHINE X Y
+    spalloc-where-is --job-chip JOB_ID X Y
+
+and the answer looks like::
+
+                     Machine: my-machine
+           Physical location: Cabinet 2, Frame 4, Board 7
+            Board coordinate: (3, 4, 0)
+    Machine chip coordinates: (38, 51)
+    Coordinates within board: (2, 3)
+             Job using board: 24
+      Coordinates within job: (14, 3)
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from spalloc.cli._common import (
+    COMMON_EXIT_CODES,
+    CliError,
+    load_cli_config,
+    make_parser,
+    open_client,
+    run,
+    settings_or_exit,
+)
+from spalloc.cli._options import add_server_options
+
+__all__ = ["EXIT_NOT_FOUND", "build_parser", "main", "query_arguments"]
+
+PROG = "spalloc-where-is"
+#: The server knows no live board at that location.
+EXIT_NOT_FOUND = 4
+
+EXIT_CODES = COMMON_EXIT_CODES.replace(
+    "  130", "  4    no boards at the specified location\n  130")
+
+
+def build_parser(config: object = None) -> argparse.ArgumentParser:
+    """The argument parser of ``spalloc-where-is``."""
+    parser = make_parser(
+        PROG, "Find out the location (physical or logical) of a chip or board.", EXIT_CODES)
+    query = parser.add_mutually_exclusive_group(required=True)
+    query.add_argument("--board", "-b", "--logical", "-l", nargs=4,
+                       metavar=("MACHINE", "X", "Y", "Z"),
+                       help="specify the logical board coordinate")
+    query.add_argument("--physical", "-p", nargs=4,
+                       metavar=("MACHINE", "CABINET", "FRAME", "BOARD"),
+                       help="specify a board's physical location")
+    query.add_argument("--chip", "-c", nargs=3, metavar=("MACHINE", "X", "Y"),
+                       help="specify a board by chip coordinates (as if the whole machine "
+                            "is being used)")
+    query.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
+                       help="specify the chip coordinates of a chip within a job's boards")
+    add_server_options(parser, config)
+    return parser
+
+
+def query_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """The ``where_is`` keyword arguments and whether to show the chip within its board.
+
+    Raises:
+        ValueError: a coordinate is not an integer.
+    """
+    if args.board:
+        machine, x, y, z = args.board
+        return {"machine": machine, "x": int(x), "y": int(y), "z": int(z)}, False
+    if args.physical:
+        machine, c, f, b = args.physical
+        return {"machine": machine, "cabinet": int(c), "frame": int(f), "board": int(b)}, False
+    if args.chip:
+        machine, x, y = args.chip
+        return {"machine": machine, "chip_x": int(x), "chip_y": int(y)}, True
+    job_id, x, y = args.job_chip
+    return {"job_id": int(job_id), "chip_x": int(x), "chip_y": int(y)}, True
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from spalloc.cli._output import Output
+    from spalloc.cli._records import LocationRecord
+    from spalloc.cli._render import where_is_info
+
+    parser = build_parser(load_cli_config())
+    args = parser.parse_args(argv)
+    try:
+        query, show_board_chip = query_arguments(args)
+    except ValueError as exc:
+        parser.error(f"Error: {exc}")
+    settings = settings_or_exit(parser, args)
+    client = open_client(settings)
+    try:
+        # Every form is sent by keyword, which both the Python and the Java server accept
+        # (the official 7.4 client could only send the job form: B11).
+        location = LocationRecord.from_wire(client.call("where_is", **query))
+    finally:
+        client.close()
+    if location is None:
+        raise CliError(EXIT_NOT_FOUND, "No boards at the specified location")
+    Output().lines(where_is_info(location, show_board_chip=show_board_chip))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``spalloc-where-is``; returns the exit code."""
+    return run(PROG, lambda: _main(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
