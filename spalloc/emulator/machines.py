@@ -29,6 +29,7 @@ emulated address leaves 127.0.0.0/8.
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,7 +74,7 @@ class MachineConfigError(ValueError):
         self.field = field
 
 
-def load_machines(path: str | Path) -> list[Machine]:
+def load_machines(path: str | os.PathLike[str]) -> list[Machine]:
     """Read machines from a TOML file.
 
     Raises:
