@@ -1,0 +1,277 @@
+"""The Python API under the magics: the same features for VS Code, scripts and marimo.
+
+Each function takes explicit server settings (``hostname``, ``port``, ``timeout``; unset ones
+come from the spalloc config file) and returns an object that displays itself as HTML in a
+notebook and as text elsewhere.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from spalloc_nb._config import ServerAddress, resolve_server
+from spalloc_nb._html import Table, job_html, job_text, job_view
+from spalloc_nb._registry import registry
+
+__all__ = [
+    "MachineSummary",
+    "Message",
+    "destroy",
+    "job_bundle",
+    "job_widget",
+    "machine",
+    "machines",
+    "mark_emulated",
+    "ps",
+    "where_is",
+]
+
+_widgets_lock = threading.Lock()
+_widgets: dict[int, Any] = {}
+_emulated: set[int] = set()
+
+
+@dataclass(frozen=True)
+class Message:
+    """A one-line result (e.g. of ``destroy``), shown as text or HTML."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_html_(self) -> str:
+        return f"<span>{html.escape(self.text)}</span>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text)
+
+
+@dataclass(frozen=True)
+class MachineSummary:
+    """One machine: its figures, its jobs, a text board map and (when available) a live map."""
+
+    name: str
+    details: Table
+    jobs: Table
+    board_map_text: str
+    board_map: Any = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.board_map_text}\n\n{self.jobs}"
+
+    def _repr_html_(self) -> str:
+        return (f"<div>{self.details._repr_html_()}<pre>{html.escape(self.board_map_text)}</pre>"
+                f"{self.jobs._repr_html_()}</div>")
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.board_map is not None:
+            data.update(self.board_map._repr_mimebundle_(**kwargs) or {})
+        data["text/html"] = self._repr_html_()
+        data["text/plain"] = str(self)
+        return data
+
+
+def _server(hostname: str | None, port: int | None, timeout: float | None,
+            **defaults: Any) -> ServerAddress:
+    return resolve_server(defaults, {"hostname": hostname, "port": port, "timeout": timeout})
+
+
+def _connect(address: ServerAddress) -> Any:
+    from spalloc.client import ProtocolClient
+
+    client = ProtocolClient(address.hostname, address.port, timeout=address.timeout)
+    client.connect(timeout=address.timeout)
+    return client
+
+
+def _fetch(address: ServerAddress, *commands: tuple[str, tuple[Any, ...], dict[str, Any]]
+           ) -> list[Any]:
+    client = _connect(address)
+    try:
+        return [client.call(name, *args, timeout=address.timeout, **kwargs)
+                for name, args, kwargs in commands]
+    finally:
+        client.close()
+
+
+def _plain(cell: Any) -> Any:
+    # The CLI's rows carry (text, style) pairs; a table here has no styles.
+    return cell[0] if isinstance(cell, tuple) else cell
+
+
+def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | None = None,
+       port: int | None = None, timeout: float | None = None) -> Table:
+    """The live jobs on the server, like ``spalloc-ps``."""
+    from spalloc.cli._records import parse_jobs
+    from spalloc.cli._render import ps_rows
+
+    address = _server(hostname, port, timeout)
+    (reply,) = _fetch(address, ("list_jobs", (), {}))
+    rows = ps_rows(parse_jobs(reply), machine=machine, owner=owner)
+    headers = tuple(str(_plain(cell)) for cell in rows[0])
+    body = tuple(tuple(_plain(cell) for cell in row) for row in rows[1:])
+    title = f"Jobs on {address.hostname}:{address.port}"
+    if address.emulated:
+        title += " (emulated)"
+    return Table(headers, body, title)
+
+
+def machines(*, hostname: str | None = None, port: int | None = None,
+             timeout: float | None = None) -> Table:
+    """The machines and their load, like ``spalloc-machine`` with no argument."""
+    from spalloc.cli._records import parse_jobs, parse_machines
+
+    address = _server(hostname, port, timeout)
+    machine_reply, jobs_reply = _fetch(address, ("list_machines", (), {}),
+                                       ("list_jobs", (), {}))
+    jobs = parse_jobs(jobs_reply)
+    rows = []
+    for m in parse_machines(machine_reply):
+        on_it = [job for job in jobs if job.machine_name == m.name]
+        in_use = sum(len(job.boards or ()) for job in on_it)
+        rows.append((m.name, m.num_boards, in_use, len(on_it), ", ".join(m.tags)))
+    return Table(("Name", "Num boards", "In-use", "Jobs", "Tags"), tuple(rows),
+                 "Machines" + (" (emulated)" if address.emulated else ""))
+
+
+def machine(name: str, *, hostname: str | None = None, port: int | None = None,
+            timeout: float | None = None, live_map: bool = True) -> MachineSummary:
+    """One machine, like ``spalloc-machine NAME``, with the board map widget when available.
+
+    Raises:
+        LookupError: no machine of that name.
+    """
+    from spalloc.cli._records import parse_jobs, parse_machines
+    from spalloc.cli._render import job_key, machine_detail, plain
+
+    address = _server(hostname, port, timeout)
+    machine_reply, jobs_reply = _fetch(address, ("list_machines", (), {}),
+                                       ("list_jobs", (), {}))
+    found = next((m for m in parse_machines(machine_reply) if m.name == name), None)
+    if found is None:
+        raise LookupError(f"No machine {name!r} was found")
+    jobs = parse_jobs(jobs_reply)
+    on_it = [job for job in jobs if job.machine_name == name]
+    in_use = sum(len(job.boards or ()) for job in on_it)
+    details = Table(("Name", "Tags", "In-use", "Jobs"),
+                    ((found.name, ", ".join(found.tags), f"{in_use} of {found.num_boards}",
+                      len(on_it)),), f"Machine {name}")
+    job_rows = tuple(
+        (job_key(i), job.job_id, len(job.boards or ()),
+         f"{job.owner} ({job.keepalivehost})" if job.keepalivehost else job.owner)
+        for i, job in enumerate(on_it))
+    text_map = plain(machine_detail(found, jobs, detailed=False))
+    board_map = _board_map(name, address) if live_map else None
+    return MachineSummary(name, details,
+                          Table(("Key", "Job ID", "Num boards", "Owner (Host)"), job_rows),
+                          text_map, board_map)
+
+
+def _board_map(name: str, address: ServerAddress) -> Any:
+    from spalloc_nb.widgets.job import board_map_class
+
+    cls = board_map_class()
+    if cls is None:
+        return None
+    try:
+        client = _connect(address)
+        return cls(name, client)
+    except Exception:  # the map is a bonus; the tables above already answer the question
+        return None
+
+
+def where_is(*, machine: str | None = None, x: int | None = None, y: int | None = None,
+             z: int | None = None, cabinet: int | None = None, frame: int | None = None,
+             board: int | None = None, chip_x: int | None = None, chip_y: int | None = None,
+             job_id: int | None = None, hostname: str | None = None, port: int | None = None,
+             timeout: float | None = None) -> Table:
+    """Locate a board or chip, like ``spalloc-where-is`` (give exactly one form's keys).
+
+    Raises:
+        LookupError: nothing is at that location.
+    """
+    from spalloc.cli._records import LocationRecord
+
+    given = {"machine": machine, "x": x, "y": y, "z": z, "cabinet": cabinet, "frame": frame,
+             "board": board, "chip_x": chip_x, "chip_y": chip_y, "job_id": job_id}
+    kwargs = {key: value for key, value in given.items() if value is not None}
+    forms = ({"machine", "x", "y", "z"}, {"machine", "cabinet", "frame", "board"},
+             {"machine", "chip_x", "chip_y"}, {"job_id", "chip_x", "chip_y"})
+    if set(kwargs) not in forms:
+        raise TypeError("give machine+x,y,z, machine+cabinet,frame,board, machine+chip_x,chip_y "
+                        "or job_id+chip_x,chip_y")
+    address = _server(hostname, port, timeout)
+    (reply,) = _fetch(address, ("where_is", (), kwargs))
+    location = LocationRecord.from_wire(reply)
+    if location is None:
+        raise LookupError("No boards at the specified location")
+    cabinet_, frame_, board_ = location.physical
+    rows: list[tuple[str, Any]] = [
+        ("Machine", location.machine),
+        ("Physical location", f"Cabinet {cabinet_}, Frame {frame_}, Board {board_}"),
+        ("Board coordinate", str(location.logical)),
+        ("Machine chip coordinates", str(location.chip)),
+    ]
+    if "chip_x" in kwargs:
+        rows.append(("Coordinates within board", str(location.board_chip)))
+    rows.append(("Job using board", str(location.job_id)))
+    if location.job_id is not None and location.job_chip is not None:
+        rows.append(("Coordinates within job", str(location.job_chip)))
+    return Table(("Where", "Value"), tuple(rows))
+
+
+def destroy(job_id: int, reason: str | None = None, *, hostname: str | None = None,
+            port: int | None = None, timeout: float | None = None) -> Message:
+    """Destroy any job by id, like ``spalloc-job ID --destroy [REASON]``."""
+    address = _server(hostname, port, timeout)
+    kwargs = {} if reason is None else {"reason": reason}
+    _fetch(address, ("destroy_job", (job_id,), kwargs))
+    return Message(f"Job {job_id} destroyed." if reason is None
+                   else f"Job {job_id} destroyed: {reason}")
+
+
+def mark_emulated(job: Any) -> None:
+    """Remember that ``job`` runs on the embedded emulator (its renderings say so)."""
+    with _widgets_lock:
+        _emulated.add(id(job))
+
+
+def _is_emulated(job: Any) -> bool:
+    with _widgets_lock:
+        return id(job) in _emulated
+
+
+def job_widget(job: Any, *, emulated: bool | None = None) -> Any:
+    """The live widget of ``job`` (one per job: displaying it twice shows the same model)."""
+    from spalloc_nb.widgets.job import JobWidget
+
+    with _widgets_lock:
+        widget = _widgets.get(id(job))
+        if widget is not None and widget.job is job and widget.comm is not None:
+            return widget
+        flag = id(job) in _emulated if emulated is None else emulated
+        widget = JobWidget(job, emulated=flag)
+        _widgets[id(job)] = widget
+    key = id(job)
+    registry.add_closer(widget.job, lambda: _forget(key))
+    return widget
+
+
+def _forget(key: int) -> None:
+    with _widgets_lock:
+        _widgets.pop(key, None)
+        _emulated.discard(key)
+
+
+def job_bundle(job: Any, *, widget: bool) -> dict[str, Any]:
+    """The display bundle of a job: live widget (optional) + ``text/html`` + ``text/plain``."""
+    if widget:
+        return job_widget(job)._repr_mimebundle_()
+    snapshot = getattr(job, "snapshot", job)
+    view = job_view(snapshot, emulated=_is_emulated(job))
+    return {"text/html": job_html(view), "text/plain": job_text(view)}

@@ -1,0 +1,288 @@
+"""Static renderings of jobs and tables: ``text/html`` and ``text/plain``, no widgets.
+
+Everything here is a pure function of plain data, so the live widget, the static fallback
+saved in notebooks (GitHub, nbviewer, nbconvert, stale widgets after a restart) and the
+tests all share one renderer.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "JobView",
+    "Table",
+    "format_duration",
+    "format_time",
+    "job_html",
+    "job_text",
+    "job_view",
+    "table_html",
+    "table_text",
+]
+
+_STATE_NAMES = {0: "unknown", 1: "queued", 2: "power", 3: "ready", 4: "destroyed"}
+_STATE_COLOURS = {"queued": "#1565c0", "power": "#b26a00", "ready": "#2e7d32",
+                  "destroyed": "#c62828", "unknown": "#616161"}
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What a rendering shows of a job: derived once from a snapshot, then only displayed."""
+
+    job_id: int | None
+    owner: str | None
+    state: str
+    power: str
+    reason: str | None
+    machine: str | None
+    boards: tuple[tuple[int, int, int], ...]
+    hostname: str | None
+    width: int | None
+    height: int | None
+    connections: tuple[tuple[int, int, str], ...]
+    keepalive: float | None
+    health: str
+    created_at: float | None
+    ready_at: float | None = None
+    queued_for: float | None = None
+    emulated: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def live(self) -> bool:
+        """True while the job holds or waits for boards."""
+        return self.state in ("queued", "power", "ready")
+
+
+def _state_name(state: Any) -> str:
+    name = getattr(state, "name", None)
+    if isinstance(name, str):
+        return name
+    try:
+        return _STATE_NAMES.get(int(state), "unknown")
+    except (TypeError, ValueError):
+        return "unknown"
+
+
+def _power_text(state: str, power: Any) -> str:
+    if state in ("destroyed", "unknown", "queued") or power is None:
+        return ""
+    if state == "power":
+        return "powering on" if power else "powering off"
+    return "on" if power else "off"
+
+
+def _health(snapshot: Any) -> str:
+    """Keepalive health as a category, so a routine keepalive does not change the rendering."""
+    state = _state_name(getattr(snapshot, "state", None))
+    if state not in ("queued", "power", "ready"):
+        return "stopped"
+    if getattr(snapshot, "connected", True) is False:
+        return "disconnected, reconnecting"
+    error = getattr(snapshot, "keepalive_error", None)
+    if error:
+        return f"failing: {error}"
+    if getattr(snapshot, "keepalive", None) is None:
+        return "none (the job never expires)"
+    return "ok"
+
+
+def job_view(snapshot: Any, *, ready_at: float | None = None, queued_for: float | None = None,
+             emulated: bool = False) -> JobView:
+    """Build a :class:`JobView` from a ``JobSnapshot`` (or anything with the same attributes)."""
+    state = _state_name(getattr(snapshot, "state", None))
+    raw_connections = getattr(snapshot, "connections", None) or {}
+    items: list[tuple[int, int, str]] = []
+    if isinstance(raw_connections, Mapping):
+        for key, host in raw_connections.items():
+            x, y = key
+            items.append((int(x), int(y), str(host)))
+    else:
+        for (x, y), host in raw_connections:
+            items.append((int(x), int(y), str(host)))
+    items.sort()
+    hostname = None
+    if items:
+        at_origin = [host for x, y, host in items if (x, y) == (0, 0)]
+        hostname = at_origin[0] if at_origin else items[0][2]
+    boards = tuple(sorted(tuple(int(c) for c in b) for b in (getattr(snapshot, "boards", None)
+                                                             or ())))
+    return JobView(
+        job_id=getattr(snapshot, "job_id", None),
+        owner=getattr(snapshot, "owner", None),
+        state=state,
+        power=_power_text(state, getattr(snapshot, "power", None)),
+        reason=getattr(snapshot, "reason", None),
+        machine=getattr(snapshot, "machine_name", None),
+        boards=boards,  # type: ignore[arg-type]
+        hostname=hostname,
+        width=getattr(snapshot, "width", None),
+        height=getattr(snapshot, "height", None),
+        connections=tuple(items),
+        keepalive=getattr(snapshot, "keepalive", None),
+        health=_health(snapshot),
+        created_at=getattr(snapshot, "start_time", None),
+        ready_at=ready_at,
+        queued_for=queued_for,
+        emulated=emulated,
+    )
+
+
+def format_time(stamp: float | None) -> str:
+    """Local wall-clock time as ``YYYY-MM-DD HH:MM:SS`` (blank when unknown)."""
+    if stamp is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def format_duration(seconds: float | None) -> str:
+    """A short human duration: ``0.21 s``, ``42 s``, ``3 min 5 s``, ``2 h 4 min``."""
+    if seconds is None:
+        return ""
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def _size(view: JobView) -> str:
+    if view.width is None or view.height is None:
+        return ""
+    return f"{view.width}\u00d7{view.height} chips"
+
+
+def job_text(view: JobView) -> str:
+    """One line of plain text, e.g. ``Job 7: ready, power on, 3 boards on m, 10.2.0.1 (...)``."""
+    parts = [view.state]
+    if view.state == "destroyed" and view.reason:
+        parts[0] = f"destroyed ({view.reason})"
+    if view.power:
+        parts.append(f"power {view.power}")
+    if view.boards:
+        count = len(view.boards)
+        parts.append(f"{count} board{'s' if count != 1 else ''} on {view.machine}")
+    if view.hostname:
+        parts.append(f"{view.hostname} ({_size(view)})")
+    label = "Job" if view.job_id is not None else "Job (not created)"
+    ident = f" {view.job_id}" if view.job_id is not None else ""
+    suffix = " [emulated]" if view.emulated else ""
+    return f"{label}{ident}: {', '.join(parts)}{suffix}"
+
+
+def _timing_rows(view: JobView) -> list[tuple[str, str]]:
+    rows = [("Created", format_time(view.created_at))]
+    if view.queued_for is not None:
+        rows.append(("Time queued", format_duration(view.queued_for)))
+    if view.ready_at is not None and view.state == "ready":
+        rows.append(("Ready since", format_time(view.ready_at)))
+    return [row for row in rows if row[1]]
+
+
+def _badge(state: str) -> str:
+    colour = _STATE_COLOURS.get(state, "#616161")
+    return (f'<span style="color:white;background:{colour};border-radius:3px;'
+            f'padding:0 5px;font-weight:bold">{html.escape(state)}</span>')
+
+
+def job_html(view: JobView) -> str:
+    """A self-contained HTML summary of a job (no scripts, inline styles only)."""
+    esc = html.escape
+    title = f"Job {view.job_id}" if view.job_id is not None else "Job"
+    if view.emulated:
+        title += " (emulated boards)"
+    rows: list[tuple[str, str]] = [
+        ("Owner", esc(view.owner or "")),
+        ("Machine", esc(view.machine or "")),
+        ("State", _badge(view.state)),
+    ]
+    if view.state == "destroyed":
+        rows.append(("Reason", esc(view.reason or "")))
+    rows.append(("Power", esc(view.power)))
+    rows.extend((label, esc(value)) for label, value in _timing_rows(view))
+    if view.boards:
+        boards = ", ".join(f"({x}, {y}, {z})" for x, y, z in view.boards)
+        rows.append(("Boards", f"{len(view.boards)}: {esc(boards)}"))
+    if view.hostname:
+        rows.append(("Hostname", f"<code>{esc(view.hostname)}</code>"))
+        rows.append(("Size", esc(_size(view))))
+    keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
+    rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
+    body = "".join(
+        f'<tr><th style="text-align:right;padding-right:1em">{label}</th>'
+        f'<td style="text-align:left">{value}</td></tr>'
+        for label, value in rows if value
+    )
+    parts = [f'<div class="spalloc-job"><strong>{esc(title)}</strong>',
+             f"<table>{body}</table>"]
+    if len(view.connections) > 1 or (view.connections and view.hostname is None):
+        parts.append(table_html(("x", "y", "hostname"),
+                                [(x, y, host) for x, y, host in view.connections],
+                                caption="Ethernet-connected chips"))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
+               caption: str | None = None) -> str:
+    """An escaped HTML table; ``None`` cells are blank, numbers are right-aligned."""
+    esc = html.escape
+    head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
+    lines = []
+    for row in rows:
+        cells = []
+        for cell in row:
+            align = "right" if isinstance(cell, int | float) and not isinstance(cell, bool) \
+                else "left"
+            text = "" if cell is None else str(cell)
+            cells.append(f'<td style="text-align:{align}">{esc(text)}</td>')
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{esc(caption)}</caption>" if caption else ""
+    return (f'<table class="spalloc-table">{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(lines)}</tbody></table>")
+
+
+def table_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """The same table as aligned plain text (numbers right-aligned, two-space gutters)."""
+    texts = [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in texts:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    out = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    for raw, row in zip(rows, texts, strict=True):
+        cells = []
+        for i, cell in enumerate(row):
+            numeric = isinstance(raw[i], int | float) and not isinstance(raw[i], bool)
+            cells.append(cell.rjust(widths[i]) if numeric else cell.ljust(widths[i]))
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table that displays as HTML in a notebook and as text elsewhere."""
+
+    headers: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    title: str | None = None
+
+    def _repr_html_(self) -> str:
+        title = f"<strong>{html.escape(self.title)}</strong>" if self.title else ""
+        return f"<div>{title}{table_html(self.headers, self.rows)}</div>"
+
+    def __str__(self) -> str:
+        text = table_text(self.headers, self.rows)
+        return f"{self.title}\n{text}" if self.title else text
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))

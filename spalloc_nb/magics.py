@@ -1,0 +1,460 @@
+"""``%spalloc`` and ``%%spalloc``: allocate SpiNNaker boards from a notebook.
+
+The magics are a thin layer: options are parsed with the same definitions as the ``spalloc``
+command-line tool, then the work is done by :class:`spalloc.Job` and :mod:`spalloc_nb._api`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import shlex
+import sys
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import MagicArgumentParser
+from traitlets import Bool, Enum, Float, Int, List, Unicode
+
+from spalloc_nb import _api
+from spalloc_nb._config import JOB_SETTINGS, nearest_name
+from spalloc_nb._registry import registry
+
+__all__ = ["SpallocMagics"]
+
+SUBCOMMANDS = ("ps", "machines", "machine", "job", "destroy", "where-is", "jobs")
+
+# Settings where the command-line tools read a negative number as "none".
+_NEGATIVE_IS_NONE = ("keepalive", "reconnect_delay", "timeout", "max_dead_boards",
+                     "max_dead_links")
+
+
+class _HelpRequested(Exception):
+    """``-h`` was given: the help has been printed, nothing else to do."""
+
+
+class _Parser(MagicArgumentParser):
+    """A ``MagicArgumentParser`` whose ``-h`` prints help instead of exiting the kernel."""
+
+    def __init__(self, prog: str, description: str | None = None) -> None:
+        super().__init__(prog=prog, description=description, add_help=True)
+
+    def exit(self, status: int = 0, message: str | None = None) -> Any:
+        raise _HelpRequested()
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"%spalloc: {exc}") from None
+
+
+@magics_class
+class SpallocMagics(Magics):
+    """``%spalloc`` / ``%%spalloc``, configured with ``%config SpallocMagics.<setting> = ...``.
+
+    Settings left as ``None`` come from the spalloc config file and ``SPALLOC_*`` variables.
+    """
+
+    hostname = Unicode(None, allow_none=True, config=True,
+                       help="spalloc server hostname, or 'local' for the embedded emulator.")
+    port = Int(None, allow_none=True, config=True, help="spalloc server port.")
+    owner = Unicode(None, allow_none=True, config=True,
+                    help="Owner of new jobs (by convention an email address).")
+    keepalive = Float(None, allow_none=True, config=True,
+                      help="Seconds without a keepalive before the server frees the boards "
+                           "(negative: never; dangerous in a notebook).")
+    reconnect_delay = Float(None, allow_none=True, config=True,
+                            help="Seconds between reconnection attempts.")
+    timeout = Float(None, allow_none=True, config=True,
+                    help="Seconds to wait for the server to answer (negative: forever).")
+    machine = Unicode(None, allow_none=True, config=True, help="Machine to allocate on.")
+    tags = List(Unicode(), default_value=None, allow_none=True, config=True,
+                help="Tags a machine must have.")
+    min_ratio = Float(None, allow_none=True, config=True,
+                      help="Minimum aspect ratio when asking for a number of boards.")
+    max_dead_boards = Int(None, allow_none=True, config=True,
+                          help="Dead boards allowed in an allocation (negative: any).")
+    max_dead_links = Int(None, allow_none=True, config=True,
+                         help="Dead links allowed in an allocation (negative: any).")
+    require_torus = Bool(None, allow_none=True, config=True,
+                         help="Require wrap-around links.")
+
+    destroy_at_exit = Bool(True, config=True,
+                           help="Destroy the jobs this kernel created when it exits.")
+    progress_after = Float(2.0, config=True,
+                           help="Seconds a blocking wait lasts before progress is shown.")
+    use_widgets = Enum(["auto", "always", "never"], "auto", config=True,
+                       help="Show jobs as live widgets: 'auto' does so inside a kernel.")
+    short_errors = Bool(True, config=True,
+                        help="Show spalloc errors as one line instead of a traceback.")
+    default_name = Unicode("job", config=True,
+                           help="Variable %%spalloc binds the job to unless --name is given.")
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        registry.destroy_at_exit = self.destroy_at_exit
+        self.observe(self._destroy_at_exit_changed, names="destroy_at_exit")
+
+    def _destroy_at_exit_changed(self, change: dict[str, Any]) -> None:
+        registry.destroy_at_exit = bool(change["new"])
+
+    # -- configuration --------------------------------------------------------------------
+
+    def _load_config(self, cfg: Any, section_names: Any = None, traits: Any = None) -> None:
+        # Hint at misspelt settings in the notebook itself; traitlets would only warn once
+        # per code location, which a notebook user may never see again.
+        name = type(self).__name__
+        if name in cfg:
+            known = self.trait_names(config=True)
+            for key in list(cfg[name]):
+                if key not in known and not key[:1].isupper():
+                    close = nearest_name(key, known)
+                    hint = f"; did you mean {close!r}?" if close else ""
+                    print(f"{name} has no setting {key!r}{hint} "
+                          f"(settings: {', '.join(sorted(known))})", file=sys.stderr)
+                    cfg = cfg.copy()
+                    cfg[name] = cfg[name].copy()
+                    del cfg[name][key]
+        super()._load_config(cfg, section_names=section_names, traits=traits)
+
+    def _settings(self) -> dict[str, Any]:
+        """The spalloc settings set through traits (``None`` = unset), negatives mapped."""
+        values = {key: getattr(self, key) for key in JOB_SETTINGS}
+        for key in _NEGATIVE_IS_NONE:
+            if values[key] is not None and values[key] < 0:
+                values[key] = None
+                values[f"_{key}_none"] = True
+        return values
+
+    def _defaults(self) -> SimpleNamespace:
+        """Option defaults: the config file, with the traits that are set on top."""
+        try:
+            from spalloc.config import load_config
+
+            base = load_config()
+        except ImportError:  # pragma: no cover - library older than spalloc.config
+            base = None
+        except Exception as exc:  # ConfigError: a bad file or SPALLOC_* value
+            raise UsageError(f"spalloc config: {exc}") from None
+        values = {key: getattr(base, key, None) for key in (*JOB_SETTINGS, "ignore_version")}
+        if base is None:
+            values.update(port=22244, keepalive=60.0, reconnect_delay=5.0, timeout=5.0,
+                          min_ratio=0.333, max_dead_boards=0, require_torus=False)
+        settings = self._settings()
+        for key in JOB_SETTINGS:
+            if settings[key] is not None or settings.get(f"_{key}_none"):
+                values[key] = settings[key]
+        return SimpleNamespace(**values)
+
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "the magics are used without a shell"
+        return self.shell
+
+    def _widgets_enabled(self) -> bool:
+        if self.use_widgets == "never":
+            return False
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            return False
+        if self.use_widgets == "always":
+            return True
+        return getattr(self.shell, "kernel", None) is not None
+
+    def format_job(self, job: Any) -> dict[str, Any]:
+        """The display bundle of a :class:`spalloc.Job` (registered with the formatter)."""
+        return _api.job_bundle(job, widget=self._widgets_enabled())
+
+    # -- parsers --------------------------------------------------------------------------
+
+    def _server_parser(self, prog: str, description: str, *, jobs: bool = False) -> _Parser:
+        from spalloc.cli._options import add_server_options
+
+        parser = _Parser(f"%spalloc {prog}".rstrip(), description)
+        add_server_options(parser, self._defaults(), owner=jobs, keepalive=jobs)
+        return parser
+
+    def _alloc_parser(self, cell: bool) -> _Parser:
+        from spalloc.cli._options import add_job_options, add_server_options
+
+        prog = "%%spalloc" if cell else "%spalloc"
+        parser = _Parser(prog, "Allocate SpiNNaker boards." if not cell else
+                         "Allocate boards, run the cell with the job bound to a name, "
+                         "then destroy the job.")
+        defaults = self._defaults()
+        add_job_options(parser, defaults)
+        add_server_options(parser, defaults, owner=True, keepalive=True)
+        group = parser.add_argument_group("notebook arguments")
+        group.add_argument("--name", metavar="VAR",
+                           help="bind the job to this variable" +
+                                (f" (default: {self.default_name})" if cell else ""))
+        if cell:
+            group.add_argument("--keep", "--no-destroy", "-D", action="store_true",
+                               help="do not destroy the job when the cell ends")
+        else:
+            group.add_argument("--wait", action="store_true",
+                               help="block until the job is ready, showing progress")
+        return parser
+
+    # -- the magic ------------------------------------------------------------------------
+
+    @line_cell_magic
+    def spalloc(self, line: str, cell: str | None = None) -> Any:
+        """Allocate SpiNNaker boards, or inspect the spalloc server.
+
+        ::
+
+            %spalloc [WHAT] [options]      a Job, shown as a live widget; returns at once
+            %spalloc 3 --wait --name job   block until ready, bind the job to `job`
+            %spalloc --local 1             use the embedded emulator (no real boards)
+            %%spalloc [WHAT] [options]     allocate, wait, run the cell with `job` bound,
+                                           destroy the job afterwards (unless --keep)
+            %spalloc ps [--owner O] [--machine M]     live jobs
+            %spalloc machines | machine NAME          machines and their load
+            %spalloc job ID                           a widget for an existing job
+            %spalloc destroy ID [REASON]              destroy any job
+            %spalloc where-is --board M X Y Z | --physical M C F B | --chip M X Y
+                              | --job-chip JOB X Y
+            %spalloc jobs                             the jobs this kernel created
+
+        WHAT is nothing or 1 (one board), N (at least N boards), W H (W x H triads) or
+        X Y Z (one specific board). ``%spalloc <subcommand> -h`` shows every option.
+        Settings: ``%config SpallocMagics`` (over the spalloc config file).
+        """
+        tokens = _split(line)
+        try:
+            if tokens and tokens[0] in SUBCOMMANDS:
+                if cell is not None:
+                    raise UsageError(f"%%spalloc: {tokens[0]!r} is a line magic: "
+                                     f"use %spalloc {tokens[0]}")
+                return self._subcommand(tokens[0], tokens[1:])
+            if cell is None:
+                return self._line(tokens)
+            return self._cell(tokens, cell)
+        except _HelpRequested:
+            return None
+
+    # -- allocation -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Spalloc, network and config errors as a one-line ``UsageError`` (if short_errors)."""
+        from spalloc.exceptions import SpallocError
+
+        try:
+            yield
+        except (SpallocError, OSError, LookupError) as exc:
+            if not self.short_errors:
+                raise
+            text = str(exc) or type(exc).__name__
+            raise UsageError(f"spalloc: {type(exc).__name__}: {text}") from None
+
+    def _create(self, args: Any) -> Any:
+        from spalloc.cli._options import LOCAL, job_arguments
+
+        if args.hostname == LOCAL and not args.owner and args.resume is None:
+            args.owner = f"{getpass.getuser()}@localhost"
+        if args.name is not None and not args.name.isidentifier():
+            raise UsageError(f"--name {args.name!r} is not a valid variable name")
+        try:
+            what, kwargs = job_arguments(args)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        from spalloc.job import Job
+
+        with self._errors():
+            job = Job(*what, **kwargs)
+        if args.hostname == LOCAL:
+            _api.mark_emulated(job)
+        registry.add_job(job)
+        return job
+
+    def _show_progress(self, job: Any) -> Any:
+        """Show the job while a blocking wait goes on; returns a display handle or ``None``."""
+        from IPython.display import display
+
+        if self._widgets_enabled():
+            return display(self.format_job(job), raw=True, display_id=True)
+        snapshot = getattr(job, "snapshot", None)
+        state = getattr(getattr(snapshot, "state", None), "name", "waiting")
+        print(f"Job {job.id}: {state}, waiting until ready...", file=sys.stderr)
+        return None
+
+    def _wait(self, job: Any, *, show_now: bool) -> Any:
+        """Block until ``job`` is ready; show progress at once or after ``progress_after``."""
+        from spalloc.exceptions import StateChangeTimeoutError
+
+        handle = None
+        with self._errors():
+            if not show_now:
+                try:
+                    job.wait_until_ready(timeout=self.progress_after)
+                    return None
+                except StateChangeTimeoutError:
+                    pass
+            handle = self._show_progress(job)
+            job.wait_until_ready()
+        return handle
+
+    def _line(self, tokens: list[str]) -> Any:
+        args = self._alloc_parser(cell=False).parse_args(tokens)
+        job = self._create(args)
+        if args.wait:
+            try:
+                handle = self._wait(job, show_now=False)
+            except BaseException as exc:
+                _destroy(job, _reason(exc))
+                raise
+            if handle is not None:
+                # The result below shows the job; drop the progress view to avoid a twin.
+                handle.update({"text/plain": ""}, raw=True)
+        if args.name:
+            self._shell.user_ns[args.name] = job
+        return job
+
+    def _cell(self, tokens: list[str], cell: str) -> None:
+        __tracebackhide__ = True  # IPython hides this frame in tracebacks
+        args = self._alloc_parser(cell=True).parse_args(tokens)
+        name = args.name or self.default_name
+        if not name.isidentifier():
+            raise UsageError(f"--name {name!r} is not a valid variable name")
+        job = self._create(args)
+        reason = "Cell finished."
+        try:
+            self._wait(job, show_now=self._widgets_enabled())
+            self._shell.user_ns[name] = job
+            result = self._shell.run_cell(cell, store_history=False)
+            result.raise_error()
+        except BaseException as exc:
+            reason = _reason(exc)
+            raise
+        finally:
+            if args.keep:
+                registry.release_job(job)
+            else:
+                _destroy(job, reason)
+
+    # -- the twins of the command-line tools ----------------------------------------------
+
+    def _subcommand(self, name: str, argv: list[str]) -> Any:
+        from spalloc.cli._options import server_settings
+
+        if name == "jobs":
+            return self._owned_jobs(argv)
+        parser = self._server_parser(name, _SUBCOMMAND_HELP[name])
+        if name == "ps":
+            parser.add_argument("--owner", "-o", help="only jobs of this owner")
+            parser.add_argument("--machine", "-m", help="only jobs on this machine")
+        elif name == "machine":
+            parser.add_argument("machine_name", metavar="NAME", help="the machine")
+        elif name == "job":
+            parser.add_argument("job_id", type=int, metavar="ID", help="the job's id")
+        elif name == "destroy":
+            parser.add_argument("job_id", type=int, metavar="ID", help="the job's id")
+            parser.add_argument("reason", nargs="*", metavar="REASON", help="why")
+        elif name == "where-is":
+            forms = parser.add_mutually_exclusive_group(required=True)
+            forms.add_argument("--board", "--logical", "-b", "-l", nargs=4,
+                               metavar=("MACHINE", "X", "Y", "Z"))
+            forms.add_argument("--physical", "-p", nargs=4,
+                               metavar=("MACHINE", "CABINET", "FRAME", "BOARD"))
+            forms.add_argument("--chip", "-c", nargs=3, metavar=("MACHINE", "X", "Y"))
+            forms.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
+                               type=int)
+        args = parser.parse_args(argv)
+        try:
+            server = server_settings(args)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        where: dict[str, Any] = {"hostname": server.hostname, "port": server.port,
+                                 "timeout": server.timeout}
+        with self._errors():
+            if name == "ps":
+                return _api.ps(args.owner, args.machine, **where)
+            if name == "machines":
+                return _api.machines(**where)
+            if name == "machine":
+                return _api.machine(args.machine_name, live_map=self._widgets_enabled(),
+                                    **where)
+            if name == "destroy":
+                reason = " ".join(args.reason) or None
+                return _api.destroy(args.job_id, reason, **where)
+            if name == "where-is":
+                return _api.where_is(**_where_kwargs(args), **where)
+            return self._existing_job(args)
+        return None  # pragma: no cover - every subcommand returns above
+
+    def _existing_job(self, args: Any) -> Any:
+        from spalloc.cli._options import LOCAL, job_arguments
+        from spalloc.job import Job
+
+        args.resume = args.job_id
+        _what, kwargs = job_arguments(args)
+        job = Job(**kwargs)
+        if args.hostname == LOCAL:
+            _api.mark_emulated(job)
+        # Not ours to destroy, but its keepalive stops when the extension goes.
+        registry.add_closer(job, job.close)
+        return job
+
+    def _owned_jobs(self, argv: list[str]) -> Any:
+        _Parser("%spalloc jobs", "The jobs this kernel created.").parse_args(argv)
+        from spalloc_nb._html import Table, job_view
+
+        rows = []
+        for job in registry.jobs():
+            view = job_view(getattr(job, "snapshot", job))
+            rows.append((view.job_id, view.state, view.power, len(view.boards),
+                         view.machine or "", view.hostname or ""))
+        return Table(("ID", "State", "Power", "Boards", "Machine", "Hostname"), tuple(rows),
+                     "Jobs created by this kernel")
+
+
+_SUBCOMMAND_HELP = {
+    "ps": "List the live jobs.",
+    "machines": "List the machines and their load.",
+    "machine": "Show one machine: its load, jobs and board map.",
+    "job": "Show (and keep alive) an existing job as a live widget.",
+    "destroy": "Destroy a job by id.",
+    "where-is": "Find a board or chip by logical, physical, chip or job-chip coordinates.",
+}
+
+
+def _where_kwargs(args: Any) -> dict[str, Any]:
+    def ints(values: list[str]) -> list[int]:
+        try:
+            return [int(v) for v in values]
+        except ValueError as exc:
+            raise UsageError(f"%spalloc where-is: {exc}") from None
+
+    if args.board:
+        x, y, z = ints(args.board[1:])
+        return {"machine": args.board[0], "x": x, "y": y, "z": z}
+    if args.physical:
+        cabinet, frame, board = ints(args.physical[1:])
+        return {"machine": args.physical[0], "cabinet": cabinet, "frame": frame, "board": board}
+    if args.chip:
+        chip_x, chip_y = ints(args.chip[1:])
+        return {"machine": args.chip[0], "chip_x": chip_x, "chip_y": chip_y}
+    job_id, chip_x, chip_y = args.job_chip
+    return {"job_id": job_id, "chip_x": chip_x, "chip_y": chip_y}
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "Keyboard interrupt."
+    return f"Cell failed: {type(exc).__name__}"
+
+
+def _destroy(job: Any, reason: str) -> None:
+    registry.release_job(job)
+    try:
+        job.destroy(reason)
+    except Exception:  # destroy is best effort here; the keepalive frees the boards anyway
+        pass

@@ -1,0 +1,242 @@
+"""The live job widget: state, power, boards, hostnames, keepalive health and action buttons.
+
+The widget is a view. Its visible state is the value of a few child widgets; the job's
+state listener (a background thread) only assigns those values, never prints or displays;
+the buttons call ordinary methods (:meth:`JobWidget.power_on`, ...) that tests call too.
+Nothing is sent while nothing changes: values are assigned only when the rendering differs.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import Int, Unicode
+
+from spalloc_nb._html import JobView, job_html, job_text, job_view
+from spalloc_nb._registry import registry
+
+__all__ = ["JobWidget", "board_map_class"]
+
+_LIVE = ("queued", "power", "ready")
+
+
+def board_map_class() -> Any:
+    """The board map widget class if that module is available, else ``None``."""
+    try:
+        from spalloc_nb.widgets.boardmap import BoardMap
+    except Exception:  # not written yet, or its front-end dependencies are missing
+        return None
+    return BoardMap
+
+
+class JobWidget(widgets.VBox):
+    """A live view of one :class:`spalloc.Job` with Power on/off, Reset and Destroy buttons."""
+
+    job_id = Int(None, allow_none=True, help="The job's id (kernel side only).")
+    state = Unicode("", help="The job's state name: queued, power, ready, destroyed, unknown.")
+    power = Unicode("", help="'on', 'off', 'powering on', 'powering off' or ''.")
+    reason = Unicode(None, allow_none=True, help="Why the job was destroyed.")
+    health = Unicode("", help="Keepalive health: ok, failing: ..., disconnected, stopped.")
+
+    def __init__(self, job: Any, *, emulated: bool = False,
+                 destroy_reason: str = "Destroyed from the notebook.", **kwargs: Any) -> None:
+        self._job = job
+        self._emulated = emulated
+        self._destroy_reason = destroy_reason
+        self._lock = threading.RLock()
+        self._ready_at: float | None = None
+        self._queued_for: float | None = None
+        self._seen_waiting = False
+        self._view: JobView | None = None
+        self._remove_listener: Callable[[], None] | None = None
+
+        self._summary = widgets.HTML()
+        self._message = widgets.HTML()
+        self._power_on = widgets.Button(description="Power on", icon="play",
+                                        tooltip="Power the job's boards on")
+        self._power_off = widgets.Button(description="Power off", icon="stop",
+                                         tooltip="Power the job's boards off")
+        self._reset = widgets.Button(description="Reset", icon="refresh",
+                                     tooltip="Power-cycle the job's boards")
+        self._destroy = widgets.Button(description="Destroy", icon="trash", button_style="danger",
+                                       tooltip="Destroy the job and free its boards")
+        self._confirm_yes = widgets.Button(description="Yes, destroy", button_style="danger")
+        self._confirm_no = widgets.Button(description="Cancel")
+        self._confirm_label = widgets.HTML()
+        self._confirm = widgets.HBox([self._confirm_label, self._confirm_yes, self._confirm_no],
+                                     layout=widgets.Layout(display="none"))
+        buttons: list[widgets.Widget] = [self._power_on, self._power_off, self._reset,
+                                         self._destroy]
+        self._map_box = widgets.VBox()
+        self._map_button: widgets.ToggleButton | None = None
+        if board_map_class() is not None:
+            self._map_button = widgets.ToggleButton(description="Map", icon="th",
+                                                    tooltip="Show the job's boards on the machine")
+            self._map_button.observe(self._toggle_map, names="value")
+            buttons.append(self._map_button)
+        self._buttons = widgets.HBox(buttons)
+
+        self._power_on.on_click(lambda _b: self.power_on())
+        self._power_off.on_click(lambda _b: self.power_off())
+        self._reset.on_click(lambda _b: self.reset())
+        self._destroy.on_click(lambda _b: self.ask_destroy())
+        self._confirm_yes.on_click(lambda _b: self.destroy())
+        self._confirm_no.on_click(lambda _b: self.cancel_destroy())
+
+        super().__init__([self._summary, self._buttons, self._confirm, self._message,
+                          self._map_box], **kwargs)
+        self._apply(self._snapshot())
+        add = getattr(job, "add_state_listener", None)
+        if add is not None:
+            self._remove_listener = add(self._on_job_change)
+            # The job may have changed between the first snapshot and the subscription.
+            self._apply(self._snapshot())
+        registry.add_closer(self, self.close)
+
+    # -- the one update path --------------------------------------------------------------
+
+    @property
+    def job(self) -> Any:
+        """The job this widget shows."""
+        return self._job
+
+    @property
+    def view(self) -> JobView:
+        """The current rendering data (also used by the static HTML and text)."""
+        with self._lock:
+            assert self._view is not None
+            return self._view
+
+    def _snapshot(self) -> Any:
+        snapshot = getattr(self._job, "snapshot", None)
+        return snapshot if snapshot is not None else self._job
+
+    def _on_job_change(self, job: Any) -> None:
+        # Called on the job's background thread: assign traits only.
+        self._apply(self._snapshot())
+
+    def _apply(self, snapshot: Any) -> None:
+        with self._lock:
+            view = self._make_view(snapshot)
+            self._view = view
+            self.job_id = view.job_id
+            self.state = view.state
+            self.power = view.power
+            self.reason = view.reason if view.state == "destroyed" else None
+            self.health = view.health
+            self._summary.value = job_html(view)
+            has_boards = view.state in ("power", "ready")
+            self._power_on.disabled = not has_boards
+            self._power_off.disabled = not has_boards
+            self._reset.disabled = not has_boards
+            self._destroy.disabled = not view.live
+            if not view.live:
+                self._confirm.layout.display = "none"
+
+    def _make_view(self, snapshot: Any) -> JobView:
+        state = job_view(snapshot).state
+        now = time.time()
+        if state in ("queued", "power") and self._ready_at is None:
+            self._seen_waiting = True
+        if state == "ready" and self._ready_at is None:
+            self._ready_at = now
+            start = getattr(snapshot, "start_time", None)
+            if self._seen_waiting and start is not None:
+                self._queued_for = max(0.0, now - start)
+        return job_view(snapshot, ready_at=self._ready_at, queued_for=self._queued_for,
+                        emulated=self._emulated)
+
+    # -- actions (the buttons call these) -------------------------------------------------
+
+    def _act(self, what: str, action: Callable[[], Any]) -> bool:
+        try:
+            action()
+        except Exception as exc:  # shown in the widget: the user clicked, the user reads it
+            self._message.value = (f'<span style="color:#c62828">{html.escape(what)} failed: '
+                                   f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
+                                   "</span>")
+            return False
+        self._message.value = ""
+        self._apply(self._snapshot())
+        return True
+
+    def power_on(self) -> bool:
+        """Power the boards on (this power-cycles boards that are already on)."""
+        return self._act("Power on", lambda: self._job.set_power(True))
+
+    def power_off(self) -> bool:
+        """Power the boards off."""
+        return self._act("Power off", lambda: self._job.set_power(False))
+
+    def reset(self) -> bool:
+        """Reset (power-cycle) the boards."""
+        return self._act("Reset", self._job.reset)
+
+    def ask_destroy(self) -> None:
+        """Show the confirmation row; nothing is destroyed until it is confirmed."""
+        self._confirm_label.value = f"<b>Destroy job {html.escape(str(self.job_id))}?</b>"
+        self._confirm.layout.display = "flex"
+
+    def cancel_destroy(self) -> None:
+        """Hide the confirmation row."""
+        self._confirm.layout.display = "none"
+
+    def destroy(self, reason: str | None = None) -> bool:
+        """Destroy the job (also what the confirmation button does)."""
+        self._confirm.layout.display = "none"
+        ok = self._act("Destroy", lambda: self._job.destroy(reason or self._destroy_reason))
+        if ok:
+            registry.release_job(self._job)
+        return ok
+
+    def refresh(self) -> None:
+        """Ask the server for the job's state now (normally notifications do this)."""
+        self._act("Refresh", self._job.refresh)
+
+    def _toggle_map(self, change: dict[str, Any]) -> None:
+        if not change["new"]:
+            self._map_box.children = ()
+            return
+        cls = board_map_class()
+        try:
+            from_job = getattr(cls, "from_job", None)
+            board_map = from_job(self._job) if from_job is not None else cls(job=self._job)
+        except Exception as exc:
+            self._message.value = f"Map unavailable: {html.escape(str(exc))}"
+            return
+        self._map_box.children = (board_map,)
+
+    # -- renderings and lifetime ----------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        data = super()._repr_mimebundle_(**kwargs) or {}
+        view = self.view
+        data["text/html"] = job_html(view)
+        data["text/plain"] = job_text(view)
+        return data
+
+    def __repr__(self) -> str:
+        # Cheap and meaningful; the default would serialise every trait.
+        return f"<JobWidget {job_text(self._view) if self._view else ''}>"
+
+    def close(self) -> None:
+        """Stop listening to the job and close the widget (the job itself is untouched)."""
+        remove, self._remove_listener = self._remove_listener, None
+        if remove is not None:
+            try:
+                remove()
+            except Exception:
+                pass
+        registry.remove_closer(self)
+        for child in (self._summary, self._message, self._power_on, self._power_off,
+                      self._reset, self._destroy, self._confirm_yes, self._confirm_no,
+                      self._confirm_label, self._confirm, self._buttons, self._map_box):
+            child.close()
+        if self._map_button is not None:
+            self._map_button.close()
+        super().close()
