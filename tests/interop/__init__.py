@@ -1,0 +1,1 @@
+"""Interop tests against the official spalloc clients and the reference server (PyPI)."""
