@@ -186,7 +186,7 @@ class Emulator:
         Raises:
             KeyError: no machine of that name.
         """
-        return self._call(lambda: self._controller.board_power(machine_name, tuple(board)))
+        return self._call(lambda: self._controller.board_power(machine_name, board))
 
     def jobs(self) -> list[JobInfo]:
         """Snapshots of the live (queued, power or ready) jobs, oldest first."""

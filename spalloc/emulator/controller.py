@@ -275,14 +275,16 @@ class Controller:
             for board in allocation.boards:
                 self._owners.pop((machine.name, board), None)
             self._machine_changed(machine)
-            self._after(self._power_delay, self._powered_off, machine, allocation)
+            done = self._clock() + self._power_delay
+            self._at(done, self._powered_off, machine, allocation, done)
         # A cancelled head may unblock the jobs behind it.
         self._run_queues()
 
-    def _powered_off(self, machine: Machine, allocation: Allocation) -> None:
+    def _powered_off(self, machine: Machine, allocation: Allocation, done: float) -> None:
         for board in allocation.boards:
             self._board_power[(machine.name, board)] = False
-        self._after(self._free_delay, self._release, machine, allocation)
+        # Counted from when the power-off finished, not from when this timer ran.
+        self._at(done + self._free_delay, self._release, machine, allocation)
 
     def _release(self, machine: Machine, allocation: Allocation) -> None:
         self._allocators[machine.name].free(allocation)
