@@ -1,0 +1,580 @@
+"""An interactive map of one spalloc machine: every board a hexagon (an anywidget).
+
+The map follows the server live through its own connection and subscription
+(``notify_machine``): nothing is polled, and nothing is sent to the browser while nothing
+changes. Background threads only assign traits; the ES module beside this file draws them
+and writes back what the user clicks (``selected``, ``selected_chip``, ``chip_query``,
+``highlight_job``), which the query thread answers with the server's ``where_is``.
+
+Board IPs: the v1 protocol has no per-board IP query, and ``get_job_machine_info`` would
+refresh other users' keepalives, so IPs are shown only where they are known without it:
+from a :class:`spalloc.geometry.Machine` passed in (or an in-process emulator) and from the
+connections of the job given to :meth:`BoardMap.for_job`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anywidget
+import traitlets
+
+from spalloc.exceptions import ProtocolError, SpallocError
+from spalloc.geometry import Board, Machine, ethernet_chip, job_connections
+
+if TYPE_CHECKING:
+    from spalloc.client import ProtocolClient
+    from spalloc.models import MachineDescription, WhereIs
+
+__all__ = ["JOB_COLOURS", "BoardMap", "hex_cell", "job_colour", "job_key"]
+
+_HERE = Path(__file__).resolve().parent
+
+#: Fill colours for jobs, picked by ``job_id % 15`` as ``spalloc-machine`` picks its colours;
+#: light enough for black labels, none of them the grey of free or dead boards.
+JOB_COLOURS = (
+    "#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
+    "#f4a582", "#bc80bd", "#ccebc5", "#ffed6f", "#a6cee3", "#e5c494", "#66c2a5",
+)
+
+_STOP = object()
+
+
+def hex_cell(board: Board) -> tuple[int, int]:
+    """The layout cell ``(column, row)`` of a board's hexagon.
+
+    This is the triad layout of ``spalloc-machine``'s text map: flat-topped hexagons,
+    column ``2x - y + [z == 1]``, rows counted in half hexagons downwards (north is up).
+    The board across link ``l`` (when no seam is crossed) sits at the cell offset
+    ``[(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)][l]``.
+    """
+    x, y, z = board
+    col = 2 * x - y + (1 if z == 1 else 0)
+    up = 2 * y - x + (1 if z == 2 else 0)
+    return col, -(col + 2 * up)
+
+
+def job_key(index: int) -> str:
+    """The legend key of the ``index``-th job: A..Z, then AA, AB, ... (as ``spalloc-machine``)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def job_colour(job_id: int) -> str:
+    """The fill colour of a job's boards."""
+    return JOB_COLOURS[job_id % len(JOB_COLOURS)]
+
+
+def _board(value: Any) -> Board:
+    x, y, z = (int(v) for v in value)
+    return (x, y, z)
+
+
+def _where_is_answer(query: str, reply: WhereIs | None, *, chip_form: bool) -> dict[str, Any]:
+    """The ``answer`` trait for a ``where_is`` reply (``None`` means nothing there)."""
+    if reply is None:
+        return {"query": query, "error": "No boards at the specified location"}
+    answer: dict[str, Any] = {
+        "query": query,
+        "machine": reply.machine,
+        "logical": list(reply.logical),
+        "physical": list(reply.physical),
+        "chip": list(reply.chip),
+        "job_id": reply.job_id,
+        "job_chip": None if reply.job_chip is None else list(reply.job_chip),
+    }
+    if chip_form:
+        # As spalloc-where-is: "Coordinates within board" only when a chip was asked for.
+        answer["board_chip"] = list(reply.board_chip)
+    return answer
+
+
+# --- the widget -------------------------------------------------------------------------------
+
+
+class BoardMap(anywidget.AnyWidget):
+    """A live, clickable hexagon map of one machine's boards, coloured by job.
+
+    Build one with :meth:`for_machine` or :meth:`for_job`; :meth:`stop` stops following the
+    server and :meth:`close` also closes the widget. Constructed directly it only draws the
+    traits it is given.
+    """
+
+    _esm = _HERE / "boardmap.js"
+    _css = _HERE / "boardmap.css"
+
+    machine = traitlets.Unicode("").tag(sync=True)
+    width = traitlets.Int(0).tag(sync=True)
+    height = traitlets.Int(0).tag(sync=True)
+    tags = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    #: ``[{x, y, z, col, row, loc: [c, f, b] | None, ip: str | None, dead: bool}]``
+    boards = traitlets.List(traitlets.Dict()).tag(sync=True)
+    #: ``[[x, y, z, link]]``, one-way as the server lists them
+    dead_links = traitlets.List(traitlets.List(traitlets.Int())).tag(sync=True)
+    #: ``[{id, key, owner, boards: [[x, y, z]], colour, mine}]`` in server order
+    jobs = traitlets.List(traitlets.Dict()).tag(sync=True)
+    my_owner = traitlets.Unicode(None, allow_none=True).tag(sync=True)
+    highlight_job = traitlets.Int(None, allow_none=True).tag(sync=True)
+    selected = traitlets.List(traitlets.Int(), None, allow_none=True).tag(sync=True)
+    selected_chip = traitlets.List(traitlets.Int(), None, allow_none=True).tag(sync=True)
+    chip_query = traitlets.List(traitlets.Int(), None, allow_none=True).tag(sync=True)
+    #: the server's where-is answer for the last query, ``{"query", ...}`` or ``{"error"}``
+    answer = traitlets.Dict().tag(sync=True)
+    status = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._follower: _Follower | None = None
+        self._last_selection: tuple[Any, ...] | None = None
+
+    @traitlets.observe("my_owner")
+    def _on_owner(self, change: Mapping[str, Any]) -> None:
+        # Whose jobs are "yours" is a local matter: no server call needed.
+        owner = change["new"]
+        self.jobs = [{**j, "mine": bool(owner) and j["owner"] == owner} for j in self.jobs]
+
+    def __repr__(self) -> str:
+        # Cheap and meaningful in terminals and text/plain bundles.
+        live = sum(1 for b in self.boards if not b.get("dead"))
+        return (f"BoardMap(machine={self.machine!r}, boards={live}, jobs={len(self.jobs)}, "
+                f"status={self.status!r})")
+
+    # --- constructors --------------------------------------------------------------------------
+
+    @classmethod
+    def for_machine(cls, client_or_address: Any, machine_name: str, owner: str | None = None, *,
+                    geometry: Machine | None = None, timeout: float | None = 5.0,
+                    reconnect_delay: float = 5.0) -> BoardMap:
+        """A map of ``machine_name`` that follows the server until :meth:`stop`.
+
+        Args:
+            client_or_address: a ``ProtocolClient`` (its server is used through a new
+                connection of the map's own), ``(host, port)``, ``"host:port"``, or an
+                object with ``address`` (and optionally ``machines``), such as an emulator.
+            machine_name: the machine to draw.
+            owner: jobs of this owner are highlighted as yours.
+            geometry: the machine's :class:`~spalloc.geometry.Machine`, for board IPs and
+                locations without asking the server board by board.
+            timeout: seconds for each server call.
+            reconnect_delay: seconds between reconnection attempts.
+        """
+        host, port, known = _resolve_address(client_or_address)
+        if geometry is None:
+            geometry = next((m for m in known if m.name == machine_name), None)
+        widget = cls(machine=machine_name, my_owner=owner)
+        widget._follow(_Follower(widget, host, port, machine_name, geometry=geometry,
+                                 timeout=timeout, reconnect_delay=reconnect_delay))
+        return widget
+
+    @classmethod
+    def for_job(cls, job: Any, *, geometry: Machine | None = None, timeout: float | None = 5.0,
+                reconnect_delay: float = 5.0) -> BoardMap:
+        """A map of the machine a ``spalloc.Job`` runs on, its boards outlined.
+
+        A queued job's map shows its machine once it is allocated.
+        """
+        host, port, known = _resolve_address(job.client)
+        snap = getattr(job, "snapshot", None)
+        owner = getattr(snap, "owner", None)
+        machine_name = getattr(snap, "machine_name", None) or getattr(job, "machine_name", None)
+        if geometry is None and machine_name:
+            geometry = next((m for m in known if m.name == machine_name), None)
+        widget = cls(machine=machine_name or "", my_owner=owner, highlight_job=int(job.id))
+        widget._follow(_Follower(widget, host, port, machine_name, job=job, geometry=geometry,
+                                 timeout=timeout, reconnect_delay=reconnect_delay))
+        return widget
+
+    def _follow(self, follower: _Follower) -> None:
+        self._follower = follower
+        self.observe(self._on_selected, names=["selected", "selected_chip"])
+        self.observe(self._on_chip_query, names=["chip_query"])
+        follower.start()
+
+    # --- user actions (also called directly by tests and scripts) -----------------------------
+
+    def where_is_board(self, x: int, y: int, z: int, chip: tuple[int, int] | None = None) -> None:
+        """Select a board (and optionally a board-local chip) and ask the server where it is."""
+        with self.hold_trait_notifications():
+            # set_trait: the traitlets stubs do not know these traits allow None.
+            self.set_trait("selected_chip", None if chip is None else list(chip))
+            self.selected = [x, y, z]
+
+    def where_is_job_chip(self, x: int, y: int, job_id: int | None = None) -> None:
+        """Ask where chip ``(x, y)`` of a job (default: the highlighted one) is."""
+        if job_id is not None:
+            self.highlight_job = job_id
+        self.chip_query = [x, y]
+
+    def refresh(self) -> None:
+        """Re-read the machine and its jobs now (normally notifications drive this)."""
+        if self._follower is not None:
+            self._follower.request_refresh()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop following the server; the map keeps what it shows. Idempotent."""
+        follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.stop(timeout=timeout)
+
+    def close(self) -> None:
+        """Stop following and close the widget."""
+        self.stop()
+        super().close()
+
+    # --- observers: run in the kernel's thread, hand work to the follower ---------------------
+
+    def _on_selected(self, change: Mapping[str, Any]) -> None:
+        follower = self._follower
+        board = self.selected
+        if follower is None or not board or len(board) != 3:
+            return
+        chip = self.selected_chip
+        # One click changes both traits; ask the server once.
+        selection = (tuple(board), None if chip is None else tuple(chip))
+        if selection == self._last_selection:
+            return
+        self._last_selection = selection
+        if chip is not None and len(chip) == 2:
+            follower.ask_board_chip(_board(board), (int(chip[0]), int(chip[1])))
+        else:
+            follower.ask_board(_board(board))
+
+    def _on_chip_query(self, change: Mapping[str, Any]) -> None:
+        follower = self._follower
+        chip = self.chip_query
+        job_id = self.highlight_job
+        if follower is None or not chip or len(chip) != 2:
+            return
+        if job_id is None:
+            self.answer = {"query": f"chip ({chip[0]}, {chip[1]})",
+                           "error": "Pick a job first (click it in the legend)."}
+            return
+        follower.ask_job_chip(job_id, (int(chip[0]), int(chip[1])))
+
+
+def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
+    """``(host, port, machines known locally)`` from a client, emulator, tuple or string."""
+    known: list[Machine] = []
+    machines = getattr(target, "machines", None)
+    if isinstance(machines, list) and all(isinstance(m, Machine) for m in machines):
+        known = machines
+    if hasattr(target, "address") and isinstance(target.address, tuple):
+        host, port = target.address
+        return str(host), int(port), known
+    for host_attr, port_attr in (("hostname", "port"), ("_hostname", "_port"),
+                                 ("host", "port"), ("_host", "_port")):
+        host = getattr(target, host_attr, None)
+        port = getattr(target, port_attr, None)
+        if isinstance(host, str) and isinstance(port, int):
+            return host, port, known
+    if isinstance(target, tuple) and len(target) == 2:
+        return str(target[0]), int(target[1]), known
+    if isinstance(target, str):
+        host, sep, port_text = target.rpartition(":")
+        if sep and port_text.isdigit():
+            return host, int(port_text), known
+        return target, 22244, known
+    raise TypeError(f"cannot tell which server {target!r} is: give a ProtocolClient, "
+                    "(host, port) or 'host:port'")
+
+
+class _Follower:
+    """The map's own connection: a notification thread and a query thread.
+
+    The notification thread blocks in ``wait_for_notification`` (no polling) and refreshes
+    the traits after each burst; the query thread answers clicks. Both only assign traits.
+    """
+
+    def __init__(self, widget: BoardMap, host: str, port: int, machine_name: str | None, *,
+                 job: Any = None, geometry: Machine | None, timeout: float | None,
+                 reconnect_delay: float) -> None:
+        self._widget = widget
+        self._host = host
+        self._port = port
+        self._machine_name = machine_name
+        self._job = job
+        self._job_id: int | None = None if job is None else int(job.id)
+        self._geometry = geometry
+        self._timeout = timeout
+        self._reconnect_delay = reconnect_delay
+        self._stopping = threading.Event()
+        self._connected = threading.Event()
+        self._client: ProtocolClient | None = None
+        self._client_lock = threading.Lock()
+        self._assign_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._queries: queue.Queue[Any] = queue.Queue()
+        self._refresh_wanted = threading.Event()
+        # Per-machine cache of board locations: they change only with the machine's config.
+        self._locations_key: tuple[Any, ...] | None = None
+        self._locations: dict[Board, list[int] | None] = {}
+        #: how many times the traits were recomputed from the server (for tests)
+        self.refreshes = 0
+        self._threads = [
+            threading.Thread(target=self._follow_loop, name=f"spalloc-boardmap-follow-{port}",
+                             daemon=True),
+            threading.Thread(target=self._query_loop, name=f"spalloc-boardmap-query-{port}",
+                             daemon=True),
+        ]
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        self._stopping.set()
+        self._queries.put(_STOP)
+        self._drop_client()  # wakes the thread blocked in wait_for_notification
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        self._set(status="stopped")
+
+    def _open(self) -> ProtocolClient:
+        from spalloc.client import ProtocolClient
+
+        client = ProtocolClient(self._host, self._port, timeout=self._timeout)
+        try:
+            client.connect(timeout=self._timeout)
+            # Our own subscriptions, on our own connection.
+            client.notify_machine(self._machine_name)
+            if self._job_id is not None:
+                client.notify_job(self._job_id)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _drop_client(self) -> None:
+        with self._client_lock:
+            client, self._client = self._client, None
+            self._connected.clear()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    # --- threads ------------------------------------------------------------------------------
+
+    def _follow_loop(self) -> None:
+        while not self._stopping.is_set():
+            self._set(status="connecting…")
+            try:
+                client = self._open()
+            except (OSError, SpallocError) as exc:
+                self._set(status=f"cannot reach {self._host}:{self._port}: {exc}; retrying")
+                self._stopping.wait(self._reconnect_delay)
+                continue
+            with self._client_lock:
+                if self._stopping.is_set():
+                    client.close()
+                    return
+                self._client = client
+                self._connected.set()
+            try:
+                self._refresh(client)
+                self._set(status="live")
+                while not self._stopping.is_set():
+                    note = client.wait_for_notification(None)
+                    if self._stopping.is_set():
+                        return
+                    wanted = self._interesting(note)
+                    # Merge a burst into one refresh: drain what has already arrived.
+                    while (more := client.wait_for_notification(-1)) is not None:
+                        wanted = wanted or self._interesting(more)
+                    if wanted or self._refresh_wanted.is_set():
+                        self._refresh_wanted.clear()
+                        self._refresh(client)
+            except (OSError, SpallocError) as exc:
+                if self._stopping.is_set():
+                    return
+                self._drop_client()
+                self._set(status=f"disconnected ({exc}); reconnecting")
+                self._stopping.wait(self._reconnect_delay)
+
+    def _interesting(self, note: Any) -> bool:
+        if not isinstance(note, Mapping):
+            return True
+        if note.get("machines_changed"):
+            return True
+        changed = note.get("jobs_changed") or ()
+        return self._job_id is not None and self._job_id in changed
+
+    def _query_loop(self) -> None:
+        while True:
+            item = self._queries.get()
+            if item is _STOP or self._stopping.is_set():
+                return
+            # Only the newest click matters when several queued up.
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    newer = self._queries.get_nowait()
+                    if newer is _STOP:
+                        return
+                    item = newer
+            label, kwargs, chip_form = item
+            if not self._connected.wait(self._timeout):
+                self._set(answer={"query": label, "error": "not connected to the server"})
+                continue
+            with self._client_lock:
+                client = self._client
+            if client is None:
+                self._set(answer={"query": label, "error": "not connected to the server"})
+                continue
+            try:
+                reply = client.where_is(**kwargs)
+            except (OSError, SpallocError) as exc:
+                self._set(answer={"query": label, "error": str(exc)})
+                if isinstance(exc, ProtocolError):
+                    self._drop_client()  # the follow thread notices and reconnects
+                continue
+            self._set(answer=_where_is_answer(label, reply, chip_form=chip_form))
+
+    # --- requests from the widget (kernel thread) ---------------------------------------------
+
+    def request_refresh(self) -> None:
+        with self._client_lock:
+            client = self._client
+        if client is None:
+            return
+        try:
+            self._refresh(client)
+        except (OSError, SpallocError) as exc:
+            self._set(status=f"refresh failed: {exc}")
+
+    def _ask(self, label: str, kwargs: dict[str, Any], chip_form: bool) -> None:
+        self._set(answer={"query": label, "pending": True})
+        self._queries.put((label, kwargs, chip_form))
+
+    def ask_board(self, board: Board) -> None:
+        name = self._widget.machine
+        x, y, z = board
+        self._ask(f"board ({x}, {y}, {z})", {"machine": name, "x": x, "y": y, "z": z}, False)
+
+    def ask_board_chip(self, board: Board, chip: tuple[int, int]) -> None:
+        widget = self._widget
+        ex, ey = ethernet_chip(board)
+        cx = (ex + chip[0]) % max(12 * widget.width, 1)
+        cy = (ey + chip[1]) % max(12 * widget.height, 1)
+        self._ask(f"chip ({cx}, {cy})",
+                  {"machine": widget.machine, "chip_x": cx, "chip_y": cy}, True)
+
+    def ask_job_chip(self, job_id: int, chip: tuple[int, int]) -> None:
+        x, y = chip
+        self._ask(f"chip ({x}, {y}) of job {job_id}",
+                  {"job_id": job_id, "chip_x": x, "chip_y": y}, True)
+
+    # --- building the traits ------------------------------------------------------------------
+
+    def _refresh(self, client: ProtocolClient) -> None:
+        with self._refresh_lock:
+            self._refresh_locked(client)
+
+    def _refresh_locked(self, client: ProtocolClient) -> None:
+        machines = client.list_machines()
+        jobs = client.list_jobs()
+        self.refreshes += 1
+        name = self._machine_name
+        if name is None and self._job_id is not None:
+            # A queued job: its machine is known once it is allocated.
+            name = next((j.allocated_machine_name for j in jobs if j.job_id == self._job_id),
+                        None)
+            if name is None:
+                self._set(status=f"job {self._job_id} is not allocated yet")
+                return
+            self._machine_name = name
+            client.notify_machine(name)
+        entry = next((m for m in machines if m.name == name), None)
+        if entry is None:
+            self._set(status=f"no machine named {name!r} on the server", jobs=[])
+            return
+        boards = self._board_records(client, entry)
+        mine = self._widget.my_owner
+        on_machine = [j for j in jobs if j.allocated_machine_name == name and j.boards]
+        job_records = [
+            {"id": j.job_id, "key": job_key(i), "owner": j.owner or "",
+             "boards": [list(b) for b in sorted(j.boards or ())],
+             "colour": job_colour(j.job_id), "mine": bool(mine) and j.owner == mine}
+            for i, j in enumerate(on_machine)
+        ]
+        self._set(machine=name, width=entry.width, height=entry.height, tags=list(entry.tags),
+                  boards=boards, dead_links=[list(lk) for lk in sorted(entry.dead_links)],
+                  jobs=job_records, status="live")
+
+    def _board_records(self, client: ProtocolClient,
+                       entry: MachineDescription) -> list[dict[str, Any]]:
+        dead = frozenset(entry.dead_boards)
+        key = (entry.name, entry.width, entry.height, dead)
+        geometry = self._geometry
+        if geometry is not None and (geometry.name, geometry.width, geometry.height) != key[:3]:
+            geometry = None  # the server's machine is not the one we were told about
+        if key != self._locations_key:
+            self._locations = self._fetch_locations(client, entry, geometry)
+            self._locations_key = key
+        ips = dict(geometry.board_ips) if geometry is not None else {}
+        ips.update(self._job_ips())
+        records = []
+        for x, y, z in itertools.product(range(entry.width), range(entry.height), range(3)):
+            board = (x, y, z)
+            col, row = hex_cell(board)
+            records.append({"x": x, "y": y, "z": z, "col": col, "row": row,
+                            "loc": self._locations.get(board), "ip": ips.get(board),
+                            "dead": board in dead})
+        return records
+
+    def _fetch_locations(self, client: ProtocolClient, entry: MachineDescription,
+                         geometry: Machine | None) -> dict[Board, list[int] | None]:
+        if geometry is not None:
+            return {b: list(loc) for b, loc in geometry.board_locations.items()}
+        wanted = [b for b in itertools.product(range(entry.width), range(entry.height), range(3))
+                  if b not in set(entry.dead_boards)]
+        # Sent back to back and collected afterwards: one round trip for the whole machine.
+        pending = [client.submit("get_board_position", machine_name=entry.name,
+                                 x=x, y=y, z=z) for x, y, z in wanted]
+        found: dict[Board, list[int] | None] = {}
+        for board, reply in zip(wanted, pending, strict=True):
+            loc = reply.result(self._timeout)
+            ok = isinstance(loc, list) and len(loc) == 3 and all(isinstance(v, int) for v in loc)
+            found[board] = list(loc) if ok else None
+        return found
+
+    def _job_ips(self) -> dict[Board, str]:
+        # The followed job's own connections name its boards' IPs: no extra server call.
+        job = self._job
+        snap = getattr(job, "snapshot", None)
+        boards = getattr(snap, "boards", None) or getattr(job, "boards", None)
+        connections = getattr(snap, "connections", None) or getattr(job, "connections", None)
+        if not boards or not connections:
+            return {}
+        by_chip = {tuple(chip): str(ip) for chip, ip in _pairs(connections)}
+        return {board: by_chip[chip] for chip, board in job_connections(_boards(boards))
+                if chip in by_chip}
+
+    def _set(self, **values: Any) -> None:
+        # The only way traits change from our threads; unchanged values send nothing.
+        widget = self._widget
+        with self._assign_lock, widget.hold_sync():
+            for name, value in values.items():
+                if getattr(widget, name) != value:
+                    setattr(widget, name, value)
+
+
+def _pairs(connections: Any) -> Iterable[tuple[tuple[int, int], str]]:
+    if isinstance(connections, Mapping):
+        return ((tuple(k), v) for k, v in connections.items())
+    return ((tuple(k), v) for k, v in connections)
+
+
+def _boards(boards: Iterable[Any]) -> list[Board]:
+    return [_board(b) for b in boards]
