@@ -117,8 +117,7 @@ class SpallocMagics(Magics):
                     hint = f"; did you mean {close!r}?" if close else ""
                     print(f"{name} has no setting {key!r}{hint} "
                           f"(settings: {', '.join(sorted(known))})", file=sys.stderr)
-                    cfg = cfg.copy()
-                    cfg[name] = cfg[name].copy()
+                    # Forget it, so the hint is not repeated at every reload.
                     del cfg[name][key]
         super()._load_config(cfg, section_names=section_names, traits=traits)
 

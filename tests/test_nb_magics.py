@@ -1,0 +1,287 @@
+"""``%spalloc`` / ``%%spalloc`` in an in-process IPython shell, against the emulator."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+from traitlets.config import Config
+
+from spalloc.emulator import Emulator
+from spalloc.job import Job
+from spalloc.states import JobState
+from spalloc_nb._registry import registry
+from tests.conftest import wait_for
+
+OWNER = "nb-test@example.org"
+
+
+@pytest.fixture(scope="module")
+def shell() -> InteractiveShell:
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    return InteractiveShell.instance(config=config)
+
+
+@pytest.fixture
+def ip(shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+       tmp_path: Any) -> Iterator[InteractiveShell]:
+    """The shell with the extension loaded, pointed at a fresh emulator by environment."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("SPALLOC_HOSTNAME", emulator.host)
+    monkeypatch.setenv("SPALLOC_PORT", str(emulator.port))
+    monkeypatch.setenv("SPALLOC_OWNER", OWNER)
+    shell.run_line_magic("load_ext", "spalloc_nb")
+    try:
+        yield shell
+    finally:
+        shell.run_line_magic("unload_ext", "spalloc_nb")
+        shell.extension_manager.loaded.discard("spalloc_nb")
+        for name in ("job", "j", "mine"):
+            shell.user_ns.pop(name, None)
+
+
+def live_ids(emulator: Emulator) -> set[int]:
+    return {job.job_id for job in emulator.jobs()}
+
+
+def test_load_registers_once_and_unload_removes(ip: InteractiveShell) -> None:
+    assert "spalloc" in ip.magics_manager.magics["line"]
+    assert "spalloc" in ip.magics_manager.magics["cell"]
+    count = sum(type(c).__name__ == "SpallocMagics" for c in ip.configurables)
+    ip.run_line_magic("reload_ext", "spalloc_nb")
+    ip.run_line_magic("load_ext", "spalloc_nb")
+    assert sum(type(c).__name__ == "SpallocMagics" for c in ip.configurables) == count == 1
+    ip.run_line_magic("unload_ext", "spalloc_nb")
+    assert "spalloc" not in ip.magics_manager.magics["line"]
+    assert not any(type(c).__name__ == "SpallocMagics" for c in ip.configurables)
+    ip.run_line_magic("load_ext", "spalloc_nb")
+    assert "spalloc" in ip.magics_manager.magics["line"]
+
+
+def test_line_magic_returns_a_job_at_once(ip: InteractiveShell, emulator: Emulator) -> None:
+    job = ip.run_line_magic("spalloc", "1")
+    assert isinstance(job, Job)
+    assert registry.owns(job)
+    assert job.id in live_ids(emulator)
+    assert job.owner == OWNER
+
+
+def test_wait_and_name(ip: InteractiveShell) -> None:
+    job = ip.run_line_magic("spalloc", "2 --wait --name j")
+    assert ip.user_ns["j"] is job
+    assert job.state is JobState.ready
+    assert len(job.boards) >= 2
+
+
+def test_var_expansion(ip: InteractiveShell) -> None:
+    ip.user_ns["n"] = 2
+    ip.run_cell("%spalloc {n} --wait --name j")
+    assert len(ip.user_ns["j"].boards) >= 2
+
+
+def test_unload_destroys_the_jobs_it_created(ip: InteractiveShell, emulator: Emulator) -> None:
+    a = ip.run_line_magic("spalloc", "1")
+    b = ip.run_line_magic("spalloc", "1")
+    assert {a.id, b.id} <= live_ids(emulator)
+    ip.run_line_magic("unload_ext", "spalloc_nb")
+    assert not {a.id, b.id} & live_ids(emulator)
+    assert emulator.retired_jobs()[a.id] == "Notebook extension unloaded."
+    ip.run_line_magic("load_ext", "spalloc_nb")
+
+
+@pytest.mark.parametrize("line, text", [
+    ("1 2 3 4", "expected either no arguments"),
+    ("--bogus", "unrecognized arguments"),
+    ("--keepalive abc", "invalid seconds value"),
+    ("x", "invalid int value"),
+    ("1 --name 'not valid'", "not a valid variable name"),
+])
+def test_bad_arguments_are_one_line_usage_errors(ip: InteractiveShell, emulator: Emulator,
+                                                 line: str, text: str) -> None:
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("spalloc", line)
+    assert text in str(info.value)
+    assert "\n" not in str(info.value)
+    assert not live_ids(emulator)
+
+
+def test_unreachable_server_is_a_one_line_error(ip: InteractiveShell) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens on the port now.
+    with pytest.raises(UsageError) as info:
+        ip.run_line_magic("spalloc", f"ps -P {port} --timeout 2")
+    assert str(info.value).startswith("spalloc: ")
+
+
+def test_config_sets_owner_and_hints_misspelt_settings(
+        ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    ip.run_line_magic("config", "SpallocMagics.owner = 'someone@example.org'")
+    job = ip.run_line_magic("spalloc", "1")
+    assert job.owner == "someone@example.org"
+    ip.run_line_magic("config", "SpallocMagics.ownr = 'x'")
+    err = capsys.readouterr().err
+    assert "no setting 'ownr'" in err and "did you mean 'owner'" in err
+    # Options beat traits.
+    job = ip.run_line_magic("spalloc", "1 --owner other@example.org")
+    assert job.owner == "other@example.org"
+    ip.run_line_magic("config", "SpallocMagics.owner = None")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_config_hostname_local_uses_the_embedded_emulator(ip: InteractiveShell) -> None:
+    from spalloc._local import local_emulator
+
+    ip.run_line_magic("config", "SpallocMagics.hostname = 'local'")
+    job = ip.run_line_magic("spalloc", "1 --wait")
+    try:
+        assert job.id in {j.job_id for j in local_emulator().jobs()}
+    finally:
+        ip.run_line_magic("config", "SpallocMagics.hostname = None")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_local_option(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    from spalloc._local import local_emulator
+
+    monkeypatch.delenv("SPALLOC_OWNER")
+    job = ip.run_line_magic("spalloc", "--local 1 --wait")
+    assert job.state is JobState.ready
+    assert job.id in {j.job_id for j in local_emulator().jobs()}
+    assert "[emulated]" in ip.display_formatter.format(job)[0]["text/plain"]
+
+
+def test_cell_magic_binds_runs_and_destroys(ip: InteractiveShell, emulator: Emulator) -> None:
+    result = ip.run_cell("%%spalloc 1\nseen = (job.id, job.state.name, job.hostname)")
+    assert result.success
+    job_id, state, hostname = ip.user_ns["seen"]
+    assert state == "ready" and hostname
+    assert job_id not in live_ids(emulator)
+    assert emulator.retired_jobs()[job_id] == "Cell finished."
+
+
+def test_cell_magic_failure_propagates_and_destroys(ip: InteractiveShell,
+                                                    emulator: Emulator) -> None:
+    result = ip.run_cell("%%spalloc 1 --name mine\nseen = mine.id\n1 / 0")
+    assert not result.success
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    job_id = ip.user_ns["seen"]
+    assert job_id not in live_ids(emulator)
+    assert emulator.retired_jobs()[job_id] == "Cell failed: ZeroDivisionError"
+
+
+def test_cell_magic_ctrl_c_destroys(ip: InteractiveShell, emulator: Emulator) -> None:
+    result = ip.run_cell("%%spalloc 1\nseen = job.id\nraise KeyboardInterrupt")
+    assert isinstance(result.error_in_exec, KeyboardInterrupt)
+    job_id = ip.user_ns["seen"]
+    assert emulator.retired_jobs()[job_id] == "Keyboard interrupt."
+
+
+def test_cell_magic_keep(ip: InteractiveShell, emulator: Emulator) -> None:
+    result = ip.run_cell("%%spalloc 1 --keep\nseen = job.id")
+    assert result.success
+    job_id = ip.user_ns["seen"]
+    assert job_id in live_ids(emulator)
+    assert not registry.owns(ip.user_ns["job"])
+    ip.user_ns["job"].destroy("test over")
+
+
+def test_cell_magic_job_destroyed_while_waiting(ip: InteractiveShell,
+                                                emulator: Emulator) -> None:
+    # 99 boards cannot fit any machine: the server cancels the job at once.
+    result = ip.run_cell("%%spalloc 99\nran = True")
+    assert not result.success
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "JobDestroyedError" in str(result.error_in_exec)
+    assert "ran" not in ip.user_ns
+    assert not live_ids(emulator)
+
+
+def test_subcommand_is_not_a_cell_magic(ip: InteractiveShell) -> None:
+    with pytest.raises(UsageError):
+        ip.run_cell_magic("spalloc", "ps", "pass")
+
+
+def test_ps_machines_machine(ip: InteractiveShell, emulator: Emulator) -> None:
+    job = ip.run_line_magic("spalloc", "1 --wait")
+    ps = ip.run_line_magic("spalloc", "ps")
+    assert [row[0] for row in ps.rows] == [job.id]
+    assert "<table" in ps._repr_html_() and OWNER in str(ps)
+    assert ip.run_line_magic("spalloc", "ps --owner nobody").rows == ()
+    machines = ip.run_line_magic("spalloc", "machines")
+    names = [row[0] for row in machines.rows]
+    assert names == [m.name for m in emulator.machines]
+    in_use = dict((row[0], row[2]) for row in machines.rows)
+    assert in_use[job.machine_name] == 1
+    detail = ip.run_line_magic("spalloc", f"machine {job.machine_name}")
+    assert detail.jobs.rows[0][1] == job.id
+    assert "A:" + str(job.id) in str(detail)
+    with pytest.raises(UsageError, match="No machine 'nope'"):
+        ip.run_line_magic("spalloc", "machine nope")
+
+
+def test_where_is_and_destroy(ip: InteractiveShell, emulator: Emulator) -> None:
+    job = ip.run_line_magic("spalloc", "1 --wait")
+    table = ip.run_line_magic("spalloc", f"where-is --job-chip {job.id} 0 0")
+    rows = dict(table.rows)
+    assert rows["Job using board"] == str(job.id)
+    assert rows["Machine"] == job.machine_name
+    x, y, z = job.boards[0]
+    table = ip.run_line_magic("spalloc", f"where-is --board {job.machine_name} {x} {y} {z}")
+    assert dict(table.rows)["Board coordinate"] == str((x, y, z))
+    with pytest.raises(UsageError):
+        ip.run_line_magic("spalloc", "where-is --chip m x 0")
+    message = ip.run_line_magic("spalloc", f"destroy {job.id} no longer needed")
+    assert "destroyed" in str(message)
+    assert emulator.retired_jobs()[job.id] == "no longer needed"
+    wait_for(lambda: job.snapshot.state is JobState.destroyed)
+
+
+def test_job_subcommand_shows_an_existing_job(ip: InteractiveShell, emulator: Emulator) -> None:
+    from spalloc.client import ProtocolClient
+
+    with ProtocolClient(emulator.host, emulator.port, timeout=5) as client:
+        job_id = client.call("create_job", 1, owner="elsewhere", keepalive=60)
+    job = ip.run_line_magic("spalloc", f"job {job_id}")
+    assert job.id == job_id and not registry.owns(job)
+    ip.run_line_magic("unload_ext", "spalloc_nb")
+    # Unload closes a job it did not create, and leaves it alive.
+    assert job_id in live_ids(emulator)
+    ip.run_line_magic("load_ext", "spalloc_nb")
+
+
+def test_display_text_html_and_widget(ip: InteractiveShell) -> None:
+    job = ip.run_line_magic("spalloc", "1 --wait")
+    data, _ = ip.display_formatter.format(job)
+    assert set(data) == {"text/plain", "text/html"}
+    assert data["text/plain"].startswith(f"Job {job.id}: ready, power on, 1 board on ")
+    assert "<table" in data["text/html"]
+    ip.run_line_magic("config", "SpallocMagics.use_widgets = 'always'")
+    try:
+        data, _ = ip.display_formatter.format(job)
+        assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(data)
+        again, _ = ip.display_formatter.format(job)
+        key = "application/vnd.jupyter.widget-view+json"
+        assert again[key]["model_id"] == data[key]["model_id"]  # one widget per job
+    finally:
+        ip.run_line_magic("config", "SpallocMagics.use_widgets = 'auto'")
+
+
+def test_owned_jobs_listing(ip: InteractiveShell) -> None:
+    job = ip.run_line_magic("spalloc", "1")
+    table = ip.run_line_magic("spalloc", "jobs")
+    assert [row[0] for row in table.rows] == [job.id]
+
+
+def test_help_does_not_raise(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    assert ip.run_line_magic("spalloc", "-h") is None
+    assert "--wait" in capsys.readouterr().out
+    assert ip.run_line_magic("spalloc", "where-is -h") is None
+    assert "--job-chip" in capsys.readouterr().out
