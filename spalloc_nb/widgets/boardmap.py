@@ -383,8 +383,7 @@ class _Follower:
                 self._client = client
                 self._connected.set()
             try:
-                self._refresh(client)
-                self._set(status="live")
+                self._refresh(client)  # sets the status: live, or why not
                 while not self._stopping.is_set():
                     note = client.wait_for_notification(None)
                     if self._stopping.is_set():

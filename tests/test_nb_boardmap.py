@@ -1,0 +1,307 @@
+"""The board map's Python side, without a browser: layout, traits, live following, where-is.
+
+Everything runs against the emulator on 127.0.0.1 port 0 through the real client; waits are
+bounded in time and count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import traitlets
+
+from spalloc import Job, ProtocolClient
+from spalloc.emulator import Emulator
+from spalloc.geometry import Link, Machine, default_board_locations, neighbour, standard_ip
+from spalloc_nb.widgets.boardmap import JOB_COLOURS, BoardMap, hex_cell, job_colour, job_key
+
+WAIT = 5.0
+# Layout-cell offset of the hexagon across each link (must match boardmap.js).
+LINK_STEP = [(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
+    """Poll ``predicate`` until truthy; fail after ``timeout`` seconds (bounded count too)."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / 0.01) + 1):
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
+    pytest.fail(f"condition not met within {timeout} s")
+
+
+def standard_machine(name: str, width: int, height: int, base: str = "127.70.0.0",
+                     dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
+                     dead_links: frozenset[tuple[int, int, int, int]] = frozenset()) -> Machine:
+    locations = {b: loc for b, loc in default_board_locations(width, height).items()
+                 if b not in dead_boards}
+    return Machine(name=name, tags=frozenset({"default"}), width=width, height=height,
+                   dead_boards=dead_boards, dead_links=dead_links, board_locations=locations,
+                   board_ips={b: standard_ip(base, *loc) for b, loc in locations.items()})
+
+
+@pytest.fixture
+def maps() -> Iterator[list[BoardMap]]:
+    """Collects maps made by a test and stops them at teardown."""
+    made: list[BoardMap] = []
+    yield made
+    for widget in made:
+        widget.close()
+
+
+def live_map(maps: list[BoardMap], *args: Any, **kwargs: Any) -> BoardMap:
+    widget = BoardMap.for_machine(*args, **kwargs)
+    maps.append(widget)
+    wait_for(lambda: widget.status == "live" and widget.boards)
+    return widget
+
+
+def answered(widget: BoardMap) -> dict[str, Any]:
+    return wait_for(lambda: widget.answer if widget.answer and not widget.answer.get("pending")
+                    else None)
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+
+def test_neighbours_across_links_are_adjacent_hexagons() -> None:
+    width, height = 3, 3
+    checked = 0
+    for board in itertools.product(range(width), range(height), range(3)):
+        col, row = hex_cell(board)
+        for link in Link:
+            other, seam_x, seam_y = neighbour(board, link, width, height)
+            if seam_x or seam_y:
+                continue  # wrap-around links leave the drawing
+            assert hex_cell(other) == (col + LINK_STEP[link][0], row + LINK_STEP[link][1]), (
+                board, link)
+            checked += 1
+    assert checked > 100
+
+
+def test_layout_matches_spalloc_machine_text_map() -> None:
+    # CLIENT_BEHAVIOUR.md §2.5: a 2x2-triad machine draws as hexagon columns of 2, 3, 3, 3, 1.
+    cells = [hex_cell(b) for b in itertools.product(range(2), range(2), range(3))]
+    columns = sorted({c for c, _ in cells})
+    assert [sum(1 for c, _ in cells if c == col) for col in columns] == [2, 3, 3, 3, 1]
+    # North is up: board 2 of a triad sits straight above board 0.
+    assert hex_cell((0, 0, 2)) == (0, -2)
+
+
+def test_every_board_of_a_1200_board_machine_has_its_own_hexagon() -> None:
+    cells = {hex_cell(b) for b in itertools.product(range(20), range(20), range(3))}
+    assert len(cells) == 1200
+
+
+def test_job_keys_and_colours() -> None:
+    assert [job_key(i) for i in (0, 1, 25, 26, 27, 51, 52)] == [
+        "A", "B", "Z", "AA", "AB", "AZ", "BA"]
+    assert job_colour(61) == JOB_COLOURS[61 % 15]
+    assert len(set(JOB_COLOURS)) == 15
+
+
+def test_owner_change_marks_jobs_mine_without_a_server() -> None:
+    widget = BoardMap(jobs=[{"id": 1, "owner": "a", "mine": False},
+                            {"id": 2, "owner": "b", "mine": False}])
+    widget.my_owner = "b"
+    assert [j["mine"] for j in widget.jobs] == [False, True]
+    widget.my_owner = None
+    assert [j["mine"] for j in widget.jobs] == [False, False]
+    assert "BoardMap(machine=''" in repr(widget)
+    widget.close()
+
+
+def test_widget_loads_its_es_module_and_css() -> None:
+    widget = BoardMap()
+    assert "export default" in str(widget._esm)
+    assert ".spalloc-boardmap" in str(widget._css)
+    widget.close()
+
+
+# --- against the emulator -------------------------------------------------------------------
+
+
+def test_map_shows_the_machine_with_locations_and_ips(emulator: Emulator,
+                                                      maps: list[BoardMap]) -> None:
+    widget = live_map(maps, emulator, "m4x2", owner="alice")
+    machine = next(m for m in emulator.machines if m.name == "m4x2")
+    assert (widget.machine, widget.width, widget.height) == ("m4x2", 4, 2)
+    assert len(widget.boards) == 24
+    for record in widget.boards:
+        board = (record["x"], record["y"], record["z"])
+        assert (record["col"], record["row"]) == hex_cell(board)
+        assert record["loc"] == list(machine.board_locations[board])
+        assert record["ip"] == machine.board_ips[board]
+        assert record["dead"] is False
+    assert widget.jobs == []
+
+
+def test_jobs_appear_and_vanish_live(emulator: Emulator, maps: list[BoardMap]) -> None:
+    widget = live_map(maps, emulator.address, "m4x2", owner="alice")
+    with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+        mine = client.create_job(3, owner="alice", keepalive=60, machine="m4x2")
+        theirs = client.create_job(owner="bob", keepalive=60, machine="m4x2")
+        jobs = wait_for(lambda: widget.jobs if len(widget.jobs) == 2 else None)
+        by_id = {j["id"]: j for j in jobs}
+        assert by_id[mine]["mine"] is True and by_id[theirs]["mine"] is False
+        assert by_id[mine]["owner"] == "alice" and by_id[theirs]["owner"] == "bob"
+        assert len(by_id[mine]["boards"]) == 3 and len(by_id[theirs]["boards"]) == 1
+        assert by_id[mine]["colour"] == job_colour(mine)
+        assert [j["key"] for j in jobs] == ["A", "B"]
+        on_server = {j.job_id: sorted(j.boards or ()) for j in client.list_jobs()}
+        assert by_id[mine]["boards"] == [list(b) for b in on_server[mine]]
+
+        client.destroy_job(mine, "done")
+        wait_for(lambda: [j["id"] for j in widget.jobs] == [theirs])
+        client.destroy_job(theirs)
+        wait_for(lambda: widget.jobs == [])
+
+
+def test_no_traffic_while_nothing_changes(emulator: Emulator, maps: list[BoardMap]) -> None:
+    target = live_map(maps, emulator, "m4x2")
+    control = live_map(maps, emulator, "board1")
+    changes: list[str] = []
+    target.observe(lambda change: changes.append(change["name"]), names=traitlets.All)
+    before = target._follower.refreshes if target._follower else -1
+    with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+        # A job on another machine: the control map sees it, the target is not even told.
+        job_id = client.create_job(owner="bob", keepalive=60, machine="board1")
+        wait_for(lambda: control.jobs)
+        client.power_off_job_boards(job_id)
+        client.destroy_job(job_id)
+        wait_for(lambda: control.jobs == [])
+    assert target._follower is not None and target._follower.refreshes == before
+    # A forced re-read that finds nothing new sends nothing to the browser.
+    target.refresh()
+    assert target._follower.refreshes == before + 1
+    assert changes == []
+
+
+def test_click_on_a_board_answers_where_is(emulator: Emulator, maps: list[BoardMap]) -> None:
+    widget = live_map(maps, emulator, "m4x2")
+    widget.selected = [1, 0, 2]  # what the front end does on a click
+    answer = answered(widget)
+    assert answer["query"] == "board (1, 0, 2)"
+    assert answer["logical"] == [1, 0, 2]
+    machine = next(m for m in emulator.machines if m.name == "m4x2")
+    assert answer["physical"] == list(machine.board_locations[(1, 0, 2)])
+    assert answer["chip"] == [16, 8] and answer["job_id"] is None
+    assert "board_chip" not in answer  # as spalloc-where-is: only for chip queries
+
+    widget.where_is_board(1, 0, 2, chip=(5, 1))
+    answer = wait_for(lambda: widget.answer if widget.answer.get("query") == "chip (21, 9)"
+                      and not widget.answer.get("pending") else None)
+    assert answer["board_chip"] == [5, 1] and answer["logical"] == [1, 0, 2]
+
+
+def test_job_chip_question_and_errors(emulator: Emulator, maps: list[BoardMap]) -> None:
+    widget = live_map(maps, emulator, "m4x2")
+    widget.chip_query = [0, 0]
+    assert "Pick a job first" in widget.answer["error"]
+    with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+        job_id = client.create_job(1, 1, owner="carol", keepalive=60, machine="m4x2")
+        wait_for(lambda: widget.jobs)
+        widget.where_is_job_chip(9, 5, job_id=job_id)
+        answer = answered(widget)
+        assert answer["query"] == f"chip (9, 5) of job {job_id}"
+        assert answer["job_id"] == job_id and answer["job_chip"] == [9, 5]
+        assert answer["board_chip"] == [1, 1]
+        widget.where_is_job_chip(500, 500)  # off the job's boards
+        wait_for(lambda: widget.answer.get("query") == f"chip (500, 500) of job {job_id}"
+                 and not widget.answer.get("pending"))
+        assert widget.answer["error"] == "No boards at the specified location"
+        client.destroy_job(job_id)
+
+
+def test_for_job_outlines_the_job_and_knows_its_ips(emulator: Emulator,
+                                                    maps: list[BoardMap]) -> None:
+    host, port = emulator.address
+    job = Job(3, hostname=host, port=port, owner="dave", keepalive=30, machine="m4x2",
+              config_filenames=[])
+    try:
+        job.wait_until_ready(timeout=WAIT)
+        widget = BoardMap.for_job(job)
+        maps.append(widget)
+        wait_for(lambda: widget.jobs and widget.status == "live")
+        assert widget.highlight_job == job.id and widget.my_owner == "dave"
+        assert widget.jobs[0]["mine"] is True
+        ips = {(b["x"], b["y"], b["z"]): b["ip"] for b in widget.boards}
+        for (cx, cy), ip in (job.connections or {}).items():
+            assert ip in ips.values(), (cx, cy, ip)
+        job.destroy("bye")
+        wait_for(lambda: widget.jobs == [])
+    finally:
+        job.destroy()
+
+
+def test_dead_boards_and_links_reach_the_traits(emulator_factory: Callable[..., Emulator],
+                                                maps: list[BoardMap]) -> None:
+    faulty = standard_machine("md", 2, 2, dead_boards=frozenset({(1, 1, 1)}),
+                              dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}))
+    emulator = emulator_factory([faulty])
+    widget = live_map(maps, emulator.address, "md")  # no geometry: locations from the server
+    dead = [(b["x"], b["y"], b["z"]) for b in widget.boards if b["dead"]]
+    assert dead == [(1, 1, 1)]
+    assert sorted(map(tuple, widget.dead_links)) == [(0, 0, 0, 2), (0, 0, 2, 5)]
+    by_board = {(b["x"], b["y"], b["z"]): b for b in widget.boards}
+    assert by_board[(1, 1, 1)]["loc"] is None
+    assert by_board[(1, 0, 2)]["loc"] == list(faulty.board_locations[(1, 0, 2)])
+    assert by_board[(1, 0, 2)]["ip"] is None  # the protocol cannot tell
+
+
+def test_1200_board_machine_loads_every_board(emulator_factory: Callable[..., Emulator],
+                                              maps: list[BoardMap]) -> None:
+    big = standard_machine("spinn1m", 20, 20)
+    emulator = emulator_factory([big])
+    widget = live_map(maps, emulator.address, "spinn1m", timeout=30.0)
+    assert len(widget.boards) == 1200
+    assert all(b["loc"] == list(big.board_locations[(b["x"], b["y"], b["z"])])
+               for b in widget.boards)
+
+
+def test_unknown_machine_is_reported(emulator: Emulator, maps: list[BoardMap]) -> None:
+    widget = BoardMap.for_machine(emulator, "nope")
+    maps.append(widget)
+    wait_for(lambda: "no machine named 'nope'" in widget.status)
+
+
+def test_reconnects_after_a_server_restart(emulator: Emulator, maps: list[BoardMap]) -> None:
+    widget = live_map(maps, emulator, "m4x2", reconnect_delay=0.05)
+    emulator.stop()
+    wait_for(lambda: "reconnecting" in widget.status or "cannot reach" in widget.status)
+    emulator.start()
+    wait_for(lambda: widget.status == "live")
+    with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+        job_id = client.create_job(owner="erin", keepalive=60, machine="m4x2")
+        wait_for(lambda: [j["id"] for j in widget.jobs] == [job_id])
+        client.destroy_job(job_id)
+
+
+def test_stop_ends_the_threads_and_keeps_the_picture(emulator: Emulator) -> None:
+    widget = BoardMap.for_machine(emulator, "m4x2")
+    wait_for(lambda: widget.status == "live")
+    follower = widget._follower
+    assert follower is not None
+    widget.stop()
+    assert widget.status == "stopped" and len(widget.boards) == 24
+    assert not any(t.is_alive() for t in follower._threads)
+    widget.stop()  # idempotent
+    widget.close()
+
+
+def test_address_forms() -> None:
+    from spalloc_nb.widgets.boardmap import _resolve_address
+
+    assert _resolve_address(("127.0.0.1", 5))[:2] == ("127.0.0.1", 5)
+    assert _resolve_address("example.org:7")[:2] == ("example.org", 7)
+    assert _resolve_address("example.org")[:2] == ("example.org", 22244)
+    assert _resolve_address(ProtocolClient("127.0.0.1", 9))[:2] == ("127.0.0.1", 9)
+    with pytest.raises(TypeError):
+        _resolve_address(3.5)
