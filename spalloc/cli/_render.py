@@ -351,7 +351,7 @@ def machine_detail(machine: MachineRecord, jobs: Sequence[JobRecord], *,
 
 def _request(job: JobRecord) -> str:
     # Positional arguments as sent, then the keywords sorted by name, one per line.
-    parts = [str(arg) for arg in job.args]
+    parts = [", ".join(str(arg) for arg in job.args)] if job.args else []
     parts += [f"{key}={value!r}" for key, value in sorted(job.kwargs.items())]
     return "Job(" + ",\n    ".join(parts) + ")"
 

@@ -167,7 +167,7 @@ def _create_job(what: tuple[int, ...], kwargs: dict[str, Any], status: _Status) 
             job = Job(*what, **kwargs)
         except JobDestroyedError as exc:
             raise CliError(EXIT_DESTROYED, f"Job {kwargs.get('resume_job_id')}: cannot be "
-                                           f"resumed: {exc}") from None
+                                           f"resumed: {exc.reason or exc}") from None
         except SpallocServerException as exc:
             raise CliError(EXIT_CONNECT, f"Error from server: {exc}") from None
         except (ProtocolError, OSError) as exc:
@@ -227,11 +227,14 @@ def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
     finished = threading.Event()
     destroyed = threading.Event()
 
+    eof = threading.Event()
+
     def read() -> None:
         try:
-            sys.stdin.readline()
+            if not sys.stdin.readline():
+                eof.set()
         except (OSError, ValueError):
-            pass
+            eof.set()
         finished.set()
 
     threading.Thread(target=read, name="spalloc-press-enter", daemon=True).start()
@@ -241,6 +244,8 @@ def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
             if destroyed.is_set():
                 out.stream.write("\n")
                 return EXIT_DESTROYED
+        if eof.is_set():
+            out.stream.write("\n")  # Ctrl-D leaves the cursor after the prompt
     except KeyboardInterrupt:
         out.stream.write("\n")
     finally:

@@ -1,0 +1,265 @@
+"""Pure pieces of the command-line tools: renderers, -c substitution, option parsing."""
+
+from __future__ import annotations
+
+import argparse
+import io
+
+import pytest
+
+from spalloc.cli._command import (
+    UnsafeValueError,
+    command_values,
+    exit_status,
+    shell_command,
+    substitute,
+)
+from spalloc.cli._options import (
+    add_job_options,
+    add_server_options,
+    job_arguments,
+    server_settings,
+)
+from spalloc.cli._output import Output, colour_wanted
+from spalloc.cli._records import JobRecord, LocationRecord, MachineRecord, parse_jobs
+from spalloc.cli._render import (
+    BoardGroup,
+    ethernet_csv,
+    job_key,
+    machine_detail,
+    plain,
+    ps_table,
+    render_boards,
+    render_cells,
+    render_definitions,
+    render_table,
+    where_is_info,
+)
+from spalloc.config import SpallocConfig
+
+# --------------------------------------------------------------------------- layouts
+
+
+def test_board_map_of_a_2x2_machine_labelled_by_coordinates() -> None:
+    groups = [BoardGroup([(x, y, z)], (f"{x}{y}{z}", "")) for x in range(2) for y in range(2)
+              for z in range(3)]
+    assert plain(render_boards(groups)) == "\n".join([
+        " ___     ___",
+        "/012\\___/112\\___",
+        "\\___/011\\___/111\\",
+        "/010\\___/110\\___/",
+        "\\___/002\\___/102\\___",
+        "    \\___/001\\___/101\\",
+        "    /000\\___/100\\___/",
+        "    \\___/   \\___/",
+    ])
+
+
+def test_board_map_styles_inner_and_outer_edges_and_dead_links() -> None:
+    lines = render_boards([BoardGroup([(0, 0, 0), (0, 0, 1)], (" . ", "dim"), "inner", "outer")],
+                          dead_links=[(0, 0, 0, 3)], dead_style="red")
+    styles = {style for line in lines for _, style in line}
+    assert {"inner", "outer", "red", "dim"} <= styles
+    assert render_boards([]) == []
+
+
+def test_table_aligns_ints_right_and_strips_trailing_space() -> None:
+    lines = render_table([[("ID", "h"), ("Name", "h"), ("Note", "h")],
+                          [7, "a", ""], [123, ("bb", "green"), "x"]])
+    assert plain(lines) == "ID   Name  Note\n  7  a\n123  bb    x"
+
+
+def test_definitions_right_align_keys_and_indent_continuations() -> None:
+    lines = render_definitions([("A", 1), ("Longer", "x\ny"), ("None", None)])
+    assert plain(lines) == "     A: 1\nLonger: x\n        y\n  None: None"
+    assert render_definitions([]) == []
+
+
+def test_cells_wrap_at_the_width() -> None:
+    cells = [((f"{i:02d}", ""),) for i in range(5)]
+    assert plain(render_cells(cells, width=10)) == "00  01  02\n03  04"
+    assert render_cells([]) == []
+
+
+def test_job_keys_are_spreadsheet_style() -> None:
+    assert [job_key(i) for i in (0, 25, 26, 51, 52, 701, 702)] == [
+        "A", "Z", "AA", "AZ", "BA", "ZZ", "AAA"]
+
+
+def test_ethernet_csv_is_sorted_with_a_header() -> None:
+    assert ethernet_csv([((8, 4), "c"), ((0, 0), "a"), ((4, 8), "b")]) == (
+        "x,y,hostname\n0,0,a\n4,8,b\n8,4,c\n")
+
+
+def _job(**changes: object) -> JobRecord:
+    wire = {"job_id": 3, "owner": "me", "start_time": None, "keepalive": 60.0, "state": 1,
+            "power": None, "args": [], "kwargs": {}, "allocated_machine_name": None,
+            "boards": None, "keepalivehost": ""}
+    wire.update(changes)
+    return JobRecord.from_wire(wire)
+
+
+def test_ps_shows_queued_jobs_blank_and_empty_host_without_parentheses() -> None:
+    header, row = plain(ps_table([_job()])).splitlines()
+    assert row[:9] == " 3  queue" and not row[9:header.index("Keepalive")].strip()
+    assert row[header.index("Keepalive"):] == "60.0       me"
+    header, row = plain(ps_table([_job(keepalivehost="h", state=7)])).splitlines()
+    assert row[:5] == " 3  7" and row.endswith("60.0       me (h)")
+
+
+def test_ps_filters_by_owner_and_machine() -> None:
+    jobs = parse_jobs([
+        {"job_id": 1, "owner": "a", "state": 3, "allocated_machine_name": "m", "boards": []},
+        {"job_id": 2, "owner": "b", "state": 3, "allocated_machine_name": "n", "boards": []}])
+    assert len(ps_table(jobs, owner="a")) == 2
+    assert len(ps_table(jobs, machine="n")) == 2
+    assert len(ps_table(jobs, machine="z")) == 1
+
+
+def test_machine_without_jobs_ends_with_two_blank_lines() -> None:
+    machine = MachineRecord.from_wire({"name": "b", "tags": ["single"], "width": 1,
+                                       "height": 1, "dead_boards": [[0, 0, 1], [0, 0, 2]],
+                                       "dead_links": []})
+    text = plain(machine_detail(machine, []))
+    assert text.endswith(" ___\n/ . \\\n\\___/\n\n")
+    assert "In-use: 0 of 1" in text
+
+
+def test_where_is_hides_job_chip_for_free_boards() -> None:
+    location = LocationRecord.from_wire({
+        "machine": "m", "logical": [0, 1, 2], "physical": [0, 0, 5], "chip": [9, 21],
+        "board_chip": [5, 1], "job_id": None, "job_chip": None})
+    assert location is not None
+    text = plain(where_is_info(location, show_board_chip=True))
+    assert "Coordinates within board: (5, 1)" in text
+    assert "Job using board: None" in text
+    assert "within job" not in text
+    assert LocationRecord.from_wire(None) is None
+
+
+# --------------------------------------------------------------------------- -c commands
+
+VALUES = command_values(7, "10.0.0.1", 16, 8, "/tmp/my dir/ips.csv")
+
+
+def test_single_argument_is_a_shell_line_with_quoted_values() -> None:
+    assert shell_command(["boot {} {w} {h} && run {hostname} {id} {ethernet_ips}"], VALUES) == (
+        "boot 10.0.0.1 16 8 && run 10.0.0.1 7 '/tmp/my dir/ips.csv'")
+
+
+def test_literal_braces_and_unknown_fields_survive() -> None:
+    assert substitute("awk '{print}' {{}} {{id}} {", VALUES, quote=True) == (
+        "awk '{print}' {} {id} {")
+
+
+def test_several_arguments_are_words_quoted_whole() -> None:
+    assert shell_command(["echo", "{}", ";", "$HOME", "a b"], VALUES) == (
+        "echo 10.0.0.1 ';' '$HOME' 'a b'")
+
+
+@pytest.mark.parametrize("host", ["$(touch pwned)", "a;b", "`id`", "a b", "x'y"])
+def test_hostile_hostnames_are_refused_in_a_shell_line(host: str) -> None:
+    values = command_values(1, host, 8, 8, "/tmp/x.csv")
+    with pytest.raises(UnsafeValueError):
+        shell_command(["echo {}"], values)
+    # As separate words they are harmless: quoted as a whole.
+    assert shell_command(["echo", "{}"], values) == "echo " + substitute(
+        "{}", values, quote=True)
+
+
+def test_exit_status_of_a_signalled_child_is_128_plus_signal() -> None:
+    assert exit_status(-2) == 130
+    assert exit_status(-15) == 143
+    assert exit_status(3) == 3
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _parser(config: SpallocConfig) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_job_options(parser, config)
+    add_server_options(parser, config, owner=True, keepalive=True)
+    return parser
+
+
+def test_keepalive_takes_fractions_and_minus_one_means_none() -> None:
+    parser = _parser(SpallocConfig(hostname="h", owner="o"))
+    assert parser.parse_args(["--keepalive", "1.5"]).keepalive == 1.5
+    assert parser.parse_args(["--keepalive", "-1"]).keepalive is None
+    assert parser.parse_args(["--timeout", "-1"]).timeout is None
+    assert parser.parse_args(["--max-dead-boards", "-1"]).max_dead_boards is None
+
+
+def test_ignore_version_false_means_false() -> None:
+    parser = _parser(SpallocConfig(hostname="h"))
+    assert parser.parse_args(["--ignore_version", "False"]).ignore_version is False
+    assert parser.parse_args(["--ignore_version", "true"]).ignore_version is True
+    assert parser.parse_args(["--ignore-version"]).ignore_version is True
+    assert parser.parse_args([]).ignore_version is False
+
+
+def test_config_supplies_defaults_and_arguments_override() -> None:
+    config = SpallocConfig(hostname="cfg", owner="me", port=1234, keepalive=30.0,
+                           tags=("a", "b"), min_ratio=0.5)
+    what, kwargs = job_arguments(_parser(config).parse_args(["4", "2", "-H", "other"]))
+    assert what == (4, 2)
+    assert kwargs["hostname"] == "other" and kwargs["port"] == 1234
+    assert kwargs["keepalive"] == 30.0 and kwargs["tags"] == ["a", "b"]
+    assert kwargs["min_ratio"] == 0.5 and kwargs["config_filenames"] == []
+    # A named machine drops the tags (the server refuses both).
+    _, kwargs = job_arguments(_parser(config).parse_args(["-m", "m"]))
+    assert kwargs["machine"] == "m" and kwargs["tags"] is None
+
+
+def test_job_arguments_errors_are_value_errors() -> None:
+    parser = _parser(SpallocConfig(hostname="h", owner="o"))
+    with pytest.raises(ValueError, match="three arguments, X Y Z"):
+        job_arguments(parser.parse_args(["1", "2", "3", "4"]))
+    with pytest.raises(ValueError, match="--owner must be specified"):
+        job_arguments(_parser(SpallocConfig(hostname="h")).parse_args([]))
+    with pytest.raises(ValueError, match="--hostname"):
+        server_settings(_parser(SpallocConfig()).parse_args([]))
+    _, kwargs = job_arguments(_parser(SpallocConfig(hostname="h")).parse_args(["-r", "5"]))
+    assert kwargs["resume_job_id"] == 5 and "owner" not in kwargs
+
+
+def test_options_work_on_an_argument_parser_subclass_without_exiting() -> None:
+    # The notebook's MagicArgumentParser is such a subclass.
+    class Quiet(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise ValueError(message)
+
+    parser = Quiet()
+    add_job_options(parser, None)
+    add_server_options(parser, None, owner=True, keepalive=True)
+    with pytest.raises(ValueError, match="keepalive"):
+        parser.parse_args(["--keepalive", "soon"])
+
+
+# --------------------------------------------------------------------------- colour
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
+    assert colour_wanted(_Tty(), {}) is True
+    assert colour_wanted(_Tty(), {"NO_COLOR": "1"}) is False
+    assert colour_wanted(_Tty(), {"TERM": "dumb"}) is False
+    assert colour_wanted(io.StringIO(), {}) is False
+
+
+def test_coloured_output_keeps_the_plain_layout() -> None:
+    lines = render_table([[("ID", "bold underline"), ("State", "bold underline")],
+                          [1, ("ready", "green")]])
+    stream = _Tty()
+    Output(stream, colour=True).lines(lines)
+    coloured = stream.getvalue()
+    assert "\x1b[" in coloured
+    stream = io.StringIO()
+    Output(stream).lines(lines)
+    assert "\x1b[" not in stream.getvalue()
+    assert stream.getvalue() == "ID  State\n 1  ready\n"
