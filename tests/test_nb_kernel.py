@@ -1,0 +1,169 @@
+"""Kernel lifetime through a real ipykernel (jupyter_client), against the emulator.
+
+The emulator runs in the test process; the kernel finds it through ``SPALLOC_HOSTNAME`` and
+``SPALLOC_PORT``. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+from spalloc.emulator import Emulator
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+OWNER = "kernel-test@example.org"
+
+
+class Kernel:
+    """A started kernel and a blocking client, with a helper to run code and collect output."""
+
+    def __init__(self, emulator: Emulator, home: Path) -> None:
+        env = dict(os.environ)
+        env.update(SPALLOC_HOSTNAME=emulator.host, SPALLOC_PORT=str(emulator.port),
+                   SPALLOC_OWNER=OWNER, XDG_CONFIG_HOME=str(home), IPYTHONDIR=str(home / "ipy"),
+                   PYTHONPATH=str(ROOT))
+        self.manager = KernelManager(kernel_name="python3")
+        # Run the kernel with this interpreter (the project's virtualenv).
+        self.manager.kernel_spec.argv[0] = sys.executable
+        self.manager.shutdown_wait_time = 5.0  # the default: SIGTERM after 2.5 s
+        self.manager.start_kernel(env=env, cwd=str(home))
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=30)
+
+    def run(self, code: str, timeout: float = 30) -> tuple[dict[str, Any], str, list[dict]]:
+        """Execute ``code``; return the reply content, stdout text and error messages."""
+        out: list[str] = []
+        errors: list[dict[str, Any]] = []
+
+        def hook(msg: dict[str, Any]) -> None:
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                errors.append(msg["content"])
+
+        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook)
+        return reply["content"], "".join(out), errors
+
+    def ids(self, code: str) -> list[int]:
+        content, out, _ = self.run(code)
+        assert content["status"] == "ok", content
+        return [int(word) for word in out.split()]
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        if self.manager.has_kernel:
+            self.manager.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel(emulator: Emulator, tmp_path: Path) -> Iterator[Kernel]:
+    started = Kernel(emulator, tmp_path)
+    yield started
+    started.close()
+
+
+def live(emulator: Emulator) -> set[int]:
+    return {job.job_id for job in emulator.jobs()}
+
+
+ALLOCATE_TWO = ("%load_ext spalloc_nb\n"
+                "a = %spalloc 1 --wait\n"
+                "b = %spalloc 1\n"
+                "print(a.id, b.id)")
+
+
+def test_shutdown_destroys_every_job(kernel: Kernel, emulator: Emulator) -> None:
+    ids = kernel.ids(ALLOCATE_TWO)
+    assert set(ids) <= live(emulator)
+    started = time.monotonic()
+    kernel.manager.shutdown_kernel(now=False)
+    print(f"graceful shutdown took {time.monotonic() - started:.2f} s")
+    retired = emulator.retired_jobs()
+    assert {retired.get(i) for i in ids} == {"Kernel shut down."}
+    assert not set(ids) & live(emulator)
+
+
+def test_restart_destroys_every_job(kernel: Kernel, emulator: Emulator) -> None:
+    ids = kernel.ids(ALLOCATE_TWO)
+    kernel.manager.restart_kernel(now=False)
+    wait_for(lambda: not set(ids) & live(emulator))
+    assert {emulator.retired_jobs().get(i) for i in ids} == {"Kernel shut down."}
+    kernel.client.wait_for_ready(timeout=30)
+    assert kernel.ids("print(1 + 1)") == [2]
+
+
+def test_unload_ext_destroys_and_the_kernel_lives_on(kernel: Kernel, emulator: Emulator) -> None:
+    ids = kernel.ids(ALLOCATE_TWO)
+    content, out, _ = kernel.run(
+        "import threading\n"
+        "ours = [t for t in threading.enumerate() if t.name.startswith('spalloc')]\n"
+        "print(len(ours), all(t.daemon for t in ours))")
+    count, daemons = out.split()
+    assert int(count) > 0 and daemons == "True"
+    content, _, _ = kernel.run("%unload_ext spalloc_nb")
+    assert content["status"] == "ok"
+    assert not set(ids) & live(emulator)
+    assert {emulator.retired_jobs().get(i) for i in ids} == {"Notebook extension unloaded."}
+    # No spalloc thread is left running; the job's own threads were daemons and stopped.
+    content, out, _ = kernel.run(
+        "import threading, time\n"
+        "deadline = time.monotonic() + 5\n"
+        "while time.monotonic() < deadline and any(t.name.startswith('spalloc')\n"
+        "        for t in threading.enumerate()):\n"
+        "    time.sleep(0.05)\n"
+        "print(sorted(t.name for t in threading.enumerate() if t.name.startswith('spalloc')))")
+    assert out.strip() == "[]"
+
+
+def test_sigkill_lets_the_keepalive_free_the_boards(kernel: Kernel, emulator: Emulator) -> None:
+    (job_id,) = kernel.ids("%load_ext spalloc_nb\n"
+                           "a = %spalloc 1 --keepalive 0.5 --wait\n"
+                           "print(a.id)")
+    assert job_id in live(emulator)
+    os.kill(kernel.manager.provisioner.pid, signal.SIGKILL)  # type: ignore[union-attr]
+    wait_for(lambda: job_id not in live(emulator), timeout=10)
+    assert emulator.retired_jobs()[job_id] == "Job timed out."
+
+
+def test_cell_magic_failure_fails_the_cell(kernel: Kernel, emulator: Emulator) -> None:
+    content, _, errors = kernel.run("%load_ext spalloc_nb")
+    assert content["status"] == "ok"
+    content, _, errors = kernel.run("%%spalloc 1\nseen = job.id\n1 / 0")
+    assert content["status"] == "error" and content["ename"] == "ZeroDivisionError"
+    assert errors and errors[-1]["ename"] == "ZeroDivisionError"
+    (job_id,) = kernel.ids("print(seen)")
+    assert emulator.retired_jobs()[job_id] == "Cell failed: ZeroDivisionError"
+
+
+def test_line_magic_returns_while_queued_and_widget_updates(
+        kernel: Kernel, emulator_factory: Callable[..., Emulator]) -> None:
+    # A power delay keeps the job in "power" long enough to see the widget change by itself.
+    slow = emulator_factory(power_delay=0.5)
+    code = ("%load_ext spalloc_nb\n"
+            f"a = %spalloc 1 -H {slow.host} -P {slow.port}\n"
+            "from spalloc_nb import job_widget\n"
+            "w = job_widget(a)\n"
+            "print(w.state)")
+    content, out, _ = kernel.run(code)
+    assert content["status"] == "ok"
+    assert out.strip() in ("queued", "power")
+    content, out, _ = kernel.run(
+        "import time\n"
+        "deadline = time.monotonic() + 5\n"
+        "while w.state != 'ready' and time.monotonic() < deadline:\n"
+        "    time.sleep(0.02)\n"
+        "print(w.state)")
+    assert out.strip() == "ready"
