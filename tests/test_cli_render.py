@@ -259,7 +259,6 @@ def test_coloured_output_keeps_the_plain_layout() -> None:
     Output(stream, colour=True).lines(lines)
     coloured = stream.getvalue()
     assert "\x1b[" in coloured
-    stream = io.StringIO()
-    Output(stream).lines(lines)
-    assert "\x1b[" not in stream.getvalue()
-    assert stream.getvalue() == "ID  State\n 1  ready\n"
+    plain_stream = io.StringIO()
+    Output(plain_stream).lines(lines)
+    assert plain_stream.getvalue() == "ID  State\n 1  ready\n"

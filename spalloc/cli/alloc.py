@@ -180,8 +180,8 @@ def _create_job(what: tuple[int, ...], kwargs: dict[str, Any], status: _Status) 
 def _wait_ready(job: Any, status: _Status) -> tuple[int, str | None]:
     """Wait until the job is ready; the exit code (0 = ready) and a reason for destroying."""
     remove = job.add_state_listener(lambda j: status.state(j.id, j.snapshot.state))
-    status.state(job.id, job.snapshot.state)
     try:
+        status.state(job.id, job.snapshot.state)
         job.wait_until_ready()
     except JobDestroyedError as exc:
         reason = exc.reason
