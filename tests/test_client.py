@@ -161,7 +161,7 @@ def test_typed_and_raw_calls(client: ProtocolClient) -> None:
     assert info.width == 8 and info.height == 8 and info.connections
     where = client.where_is(job_id=job_id, chip_x=0, chip_y=0)
     assert isinstance(where, WhereIs) and where.job_id == job_id
-    board = list(info.boards or [])[0]
+    board = next(iter(info.boards or []))
     physical = client.get_board_position(info.machine_name or "", *board)
     assert physical is not None
     assert client.get_board_at_position(info.machine_name or "", *physical) == tuple(board)
