@@ -34,6 +34,8 @@ _LAZY = {
     "Job": "spalloc.job",
     "JobState": "spalloc.states",
     "ProtocolClient": "spalloc.client",
+    "EmulatedBoardsWarning": "spalloc._local",
+    "JobSnapshot": "spalloc.models",
     "ConfigError": "spalloc.exceptions",
     "IncompatibleServerError": "spalloc.exceptions",
     "JobDestroyedError": "spalloc.exceptions",

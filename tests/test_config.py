@@ -1,0 +1,159 @@
+"""Config: search path, INI parsing, "None", SPALLOC_* overrides, errors naming the culprit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spalloc import ConfigError
+from spalloc.config import SpallocConfig, load_config, search_path
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_defaults_match_the_seed() -> None:
+    config = load_config([], {})
+    assert config == SpallocConfig()
+    assert (config.hostname, config.owner, config.port) == (None, None, 22244)
+    assert (config.keepalive, config.reconnect_delay, config.timeout) == (60.0, 5.0, 5.0)
+    assert (config.machine, config.tags, config.min_ratio) == (None, ("default",), 0.333)
+    assert (config.max_dead_boards, config.max_dead_links, config.require_torus) == (0, None,
+                                                                                     False)
+    assert config.ignore_version is False
+
+
+def test_every_key_parses(tmp_path: Path) -> None:
+    path = write(tmp_path / "spalloc", """\
+[spalloc]
+hostname = server.example
+owner = me@example.org
+port = 1234
+keepalive = None
+reconnect_delay = 0.5
+timeout = None
+machine = None
+tags = a, b ,c
+min_ratio = 0.5
+max_dead_boards = None
+max_dead_links = 3
+require_torus = yes
+ignore_version = true
+unknown_key = whatever
+
+[other]
+hostname = ignored
+""")
+    config = load_config([path], {})
+    assert config.hostname == "server.example" and config.owner == "me@example.org"
+    assert config.port == 1234 and config.keepalive is None and config.timeout is None
+    assert config.reconnect_delay == 0.5 and config.machine is None
+    assert config.tags == ("a", "b", "c") and config.min_ratio == 0.5
+    assert config.max_dead_boards is None and config.max_dead_links == 3
+    assert config.require_torus is True and config.ignore_version is True
+    assert config.sources == (path,)
+
+
+def test_precedence_files_then_environment(tmp_path: Path) -> None:
+    site = write(tmp_path / "site", "[spalloc]\nhostname = site\nport = 1\nowner = site\n")
+    user = write(tmp_path / "user", "[spalloc]\nhostname = user\nport = 2\n")
+    local = write(tmp_path / ".spalloc", "[spalloc]\nhostname = local-file\n")
+    missing = str(tmp_path / "missing")
+    config = load_config([site, user, missing, local], {"SPALLOC_PORT": "3"})
+    assert config.hostname == "local-file"  # ./.spalloc beats the user file
+    assert config.port == 3  # the environment beats every file
+    assert config.owner == "site"  # untouched keys fall through
+    assert config.sources == (site, user, local, "SPALLOC_PORT")
+    env = {"SPALLOC_HOSTNAME": "None", "SPALLOC_TAGS": "x,y"}
+    config = load_config([site], env)
+    assert config.hostname is None and config.tags == ("x", "y")
+
+
+@pytest.mark.parametrize("key,value", [
+    ("port", "abc"), ("port", "70000"), ("port", "None"), ("keepalive", "-1"),
+    ("timeout", "soon"), ("require_torus", "maybe"), ("min_ratio", "nan"),
+    ("max_dead_boards", "1.5"), ("reconnect_delay", "None"), ("tags", " , "),
+])
+def test_bad_values_name_file_key_and_value(tmp_path: Path, key: str, value: str) -> None:
+    path = write(tmp_path / "spalloc", f"[spalloc]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config([path], {})
+    error = info.value
+    assert isinstance(error, ValueError)
+    assert path in str(error) and key in str(error) and value.strip() in str(error)
+    assert (error.source, error.key) == (path, key)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"SPALLOC_PORT.*port.*'eighty'"):
+        load_config([], {"SPALLOC_PORT": "eighty"})
+
+
+def test_malformed_file_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "spalloc", "hostname = no section header\n")
+    with pytest.raises(ConfigError) as info:
+        load_config([path], {})
+    assert path in str(info.value) and info.value.source == path
+
+
+def test_search_path_uses_platformdirs_and_cwd(monkeypatch: pytest.MonkeyPatch,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
+    if sys.platform.startswith("linux"):
+        assert search_path() == [str(tmp_path / "site" / "spalloc"),
+                                 str(tmp_path / "user" / "spalloc"),
+                                 os.path.join(".", ".spalloc")]
+    else:
+        assert search_path()[-1] == os.path.join(".", ".spalloc")
+    import spalloc.config
+    assert search_path() == spalloc.config.SEARCH_PATH
+
+
+def test_load_config_reads_the_search_path_by_default(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
+    (tmp_path / "user").mkdir()
+    write(tmp_path / "user" / "spalloc", "[spalloc]\nowner = from-user\nhostname = u\n")
+    write(tmp_path / ".spalloc", "[spalloc]\nhostname = from-cwd\n")
+    config = load_config(environ={})
+    assert (config.hostname, config.owner) == ("from-cwd", "from-user")
+
+
+def test_python_m_spalloc_config_prints_the_search_path(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "user"),
+           "XDG_CONFIG_DIRS": str(tmp_path / "site")}
+    (tmp_path / "user").mkdir()
+    write(tmp_path / "user" / "spalloc", "[spalloc]\n")
+    out = subprocess.run([sys.executable, "-W", "error", "-m", "spalloc.config"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Default search path (lowest-priority first):"
+    assert lines[1] == str(tmp_path / "site" / "spalloc")
+    assert lines[2] == f"{tmp_path / 'user' / 'spalloc'}   (exists)"
+    assert lines[3] == os.path.join(".", ".spalloc")
+    assert "SPALLOC_HOSTNAME" in out.stdout
+
+
+def test_import_spalloc_stays_light() -> None:
+    code = ("import sys, spalloc\n"
+            "heavy = {'platformdirs', 'configparser', 'IPython', 'ipywidgets', 'rich'}\n"
+            "print(sorted(heavy & set(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+    # Job pulls in the client and config, but platformdirs only when the path is needed.
+    code = ("import sys\nfrom spalloc import Job\n"
+            "print('platformdirs' in sys.modules, 'spalloc.emulator' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["False", "False"]
