@@ -232,9 +232,14 @@ def test_for_job_outlines_the_job_and_knows_its_ips(emulator: Emulator,
         wait_for(lambda: widget.jobs and widget.status == "live")
         assert widget.highlight_job == job.id and widget.my_owner == "dave"
         assert widget.jobs[0]["mine"] is True
+        # The job's own connections name its boards' IPs; other boards' IPs are unknown
+        # (the map was given a client, not the emulator's machine description).
+        machine = next(m for m in emulator.machines if m.name == "m4x2")
         ips = {(b["x"], b["y"], b["z"]): b["ip"] for b in widget.boards}
-        for (cx, cy), ip in (job.connections or {}).items():
-            assert ip in ips.values(), (cx, cy, ip)
+        held = {(b[0], b[1], b[2]) for b in job.boards or ()}
+        assert len(held) == 3
+        assert {b: ips[b] for b in held} == {b: machine.board_ips[b] for b in held}
+        assert all(ip is None for b, ip in ips.items() if b not in held)
         job.destroy("bye")
         wait_for(lambda: widget.jobs == [])
     finally:
@@ -305,3 +310,13 @@ def test_address_forms() -> None:
     assert _resolve_address(ProtocolClient("127.0.0.1", 9))[:2] == ("127.0.0.1", 9)
     with pytest.raises(TypeError):
         _resolve_address(3.5)
+
+
+def test_short_constructor_and_from_job_alias(emulator: Emulator, maps: list[BoardMap]) -> None:
+    with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+        widget = BoardMap("m4x2", client)
+        maps.append(widget)
+        wait_for(lambda: widget.status == "live" and len(widget.boards) == 24)
+    assert BoardMap.from_job.__func__ is BoardMap.for_job.__func__  # type: ignore[attr-defined]
+    with pytest.raises(ValueError):
+        BoardMap(None, emulator)

@@ -132,10 +132,21 @@ class BoardMap(anywidget.AnyWidget):
     answer = traitlets.Dict().tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, machine_name: str | None = None, server: Any = None,
+                 **kwargs: Any) -> None:
+        """Traits as keywords; ``BoardMap(name, server)`` is :meth:`for_machine` in short."""
+        if machine_name is not None:
+            kwargs.setdefault("machine", machine_name)
         super().__init__(**kwargs)
         self._follower: _Follower | None = None
         self._last_selection: tuple[Any, ...] | None = None
+        if server is not None:
+            if not self.machine:
+                raise ValueError("BoardMap(machine_name, server): a machine name is needed")
+            host, port, known = _resolve_address(server)
+            geometry = next((m for m in known if m.name == self.machine), None)
+            self._follow(_Follower(self, host, port, self.machine, geometry=geometry,
+                                   timeout=5.0, reconnect_delay=5.0))
 
     @traitlets.observe("my_owner")
     def _on_owner(self, change: Mapping[str, Any]) -> None:
@@ -193,6 +204,9 @@ class BoardMap(anywidget.AnyWidget):
         widget._follow(_Follower(widget, host, port, machine_name, job=job, geometry=geometry,
                                  timeout=timeout, reconnect_delay=reconnect_delay))
         return widget
+
+    #: Another name for :meth:`for_job`.
+    from_job = for_job
 
     def _follow(self, follower: _Follower) -> None:
         self._follower = follower
