@@ -167,7 +167,7 @@ class ReferenceServer:
         timeout_check_interval: float = 0.05,
         max_retired_jobs: int = 1200,
     ) -> None:
-        self._python = Path(bin_dir) / "python"
+        self._python = Path(bin_dir).absolute() / "python"
         self._config_text = render_config(
             machines,
             timeout_check_interval=timeout_check_interval,
