@@ -247,3 +247,18 @@ test("link edges face the hexagon across that link", () => {
     assert.ok(Math.abs(n[0] - 2 * mid[0]) < 1e-9 && Math.abs(n[1] - 2 * mid[1]) < 1e-9, `link ${link}`);
   });
 });
+
+test("a click inside a board also picks the chip under the pointer", () => {
+  const { el, model, window } = setup();
+  const svg = el.querySelector("svg");
+  // jsdom does no layout: give the SVG an identity screen transform, as a browser at 1:1 would.
+  svg.getScreenCTM = () => ({ inverse: () => ({}) });
+  svg.createSVGPoint = () => ({ x: 0, y: 0, matrixTransform() { return { x: this.x, y: this.y }; } });
+  const b = model.get("boards").find((r) => r.x === 1 && r.y === 0 && r.z === 2);
+  const c = mod.hexCentre(b.col, b.row);
+  const d = mod.chipOffset(5, 1);
+  hexOf(el, model, 1, 0, 2).dispatchEvent(
+    new window.MouseEvent("click", { bubbles: true, clientX: c[0] + d[0], clientY: c[1] + d[1] }));
+  assert.deepEqual(model.get("selected"), [1, 0, 2]);
+  assert.deepEqual(model.get("selected_chip"), [5, 1]);
+});
