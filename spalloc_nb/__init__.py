@@ -69,8 +69,9 @@ def load_ipython_extension(ip: Any) -> None:
 
 def unload_ipython_extension(ip: Any) -> None:
     """Destroy the jobs the extension created, close its widgets, remove its magics."""
-    registry.close_all()
+    # Destroy first, so the widgets still on screen show the jobs as destroyed.
     registry.destroy_all("Notebook extension unloaded.")
+    registry.close_all()
     magics = _loaded(ip)
     formatter = ip.display_formatter.mimebundle_formatter
     try:

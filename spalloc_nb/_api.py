@@ -70,7 +70,9 @@ class MachineSummary:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.board_map is not None:
-            data.update(self.board_map._repr_mimebundle_(**kwargs) or {})
+            bundle = self.board_map._repr_mimebundle_(**kwargs) or {}
+            # anywidget answers (data, metadata); ipywidgets just data.
+            data.update(bundle[0] if isinstance(bundle, tuple) else bundle)
         data["text/html"] = self._repr_html_()
         data["text/plain"] = str(self)
         return data
@@ -178,11 +180,17 @@ def _board_map(name: str, address: ServerAddress) -> Any:
     cls = board_map_class()
     if cls is None:
         return None
+    target: Any = (address.hostname, address.port)
+    if address.emulated:
+        from spalloc._local import local_emulator
+
+        target = local_emulator()  # also knows the machines' geometry and board IPs
     try:
-        client = _connect(address)
-        return cls(name, client)
-    except Exception:  # the map is a bonus; the tables above already answer the question
+        board_map = cls.for_machine(target, name, timeout=address.timeout)
+    except Exception:  # the map is a bonus; the tables already answer the question
         return None
+    registry.add_closer(board_map, board_map.close)
+    return board_map
 
 
 def where_is(*, machine: str | None = None, x: int | None = None, y: int | None = None,

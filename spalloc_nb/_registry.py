@@ -102,7 +102,8 @@ class Registry:
         return pending
 
     def _at_exit(self) -> None:
-        self.close_all()
+        # Only the server matters now: the front end is going away with the kernel, and
+        # every second counts against the kernel's SIGTERM.
         if self.destroy_at_exit:
             self.destroy_all("Kernel shut down.")
 

@@ -270,3 +270,35 @@ def test_tables_and_durations() -> None:
     assert table_text(("ID", "Name"), [(7, "a"), (12, "bb")]) == "ID  Name\n 7  a\n12  bb"
     table = Table(("ID", "Name"), ((7, "<x>"),), "T")
     assert "&lt;x&gt;" in table._repr_html_() and str(table).startswith("T\nID")
+
+
+def test_map_button_shows_the_board_map(make_job: Callable[..., Job],
+                                        comms: list[RecordingComm]) -> None:
+    job = make_job(1)
+    job.wait_until_ready(timeout=5)
+    widget = JobWidget(job)
+    board_map = widget.show_map()
+    assert board_map is not None
+    assert board_map.highlight_job == job.id
+    wait_for(lambda: board_map.machine == job.machine_name and board_map.boards)
+    widget.show_map(False)
+    assert widget._map_box.children == ()
+    widget.close()
+
+
+def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulator: Emulator,
+                                            comms: list[RecordingComm]) -> None:
+    import spalloc_nb
+
+    job = make_job(1)
+    job.wait_until_ready(timeout=5)
+    summary = spalloc_nb.machine(job.machine_name, hostname=emulator.host, port=emulator.port)
+    try:
+        assert summary.board_map is not None
+        data = summary._repr_mimebundle_()
+        assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == \
+            summary.board_map.model_id
+        assert f"A:{job.id}" in data["text/plain"] and "<pre>" in data["text/html"]
+        wait_for(lambda: any(j.get("id") == job.id for j in summary.board_map.jobs))
+    finally:
+        summary.board_map.close()

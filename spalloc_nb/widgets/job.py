@@ -199,17 +199,25 @@ class JobWidget(widgets.VBox):
         self._act("Refresh", self._job.refresh)
 
     def _toggle_map(self, change: dict[str, Any]) -> None:
+        """Show or hide the board map (it follows the server only while shown)."""
+        for old in self._map_box.children:
+            old.close()
+        self._map_box.children = ()
         if not change["new"]:
-            self._map_box.children = ()
             return
-        cls = board_map_class()
         try:
-            from_job = getattr(cls, "from_job", None)
-            board_map = from_job(self._job) if from_job is not None else cls(job=self._job)
-        except Exception as exc:
+            board_map = board_map_class().for_job(self._job)
+        except Exception as exc:  # e.g. the job is not connected: say so in the widget
             self._message.value = f"Map unavailable: {html.escape(str(exc))}"
             return
         self._map_box.children = (board_map,)
+
+    def show_map(self, show: bool = True) -> Any:
+        """Show (or hide) the board map; returns the map widget or ``None``."""
+        if self._map_button is None:
+            return None
+        self._map_button.value = show
+        return self._map_box.children[0] if self._map_box.children else None
 
     # -- renderings and lifetime ----------------------------------------------------------
 
@@ -237,6 +245,8 @@ class JobWidget(widgets.VBox):
                       self._reset, self._destroy, self._confirm_yes, self._confirm_no,
                       self._confirm_label, self._confirm, self._buttons, self._map_box):
             child.close()
+        for board_map in self._map_box.children:
+            board_map.close()
         if self._map_button is not None:
             self._map_button.close()
         super().close()
