@@ -68,6 +68,8 @@ MAX_QUEUED_NOTIFICATIONS = 4096
 
 _UNSET: Any = object()
 
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+
 # --- versions ---------------------------------------------------------------------------
 
 _VERSION_RE = re.compile(r"^\s*v?(?:(\d+)!)?(\d+(?:\.\d+)*)")
@@ -169,23 +171,29 @@ class _Dispatcher:
 class PendingReply:
     """The reply a caller waits for (returned by :meth:`ProtocolClient.submit`)."""
 
-    __slots__ = ("_done", "_error", "_value", "abandoned", "command")
+    __slots__ = ("_done", "_error", "_finished", "_value", "abandoned", "command")
 
     def __init__(self, command: str) -> None:
         self.command = command
-        self._done = threading.Event()
+        # A bare lock, held until the reply lands: cheaper to wait on than an Event.
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._finished = False
         self._value: Any = None
         self._error: BaseException | None = None
         self.abandoned = False
 
     def _resolve(self, value: Any = None, error: BaseException | None = None) -> None:
+        if self._finished:
+            return
         self._value = value
         self._error = error
-        self._done.set()
+        self._finished = True
+        self._done.release()
 
     def done(self) -> bool:
         """True once the reply (or an error) has arrived."""
-        return self._done.is_set()
+        return self._finished
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the reply and return its value.
@@ -195,13 +203,16 @@ class PendingReply:
             ProtocolError: the connection failed first.
             SpallocServerException: the server answered with an exception.
         """
-        if not self._done.wait(timeout):
-            self.abandoned = True
-            # The reply may have landed between the wait and the flag.
-            if not self._done.is_set():
-                raise ProtocolTimeoutError(
-                    f"no reply to {self.command} within {timeout} s",
-                    command=self.command, timeout=timeout)
+        if not self._finished:
+            if self._done.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
+                self._done.release()  # let any other waiter (or a second result()) through
+            else:
+                self.abandoned = True
+                # The reply may have landed between the wait and the flag.
+                if not self._finished:
+                    raise ProtocolTimeoutError(
+                        f"no reply to {self.command} within {timeout} s",
+                        command=self.command, timeout=timeout)
         if self._error is not None:
             raise self._error
         return self._value
@@ -270,6 +281,11 @@ class _Connection:
             while self.error is None:
                 try:
                     data = self.sock.recv(65536)
+                    if _QUICKACK is not None:
+                        # Servers that write each reply separately without TCP_NODELAY (the
+                        # reference) hold the 2nd reply to pipelined requests until we ACK
+                        # the 1st; Linux delays that ACK ~40 ms unless asked, after each recv.
+                        self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                 except OSError as exc:
                     raise ProtocolError(f"connection lost: {exc}") from exc
                 if not data:
