@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import traitlets
 
-from spalloc import Job, ProtocolClient
+from spalloc import Job, ProtocolClient, ProtocolError
 from spalloc.emulator import Emulator
 from spalloc.geometry import Link, Machine, default_board_locations, neighbour, standard_ip
 from spalloc_nb.widgets.boardmap import JOB_COLOURS, BoardMap, hex_cell, job_colour, job_key
@@ -271,10 +271,25 @@ def test_1200_board_machine_loads_every_board(emulator_factory: Callable[..., Em
                for b in widget.boards)
 
 
-def test_unknown_machine_is_reported(emulator: Emulator, maps: list[BoardMap]) -> None:
-    widget = BoardMap.for_machine(emulator, "nope")
-    maps.append(widget)
-    wait_for(lambda: "no machine named 'nope'" in widget.status)
+def test_unknown_machine_or_server_is_an_error_at_once(emulator: Emulator) -> None:
+    with pytest.raises(LookupError, match="no machine named 'nope'"):
+        BoardMap.for_machine(emulator, "nope")
+    emulator.stop()
+    with pytest.raises((OSError, ProtocolError)):
+        BoardMap.for_machine(emulator, "m4x2")
+
+
+def test_first_picture_is_drawn_before_returning(emulator: Emulator,
+                                                 maps: list[BoardMap]) -> None:
+    with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+        job_id = client.create_job(owner="frank", keepalive=60, machine="m4x2")
+        widget = BoardMap.for_machine(emulator, "m4x2", owner="frank")
+        maps.append(widget)
+        # No waiting: a displayed map (and its text/plain) is complete and deterministic.
+        assert widget.status == "live" and len(widget.boards) == 24
+        assert [j["id"] for j in widget.jobs] == [job_id]
+        assert repr(widget) == "BoardMap(machine='m4x2', boards=24, jobs=1, status='live')"
+        client.destroy_job(job_id)
 
 
 def test_reconnects_after_a_server_restart(emulator: Emulator, maps: list[BoardMap]) -> None:

@@ -178,6 +178,13 @@ class BoardMap(anywidget.AnyWidget):
                 locations without asking the server board by board.
             timeout: seconds for each server call.
             reconnect_delay: seconds between reconnection attempts.
+
+        The first picture is drawn before this returns; later changes arrive live.
+
+        Raises:
+            OSError, spalloc.ProtocolError: the server cannot be reached.
+            LookupError: the server has no machine of that name.
+            TypeError: ``client_or_address`` names no server.
         """
         host, port, known = _resolve_address(client_or_address)
         if geometry is None:
@@ -193,6 +200,10 @@ class BoardMap(anywidget.AnyWidget):
         """A map of the machine a ``spalloc.Job`` runs on, its boards outlined.
 
         A queued job's map shows its machine once it is allocated.
+
+        Raises:
+            OSError, spalloc.ProtocolError: the job's server cannot be reached.
+            TypeError: the job has no client (it was never created on a server).
         """
         host, port, known = _resolve_address(job.client)
         snap = getattr(job, "snapshot", None)
@@ -209,10 +220,10 @@ class BoardMap(anywidget.AnyWidget):
     from_job = for_job
 
     def _follow(self, follower: _Follower) -> None:
+        follower.start()  # raises if the server or the machine cannot be found
         self._follower = follower
         self.observe(self._on_selected, names=["selected", "selected_chip"])
         self.observe(self._on_chip_query, names=["chip_query"])
-        follower.start()
 
     # --- user actions (also called directly by tests and scripts) -----------------------------
 
@@ -328,7 +339,6 @@ class _Follower:
         self._assign_lock = threading.Lock()
         self._refresh_lock = threading.Lock()
         self._queries: queue.Queue[Any] = queue.Queue()
-        self._refresh_wanted = threading.Event()
         # Per-machine cache of board locations: they change only with the machine's config.
         self._locations_key: tuple[Any, ...] | None = None
         self._locations: dict[Board, list[int] | None] = {}
@@ -344,6 +354,23 @@ class _Follower:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Connect and draw the first picture in the caller's thread, then follow.
+
+        Raises:
+            OSError, SpallocError: the server cannot be reached.
+            LookupError: the server has no such machine.
+        """
+        client = self._open()
+        try:
+            if not self._refresh(client) and self._job_id is None:
+                raise LookupError(f"no machine named {self._machine_name!r} on "
+                                  f"{self._host}:{self._port}")
+        except BaseException:
+            client.close()
+            raise
+        with self._client_lock:
+            self._client = client
+            self._connected.set()
         for thread in self._threads:
             thread.start()
 
@@ -382,22 +409,20 @@ class _Follower:
     # --- threads ------------------------------------------------------------------------------
 
     def _follow_loop(self) -> None:
+        with self._client_lock:
+            client = self._client  # opened and drawn by start()
         while not self._stopping.is_set():
-            self._set(status="connecting…")
             try:
-                client = self._open()
-            except (OSError, SpallocError) as exc:
-                self._set(status=f"cannot reach {self._host}:{self._port}: {exc}; retrying")
-                self._stopping.wait(self._reconnect_delay)
-                continue
-            with self._client_lock:
-                if self._stopping.is_set():
-                    client.close()
-                    return
-                self._client = client
-                self._connected.set()
-            try:
-                self._refresh(client)  # sets the status: live, or why not
+                if client is None:
+                    self._set(status="connecting…")
+                    client = self._open()
+                    with self._client_lock:
+                        if self._stopping.is_set():
+                            client.close()
+                            return
+                        self._client = client
+                        self._connected.set()
+                    self._refresh(client)  # sets the status: live, or why not
                 while not self._stopping.is_set():
                     note = client.wait_for_notification(None)
                     if self._stopping.is_set():
@@ -406,14 +431,15 @@ class _Follower:
                     # Merge a burst into one refresh: drain what has already arrived.
                     while (more := client.wait_for_notification(-1)) is not None:
                         wanted = wanted or self._interesting(more)
-                    if wanted or self._refresh_wanted.is_set():
-                        self._refresh_wanted.clear()
+                    if wanted:
                         self._refresh(client)
             except (OSError, SpallocError) as exc:
                 if self._stopping.is_set():
                     return
                 self._drop_client()
-                self._set(status=f"disconnected ({exc}); reconnecting")
+                client = None
+                self._set(status=f"disconnected from {self._host}:{self._port} ({exc}); "
+                                 "reconnecting")
                 self._stopping.wait(self._reconnect_delay)
 
     def _interesting(self, note: Any) -> bool:
@@ -490,11 +516,12 @@ class _Follower:
 
     # --- building the traits ------------------------------------------------------------------
 
-    def _refresh(self, client: ProtocolClient) -> None:
+    def _refresh(self, client: ProtocolClient) -> bool:
+        """Re-read the machine and its jobs into the traits; False if there is no map yet."""
         with self._refresh_lock:
-            self._refresh_locked(client)
+            return self._refresh_locked(client)
 
-    def _refresh_locked(self, client: ProtocolClient) -> None:
+    def _refresh_locked(self, client: ProtocolClient) -> bool:
         machines = client.list_machines()
         jobs = client.list_jobs()
         self.refreshes += 1
@@ -505,13 +532,13 @@ class _Follower:
                         None)
             if name is None:
                 self._set(status=f"job {self._job_id} is not allocated yet")
-                return
+                return False
             self._machine_name = name
             client.notify_machine(name)
         entry = next((m for m in machines if m.name == name), None)
         if entry is None:
             self._set(status=f"no machine named {name!r} on the server", jobs=[])
-            return
+            return False
         boards = self._board_records(client, entry)
         mine = self._widget.my_owner
         on_machine = [j for j in jobs if j.allocated_machine_name == name and j.boards]
@@ -524,6 +551,7 @@ class _Follower:
         self._set(machine=name, width=entry.width, height=entry.height, tags=list(entry.tags),
                   boards=boards, dead_links=[list(lk) for lk in sorted(entry.dead_links)],
                   jobs=job_records, status="live")
+        return True
 
     def _board_records(self, client: ProtocolClient,
                        entry: MachineDescription) -> list[dict[str, Any]]:
