@@ -225,6 +225,12 @@ def test_ps_machines_machine(ip: InteractiveShell, emulator: Emulator) -> None:
     assert "A:" + str(job.id) in str(detail)
     with pytest.raises(UsageError, match="No machine 'nope'"):
         ip.run_line_magic("spalloc", "machine nope")
+    ip.run_line_magic("config", "SpallocMagics.short_errors = False")
+    try:
+        with pytest.raises(LookupError):
+            ip.run_line_magic("spalloc", "machine nope")
+    finally:
+        ip.run_line_magic("config", "SpallocMagics.short_errors = True")
 
 
 def test_where_is_and_destroy(ip: InteractiveShell, emulator: Emulator) -> None:
@@ -285,3 +291,48 @@ def test_help_does_not_raise(ip: InteractiveShell, capsys: pytest.CaptureFixture
     assert "--wait" in capsys.readouterr().out
     assert ip.run_line_magic("spalloc", "where-is -h") is None
     assert "--job-chip" in capsys.readouterr().out
+
+
+def test_wait_shows_progress_only_when_slow(ip: InteractiveShell,
+                                            emulator_factory: Any,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    slow = emulator_factory(power_delay=0.4)
+    where = f"-H {slow.host} -P {slow.port}"
+    ip.run_line_magic("spalloc", f"1 --wait {where}")  # default progress_after: 2 s
+    assert "waiting until ready" not in capsys.readouterr().err
+    ip.run_line_magic("config", "SpallocMagics.progress_after = 0.05")
+    try:
+        job = ip.run_line_magic("spalloc", f"1 --wait {where}")
+        assert f"Job {job.id}: power, waiting until ready" in capsys.readouterr().err
+        ip.run_line_magic("config", "SpallocMagics.use_widgets = 'always'")
+        job = ip.run_line_magic("spalloc", f"1 --wait {where}")
+        # The live view is displayed as progress (its text/plain is what this shell prints).
+        assert f"Job {job.id}: power" in capsys.readouterr().out
+        assert job.state is JobState.ready
+    finally:
+        ip.run_line_magic("config", "SpallocMagics.progress_after = 2.0")
+        ip.run_line_magic("config", "SpallocMagics.use_widgets = 'auto'")
+
+
+def test_destroy_all_is_bounded(emulator_factory: Any) -> None:
+    """A server that stops answering cannot hold exit longer than the budget."""
+    from spalloc_nb._registry import Registry
+
+    server = emulator_factory()
+    jobs = [Job(1, hostname=server.host, port=server.port, owner=OWNER, timeout=3.0,
+                reconnect_delay=60.0, config_filenames=[]) for _ in range(3)]
+    port = server.port
+    server.stop()
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(8)  # accepts connections, never answers
+    try:
+        own = Registry()
+        for job in jobs:
+            own.add_job(job)
+        pending = own.destroy_all("bye", timeout=0.5)
+        assert pending == jobs
+        assert own.jobs() == []
+    finally:
+        silent.close()
