@@ -629,3 +629,67 @@ def test_local_hostname_starts_one_emulator(env: Callable[..., None]) -> None:
         assert emulated[0].filename == __file__
     assert local_emulator() is local_emulator()
     assert local_emulator().running
+
+
+# --- the same Job against the reference server (spalloc-server 1!7.0.0, fake BMP) ---------------
+
+@pytest.fixture
+def reference(env: Callable[..., None], tmp_path: Any) -> Iterator[Any]:
+    """The reference server serving the emulator's default machines, configured via SPALLOC_*."""
+    from interop._peers import PeerUnavailable, ensure_peer
+    from interop.refserver import ReferenceServer
+
+    from spalloc.emulator.machines import default_machines
+
+    try:
+        bin_dir = ensure_peer("refserver")
+    except PeerUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"reference server unavailable: {exc}")
+        pytest.skip(f"reference server unavailable: {exc}")
+    server = ReferenceServer(bin_dir, list(default_machines()), workdir=tmp_path / "ref",
+                             power_delay=0.1, seconds_before_free=0.05)
+    server.start()
+    env(server)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.interop
+def test_reference_seed_examples_and_life_cycle(reference: Any) -> None:
+    with Job(3) as j:  # the reference answers "1!7.0.0" (B1) and the example runs verbatim
+        my_boot(j.hostname, j.width, j.height)
+        my_application(j.hostname)
+        assert j.client is not None and j.client.version() == "1!7.0.0"
+        assert j.where_is_machine(0, 0) is not None
+        j.set_power(False)
+        assert j.state is JobState.power
+        j.wait_until_ready(timeout=WAIT)
+        assert j.power is False
+        j.reset()
+        j.wait_until_ready(timeout=WAIT)
+        assert j.power is True
+        resumed = Job(resume_job_id=j.id)
+        assert resumed.state is JobState.ready and resumed.hostname == j.hostname
+        resumed.close()
+    assert j.state is JobState.destroyed
+    with Job(4, 2, require_torus=True) as whole:
+        assert whole.boards is not None and len(whole.boards) == 24
+
+
+@pytest.mark.interop
+def test_reference_destroyed_by_another_client(reference: Any) -> None:
+    hog = Job(4, 2)
+    hog.wait_until_ready(timeout=WAIT)
+    job = Job(1)
+    try:
+        assert job.state is JobState.queued and job.hostname is None
+        threading.Timer(0.2, hog.client.destroy_job, (job.id, "go away")).start()  # type: ignore[union-attr]
+        with pytest.raises(JobDestroyedError) as info:
+            job.wait_until_ready(timeout=WAIT)
+        assert info.value.reason == "Cancelled: go away"
+    finally:
+        job.destroy()
+        hog.destroy()
