@@ -167,3 +167,28 @@ def test_line_magic_returns_while_queued_and_widget_updates(
         "    time.sleep(0.02)\n"
         "print(w.state)")
     assert out.strip() == "ready"
+
+
+def test_result_has_three_renderings_and_buttons_work_between_cells(
+        kernel: Kernel, emulator: Emulator) -> None:
+    results: list[dict[str, Any]] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "execute_result":
+            results.append(msg["content"]["data"])
+
+    kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30,
+                                      output_hook=hook)
+    (data,) = results
+    assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(data)
+    assert data["text/plain"].startswith("Job ")
+    job_id, button = kernel.run(
+        "from spalloc_nb import job_widget\n"
+        "w = job_widget(_)\n"
+        "print(_.id, w._power_off.model_id)")[1].split()
+    (job,) = [j for j in emulator.jobs() if j.job_id == int(job_id)]
+    # What the front end sends when the button is clicked.
+    click = kernel.client.session.msg("comm_msg", {
+        "comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}})
+    kernel.client.shell_channel.send(click)
+    wait_for(lambda: emulator.board_power(job.machine, job.boards[0]) is False)
