@@ -17,7 +17,14 @@ import traitlets
 from spalloc import Job, ProtocolClient, ProtocolError
 from spalloc.emulator import Emulator
 from spalloc.geometry import Link, Machine, default_board_locations, neighbour, standard_ip
-from spalloc_nb.widgets.boardmap import JOB_COLOURS, BoardMap, hex_cell, job_colour, job_key
+from spalloc_nb.widgets.boardmap import (
+    JOB_COLOURS,
+    BoardMap,
+    hex_cell,
+    job_colour,
+    job_key,
+    static_html,
+)
 
 WAIT = 5.0
 # Layout-cell offset of the hexagon across each link (must match boardmap.js).
@@ -335,3 +342,28 @@ def test_short_constructor_and_from_job_alias(emulator: Emulator, maps: list[Boa
     assert BoardMap.from_job.__func__ is BoardMap.for_job.__func__  # type: ignore[attr-defined]
     with pytest.raises(ValueError):
         BoardMap(None, emulator)
+
+
+def test_mime_bundle_has_widget_text_and_static_html(emulator: Emulator,
+                                                     maps: list[BoardMap]) -> None:
+    with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+        job_id = client.create_job(3, owner="gina", keepalive=60, machine="m4x2")
+        widget = BoardMap.for_machine(emulator, "m4x2", owner="gina")
+        maps.append(widget)
+        data, _metadata = widget._repr_mimebundle_()
+        assert "application/vnd.jupyter.widget-view+json" in data
+        assert data["text/plain"] == repr(widget)
+        page = data["text/html"]
+        assert page.count("<polygon") == 24
+        assert page.count(f'fill="{job_colour(job_id)}"') == 3
+        assert f"job {job_id} · gina (you) · 3 boards" in page
+        client.destroy_job(job_id)
+
+
+def test_static_html_marks_dead_boards_and_links() -> None:
+    boards = [{"x": 0, "y": 0, "z": z, "col": hex_cell((0, 0, z))[0],
+               "row": hex_cell((0, 0, z))[1], "dead": z == 2} for z in range(3)]
+    page = static_html("x<y", boards, [], [[0, 0, 0, 1]])
+    assert "x&lt;y" in page
+    assert page.count("<polygon") == 3 and page.count("#9a9a9a") == 1
+    assert page.count("<line") == 1

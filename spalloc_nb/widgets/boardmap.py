@@ -15,7 +15,9 @@ connections of the job given to :meth:`BoardMap.for_job`.
 from __future__ import annotations
 
 import contextlib
+import html
 import itertools
+import math
 import queue
 import threading
 from collections.abc import Iterable, Mapping
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
     from spalloc.client import ProtocolClient
     from spalloc.models import MachineDescription, WhereIs
 
-__all__ = ["JOB_COLOURS", "BoardMap", "hex_cell", "job_colour", "job_key"]
+__all__ = ["JOB_COLOURS", "BoardMap", "hex_cell", "job_colour", "job_key", "static_html"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -99,6 +101,66 @@ def _where_is_answer(query: str, reply: WhereIs | None, *, chip_form: bool) -> d
     return answer
 
 
+# --- static rendering (nbconvert, GitHub, a stale output reopened) --------------------------
+
+_R = 10.0  # hexagon circumradius, as in boardmap.js
+_FREE, _DEAD, _LINE, _ALERT = "#eef0f2", "#9a9a9a", "#999999", "#d32f2f"
+
+
+def _centre(col: int, row: int) -> tuple[float, float]:
+    return 1.5 * _R * col, math.sqrt(3) / 2 * _R * row
+
+
+def _hexagon(cx: float, cy: float, radius: float) -> str:
+    return " ".join(f"{cx + radius * math.cos(math.pi / 3 * k):.1f},"
+                    f"{cy - radius * math.sin(math.pi / 3 * k):.1f}" for k in range(6))
+
+
+def static_html(machine: str, boards: list[dict[str, Any]], jobs: list[dict[str, Any]],
+                dead_links: list[list[int]]) -> str:
+    """The map as self-contained HTML (inline SVG and a legend) for renderers without widgets."""
+    owner = {tuple(b): j for j in jobs for b in j["boards"]}
+    where = {(b["x"], b["y"], b["z"]): _centre(b["col"], b["row"]) for b in boards}
+    shapes: list[str] = []
+    for b in boards:
+        cx, cy = where[(b["x"], b["y"], b["z"])]
+        job = None if b["dead"] else owner.get((b["x"], b["y"], b["z"]))
+        fill = _DEAD if b["dead"] else job["colour"] if job else _FREE
+        stroke = ' stroke="#222" stroke-width="2"' if job and job.get("mine") else ""
+        tip = html.escape(f"board ({b['x']}, {b['y']}, {b['z']})"
+                          + (f": job {job['id']} ({job['owner']})" if job else ""))
+        shapes.append(f'<polygon points="{_hexagon(cx, cy, _R * 0.97)}" fill="{fill}"{stroke}>'
+                      f"<title>{tip}</title></polygon>")
+        if job:
+            shapes.append(f'<text x="{cx:.1f}" y="{cy + 2:.1f}" font-size="6" stroke="none" '
+                          f'fill="#000" text-anchor="middle">{html.escape(job["key"])}</text>')
+    for x, y, z, link in dead_links:
+        if (x, y, z) not in where:
+            continue
+        cx, cy = where[(x, y, z)]
+        (x1, y1), (x2, y2) = ((cx + 0.8 * _R * math.cos(math.pi / 3 * k),
+                               cy - 0.8 * _R * math.sin(math.pi / 3 * k))
+                              for k in ((link + 5) % 6, link))
+        shapes.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+                      f'stroke="{_ALERT}" stroke-width="2"/>')
+    xs = [c[0] for c in where.values()] or [0.0]
+    ys = [c[1] for c in where.values()] or [0.0]
+    pad = 1.3 * _R
+    w, h = max(xs) - min(xs) + 2 * pad, max(ys) - min(ys) + 2 * pad
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{min(xs) - pad:.1f} '
+           f'{min(ys) - pad:.1f} {w:.1f} {h:.1f}" '
+           f'style="display:block;width:100%;max-width:{w * 4:.0f}px" '
+           f'stroke="{_LINE}" stroke-width="0.6">{"".join(shapes)}</svg>')
+    items = "".join(
+        f'<li><span style="background:{j["colour"]};padding:0 0.4em">{html.escape(j["key"])}'
+        f"</span> job {j['id']} · {html.escape(j['owner'])}"
+        f"{' (you)' if j.get('mine') else ''} · {len(j['boards'])} "
+        f"board{'' if len(j['boards']) == 1 else 's'}</li>"
+        for j in jobs)
+    return (f'<div class="spalloc-boardmap-static"><div><b>{html.escape(machine)}</b></div>{svg}'
+            f'<ul style="list-style:none;padding:0">{items}</ul></div>')
+
+
 # --- the widget -------------------------------------------------------------------------------
 
 
@@ -153,6 +215,14 @@ class BoardMap(anywidget.AnyWidget):
         # Whose jobs are "yours" is a local matter: no server call needed.
         owner = change["new"]
         self.jobs = [{**j, "mine": bool(owner) and j["owner"] == owner} for j in self.jobs]
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # Adds a static picture for nbconvert, GitHub and outputs reopened without a kernel.
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, tuple) and bundle and isinstance(bundle[0], dict):
+            bundle[0]["text/html"] = static_html(self.machine, self.boards, self.jobs,
+                                                 self.dead_links)
+        return bundle
 
     def __repr__(self) -> str:
         # Cheap and meaningful in terminals and text/plain bundles.
