@@ -336,3 +336,23 @@ def test_destroy_all_is_bounded(emulator_factory: Any) -> None:
         assert own.jobs() == []
     finally:
         silent.close()
+
+
+def test_layering_file_then_ipython_config_then_config_magic_then_option(
+        ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.delenv("SPALLOC_OWNER")
+    (tmp_path / ".spalloc").write_text("[spalloc]\nowner = file@example.org\nkeepalive = 30\n")
+    assert ip.run_line_magic("spalloc", "1").owner == "file@example.org"
+    # ipython_config.py: c.SpallocMagics.owner = ... (config given to the shell)
+    ip.config.SpallocMagics.owner = "ipython-config@example.org"
+    try:
+        ip.run_line_magic("reload_ext", "spalloc_nb")
+        job = ip.run_line_magic("spalloc", "1")
+        assert job.owner == "ipython-config@example.org" and job.keepalive == 30.0
+        ip.run_line_magic("config", "SpallocMagics.owner = 'magic@example.org'")
+        assert ip.run_line_magic("spalloc", "1").owner == "magic@example.org"
+        job = ip.run_line_magic("spalloc", "1 --owner option@example.org --keepalive 12.5")
+        assert job.owner == "option@example.org" and job.keepalive == 12.5
+    finally:
+        del ip.config.SpallocMagics["owner"]
+        ip.run_line_magic("config", "SpallocMagics.owner = None")
