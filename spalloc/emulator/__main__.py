@@ -91,16 +91,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spalloc-emulator: error: {args.machines}: {exc.strerror or exc}",
               file=sys.stderr)
         return 2
+    # Ctrl-C at any moment from here on (even before the wait starts) is a clean exit.
     try:
-        emulator.start()
-    except OSError as exc:
-        print(f"spalloc-emulator: error: cannot listen on {args.host}:{args.port}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
-        return 1
-    host, port = emulator.address
-    machines = "; ".join(_describe(m) for m in emulator.machines)
-    print(f"spalloc-emulator listening on {host}:{port} serving {machines}", flush=True)
-    try:
+        try:
+            emulator.start()
+        except OSError as exc:
+            print(f"spalloc-emulator: error: cannot listen on {args.host}:{args.port}: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
+        host, port = emulator.address
+        machines = "; ".join(_describe(m) for m in emulator.machines)
+        print(f"spalloc-emulator listening on {host}:{port} serving {machines}", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -144,7 +144,7 @@ class Controller:
         self._seq = itertools.count()
         self._changed_jobs: dict[int, None] = {}
         self._changed_machines: dict[str, None] = {}
-        self._commands: dict[str, tuple[inspect.Signature, Callable[..., Any]]] = {}
+        self._commands: dict[str, tuple[inspect.Signature, Callable[..., Any], int, int]] = {}
         for name in ("version", "create_job", "job_keepalive", "get_job_state",
                      "get_job_machine_info", "power_on_job_boards", "power_off_job_boards",
                      "destroy_job", "notify_job", "no_notify_job", "notify_machine",
@@ -153,7 +153,18 @@ class Controller:
             method = getattr(self, "_cmd_" + name)
             sig = inspect.signature(method)
             params = list(sig.parameters.values())[1:]   # drop the session
-            self._commands[name] = (sig.replace(parameters=params), method)
+            plain = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+            required = sum(1 for p in plain if p.default is p.empty)
+            # Fast paths that skip Signature.bind: positional calls of commands with plain
+            # parameters (most = their count) and anything for create_job (most = -2).
+            if len(plain) == len(params):
+                most = len(plain)
+            elif [p.kind for p in params] == [inspect.Parameter.VAR_POSITIONAL,
+                                              inspect.Parameter.VAR_KEYWORD]:
+                most = -2
+            else:
+                most = -1
+            self._commands[name] = (sig.replace(parameters=params), method, required, most)
 
     # --- the server's interface --------------------------------------------------------------
 
@@ -172,8 +183,12 @@ class Controller:
         entry = self._commands.get(command)
         if entry is None:
             raise UnknownCommand(command)
-        signature, method = entry
+        signature, method, required, most = entry
         self.poll()
+        if most == -2:
+            return method(session, *args, **kwargs)
+        if not kwargs and required <= len(args) <= most:
+            return method(session, *args)
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:

@@ -10,18 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from typing import Any
 
-from spalloc._protocol import (
-    BadMessage,
-    LineSplitter,
-    LineTooLong,
-    encode_exception,
-    encode_notification,
-    encode_reply,
-    parse_request,
-)
+from spalloc._protocol import BadMessage, LineSplitter, LineTooLong, Request
 from spalloc.emulator.controller import CommandError, Controller, Session, UnknownCommand
 
 __all__ = ["MAX_BACKLOG_BYTES", "EmulatorServer"]
@@ -34,25 +25,57 @@ _HIGH_WATER = 1 << 20
 _LOW_WATER = 256 << 10
 
 
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
-    return False
+class _NonFinite(Exception):
+    """The request holds NaN or an infinity: answered with an exception, not a disconnect."""
 
 
-def _is_non_finite_request(line: bytes) -> bool:
-    """True if *line* is a well-formed request apart from holding NaN or an infinity."""
+def _non_finite(name: str) -> Any:
+    raise _NonFinite(name)
+
+
+# One decoder and one encoder for the whole server: building them per line is measurable.
+_DECODER = json.JSONDecoder(parse_constant=_non_finite)
+_ENCODER = json.JSONEncoder(allow_nan=False)   # same layout as the reference's json.dumps
+_NON_FINITE_REPLY = b'{"exception": "non-finite numbers (NaN, Infinity) are not allowed"}\n'
+
+
+def _parse(line: bytes) -> Request | None:
+    """Parse a request line as PROTOCOL.md §1.6 says; None for a blank line.
+
+    Raises:
+        BadMessage: the connection must be closed.
+        _NonFinite: a well-formed request apart from a NaN or infinity.
+    """
     try:
-        obj = json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return False
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadMessage("line is not valid UTF-8") from exc
+    if not text.strip():
+        return None   # quirk 8 FIX: blank, whitespace-only and CR-only lines are skipped
+    try:
+        obj = _DECODER.decode(text)
+    except _NonFinite:
+        obj = json.loads(text)   # the rare case: just check that the rest is well formed
+        if _well_formed(obj):
+            raise
+        raise BadMessage("not a request") from None
+    except (ValueError, RecursionError) as exc:
+        raise BadMessage(f"line is not valid JSON: {exc}") from exc
+    if not _well_formed(obj):
+        raise BadMessage("not a request")
+    kwargs = obj.get("kwargs", {})
+    if "client" in kwargs:   # the reference silently drops it
+        kwargs = {k: v for k, v in kwargs.items() if k != "client"}
+    return Request(obj["command"], obj.get("args", []), kwargs)
+
+
+def _well_formed(obj: Any) -> bool:
     return (isinstance(obj, dict) and isinstance(obj.get("command"), str)
-            and isinstance(obj.get("args", []), list)
-            and isinstance(obj.get("kwargs", {}), dict) and _has_non_finite(obj))
+            and isinstance(obj.get("args", []), list) and isinstance(obj.get("kwargs", {}), dict))
+
+
+def _line(message: dict[str, Any]) -> bytes:
+    return _ENCODER.encode(message).encode("ascii") + b"\n"
 
 
 class _Connection(asyncio.Protocol):
@@ -100,12 +123,11 @@ class _Connection(asyncio.Protocol):
             if self.closed:
                 return
             try:
-                request = parse_request(line)
+                request = _parse(line)
+            except _NonFinite:
+                self.send(_NON_FINITE_REPLY)
+                continue
             except BadMessage:
-                if _is_non_finite_request(line):
-                    self.send(encode_exception("non-finite numbers (NaN, Infinity) "
-                                               "are not allowed"))
-                    continue
                 self.abort()
                 return
             if request is None:
@@ -117,12 +139,12 @@ class _Connection(asyncio.Protocol):
                 self.abort()   # as the reference does: no reply, connection closed
                 return
             except CommandError as exc:
-                self.send(encode_exception(str(exc)))
+                self.send(_line({"exception": str(exc)}))
             else:
                 try:
-                    self.send(encode_reply(value))
+                    self.send(_line({"return": value}))
                 except (TypeError, ValueError) as exc:   # an unencodable value: our bug
-                    self.send(encode_exception(f"internal error: {exc}"))
+                    self.send(_line({"exception": f"internal error: {exc}"}))
         self._server.after_activity()
 
     # helpers
@@ -218,9 +240,9 @@ class EmulatorServer:
                 if jobs and (session.all_jobs or session.jobs):
                     wanted_jobs = [j for j in jobs if session.wants_job(j)]
                     if wanted_jobs:
-                        connection.send(encode_notification("jobs_changed", wanted_jobs))
+                        connection.send(_line({"jobs_changed": wanted_jobs}))
                 if machines and (session.all_machines or session.machines):
                     wanted = [m for m in machines if session.wants_machine(m)]
                     if wanted:
-                        connection.send(encode_notification("machines_changed", wanted))
+                        connection.send(_line({"machines_changed": wanted}))
         self._reschedule()
