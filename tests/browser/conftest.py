@@ -74,14 +74,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
+#: Owner of the jobs the notebooks create in the browser tests (SPALLOC_OWNER for the kernels).
+OWNER = "browser-test@example.org"
+
+
 @pytest.fixture(scope="session")
-def lab(chromium_path: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """One JupyterLab server for the session, rooted in an empty temporary directory."""
-    server = new_lab(tmp_path_factory.mktemp("lab"))
+def lab_emulator(chromium_path: str) -> Iterator[Any]:
+    """The spalloc server the notebooks' kernels use, owned by the test so it can be asked.
+
+    A short power delay lets the widget show the job coming up rather than only its end state.
+    """
+    from spalloc.emulator import Emulator
+
+    with Emulator(power_delay=0.5, free_delay=0.1) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def lab(lab_emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """One JupyterLab server for the session; its kernels talk to ``lab_emulator``."""
+    env = {"SPALLOC_HOSTNAME": lab_emulator.host, "SPALLOC_PORT": str(lab_emulator.port),
+           "SPALLOC_OWNER": OWNER}
+    server = new_lab(tmp_path_factory.mktemp("lab"), env)
     server.start()
     try:
         yield server
     finally:
         server.stop()
-        (ARTIFACTS).mkdir(exist_ok=True)
+        ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "jupyter-lab.log").write_text(server.log_tail(200_000))

@@ -43,6 +43,7 @@ CHROMIUM_ARGS = [
 ]
 LAB_START_TIMEOUT = 90.0
 _URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)/lab")
+_STDERR_ERROR = re.compile(r"Traceback|Exception|\w*Error\b")
 
 
 def require(condition: bool, reason: str) -> None:
@@ -113,9 +114,11 @@ class LabServer:
             settings / "@jupyterlab/apputils-extension/notification.jupyterlab-settings",
             {"fetchNews": "false", "checkForUpdates": False},
         )
+        # No build check either: it costs seconds of CPU on every page load.
         _write_json(
             self.home / "config/labconfig/page_config.json",
-            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}},
+            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True},
+             "buildAvailable": False, "buildCheck": False},
         )
 
     def start(self) -> None:
@@ -207,28 +210,36 @@ class Notebook:
         self.wait_executed(timeout=timeout)
 
     def cell_states(self) -> list[dict[str, Any]]:
+        """Per cell: type, execution count, error outputs and stderr texts."""
         return list(
             self.page.evaluate(
-                """() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => ({
-                    type: c.model.type,
-                    count: c.model.type === 'code' ? c.model.executionCount : null,
-                    errors: c.model.type === 'code' ? Array.from(c.node.querySelectorAll(
-                        '[data-mime-type="application/vnd.jupyter.stderr"], .jp-OutputArea-output'
-                        + '[data-mime-type="application/vnd.jupyter.error"]'
-                    )).map(e => e.innerText) : [],
-                }))"""
+                """() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => {
+                    const texts = sel => Array.from(c.node.querySelectorAll(sel))
+                        .map(e => e.innerText);
+                    const code = c.model.type === 'code';
+                    return {
+                        type: c.model.type,
+                        count: code ? c.model.executionCount : null,
+                        errors: code ? texts('[data-mime-type="application/vnd.jupyter.error"]')
+                                     : [],
+                        stderr: code ? texts('[data-mime-type="application/vnd.jupyter.stderr"]')
+                                     : [],
+                    };
+                })"""
             )
         )
 
     def wait_executed(self, timeout: float = 90.0) -> None:
-        """Wait until every code cell ran; fail at once on error or stderr output."""
+        """Wait until every code cell ran; fail at once on an error (warnings are fine)."""
         deadline = time.monotonic() + timeout
         states: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             states = self.cell_states()
+            # A magic's UsageError arrives as stderr text only, so stderr is screened too.
             errors = [e for s in states for e in s["errors"]]
+            errors += [e for s in states for e in s["stderr"] if _STDERR_ERROR.search(e)]
             if errors:
-                raise AssertionError("a cell wrote an error:\n" + "\n---\n".join(errors))
+                raise AssertionError("a cell failed:\n" + "\n---\n".join(errors))
             if all(s["type"] != "code" or s["count"] is not None for s in states):
                 return
             self.page.wait_for_timeout(250)
@@ -249,11 +260,22 @@ class Notebook:
                 return i
         raise AssertionError(f"no cell contains {needle!r}")
 
-    def restart_kernel(self) -> None:
-        """Restart through the Kernel menu command and accept the confirmation dialog."""
+    def restart_kernel(self, timeout: float = 60.0) -> None:
+        """Restart through the Kernel menu, accept the dialog, wait until the kernel is idle."""
+        # Record status changes from now on: "idle" alone could be the old kernel's.
+        self.page.evaluate(
+            """() => { const ctx = window.jupyterapp.shell.currentWidget.sessionContext;
+                window.__labStatuses = [];
+                ctx.statusChanged.connect((_, s) => window.__labStatuses.push(s)); }"""
+        )
         self.command("kernelmenu:restart")
         self.page.locator(".jp-Dialog .jp-mod-accept").click()
         self.page.wait_for_selector(".jp-Dialog", state="detached")
+        self.page.wait_for_function(
+            """() => { const s = window.__labStatuses;
+                return s.includes('restarting') && s[s.length - 1] === 'idle'; }""",
+            timeout=timeout * 1000,
+        )
 
 
 def copy_notebook(src: Path, dest_dir: Path, edit: Mapping[str, str] | None = None) -> str:
