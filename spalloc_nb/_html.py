@@ -218,16 +218,18 @@ def job_html(view: JobView) -> str:
     keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
     rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
     body = "".join(
-        f'<tr><th style="text-align:right;padding-right:1em">{label}</th>'
-        f'<td style="text-align:left">{value}</td></tr>'
+        f'<tr><th style="text-align:right;padding:1px 1em 1px 0">{label}</th>'
+        f'<td style="text-align:left;padding:1px 0">{value}</td></tr>'
         for label, value in rows if value
     )
-    parts = [f'<div class="spalloc-job"><strong>{esc(title)}</strong>',
-             f"<table>{body}</table>"]
+    # Inline styles only: notebook front ends strip <style> and classes mean nothing on GitHub.
+    # The line height undoes the tall rows ipywidgets gives HTML widgets.
+    parts = [f'<div class="spalloc-job" style="line-height:1.4"><strong>{esc(title)}</strong>',
+             f'<table style="border-collapse:collapse">{body}</table>']
     if len(view.connections) > 1 or (view.connections and view.hostname is None):
+        parts.append("<div><strong>Ethernet-connected chips</strong></div>")
         parts.append(table_html(("x", "y", "hostname"),
-                                [(x, y, host) for x, y, host in view.connections],
-                                caption="Ethernet-connected chips"))
+                                [(x, y, host) for x, y, host in view.connections]))
     parts.append("</div>")
     return "".join(parts)
 
@@ -236,7 +238,8 @@ def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
                caption: str | None = None) -> str:
     """An escaped HTML table; ``None`` cells are blank, numbers are right-aligned."""
     esc = html.escape
-    head = "".join(f"<th>{esc(str(h))}</th>" for h in headers)
+    head = "".join(f'<th style="text-align:left;padding:1px 0.8em 1px 0">{esc(str(h))}</th>'
+                   for h in headers)
     lines = []
     for row in rows:
         cells = []
@@ -244,10 +247,12 @@ def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
             align = "right" if isinstance(cell, int | float) and not isinstance(cell, bool) \
                 else "left"
             text = "" if cell is None else str(cell)
-            cells.append(f'<td style="text-align:{align}">{esc(text)}</td>')
+            cells.append(f'<td style="text-align:{align};padding:1px 0.8em 1px 0">'
+                         f"{esc(text)}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return (f'<table class="spalloc-table">{cap}<thead><tr>{head}</tr></thead>'
+    return (f'<table class="spalloc-table" style="border-collapse:collapse">{cap}'
+            f"<thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(lines)}</tbody></table>")
 
 

@@ -204,7 +204,7 @@ def test_mimebundle_has_three_renderings(make_job: Callable[..., Job],
     data = widget._repr_mimebundle_()
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
     assert data["text/plain"].startswith(f"Job {job.id}: ready")
-    assert data["text/html"].startswith('<div class="spalloc-job">')
+    assert data["text/html"].startswith('<div class="spalloc-job"')
     widget.close()
 
 
@@ -237,7 +237,7 @@ def snapshot(**changes: Any) -> JobSnapshot:
 def test_job_html_escapes_and_shows_the_ip_table() -> None:
     text = job_html(job_view(snapshot()))
     assert "a &lt;b&gt;@example.org" in text and "<b>@" not in text
-    assert "<caption>Ethernet-connected chips</caption>" in text
+    assert "<strong>Ethernet-connected chips</strong>" in text
     assert "10.0.0.2" in text and "16\u00d78 chips" in text
     assert "<script" not in text
 
