@@ -145,6 +145,35 @@ export function render({ model, el }) {
     return owner.get(key3([b.x, b.y, b.z]));
   }
 
+  // The hexagons are built only when the board list changes; a job change restyles them.
+  let built = null;
+  let hexNodes = [];
+
+  function buildBoards(boards) {
+    gBoards.replaceChildren();
+    hexNodes = boards.map((b, i) => {
+      const c = hexCentre(b.col, b.row);
+      const hex = svgEl(doc, "polygon", {
+        points: points([0, 1, 2, 3, 4, 5].map((k) => corner(c, k, R * 0.97))),
+        "data-i": i,
+      });
+      hex.append(svgEl(doc, "title"));
+      gBoards.append(hex);
+      return hex;
+    });
+    const xs = boards.map((b) => hexCentre(b.col, b.row)[0]);
+    const ys = boards.map((b) => hexCentre(b.col, b.row)[1]);
+    const x0 = boards.length ? Math.min(...xs) : 0;
+    const y0 = boards.length ? Math.min(...ys) : 0;
+    const pad = R * 1.3;
+    const w = (boards.length ? Math.max(...xs) : 0) - x0 + 2 * pad;
+    const h = (boards.length ? Math.max(...ys) : 0) - y0 + 2 * pad;
+    svg.setAttribute("viewBox", `${(x0 - pad).toFixed(2)} ${(y0 - pad).toFixed(2)} ${w.toFixed(2)} ${h.toFixed(2)}`);
+    // Natural size keeps one board from filling a whole notebook column.
+    svg.style.setProperty("--sbm-natural", `${Math.round(w * 4)}px`);
+    built = boards;
+  }
+
   function drawBoards() {
     const boards = model.get("boards") || [];
     const jobs = model.get("jobs") || [];
@@ -152,51 +181,27 @@ export function render({ model, el }) {
     index = new Map(boards.map((b) => [key3([b.x, b.y, b.z]), b]));
     owner = new Map();
     for (const job of jobs) for (const b of job.boards) owner.set(key3(b), job);
+    if (boards !== built) buildBoards(boards);
 
-    gBoards.replaceChildren();
     gLabels.replaceChildren();
-    let x0 = Infinity;
-    let y0 = Infinity;
-    let x1 = -Infinity;
-    let y1 = -Infinity;
     boards.forEach((b, i) => {
-      const c = hexCentre(b.col, b.row);
-      x0 = Math.min(x0, c[0]);
-      x1 = Math.max(x1, c[0]);
-      y0 = Math.min(y0, c[1]);
-      y1 = Math.max(y1, c[1]);
       const job = b.dead ? undefined : jobOf(b);
       let cls = "sbm-board";
       if (b.dead) cls += " sbm-dead";
       else if (job) cls += " sbm-used" + (job.mine ? " sbm-mine" : "");
       else cls += " sbm-free";
       if (job && hl !== null && hl !== undefined && job.id === hl) cls += " sbm-hl";
-      const hex = svgEl(doc, "polygon", {
-        class: cls,
-        points: points([0, 1, 2, 3, 4, 5].map((k) => corner(c, k, R * 0.97))),
-        "data-i": i,
-      });
-      if (job) hex.style.fill = job.colour;
-      const tip = svgEl(doc, "title");
-      tip.textContent = describeBoard(b, job);
-      hex.append(tip);
-      gBoards.append(hex);
+      const hex = hexNodes[i];
+      hex.setAttribute("class", cls);
+      hex.style.fill = job ? job.colour : "";
+      hex.firstChild.textContent = describeBoard(b, job);
       if (job || b.dead) {
+        const c = hexCentre(b.col, b.row);
         const label = svgEl(doc, "text", { x: c[0], y: c[1], class: "sbm-label" });
         label.textContent = b.dead ? "×" : job.key;
         gLabels.append(label);
       }
     });
-    if (boards.length === 0) {
-      x0 = y0 = 0;
-      x1 = y1 = 0;
-    }
-    const pad = R * 1.3;
-    const w = x1 - x0 + 2 * pad;
-    const h = y1 - y0 + 2 * pad;
-    svg.setAttribute("viewBox", `${(x0 - pad).toFixed(2)} ${(y0 - pad).toFixed(2)} ${w.toFixed(2)} ${h.toFixed(2)}`);
-    // Natural size keeps one board from filling a whole notebook column.
-    svg.style.setProperty("--sbm-natural", `${Math.round(w * 4)}px`);
     applyZoom();
     drawLinks();
     drawMarks();
@@ -293,7 +298,8 @@ export function render({ model, el }) {
     } else if (ans.query) {
       const table = htmlEl(doc, "table", "sbm-where");
       for (const [k, label, show] of ANSWER_ROWS) {
-        if (!(k in ans)) continue;
+        // As spalloc-where-is: "Coordinates within job" only when a job holds the board.
+        if (!(k in ans) || (k === "job_chip" && ans[k] === null)) continue;
         const tr = htmlEl(doc, "tr");
         tr.append(htmlEl(doc, "th", "", label),
           htmlEl(doc, "td", "", ans[k] === null ? (k === "job_id" ? "None" : "—") : show(ans[k])));

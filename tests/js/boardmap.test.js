@@ -148,6 +148,7 @@ test("where-is answer shown with the CLI's labels and the chip marked", () => {
   assert.match(text, /Board coordinate\(1, 0, 2\)/);
   assert.match(text, /Coordinates within board\(5, 1\)/);
   assert.match(text, /Job using boardNone/);
+  assert.doesNotMatch(text, /Coordinates within job/);
   assert.equal(el.querySelectorAll("circle.sbm-chip").length, 1);
   model.set("answer", { query: "board (9, 9, 9)", error: "No boards at the specified location" });
   assert.match(el.querySelector(".sbm-error").textContent, /No boards/);
@@ -178,9 +179,16 @@ test("live: a new job and a vanished job redraw the map", () => {
   model.set("jobs", [{ id: 3, key: "A", owner: "carol", boards: [[1, 1, 2]], colour: "#fb8072", mine: false }]);
   assert.equal(el.querySelectorAll(".sbm-used").length, 1);
   assert.equal(hexOf(el, model, 1, 1, 2).style.fill, "#fb8072");
+  const node = hexOf(el, model, 1, 1, 2);
   model.set("jobs", []);
   assert.equal(el.querySelectorAll(".sbm-used").length, 0);
   assert.equal(hexes(el).length, 12);
+  // A job change restyles the same hexagons rather than rebuilding them.
+  assert.equal(hexOf(el, model, 1, 1, 2), node);
+  assert.equal(node.style.fill, "");
+  assert.match(node.querySelector("title").textContent, /free$/);
+  model.set("boards", machine(1, 1));
+  assert.equal(hexes(el).length, 3);
 });
 
 test("a 1200-board (20x20-triad) machine renders all 1200 boards", () => {
