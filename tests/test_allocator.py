@@ -232,6 +232,20 @@ def test_feasibility_tries_every_position_not_just_corners():
     assert wide is not None and triads_of(wide) == {(x, y) for x in range(3) for y in (1, 2)}
 
 
+def test_requests_the_reference_accepts_keep_its_exact_placement():
+    # On 4x1 with the corner boards of triads 1 and 3 dead, the first request fits at
+    # corner (0,0) (so the reference accepts it). The second finds only the free leaf
+    # 1..3, whose corners fail: like the reference it waits, although triad 2 is clean.
+    alloc = MachineAllocator(make_machine("x", 4, 1, {(1, 0, 0), (3, 0, 0)}))
+    request = rect(1, 1, max_dead_boards=0)
+    first = alloc.allocate(request)
+    assert first is not None and triads_of(first) == {(0, 0)}
+    assert alloc.allocate(request) is None
+    alloc.free(first)
+    again = alloc.allocate(request)
+    assert again is not None and triads_of(again) == {(0, 0)}
+
+
 # ---- §6.3 region test ----------------------------------------------------------------------------
 
 def test_dead_corner_board_moves_the_rectangle():

@@ -22,10 +22,15 @@ Documented differences (improvements) from the reference:
   machine, so a request that fits only away from the corners (because of dead boards or
   links) is cancelled at once. Here every position of the empty machine is tried.
 * **Placement fallback**: so that such a request can then actually be placed, when the
-  pack tree's corner search fails on a machine that has dead boards or dead links,
-  every other position inside each free leaf is tried too (same leaf order). On a
-  machine without faults the corner search can only fail for lack of room, so
-  placement there is exactly the reference's.
+  pack tree's corner search fails for it, every other position inside each free leaf
+  is tried too (same leaf order). This applies *only* to requests that the reference
+  would have cancelled; every request the reference accepts is placed exactly as the
+  reference places it (checked by a differential run against spalloc-server 1!7.0.0).
+  On a machine without dead boards or links the two feasibility checks agree.
+
+Known limitation kept from the reference: single-board requests carve triads with the
+corner search only, so on a machine whose free leaf has an entirely dead triad at each
+of its corners a single-board job waits although live boards are free elsewhere.
 """
 
 from __future__ import annotations
@@ -143,14 +148,21 @@ _Accept = Callable[[int, int, int, int], bool]
 
 
 class _Node:
-    """A rectangle of triads: a free or taken leaf, or split into two children."""
+    """A rectangle of triads: a free or taken leaf, or split into two children.
 
-    __slots__ = ("children", "h", "taken", "w", "x", "y")
+    ``mw``, ``mh`` and ``ma`` are the largest width, height and area of any free leaf
+    below (each on its own). They only prune subtrees where the reference's search would
+    find no leaf big enough and so never call the filter: the choices are unchanged, but
+    a busy machine is not walked node by node on every attempt.
+    """
+
+    __slots__ = ("children", "h", "ma", "mh", "mw", "taken", "w", "x", "y")
 
     def __init__(self, x: int, y: int, w: int, h: int) -> None:
         self.x, self.y, self.w, self.h = x, y, w, h
         self.taken = False
         self.children: tuple[_Node, _Node] | None = None
+        self.mw, self.mh, self.ma = w, h, w * h
 
     def contains(self, x: int, y: int) -> bool:
         return self.x <= x < self.x + self.w and self.y <= y < self.y + self.h
@@ -167,10 +179,29 @@ class _Node:
                          _Node(x, self.y, self.w - (x - self.x), self.h))
         return self.children
 
-    def ordered_children(self) -> list[_Node]:
+    def ordered_children(self) -> tuple[_Node, _Node]:
+        """Smaller area first; on a tie the bottom/left child first."""
         assert self.children is not None
-        # sorted() is stable, so on a tie the bottom/left child comes first.
-        return sorted(self.children, key=lambda c: c.w * c.h)
+        first, second = self.children
+        if second.w * second.h < first.w * first.h:
+            return second, first
+        return first, second
+
+    def refresh(self) -> None:
+        """Recompute the free-leaf summary from the children (or the leaf itself)."""
+        if self.children is not None:
+            a, b = self.children
+            self.mw, self.mh, self.ma = max(a.mw, b.mw), max(a.mh, b.mh), max(a.ma, b.ma)
+        elif self.taken:
+            self.mw = self.mh = self.ma = 0
+        else:
+            self.mw, self.mh, self.ma = self.w, self.h, self.w * self.h
+
+    def refresh_all(self) -> None:
+        if self.children is not None:
+            for child in self.children:
+                child.refresh_all()
+        self.refresh()
 
 
 class _PackTree:
@@ -184,21 +215,27 @@ class _PackTree:
     def alloc(self, w: int, h: int, accept: _Accept,
               anywhere: bool) -> tuple[int, int] | None:
         """Place a ``w x h`` rectangle; returns its bottom-left triad or None."""
+        def fits(node: _Node) -> bool:
+            return node.mw >= w and node.mh >= h
+
         def size(_leaf: _Node) -> tuple[int, int] | None:
             return (w, h)
-        found = self._place(self.root, lambda n: w <= n.w and h <= n.h, size, accept)
+        found = self._place(self.root, fits, size, accept)
         if found is None and anywhere:
-            found = self._place_anywhere(lambda n: w <= n.w and h <= n.h, size, accept)
+            found = self._place_anywhere(fits, size, accept)
         return None if found is None else (found[0], found[1])
 
     def alloc_area(self, area: int, min_ratio: float, accept: _Accept,
                    anywhere: bool) -> tuple[int, int, int, int] | None:
         """Place at least ``area`` triads, shaped per free leaf; returns (x, y, w, h) or None."""
+        def fits(node: _Node) -> bool:
+            return node.ma >= area
+
         def size(leaf: _Node) -> tuple[int, int] | None:
             return area_to_rect(area, leaf.w, leaf.h, min_ratio)
-        found = self._place(self.root, lambda n: area <= n.w * n.h, size, accept)
+        found = self._place(self.root, fits, size, accept)
         if found is None and anywhere:
-            found = self._place_anywhere(lambda n: area <= n.w * n.h, size, accept)
+            found = self._place_anywhere(fits, size, accept)
         return found
 
     def _place(self, node: _Node, fits: Callable[[_Node], bool],
@@ -210,6 +247,7 @@ class _PackTree:
             for child in node.ordered_children():
                 found = self._place(child, fits, size, accept)
                 if found is not None:
+                    node.refresh()
                     return found
             return None
         wh = size(node)
@@ -239,6 +277,7 @@ class _PackTree:
                 for x in range(leaf.x, leaf.x + leaf.w - w + 1):
                     if (x, y) not in corners and accept(x, y, w, h):
                         _carve_anywhere(leaf, x, y, w, h)
+                        self.root.refresh_all()  # rare path: a full pass is fine
                         return (x, y, w, h)
         return None
 
@@ -259,7 +298,9 @@ class _PackTree:
         node = self.root
         if not node.contains(x, y):
             return False
+        path: list[_Node] = []
         while True:
+            path.append(node)
             if node.children is not None:
                 node = node.children[0] if node.children[0].contains(x, y) else node.children[1]
                 continue
@@ -267,6 +308,8 @@ class _PackTree:
                 return False
             if node.w == 1 and node.h == 1:
                 node.taken = True
+                for on_path in reversed(path):
+                    on_path.refresh()
                 return True
             left = x - node.x
             right = node.x + node.w - x - 1
@@ -294,6 +337,7 @@ class _PackTree:
             if (node.x, node.y) != (x, y) or not node.taken:
                 return False
             node.taken = False
+            node.refresh()
             return True
         for child in node.children:
             if child.contains(x, y):
@@ -301,6 +345,7 @@ class _PackTree:
                     return False
                 if all(c.children is None and not c.taken for c in node.children):
                     node.children = None
+                node.refresh()
                 return True
         return False
 
@@ -319,6 +364,7 @@ def _carve_corner(leaf: _Node, x: int, y: int, w: int, h: int) -> None:
     """Mark a corner-placed rectangle taken, splitting the leaf as the reference does."""
     if w == leaf.w and h == leaf.h:
         leaf.taken = True
+        leaf.refresh()
         return
     # Split along the axis that keeps the larger free strip.
     if leaf.h - h > leaf.w - w:
@@ -327,6 +373,7 @@ def _carve_corner(leaf: _Node, x: int, y: int, w: int, h: int) -> None:
     else:
         left, right = leaf.vsplit(x if x != leaf.x else x + w)
         part = left if x == leaf.x else right
+    middle = part
     if part.w != w:
         left, right = part.vsplit(x if x != part.x else part.x + w)
         part = left if x == part.x else right
@@ -334,6 +381,9 @@ def _carve_corner(leaf: _Node, x: int, y: int, w: int, h: int) -> None:
         bottom, top = part.hsplit(y if y != part.y else part.y + h)
         part = bottom if y == part.y else top
     part.taken = True
+    part.refresh()
+    middle.refresh()
+    leaf.refresh()
 
 
 def _carve_anywhere(leaf: _Node, x: int, y: int, w: int, h: int) -> None:
@@ -394,6 +444,8 @@ class MachineAllocator:
         self._dead_links = frozenset(((x, y, z), link) for x, y, z, link in machine.dead_links)
         # Faults are what can make a corner fail where another position passes.
         self._faulty = bool(machine.dead_boards or machine.dead_links)
+        self._any_live = bool(machine.live_boards())
+        self._reference_cancels: dict[AllocationRequest, bool] = {}
         # neighbour table: board -> per link (other board, crossed a seam)
         self._links: dict[Board, tuple[tuple[Board, bool], ...]] = {}
         for board in machine.boards():
@@ -416,17 +468,44 @@ class MachineAllocator:
         """Could ``request`` ever be met on this machine, were it empty (§6.2, improved)?"""
         m = self.machine
         if request.kind == "any_board":
-            return not request.require_torus and len(m.live_boards()) > 0
+            return not request.require_torus and self._any_live
         if request.kind == "board":
             assert request.board is not None
             return not request.require_torus and m.is_live(request.board)
+        return self._fits_empty(request, corners_only=False)
+
+    def _fits_empty(self, request: AllocationRequest, *, corners_only: bool) -> bool:
+        """Does a rectangle or n-board request pass the region test on the empty machine?
+
+        ``corners_only`` gives the reference's own check (quirk §9 #10).
+        """
+        m = self.machine
         shape = self._shape_on_empty(request)
         if shape is None:
             return False
         w, h, expected = shape
+        if corners_only:
+            positions = {(0, 0), (m.width - w, 0), (0, m.height - h),
+                         (m.width - w, m.height - h)}
+        else:
+            positions = {(x, y) for x in range(m.width - w + 1) for y in range(m.height - h + 1)}
         accept = self._filter(request, expected)
-        return any(accept(x, y, w, h)
-                   for x in range(m.width - w + 1) for y in range(m.height - h + 1))
+        return any(accept(x, y, w, h) for x, y in sorted(positions))
+
+    def _may_search_anywhere(self, request: AllocationRequest) -> bool:
+        """Use the placement fallback only for requests the reference would have cancelled.
+
+        Every request the reference accepts is then placed exactly as it would place it.
+        """
+        if not self._faulty:
+            return False
+        known = self._reference_cancels.get(request)
+        if known is None:
+            known = not self._fits_empty(request, corners_only=True)
+            if len(self._reference_cancels) >= 4096:  # bound the memo; it is only a cache
+                self._reference_cancels.clear()
+            self._reference_cancels[request] = known
+        return known
 
     def allocate(self, request: AllocationRequest) -> Allocation | None:
         """Place ``request`` now, or return None (it stays queued)."""
@@ -516,13 +595,14 @@ class MachineAllocator:
             if w < 1 or h < 1 or (request.require_torus and (w, h) != (m.width, m.height)):
                 return None
             accept = self._filter(request, None)
-            placed = self._tree.alloc(w, h, accept, self._faulty)
+            placed = self._tree.alloc(w, h, accept, self._may_search_anywhere(request))
         else:
             triads = self._triads(request)
             if triads is None:
                 return None
             accept = self._filter(request, request.count)
-            xywh = self._tree.alloc_area(triads, request.min_ratio, accept, self._faulty)
+            xywh = self._tree.alloc_area(triads, request.min_ratio, accept,
+                                         self._may_search_anywhere(request))
             placed = None if xywh is None else (xywh[0], xywh[1])
         if placed is None:
             return None
