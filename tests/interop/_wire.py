@@ -93,6 +93,20 @@ class Wire:
         assert kind == "return", f"{command}{args}{kwargs} -> {kind}: {value!r}"
         return value
 
+    def drain(self, *, quiet: float = 0.3, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Read until nothing arrives for *quiet* seconds; return and forget the notifications."""
+        timeout, self.timeout = self.timeout, quiet
+        try:
+            for _ in range(limit):
+                try:
+                    self.notifications.append(self.read_message())
+                except TimeoutError:
+                    break
+        finally:
+            self.timeout = timeout
+        seen, self.notifications = self.notifications, []
+        return seen
+
     def outcome_of_line(self, line: bytes) -> tuple[str, Any]:
         """Send a raw line; return its reply, or ``("closed", None)`` if the server hangs up."""
         try:

@@ -58,6 +58,12 @@ class Script:
     def __init__(self, address: tuple[str, int]) -> None:
         self.address = address
         self.wire = Wire(address)
+        # Subscribed to every job and machine, and to machine "board" only.
+        self.watch_all = Wire(address)
+        self.watch_all.ret("notify_job")
+        self.watch_all.ret("notify_machine")
+        self.watch_board = Wire(address)
+        self.watch_board.ret("notify_machine", "board")
         self.ids: dict[str, int] = {}
         self.names: dict[int, str] = {}
         self.entries: list[tuple[str, Any]] = []
@@ -160,6 +166,20 @@ class Script:
         ]
         return self.record(label, jobs)
 
+    def notified(self, label: str, watcher: Wire) -> None:
+        """Record what *watcher* was told since the last call: only the union of job names and
+        machine names, since the number and grouping of notifications depend on timing (§4.3)."""
+        jobs: set[Any] = set()
+        machines: set[str] = set()
+        for message in watcher.drain():
+            jobs.update(self._job_name(job) for job in message.get("jobs_changed", ()))
+            machines.update(message.get("machines_changed", ()))
+        self.record(label, (sorted(jobs, key=str), sorted(machines)))
+
+    def close(self) -> None:
+        for wire in (self.wire, self.watch_all, self.watch_board):
+            wire.close()
+
     def raw_line(self, label: str, line: bytes) -> None:
         """Send *line* on a fresh connection; record its reply or that the server hung up."""
         with Wire(self.address, timeout=5.0) as wire:
@@ -233,6 +253,7 @@ def _appendix_flow(s: Script) -> None:
     s.settle("j2")
     s.info("j2")
     s.create("j3", 4, owner="bob")
+    s.watch_board.ret("notify_job", s.jid("j3"))
     s.settle("j3")
     s.info("j3")
     s.create("j4", 2, 2, owner="carol")
@@ -282,6 +303,8 @@ def _appendix_flow(s: Script) -> None:
     s.info("j6")
     s.list_jobs("list_jobs 2")
     s.destroy("j6")
+    s.notified("notified all (m)", s.watch_all)
+    s.notified("notified board+j3 (m)", s.watch_board)
 
 
 def _faulty_machines(s: Script) -> None:
@@ -366,6 +389,11 @@ def _single_board(s: Script) -> None:
     s.create("b4", 2, machine="board")
     s.state("b4", "b4 three boards on a single board")
     s.destroy("b2")
+    s.settle("b4", "b4 after quarantine")
+    s.notified("notified all (board)", s.watch_all)
+    s.notified("notified board+j3 (board)", s.watch_board)
+    s.watch_all.ret("no_notify_job")
+    s.watch_all.ret("no_notify_machine")
 
 
 def _keepalive(s: Script) -> None:
@@ -437,7 +465,7 @@ def _run_script(address: tuple[str, int]) -> list[tuple[str, Any]]:
         _malformed(s)
         _create_errors(s)
     finally:
-        s.wire.close()
+        s.close()
     return s.entries
 
 
