@@ -66,7 +66,15 @@ DEFAULT_PORT = 22244
 #: when nobody reads them (listeners still see every one).
 MAX_QUEUED_NOTIFICATIONS = 4096
 
-_UNSET: Any = object()
+class _Default:
+    """Marks an argument left out, so that ``None`` can keep meaning "wait forever"."""
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+
+#: "Not given": use the client's (or the config's) value.
+_UNSET: Any = _Default()
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
