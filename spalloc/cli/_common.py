@@ -22,8 +22,8 @@ from spalloc.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from spalloc.cli._connection import Connection
     from spalloc.cli._options import ServerSettings
-    from spalloc.client import ProtocolClient
     from spalloc.config import SpallocConfig
 
 __all__ = [
@@ -160,29 +160,22 @@ def _resolve(settings: ServerSettings) -> tuple[str, int]:
     return settings.hostname, settings.port
 
 
-def open_client(settings: ServerSettings) -> ProtocolClient:
+def open_client(settings: ServerSettings) -> Connection:
     """Connect (within the timeout) and check the server's version.
 
     Raises:
         ProtocolError: the server could not be reached (connection refused, timed out, …).
         IncompatibleServerError: the server's version is not one we know, unless ignored.
     """
-    from spalloc.client import ProtocolClient
+    from spalloc.cli._connection import Connection, check_version
 
     host, port = _resolve(settings)
-    client = ProtocolClient(host, port, timeout=settings.timeout)
+    connection = Connection(host, port, settings.timeout)
     try:
-        client.connect(timeout=settings.timeout)
-    except OSError as exc:
-        client.close()
-        raise ProtocolError(f"cannot connect to {host}:{port}: {_describe(exc)}") from exc
-    try:
-        if settings.ignore_version:
-            client.version()
-        else:
-            client.check_version()
+        version = connection.call("version")
+        if not settings.ignore_version:
+            check_version(version)
     except BaseException:
-        client.close()
+        connection.close()
         raise
-    return client
-
+    return connection

@@ -14,8 +14,7 @@ that meaning; ``--keepalive`` takes fractional seconds (B13).
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "ServerSettings",
@@ -196,8 +195,7 @@ def add_job_options(parser: Any, config: Any = None) -> Any:
     return group
 
 
-@dataclass(frozen=True)
-class ServerSettings:
+class ServerSettings(NamedTuple):
     """Where and how to reach the server, from the parsed options."""
 
     hostname: str | None

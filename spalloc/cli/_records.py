@@ -1,17 +1,20 @@
-"""Server replies the command-line tools display, parsed once into frozen dataclasses.
+"""Server replies the command-line tools display, parsed once into immutable records.
 
-The tools talk to the server with the raw :meth:`ProtocolClient.call`, so every reply they
+The admin tools talk to the server with raw calls, so every reply they
 show goes through one of the ``from_wire`` constructors here; the renderers never index raw
 JSON. Parsing is lenient about missing keys (older and Java servers differ) and strict about
 types: a value of the wrong type becomes ``None`` or raises :class:`~spalloc.ProtocolError`
 where nothing sensible can be shown.
+
+The records are ``NamedTuple`` classes rather than frozen dataclasses: equally immutable,
+but a dataclass compiles its methods when its module is imported, which showed up in the
+start-up time of every tool.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from spalloc.exceptions import ProtocolError
 
@@ -77,8 +80,7 @@ def _list(reply: Any, what: str) -> Sequence[Any]:
     return reply
 
 
-@dataclass(frozen=True)
-class JobRecord:
+class JobRecord(NamedTuple):
     """One live job as ``list_jobs`` describes it."""
 
     job_id: int
@@ -123,8 +125,7 @@ def parse_jobs(reply: Any) -> list[JobRecord]:
     return [JobRecord.from_wire(item) for item in _list(reply, "list_jobs")]
 
 
-@dataclass(frozen=True)
-class MachineRecord:
+class MachineRecord(NamedTuple):
     """One machine as ``list_machines`` describes it."""
 
     name: str
@@ -172,8 +173,7 @@ def parse_machines(reply: Any) -> list[MachineRecord]:
     return [MachineRecord.from_wire(item) for item in _list(reply, "list_machines")]
 
 
-@dataclass(frozen=True)
-class JobStateRecord:
+class JobStateRecord(NamedTuple):
     """A ``get_job_state`` reply."""
 
     state: int
@@ -198,8 +198,7 @@ class JobStateRecord:
         )
 
 
-@dataclass(frozen=True)
-class MachineInfoRecord:
+class MachineInfoRecord(NamedTuple):
     """A ``get_job_machine_info`` reply; every field is ``None`` until boards are allocated."""
 
     width: int | None
@@ -232,8 +231,7 @@ class MachineInfoRecord:
         )
 
 
-@dataclass(frozen=True)
-class LocationRecord:
+class LocationRecord(NamedTuple):
     """A non-null ``where_is`` reply."""
 
     machine: str

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from spalloc.cli._records import (
     JobRecord,
@@ -178,8 +178,7 @@ _LINK_DELTA = ((1, -1), (1, 1), (0, 2), (-1, 1), (-1, -1), (0, -2))
 _LINK_EDGE = ((1, -1, 2), (1, 0, 1), (0, 1, 0), (0, 0, 2), (0, -1, 1), (0, -1, 0))
 
 
-@dataclass(frozen=True)
-class BoardGroup:
+class BoardGroup(NamedTuple):
     """Boards drawn with one label and edge style (later groups draw over earlier ones)."""
 
     boards: Iterable[tuple[int, int, int]]

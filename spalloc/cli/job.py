@@ -99,14 +99,14 @@ def _choose_job(client: Any, args: argparse.Namespace, parser: argparse.Argument
     return mine[0]
 
 
-def _info_frame(client: Any, job_id: int, timeout: float | None) -> tuple[list, bool]:
+def _info_frame(client: Any, job_id: int) -> tuple[list, bool]:
     from spalloc.cli._records import JobStateRecord, MachineInfoRecord, parse_jobs
     from spalloc.cli._render import job_info
 
     # Like the official tool, ask get_job_state only for a job that is no longer live: for a
     # live job it would move the job's "Owner host" to this machine.
-    replies = [client.submit("list_jobs"), client.submit("get_job_machine_info", job_id)]
-    jobs_reply, info_reply = (r.result(timeout) for r in replies)
+    jobs_reply, info_reply = client.call_many([
+        ("list_jobs", (), {}), ("get_job_machine_info", (job_id,), {})])
     job = next((j for j in parse_jobs(jobs_reply) if j.job_id == job_id), None)
     if job is not None:
         state = JobStateRecord(job.state, job.power, job.keepalive, None, job.start_time,
@@ -119,7 +119,7 @@ def _info_frame(client: Any, job_id: int, timeout: float | None) -> tuple[list, 
     return job_info(job_id, job, state, info), finished
 
 
-def _power(client: Any, job_id: int, on: bool, timeout: float | None) -> int:
+def _power(client: Any, job_id: int, on: bool) -> int:
     from spalloc.cli._records import JobStateRecord
     from spalloc.cli._watch import wait_for_change
 
@@ -164,9 +164,9 @@ def _main(argv: Sequence[str] | None) -> int:
             from spalloc.cli._watch import watch
 
             client.call("notify_job", job_id)
-            return watch(out, lambda: _info_frame(client, job_id, settings.timeout), client)
+            return watch(out, lambda: _info_frame(client, job_id), client)
         if args.power_on or args.power_off:
-            return _power(client, job_id, bool(args.power_on), settings.timeout)
+            return _power(client, job_id, bool(args.power_on))
         if args.ethernet_ips:
             from spalloc.cli._records import MachineInfoRecord
             from spalloc.cli._render import ethernet_csv
@@ -183,7 +183,7 @@ def _main(argv: Sequence[str] | None) -> int:
                                       else "Destroyed with spalloc-job")
             client.call("destroy_job", job_id, reason=reason)
             return 0
-        out.lines(_info_frame(client, job_id, settings.timeout)[0])
+        out.lines(_info_frame(client, job_id)[0])
         return 0
     finally:
         client.close()

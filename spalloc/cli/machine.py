@@ -60,10 +60,10 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         def frame() -> tuple[list, bool]:
             # Both requests travel together: one round trip.
-            machines_reply = client.submit("list_machines")
-            jobs_reply = client.submit("list_jobs")
-            machines = parse_machines(machines_reply.result(settings.timeout))
-            jobs = parse_jobs(jobs_reply.result(settings.timeout))
+            machines_reply, jobs_reply = client.call_many([
+                ("list_machines", (), {}), ("list_jobs", (), {})])
+            machines = parse_machines(machines_reply)
+            jobs = parse_jobs(jobs_reply)
             if args.machine is None:
                 return machine_list(machines, jobs), False
             machine = machine_by_name(machines, args.machine)

@@ -1,0 +1,212 @@
+"""A small blocking connection for the admin tools (spalloc-ps, -job, -machine, -where-is).
+
+Why not :class:`spalloc.client.ProtocolClient`? Start-up time. These tools make one or two
+requests and exit, and ``spalloc-ps`` is timed as a whole process: the full client (reader
+and dispatcher threads, logging, parsed reply types) costs more to import than the whole
+request. This connection keeps to one thread and reuses the Sans-I/O pieces of
+:mod:`spalloc._protocol` (framing, decoding, classifying), so the wire handling stays in one
+place; errors are the library's own exception types. ``spalloc`` itself, which keeps a job
+alive, uses :class:`spalloc.Job` and so the full client.
+
+Every operation is bounded by the connection's ``timeout`` (``None`` = wait forever): the TCP
+connect, each reply, and each wait for a notification.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections import deque
+from typing import Any
+
+from spalloc._protocol import (
+    BadMessage,
+    LineSplitter,
+    Notification,
+    ServerError,
+    classify,
+    decode_line,
+    encode_request,
+)
+from spalloc.exceptions import (
+    ProtocolError,
+    ProtocolTimeoutError,
+    SpallocServerException,
+)
+
+__all__ = ["Connection", "check_version"]
+
+# Versions certainly accepted by spalloc.client.check_server_version: plain X.Y.Z with
+# 0.1.0 <= version < 8. Anything else is referred to that function (importing the client
+# only then); tests keep the two in agreement.
+_PLAIN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def check_version(version: object) -> None:
+    """Check a server version with the client library's rule.
+
+    Raises:
+        IncompatibleServerError: the server is one the client library refuses.
+    """
+    match = _PLAIN.fullmatch(version) if isinstance(version, str) else None
+    if match is not None:
+        release = tuple(int(part) for part in match.groups())
+        if release >= (0, 1, 0) and release[0] < 8:
+            return
+    from spalloc.client import check_server_version
+
+    check_server_version(version)
+
+
+class Connection:
+    """One TCP connection to a spalloc server, used from one thread.
+
+    Args:
+        host: the server's address.
+        port: its port.
+        timeout: seconds for the connect and for each reply or notification wait.
+
+    Raises:
+        ProtocolError: the connection could not be made.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float | None) -> None:
+        self.timeout = timeout
+        self._splitter = LineSplitter()
+        self._lines: deque[bytes] = deque()
+        self._notifications: deque[dict[str, Any]] = deque()
+        try:
+            self._sock: socket.socket | None = socket.create_connection(
+                (host, port), timeout=timeout)
+        except OSError as exc:
+            reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
+            raise ProtocolError(f"cannot connect to {host}:{port}: {reason}") from exc
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- requests -------------------------------------------------------------------------
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Send one command and return the server's reply value.
+
+        Raises:
+            ProtocolTimeoutError: no reply within the timeout.
+            ProtocolError: the connection failed or the server sent garbage.
+            SpallocServerException: the server answered with an exception.
+        """
+        return self.call_many([(name, args, kwargs)])[0]
+
+    def call_many(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]]
+                  ) -> list[Any]:
+        """Send several commands back to back, then collect their replies in order."""
+        sock = self._require()
+        data = b"".join(encode_request(name, args, kwargs) for name, args, kwargs in requests)
+        try:
+            sock.settimeout(self.timeout)
+            sock.sendall(data)
+        except OSError as exc:
+            raise self._failed(exc, requests[0][0]) from exc
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        return [self._reply(name, deadline) for name, _, _ in requests]
+
+    def _reply(self, command: str, deadline: float | None) -> Any:
+        while True:
+            message = self._next_message(deadline, command)
+            if isinstance(message, Notification):
+                self._notifications.append(message.payload)
+            elif isinstance(message, ServerError):
+                raise SpallocServerException(message.text, command=command)
+            else:
+                return message.value
+
+    # -- notifications --------------------------------------------------------------------
+
+    def wait_for_notification(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next notification; ``None`` at once if *timeout* is negative and none is queued.
+
+        Raises:
+            ProtocolTimeoutError: none arrived within *timeout* seconds.
+            ProtocolError: the connection failed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._notifications:
+            if timeout is not None and timeout < 0:
+                if not self._lines and not self._readable():
+                    return None
+                if not self._lines:
+                    continue  # only part of a line so far
+                deadline = None  # a whole line is waiting: no wait
+            message = self._next_message(deadline, "a notification")
+            if isinstance(message, Notification):
+                self._notifications.append(message.payload)
+            else:  # a reply nobody waits for: the server is confused
+                raise ProtocolError("unexpected reply from the server")
+        return self._notifications.popleft()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _require(self) -> socket.socket:
+        if self._sock is None:
+            raise ProtocolError("not connected")
+        return self._sock
+
+    def _readable(self) -> bool:
+        sock = self._require()
+        if self._lines:
+            return True
+        sock.settimeout(0.0)
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            raise self._failed(exc, "a notification") from exc
+        self._take(data)
+        return True
+
+    def _next_message(self, deadline: float | None, waiting_for: str) -> Any:
+        sock = self._require()
+        while not self._lines:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise ProtocolTimeoutError(
+                    f"no answer to {waiting_for} within {self.timeout} s",
+                    command=waiting_for, timeout=self.timeout)
+            try:
+                sock.settimeout(remaining)
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise self._failed(exc, waiting_for) from exc
+            self._take(data)
+        try:
+            return classify(decode_line(self._lines.popleft()))
+        except BadMessage as exc:
+            self.close()
+            raise ProtocolError(f"malformed message from the server: {exc}") from exc
+
+    def _take(self, data: bytes) -> None:
+        if not data:
+            self.close()
+            raise ProtocolError("Connection closed.")
+        try:
+            self._lines.extend(line for line in self._splitter.feed(data) if line.strip())
+        except BadMessage as exc:
+            self.close()
+            raise ProtocolError(f"malformed message from the server: {exc}") from exc
+
+    def _failed(self, exc: OSError, command: str) -> ProtocolError:
+        self.close()
+        return ProtocolError(f"{command}: {exc}")

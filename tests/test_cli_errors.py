@@ -1,0 +1,282 @@
+"""The tools against misbehaving servers: hostile hostnames, silence, odd versions, hang-ups.
+
+A small raw-socket server in this file plays the server; it answers each command from a
+table, or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from spalloc.cli import alloc
+from spalloc.cli import job as job_cli
+from spalloc.cli import machine as machine_cli
+from spalloc.cli import ps as ps_cli
+from spalloc.cli import where_is as where_is_cli
+
+SILENT = object()
+WAIT = 5.0
+
+
+class FakeServer:
+    """Answers ``{"return": answers[command]}`` (a callable gets the request); SILENT = never."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.requests: list[dict[str, Any]] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="fake-server", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self._conns.append(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+        buffer = b""
+        while not self._stop.is_set():
+            try:
+                data = conn.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            buffer += data
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                request = json.loads(line)
+                self.requests.append(request)
+                answer = self.answers.get(request["command"])
+                if callable(answer):
+                    answer = answer(request)
+                if answer is SILENT:
+                    continue
+                try:
+                    conn.sendall(json.dumps({"return": answer}).encode() + b"\n")
+                except OSError:
+                    return
+
+    def hang_up(self) -> None:
+        for conn in self._conns:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        self.hang_up()
+        self._thread.join(WAIT)
+
+    @property
+    def args(self) -> list[str]:
+        return ["-H", "127.0.0.1", "-P", str(self.port)]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in list(os.environ):
+        if name.startswith("SPALLOC_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def fake() -> Iterator[Callable[[dict[str, Any]], FakeServer]]:
+    made: list[FakeServer] = []
+
+    def factory(answers: dict[str, Any]) -> FakeServer:
+        server = FakeServer(answers)
+        made.append(server)
+        return server
+
+    yield factory
+    for server in made:
+        server.close()
+
+
+def ready_job(hostname: str) -> dict[str, Any]:
+    """Answers of a server whose job 1 is ready on one board called *hostname*."""
+    return {
+        "version": "5.0.0",
+        "create_job": 1,
+        "get_job_state": {"state": 3, "power": True, "keepalive": 60.0, "reason": None,
+                          "start_time": 1.0, "keepalivehost": "127.0.0.1"},
+        "get_job_machine_info": {"width": 8, "height": 8, "connections": [[[0, 0], hostname]],
+                                 "machine_name": "m", "boards": [[0, 0, 0]]},
+        "list_jobs": [], "list_machines": [],
+    }
+
+
+# --------------------------------------------------------------------------- injection
+
+HOSTILE = "$(touch pwned)"
+
+
+def test_hostile_hostname_cannot_run_commands_from_a_command_line(
+        fake: Callable[..., FakeServer], tmp_path: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server = fake(ready_job(HOSTILE))
+    for command in ("echo {}", "echo '{}'", 'echo "{hostname}"'):
+        code = alloc.main([*server.args, "--owner", "o", "-c", command])
+        out, err = capfd.readouterr()
+        assert code == 2
+        assert "not safe to put in a shell command" in err
+        assert not (tmp_path / "pwned").exists()
+    # The job is still destroyed.
+    assert any(r["command"] == "destroy_job" for r in server.requests)
+
+
+def test_hostile_hostname_as_a_word_is_passed_literally(
+        fake: Callable[..., FakeServer], tmp_path: Any, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server = fake(ready_job(HOSTILE))
+    assert alloc.main([*server.args, "--owner", "o", "-c", "echo", "{}", "x{hostname}y"]) == 0
+    assert capfd.readouterr()[0] == f"{HOSTILE} x{HOSTILE}y\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+# --------------------------------------------------------------------------- timeouts (B7, B8)
+
+def silent_after_version() -> dict[str, Any]:
+    return {"version": "5.0.0", **{name: SILENT for name in (
+        "list_jobs", "list_machines", "where_is", "destroy_job", "create_job",
+        "get_job_state", "get_job_machine_info", "notify_job", "power_on_job_boards")}}
+
+
+@pytest.mark.parametrize(("main", "argv"), [
+    (ps_cli.main, []),
+    (machine_cli.main, []),
+    (job_cli.main, ["1"]),
+    (job_cli.main, ["1", "--destroy"]),
+    (job_cli.main, ["1", "--power-on"]),
+    (where_is_cli.main, ["--job-chip", "7", "0", "0"]),
+    (where_is_cli.main, ["--board", "m", "0", "0", "0"]),
+])
+def test_every_call_honours_the_timeout(fake: Callable[..., FakeServer], main: Any,
+                                        argv: list[str],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    server = fake(silent_after_version())
+    assert main([*argv, *server.args, "--timeout", "0.3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error communicating with server: ") and err.count("\n") == 1
+
+
+def test_spalloc_honours_the_timeout(fake: Callable[..., FakeServer],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    server = fake(silent_after_version())
+    assert alloc.main([*server.args, "--owner", "o", "--timeout", "0.3", "-c", "true"]) == 6
+    assert capsys.readouterr().err.startswith("Could not connect to server: ")
+
+
+def test_a_tiny_timeout_is_a_clean_error(fake: Callable[..., FakeServer],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    server = fake({"version": "5.0.0", "list_jobs": []})
+    code = ps_cli.main([*server.args, "--timeout", "0.000001"])
+    err = capsys.readouterr().err
+    assert code in (0, 1)  # it may even be fast enough
+    assert "Traceback" not in err and err.count("\n") <= 1
+
+
+def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    assert ps_cli.main(["-H", "127.0.0.1", "-P", port]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error communicating with server: cannot connect")
+    assert alloc.main(["-H", "127.0.0.1", "-P", port, "--owner", "o", "-q"]) == 6
+    # -q keeps error messages (B20).
+    assert capsys.readouterr().err.startswith("Could not connect to server: ")
+
+
+# --------------------------------------------------------------------------- versions (B1, B2)
+
+@pytest.mark.parametrize("version", ["1!7.0.0", "4.0.0.post1", "5.0.0", "0.1.0"])
+def test_known_versions_are_accepted(fake: Callable[..., FakeServer], version: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    server = fake({"version": version, "list_jobs": []})
+    assert ps_cli.main(server.args) == 0
+    assert capsys.readouterr().out.startswith("ID  State")
+
+
+def test_unknown_version_is_refused_unless_ignored(fake: Callable[..., FakeServer],
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    server = fake({"version": "9.0.0", "list_jobs": []})
+    assert ps_cli.main(server.args) == 2
+    assert capsys.readouterr().err.startswith("Incompatible server version (9.0.0)")
+    assert ps_cli.main([*server.args, "--ignore_version", "False"]) == 2
+    capsys.readouterr()
+    assert ps_cli.main([*server.args, "--ignore_version", "True"]) == 0
+    assert ps_cli.main([*server.args, "--ignore-version"]) == 0
+    assert alloc.main([*server.args, "--owner", "o", "-c", "true"]) == 2
+    assert "Incompatible server version" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- hang-ups
+
+def test_server_hanging_up_during_a_watch(fake: Callable[..., FakeServer],
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    server: FakeServer
+
+    def jobs(request: dict[str, Any]) -> list[Any]:
+        # Hang up once the first frame has been asked for.
+        threading.Timer(0.1, server.hang_up).start()
+        return []
+
+    server = fake({"version": "5.0.0", "list_jobs": jobs, "notify_job": None})
+    assert ps_cli.main([*server.args, "--watch"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error communicating with server: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("version", [
+    "0.0.9", "0.1.0", "5.0.0", "7.9.9", "8.0.0", "10.0.0", "1!7.0.0", "4.0.0.post1",
+    "abc", "", " 5.0.0", "5.0", "v5.0.0", "5.0.0-rc1"])
+def test_quick_version_check_agrees_with_the_client(version: str) -> None:
+    from spalloc.cli._connection import check_version
+    from spalloc.client import check_server_version
+    from spalloc.exceptions import IncompatibleServerError
+
+    def accepts(check: Callable[[str], object]) -> bool:
+        try:
+            check(version)
+        except IncompatibleServerError:
+            return False
+        return True
+
+    assert accepts(check_version) == accepts(check_server_version)
+
+
+def test_a_one_shot_tool_loads_neither_rich_nor_the_threaded_client(
+        fake: Callable[..., FakeServer]) -> None:
+    import subprocess
+    import sys
+
+    server = fake({"version": "5.0.0", "list_jobs": []})
+    code = ("import sys; from spalloc.cli.ps import main; rc = main(sys.argv[1:]); "
+            "print(rc, sorted(m for m in ('rich', 'spalloc.client', 'spalloc.job', "
+            "'threading', 'logging') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, *server.args], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.stdout.splitlines()[-1] == "0 []", done.stderr
