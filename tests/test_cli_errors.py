@@ -138,7 +138,7 @@ def test_hostile_hostname_cannot_run_commands_from_a_command_line(
     server = fake(ready_job(HOSTILE))
     for command in ("echo {}", "echo '{}'", 'echo "{hostname}"'):
         code = alloc.main([*server.args, "--owner", "o", "-c", command])
-        out, err = capfd.readouterr()
+        _, err = capfd.readouterr()
         assert code == 2
         assert "not safe to put in a shell command" in err
         assert not (tmp_path / "pwned").exists()
