@@ -226,6 +226,7 @@ class SpallocMagics(Magics):
         X Y Z (one specific board). ``%spalloc <subcommand> -h`` shows every option.
         Settings: ``%config SpallocMagics`` (over the spalloc config file).
         """
+        __tracebackhide__ = True  # a failing %%spalloc body's traceback starts at the body
         tokens = _split(line)
         try:
             if tokens and tokens[0] in SUBCOMMANDS:
@@ -383,7 +384,11 @@ class SpallocMagics(Magics):
                                     **where)
             if name == "destroy":
                 reason = " ".join(args.reason) or None
-                return _api.destroy(args.job_id, reason, **where)
+                message = _api.destroy(args.job_id, reason, **where)
+                for job in registry.jobs():
+                    if job.id == args.job_id:
+                        registry.release_job(job)  # nothing left to destroy at exit
+                return message
             if name == "where-is":
                 return _api.where_is(**_where_kwargs(args), **where)
             return self._existing_job(args)

@@ -246,6 +246,7 @@ def test_where_is_and_destroy(ip: InteractiveShell, emulator: Emulator) -> None:
         ip.run_line_magic("spalloc", "where-is --chip m x 0")
     message = ip.run_line_magic("spalloc", f"destroy {job.id} no longer needed")
     assert "destroyed" in str(message)
+    assert not registry.owns(job)
     assert emulator.retired_jobs()[job.id] == "no longer needed"
     wait_for(lambda: job.snapshot.state is JobState.destroyed)
 
