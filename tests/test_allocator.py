@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import pytest
 
 from spalloc.emulator.allocator import (
@@ -13,8 +16,8 @@ from spalloc.emulator.allocator import (
 from spalloc.geometry import Board, Link, Machine, default_board_locations, neighbour, standard_ip
 
 
-def make_machine(name: str, width: int, height: int, dead: set[Board] | None = None,
-                 dead_links: set[tuple[int, int, int, int]] | None = None) -> Machine:
+def make_machine(name: str, width: int, height: int, dead: Iterable[Board] | None = None,
+                 dead_links: Iterable[tuple[int, int, int, int]] | None = None) -> Machine:
     dead_boards = frozenset(dead or ())
     locations = {b: loc for b, loc in default_board_locations(width, height).items()
                  if b not in dead_boards}
@@ -31,12 +34,12 @@ def board(x: int, y: int, z: int) -> AllocationRequest:
     return AllocationRequest("board", board=(x, y, z))
 
 
-def boards(n: int, **kw: object) -> AllocationRequest:
-    return AllocationRequest("boards", count=n, **kw)  # type: ignore[arg-type]
+def boards(n: int, **kw: Any) -> AllocationRequest:
+    return AllocationRequest("boards", count=n, **kw)
 
 
-def rect(w: int, h: int, **kw: object) -> AllocationRequest:
-    return AllocationRequest("rect", width=w, height=h, **kw)  # type: ignore[arg-type]
+def rect(w: int, h: int, **kw: Any) -> AllocationRequest:
+    return AllocationRequest("rect", width=w, height=h, **kw)
 
 
 def triads_of(allocation: Allocation) -> set[tuple[int, int]]:
@@ -115,7 +118,7 @@ def test_request_validation():
     with pytest.raises(ValueError):
         AllocationRequest("board")
     with pytest.raises(ValueError):
-        AllocationRequest("triads")  # type: ignore[arg-type]
+        AllocationRequest("triads")
     with pytest.raises(ValueError):
         boards(2, min_ratio=float("nan"))
 
@@ -378,7 +381,7 @@ def test_free_merges_and_space_is_reused():
     assert alloc.allocate(rect(1, 1)) is None
     for part in reversed(parts):
         assert alloc.allocate(rect(2, 2)) is None
-        alloc.free(part)  # type: ignore[arg-type]
+        alloc.free(part)
     whole = alloc.allocate(rect(2, 2))
     assert whole is not None and len(whole.boards) == 12
 
@@ -401,7 +404,7 @@ def test_full_triad_is_reinserted_at_the_end():
     alloc = MachineAllocator(make_machine("m", 2, 2))
     first = [alloc.allocate(any_board()) for _ in range(4)]     # (0,0,*) then (0,1,0)
     assert all(first)
-    alloc.free(first[1])  # type: ignore[arg-type]   # (0,0,1): triad (0,0) goes to the back
+    alloc.free(first[1])   # (0,0,1): triad (0,0) goes to the back
     nxt = [alloc.allocate(any_board()) for _ in range(3)]
     assert [a.boards[0] for a in nxt if a] == [(0, 1, 1), (0, 1, 2), (0, 0, 1)]
 
@@ -425,9 +428,9 @@ def test_triad_returns_to_the_tree_when_all_its_boards_are_free():
     assert all(singles)
     assert alloc.allocate(rect(1, 1)) is None
     for single in singles[:2]:
-        alloc.free(single)  # type: ignore[arg-type]
+        alloc.free(single)
         assert alloc.allocate(rect(1, 1)) is None
-    alloc.free(singles[2])  # type: ignore[arg-type]
+    alloc.free(singles[2])
     assert alloc.allocate(rect(1, 1)) is not None
 
 
@@ -475,3 +478,132 @@ def test_a_million_core_machine_hands_out_every_board():
     whole = alloc.allocate(rect(20, 20, require_torus=True))
     assert whole is not None and len(whole.boards) == 1200
     assert (whole.width, whole.height) == (240, 240)
+
+
+# ---- differential: the reference's own allocator, from PyPI ------------------------------------
+
+_REFERENCE_SCRIPT = r"""
+import json, sys
+from spalloc_server.allocator import Allocator
+from spalloc_server.links import Links
+out = []
+for case in json.load(sys.stdin):
+    a = Allocator(case["W"], case["H"], set(map(tuple, case["dead"])),
+                  {(x, y, z, Links(l)) for x, y, z, l in case["dead_links"]},
+                  seconds_before_free=0)
+    live, res = [], []
+    for op in case["ops"]:
+        if op[0] == "free":
+            if live:
+                a.free(live.pop(op[1] % len(live)))
+                a.check_free()
+            res.append(None)
+            continue
+        args, kw = op[1], op[2]
+        if not a.alloc_possible(*args, **kw):
+            res.append("cancelled")  # the reference server would cancel this job
+            continue
+        got = a.alloc(*args, **kw)
+        if got is not None:
+            live.append(got[0])
+        res.append(None if got is None else
+                   [sorted(got[1]), sorted([list(p[:3]), int(p[3])] for p in got[2])])
+    out.append(res)
+json.dump(out, sys.stdout)
+"""
+
+
+def _random_cases(seed: int, count: int) -> list[dict[str, Any]]:
+    import random
+
+    rnd = random.Random(seed)
+    cases: list[dict[str, Any]] = []
+    for _ in range(count):
+        w, h = rnd.randint(1, 5), rnd.randint(1, 5)
+        every = [(x, y, z) for x in range(w) for y in range(h) for z in range(3)]
+        dead = rnd.sample(every, min(rnd.choice([0, 0, 1, 2, 4]), len(every) - 1))
+        dead_links = [[*b, rnd.randrange(6)] for b in rnd.sample(every, rnd.choice([0, 1, 3]))]
+        ops: list[list[object]] = []
+        for _ in range(rnd.randint(5, 50)):
+            if rnd.random() < 0.3:
+                ops.append(["free", rnd.randrange(1000)])
+                continue
+            kw: dict[str, object] = {}
+            kind = rnd.choice(["any", "any", "board", "boards", "rect"])
+            if kind in ("boards", "rect"):
+                if rnd.random() < 0.3:
+                    kw["max_dead_boards"] = rnd.choice([0, 1, 2])
+                if rnd.random() < 0.3:
+                    kw["max_dead_links"] = rnd.choice([0, 1, 2])
+                if rnd.random() < 0.1:
+                    kw["require_torus"] = True
+            if kind == "any":
+                ops.append(["alloc", [], kw])
+            elif kind == "board":
+                ops.append(["alloc", [rnd.randrange(w), rnd.randrange(h), rnd.randrange(3)], kw])
+            elif kind == "boards":
+                kw["min_ratio"] = rnd.choice([0.0, 0.333, 0.5, 1.0, 2.0])
+                ops.append(["alloc", [rnd.choice([2, 3, 4, 5, 7, 9, 10, 13, 3 * w * h])], kw])
+            else:
+                ops.append(["alloc", [rnd.randint(1, w), rnd.randint(1, h)], kw])
+        cases.append({"W": w, "H": h, "dead": dead, "dead_links": dead_links, "ops": ops})
+    return cases
+
+
+def _as_request(args: list[int], kw: dict[str, Any]) -> AllocationRequest:
+    if not args or args == [1]:
+        return any_board()
+    if len(args) == 3:
+        return board(*args)
+    if len(args) == 1:
+        return boards(args[0], **kw)
+    return rect(args[0], args[1], **kw)
+
+
+@pytest.mark.interop
+def test_placement_matches_the_reference_allocator():
+    """Random request/free sequences give exactly the reference's boards and links."""
+    import json
+    import os
+    import subprocess
+
+    try:
+        from interop._peers import PeerUnavailable, ensure_peer  # tests/interop
+    except ImportError:  # pragma: no cover - run from an unusual rootdir
+        pytest.skip("the interop helpers are not importable")
+    try:
+        peer = ensure_peer("refserver")
+    except PeerUnavailable as exc:
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(f"reference server unavailable: {exc}", pytrace=False)
+        pytest.skip(f"reference server unavailable: {exc}")
+    cases = _random_cases(seed=2026, count=300)
+    proc = subprocess.run([str(peer / "python"), "-c", _REFERENCE_SCRIPT],
+                          input=json.dumps(cases), capture_output=True, text=True,
+                          timeout=120, check=True)
+    reference = json.loads(proc.stdout)
+    compared = 0
+    for case, expected in zip(cases, reference, strict=True):
+        dead = {tuple(b) for b in case["dead"]}
+        machine = make_machine("x", case["W"], case["H"], dead,
+                               {tuple(lk) for lk in case["dead_links"]})
+        alloc = MachineAllocator(machine)
+        live: list[Allocation] = []
+        for op, want in zip(case["ops"], expected, strict=True):
+            if op[0] == "free":
+                if live:
+                    alloc.free(live.pop(op[1] % len(live)))
+                continue
+            if want == "cancelled":
+                continue  # ours may accept more (every position); the reference never ran it
+            request = _as_request(op[1], op[2])
+            assert alloc.feasible(request), (case, op)
+            got = alloc.allocate(request)
+            if got is not None:
+                live.append(got)
+            mine = None if got is None else [
+                [list(b) for b in got.boards],
+                sorted([list(b), int(link)] for b, link in got.periphery_links)]
+            assert mine == want, (case, op)
+            compared += 1
+    assert compared > 1000

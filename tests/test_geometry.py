@@ -264,7 +264,7 @@ def test_machine_is_immutable_and_hashable():
     again = make_machine("m", 2, 2)
     assert m == again and hash(m) == hash(again)
     with pytest.raises(TypeError):
-        m.board_locations[(0, 0, 0)] = (9, 9, 9)  # type: ignore[index]
+        m.board_locations[(0, 0, 0)] = (9, 9, 9)
     assert m != make_machine("m", 2, 2, base_ip="10.12.0.0")
 
 
