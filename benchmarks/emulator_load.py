@@ -192,25 +192,33 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+@dataclass
+class _Tally:
+    """One client's raw figures: (start, end) per operation, on the perf_counter clock."""
+
+    spans: dict[str, list[tuple[float, float]]] = field(
+        default_factory=lambda: {op: [] for op in OPS})
+    errors: int = 0
+    queued: int = 0
+
+
 def _client(port: int, start: threading.Barrier, stop: threading.Event, max_cycles: int,
-            result: Result, lock: threading.Lock) -> None:
-    """One connection doing create/state/destroy cycles; merges its figures at the end."""
-    lat: dict[str, list[float]] = {op: [] for op in OPS}
-    errors = queued = 0
+            tally: _Tally) -> None:
+    """One connection doing create/state/destroy cycles."""
+    spans = tally.spans
     with socket.create_connection(("127.0.0.1", port), timeout=30.0) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         lines = sock.makefile("rb")
         clock = time.perf_counter
 
         def call(command: str, args: list[object], kwargs: dict[str, object]) -> object:
-            nonlocal errors
             request = json.dumps({"command": command, "args": args, "kwargs": kwargs})
             began = clock()
             sock.sendall(request.encode() + b"\n")
             reply = json.loads(lines.readline())
-            lat[command].append(clock() - began)
+            spans[command].append((began, clock()))
             if "return" not in reply:
-                errors += 1
+                tally.errors += 1
                 return None
             return reply["return"]
 
@@ -221,25 +229,23 @@ def _client(port: int, start: threading.Barrier, stop: threading.Event, max_cycl
             job_id = call("create_job", [1], {"owner": "bench", "keepalive": None})
             state = call("get_job_state", [job_id], {})
             if isinstance(state, dict) and state.get("state") == 1:
-                queued += 1
+                tally.queued += 1
             call("destroy_job", [job_id], {})
-    with lock:
-        for op in OPS:
-            result.latencies[op].extend(lat[op])
-        result.errors += errors
-        result.queued += queued
 
 
 def run_load(target: str, port: int, clients: int, duration: float, max_cycles: int) -> Result:
-    """Drive *clients* threads against *port* for at most *duration* s or *max_cycles* each."""
-    result = Result(target, clients)
+    """Drive *clients* threads against *port* for *duration* s (or *max_cycles* each).
+
+    Only operations that complete inside the window count, so that clients still finishing
+    a slow cycle after the window closes do not stretch it.
+    """
+    tallies = [_Tally() for _ in range(clients)]
     start = threading.Barrier(clients + 1)
     stop = threading.Event()
-    lock = threading.Lock()
     threads = [
-        threading.Thread(target=_client, args=(port, start, stop, max_cycles, result, lock),
+        threading.Thread(target=_client, args=(port, start, stop, max_cycles, tally),
                          name=f"load-{i}", daemon=True)
-        for i in range(clients)
+        for i, tally in enumerate(tallies)
     ]
     for thread in threads:
         thread.start()
@@ -247,9 +253,16 @@ def run_load(target: str, port: int, clients: int, duration: float, max_cycles: 
     began = time.perf_counter()
     stop.wait(duration)
     stop.set()
+    window_end = time.perf_counter()
     for thread in threads:
         thread.join(timeout=60)
-    result.elapsed = time.perf_counter() - began
+    result = Result(target, clients, elapsed=window_end - began)
+    for tally in tallies:
+        for op in OPS:
+            result.latencies[op].extend(end - beg for beg, end in tally.spans[op]
+                                        if end <= window_end)
+        result.errors += tally.errors
+        result.queued += tally.queued
     return result
 
 
