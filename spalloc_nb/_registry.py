@@ -15,8 +15,9 @@ from typing import Any
 
 __all__ = ["EXIT_BUDGET", "Registry", "registry"]
 
-#: Seconds to spend destroying jobs at exit: jupyter_client sends SIGTERM after 2.5 s.
-EXIT_BUDGET = 2.0
+#: Seconds to spend destroying jobs at exit: jupyter_client sends SIGTERM after 2.5 s, and
+#: the interpreter still has to tear down after this.
+EXIT_BUDGET = 1.5
 
 
 class Registry:

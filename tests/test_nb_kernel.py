@@ -192,3 +192,26 @@ def test_result_has_three_renderings_and_buttons_work_between_cells(
         "comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}})
     kernel.client.shell_channel.send(click)
     wait_for(lambda: emulator.board_power(job.machine, job.boards[0]) is False)
+
+
+def test_exit_is_not_held_up_by_a_silent_server(kernel: Kernel, emulator: Emulator) -> None:
+    """A server that accepts but never answers must not get the kernel SIGTERMed."""
+    import socket
+
+    ids = kernel.ids(ALLOCATE_TWO)
+    port = emulator.port
+    emulator.stop()
+    silent = socket.socket()
+    silent.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    silent.bind(("127.0.0.1", port))
+    silent.listen(8)
+    try:
+        assert len(ids) == 2
+        process = kernel.manager.provisioner.process  # type: ignore[union-attr]
+        started = time.monotonic()
+        kernel.manager.shutdown_kernel(now=False)
+        print(f"shutdown with a silent server took {time.monotonic() - started:.2f} s")
+        # A kernel that had to be terminated by signal reports a negative code.
+        assert process.returncode == 0
+    finally:
+        silent.close()
