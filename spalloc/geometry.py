@@ -282,8 +282,9 @@ class Machine:
     height: int
     dead_boards: frozenset[Board] = frozenset()
     dead_links: frozenset[tuple[int, int, int, int]] = frozenset()
-    board_locations: Mapping[Board, Location] = field(default_factory=dict, hash=False)
-    board_ips: Mapping[Board, str] = field(default_factory=dict, hash=False)
+    board_locations: Mapping[Board, Location] = field(default_factory=dict, hash=False,
+                                                      repr=False)
+    board_ips: Mapping[Board, str] = field(default_factory=dict, hash=False, repr=False)
     _by_location: Mapping[Location, Board] = field(
         init=False, repr=False, compare=False, hash=False)
     _live: tuple[Board, ...] = field(init=False, repr=False, compare=False, hash=False)
@@ -300,6 +301,17 @@ class Machine:
         set_(self, "_by_location", MappingProxyType(
             {loc: b for b, loc in self.board_locations.items()}))
         set_(self, "_live", tuple(b for b in self.boards() if b not in self.dead_boards))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The read-only views cannot be pickled; rebuild from plain dicts instead.
+        return (Machine, (self.name, self.tags, self.width, self.height, self.dead_boards,
+                          self.dead_links, dict(self.board_locations), dict(self.board_ips)))
+
+    def __copy__(self) -> Machine:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Machine:
+        return self  # immutable
 
     def _validate(self) -> None:
         what = f"machine {self.name!r}"

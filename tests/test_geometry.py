@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from spalloc.geometry import (
@@ -261,6 +264,9 @@ def test_machine_lookups():
 
 def test_machine_is_immutable_and_hashable():
     m = make_machine("m", 2, 2)
+    assert copy.deepcopy(m) is m and copy.copy(m) is m
+    assert pickle.loads(pickle.dumps(m)) == m
+    assert "10.11" not in repr(m)  # the per-board maps stay out of the repr
     again = make_machine("m", 2, 2)
     assert m == again and hash(m) == hash(again)
     with pytest.raises(TypeError):
