@@ -357,3 +357,12 @@ def test_layering_file_then_ipython_config_then_config_magic_then_option(
     finally:
         del ip.config.SpallocMagics["owner"]
         ip.run_line_magic("config", "SpallocMagics.owner = None")
+
+
+def test_no_server_configured_says_how_to_configure_one(
+        ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPALLOC_HOSTNAME")
+    for line in ("1", "ps", "machines"):
+        with pytest.raises(UsageError) as info:
+            ip.run_line_magic("spalloc", line)
+        assert "--hostname" in str(info.value) and "--local" in str(info.value)
