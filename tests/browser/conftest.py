@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labdriver import ARTIFACTS, CHROMIUM_ARGS, LabServer, find_chromium, new_lab, require
+
+from .labdriver import (
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    OWNER,
+    LabServer,
+    find_chromium,
+    new_lab,
+    require,
+)
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +81,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
-
-
-#: Owner of the jobs the notebooks create in the browser tests (SPALLOC_OWNER for the kernels).
-OWNER = "browser-test@example.org"
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 __all__ = [
-    "ARTIFACTS", "CHROMIUM_ARGS", "EXAMPLES", "LabServer", "Notebook",
+    "ARTIFACTS", "CHROMIUM_ARGS", "EXAMPLES", "OWNER", "LabServer", "Notebook",
     "copy_notebook", "find_chromium", "new_lab", "require",
 ]
 
@@ -42,6 +42,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LAB_START_TIMEOUT = 90.0
+#: Owner of the jobs the notebooks create in the browser tests (SPALLOC_OWNER for the kernels).
+OWNER = "browser-test@example.org"
 _URL_RE = re.compile(r"http://127\.0\.0\.1:(\d+)/lab")
 _STDERR_ERROR = re.compile(r"Traceback|Exception|\w*Error\b")
 
@@ -56,10 +58,10 @@ def require(condition: bool, reason: str) -> None:
 
 
 def find_chromium() -> str | None:
-    found = os.environ.get("SPALLOC_TEST_CHROMIUM") or next(
-        (p for p in CHROMIUM_CANDIDATES if os.access(p, os.X_OK)), None
-    )
-    return found
+    """The Chromium to drive: ``SPALLOC_TEST_CHROMIUM`` if set, else Debian's."""
+    override = os.environ.get("SPALLOC_TEST_CHROMIUM")
+    candidates = (override,) if override else CHROMIUM_CANDIDATES
+    return next((p for p in candidates if os.access(p, os.X_OK)), None)
 
 
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from labdriver import LabServer, Notebook
+
+from .labdriver import LabServer, Notebook
 
 pytestmark = pytest.mark.browser
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OWNER
-from labdriver import EXAMPLES, LabServer, Notebook, copy_notebook
+
+from .labdriver import EXAMPLES, OWNER, LabServer, Notebook, copy_notebook
 
 pytestmark = pytest.mark.browser
 
