@@ -366,3 +366,14 @@ def test_no_server_configured_says_how_to_configure_one(
         with pytest.raises(UsageError) as info:
             ip.run_line_magic("spalloc", line)
         assert "--hostname" in str(info.value) and "--local" in str(info.value)
+
+
+def test_import_is_light() -> None:
+    """Only %load_ext pulls in IPython and widgets; scripts can import the API cheaply."""
+    import subprocess
+    import sys
+
+    code = ("import sys, spalloc_nb\n"
+            "print(sorted({'IPython', 'ipywidgets', 'traitlets', 'anywidget'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
