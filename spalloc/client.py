@@ -239,8 +239,14 @@ class _Connection:
         self._state_lock = threading.Lock()
         self.error: ProtocolError | None = None
         self._reader = threading.Thread(target=self._read_loop, name=name, daemon=True)
+        self._reader_started = False
 
     def start(self) -> None:
+        """Start the reader thread (idempotent)."""
+        with self._state_lock:
+            if self._reader_started:
+                return
+            self._reader_started = True
         self._reader.start()
 
     @property
@@ -260,6 +266,9 @@ class _Connection:
             except OSError as exc:
                 self.fail(ProtocolError(f"connection lost while sending {command}: {exc}"))
                 raise ProtocolError(f"could not send {command}: {exc}") from exc
+        if not self._reader_started:
+            # Started after the first send, so that its start-up overlaps the server's work.
+            self.start()
         return pending
 
     def fail(self, error: ProtocolError) -> None:
@@ -398,7 +407,7 @@ class ProtocolClient:
             self._conn = conn
             self._closed_error = None
             self._note_cond.notify_all()
-        conn.start()
+        # The reader thread starts with the first request (or wait for a notification).
 
     def close(self) -> None:
         """Disconnect from the server (idempotent); waiting callers get ``ProtocolError``.
@@ -490,6 +499,9 @@ class ProtocolClient:
             ProtocolError: not connected, or the connection failed while waiting.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        conn = self._conn
+        if conn is not None and (timeout is None or timeout >= 0):
+            conn.start()
         with self._lock:
             while True:
                 if self._notifications:

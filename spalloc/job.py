@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from spalloc._keepalive import KeepaliveThread
-from spalloc.client import _UNSET, ProtocolClient, _Dispatcher
+from spalloc.client import _UNSET, PendingReply, ProtocolClient, _Dispatcher
 from spalloc.config import SpallocConfig, load_config, search_path
 from spalloc.exceptions import (
     ConfigError,
@@ -189,12 +189,13 @@ class Job:
                 client.add_notification_listener(self._on_notification),
                 client.add_disconnect_listener(self._on_disconnect),
             ]
-            self._subscribe_and_refresh()
             self._keeper = KeepaliveThread(
                 f"spalloc-job-{self._id}-keepalive",
                 None if self._keepalive is None else self._keepalive / 2,
                 self._reconnect_delay, self._beat, self._reconnect, lambda: client.connected)
-            self._keeper.start()
+            # The keepalive thread starts while the server answers (its first beat is
+            # keepalive/2 away, so it cannot race the subscription).
+            self._subscribe_and_refresh(meanwhile=self._keeper.start)
         except BaseException:
             # Never leave a job (or a socket) behind because construction failed (B24),
             # nor a resumed job destroyed because we could not follow it.
@@ -272,16 +273,24 @@ class Job:
                            width=info.width, height=info.height, connections=info.connections)
         self._update(**changes)
 
-    def _fetch(self, timeout: float | None, *, keepalive: bool = False) -> None:
-        """Ask for state and machine info in one round trip (plus a keepalive if asked)."""
+    def _fetch(self, timeout: float | None, *, keepalive: bool = False,
+               subscribe: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
+        """Ask for state and machine info in one round trip (plus a keepalive or a
+        subscription if asked), running *meanwhile* while the server works."""
         client = self._require_client()
         job_id = self._require_id()
         with self._refresh_lock:
-            beat = client.submit("job_keepalive", job_id) if keepalive else None
+            extra = None
+            if subscribe:
+                extra = client.submit("notify_job", job_id)
+            elif keepalive:
+                extra = client.submit("job_keepalive", job_id)
             p_state = client.submit("get_job_state", job_id)
             p_info = client.submit("get_job_machine_info", job_id)
-            if beat is not None:
-                beat.result(timeout)
+            if meanwhile is not None:
+                meanwhile()
+            if extra is not None:
+                extra.result(timeout)
             state = JobStateInfo.from_wire(p_state.result(timeout))
             try:
                 info: JobMachineInfo | None = JobMachineInfo.from_wire(p_info.result(timeout))
@@ -289,12 +298,8 @@ class Job:
                 info = None  # the Java server raises "boards not allocated" instead of nulls
             self._apply(state, info)
 
-    def _subscribe_and_refresh(self) -> None:
-        client = self._require_client()
-        with self._refresh_lock:
-            subscribed = client.submit("notify_job", self._require_id())
-        self._fetch(self._timeout)
-        subscribed.result(self._timeout)
+    def _subscribe_and_refresh(self, meanwhile: Callable[[], None] | None = None) -> None:
+        self._fetch(self._timeout, subscribe=True, meanwhile=meanwhile)
 
     def _on_notification(self, payload: dict[str, Any]) -> None:
         changed = payload.get("jobs_changed")
@@ -559,17 +564,22 @@ class Job:
             if self._finished == "destroyed":
                 return
             self._finished = "destroyed"
-        self._stop_background()
         client = self._client
         confirmed: str | None = None
-        if client is not None and self._id is not None:
+        if client is None or self._id is None:
+            self._stop_background()
+        else:
             timeout = _bounded(self._timeout, DESTROY_TIMEOUT)
             try:
-                if not client.connected:
+                sent = self._send_destroy(client, reason) if client.connected else None
+                # Stopping the keepalive thread overlaps the server's work when we sent already.
+                self._stop_background()
+                if sent is None:
                     client.connect(timeout)
-                with self._refresh_lock:
-                    p_destroy = client.submit("destroy_job", self._id, reason=reason)
-                    p_state = client.submit("get_job_state", self._id)
+                    sent = self._send_destroy(client, reason)
+                if sent is None:
+                    raise ProtocolError("the connection failed while sending destroy_job")
+                p_destroy, p_state = sent
                 p_destroy.result(timeout)
                 state = JobStateInfo.from_wire(p_state.result(timeout))
                 self._apply(state, None)
@@ -586,6 +596,15 @@ class Job:
             changes["keepalive_error"] = confirmed
         self._update(**changes)
         self._events.stop()
+
+    def _send_destroy(self, client: ProtocolClient,
+                      reason: str | None) -> tuple[PendingReply, PendingReply] | None:
+        try:
+            with self._refresh_lock:
+                return (client.submit("destroy_job", self._require_id(), reason=reason),
+                        client.submit("get_job_state", self._require_id()))
+        except ProtocolError:
+            return None
 
     def close(self) -> None:
         """Disconnect and stop keeping the job alive, without destroying it.

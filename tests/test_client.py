@@ -335,13 +335,17 @@ def test_disconnect_fails_waiting_callers(raw_server: Callable[..., RawServer]) 
 
 
 def test_unsolicited_reply_is_a_protocol_error(raw_server: Callable[..., RawServer]) -> None:
+    # Without request IDs a reply nobody asked for means the stream can no longer be trusted.
     def handler(conn: socket.socket, server: RawServer) -> None:
-        conn.sendall(b'{"return": 1}\n')
-        for _ in server.read_lines(conn, bytearray()):
+        lines = server.read_lines(conn, bytearray())
+        next(lines)
+        conn.sendall(b'{"return": 1}\n{"return": 2}\n')
+        for _ in lines:
             pass
 
     server = raw_server(handler)
     with ProtocolClient("127.0.0.1", server.port) as c:
+        assert c.call("version", timeout=WAIT) == 1
         for _ in range(100):
             if not c.connected:
                 break
