@@ -114,6 +114,14 @@ def test_arity_errors_are_exceptions_and_keep_the_connection(emulator, connect):
     assert client.call("version") == "5.0.0"
 
 
+def test_a_session_keyword_is_just_an_unknown_keyword(emulator, connect):
+    client = connect(emulator)
+    assert "session" in client.error("create_job", owner="x", session=1)
+    assert "session" in client.error("where_is", session=1)
+    assert "session" in client.error("get_job_state", 1, session=1)
+    assert client.call("list_jobs") == []
+
+
 def test_named_arguments_bind_like_positionals(emulator, connect):
     client = connect(emulator)
     job = client.call("create_job", owner="x")
@@ -166,6 +174,20 @@ def test_a_client_that_never_reads_does_not_stall_others(emulator, connect):
     assert sent > 0 and answered == 20
     hog.close()
     assert good.call("version") == "5.0.0"
+
+
+def test_a_client_with_a_huge_unread_backlog_is_dropped(emulator, connect):
+    from spalloc.emulator.server import MAX_BACKLOG_BYTES
+
+    worker = connect(emulator)
+    for _ in range(100):   # list_jobs answers about 1 MB
+        worker.call("create_job", owner="o" * 10_000, machine="board1", keepalive=None)
+    hog = connect(emulator)
+    hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    count = 2 * MAX_BACKLOG_BYTES // 1_000_000 + 8
+    hog.send_raw(b'{"command":"list_jobs"}\n' * count)   # far more than the limit, unread
+    assert worker.call("version") == "5.0.0"
+    assert hog.is_closed()
 
 
 def test_pipelined_requests_then_close_does_not_hurt_the_server(emulator, connect):

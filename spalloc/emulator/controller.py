@@ -352,10 +352,10 @@ class Controller:
 
     # --- commands ----------------------------------------------------------------------------
 
-    def _cmd_version(self, session: Session) -> str:
+    def _cmd_version(self, session: Session, /) -> str:
         return EMULATOR_VERSION
 
-    def _cmd_create_job(self, session: Session, *args: Any, **kwargs: Any) -> int:
+    def _cmd_create_job(self, session: Session, /, *args: Any, **kwargs: Any) -> int:
         spec = parse_create_job(list(args), kwargs)
         if spec.machine is not None:
             named = self._by_name.get(spec.machine)
@@ -382,12 +382,12 @@ class Controller:
         self._run_queues()
         return job.job_id
 
-    def _cmd_job_keepalive(self, session: Session, job_id: Any) -> None:
+    def _cmd_job_keepalive(self, session: Session, /, job_id: Any) -> None:
         job = self._lookup(job_id)
         if job is not None:
             self._refresh(session, job)
 
-    def _cmd_get_job_state(self, session: Session, job_id: Any) -> dict[str, Any]:
+    def _cmd_get_job_state(self, session: Session, /, job_id: Any) -> dict[str, Any]:
         job = self._lookup(job_id)
         if job is not None:
             self._refresh(session, job)
@@ -400,7 +400,7 @@ class Controller:
                         reason=self._retired[key])
         return dict(_UNKNOWN_STATE)
 
-    def _cmd_get_job_machine_info(self, session: Session, job_id: Any) -> dict[str, Any]:
+    def _cmd_get_job_machine_info(self, session: Session, /, job_id: Any) -> dict[str, Any]:
         job = self._lookup(job_id)
         if job is None:
             return dict(_NO_MACHINE_INFO)
@@ -417,21 +417,21 @@ class Controller:
             "boards": [list(board) for board in allocation.boards],
         }
 
-    def _cmd_power_on_job_boards(self, session: Session, job_id: Any) -> None:
+    def _cmd_power_on_job_boards(self, session: Session, /, job_id: Any) -> None:
         job = self._lookup(job_id)
         if job is not None:
             self._refresh(session, job)
             if job.allocation is not None:
                 self._power(job, on=True)
 
-    def _cmd_power_off_job_boards(self, session: Session, job_id: Any) -> None:
+    def _cmd_power_off_job_boards(self, session: Session, /, job_id: Any) -> None:
         job = self._lookup(job_id)
         if job is not None:
             self._refresh(session, job)
             if job.allocation is not None:
                 self._power(job, on=False)
 
-    def _cmd_destroy_job(self, session: Session, job_id: Any, reason: Any = None) -> None:
+    def _cmd_destroy_job(self, session: Session, /, job_id: Any, reason: Any = None) -> None:
         if reason is not None and not isinstance(reason, str):
             raise CommandError(f"reason must be a string or null, not {type(reason).__name__}")
         job = self._lookup(job_id)
@@ -442,33 +442,33 @@ class Controller:
         else:
             self._retire(job, reason)
 
-    def _cmd_notify_job(self, session: Session, job_id: Any = None) -> None:
+    def _cmd_notify_job(self, session: Session, /, job_id: Any = None) -> None:
         if job_id is None:
             session.all_jobs = True
         else:
             session.jobs.add(_hashable("job_id", job_id))
 
-    def _cmd_no_notify_job(self, session: Session, job_id: Any = None) -> None:
+    def _cmd_no_notify_job(self, session: Session, /, job_id: Any = None) -> None:
         if job_id is None:
             session.all_jobs = False
             session.jobs.clear()
         else:
             session.jobs.discard(_hashable("job_id", job_id))
 
-    def _cmd_notify_machine(self, session: Session, machine_name: Any = None) -> None:
+    def _cmd_notify_machine(self, session: Session, /, machine_name: Any = None) -> None:
         if machine_name is None:
             session.all_machines = True
         else:
             session.machines.add(_hashable("machine_name", machine_name))
 
-    def _cmd_no_notify_machine(self, session: Session, machine_name: Any = None) -> None:
+    def _cmd_no_notify_machine(self, session: Session, /, machine_name: Any = None) -> None:
         if machine_name is None:
             session.all_machines = False
             session.machines.clear()
         else:
             session.machines.discard(_hashable("machine_name", machine_name))
 
-    def _cmd_list_jobs(self, session: Session) -> list[dict[str, Any]]:
+    def _cmd_list_jobs(self, session: Session, /) -> list[dict[str, Any]]:
         return [self._job_entry(job) for job in self._jobs.values()]
 
     def _job_entry(self, job: Job) -> dict[str, Any]:
@@ -488,7 +488,7 @@ class Controller:
             "keepalivehost": job.keepalive_host or "",
         }
 
-    def _cmd_list_machines(self, session: Session) -> list[dict[str, Any]]:
+    def _cmd_list_machines(self, session: Session, /) -> list[dict[str, Any]]:
         return [{"name": m.name, "tags": sorted(m.tags), "width": m.width, "height": m.height,
                  "dead_boards": [list(b) for b in sorted(m.dead_boards)],
                  "dead_links": [list(link) for link in sorted(m.dead_links)]}
@@ -499,7 +499,7 @@ class Controller:
             raise CommandError("machine_name must be a string")
         return self._by_name.get(machine_name) if isinstance(machine_name, str) else None
 
-    def _cmd_get_board_position(self, session: Session, machine_name: Any, x: Any, y: Any,
+    def _cmd_get_board_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
                                 z: Any) -> list[int] | None:
         machine = self._machine_arg(machine_name)
         board = (as_int("x", x), as_int("y", y), as_int("z", z))
@@ -508,7 +508,7 @@ class Controller:
         location = machine.location(board)
         return None if location is None else list(location)
 
-    def _cmd_get_board_at_position(self, session: Session, machine_name: Any, x: Any, y: Any,
+    def _cmd_get_board_at_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
                                    z: Any) -> list[int] | None:
         machine = self._machine_arg(machine_name)
         location = (as_int("cabinet", x), as_int("frame", y), as_int("board", z))
@@ -517,7 +517,7 @@ class Controller:
         board = machine.board_at(location)
         return None if board is None else list(board)
 
-    def _cmd_where_is(self, session: Session, **kwargs: Any) -> dict[str, Any] | None:
+    def _cmd_where_is(self, session: Session, /, **kwargs: Any) -> dict[str, Any] | None:
         keys = frozenset(kwargs)
         if keys not in _WHERE_IS_FORMS:
             raise CommandError("Invalid arguments: " + ", ".join(kwargs))

@@ -9,7 +9,10 @@ a hard limit it is dropped. Timers come from ``loop.call_at``, not from polling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
+import struct
 from typing import Any
 
 from spalloc._protocol import BadMessage, LineSplitter, LineTooLong, Request
@@ -140,6 +143,8 @@ class _Connection(asyncio.Protocol):
                 return
             except CommandError as exc:
                 self.send(_line({"exception": str(exc)}))
+            except Exception as exc:   # a bug of ours must not cost other clients anything
+                self.send(_line({"exception": f"internal error: {type(exc).__name__}: {exc}"}))
             else:
                 try:
                     self.send(_line({"return": value}))
@@ -156,6 +161,11 @@ class _Connection(asyncio.Protocol):
             return
         transport.write(data)
         if transport.get_write_buffer_size() > MAX_BACKLOG_BYTES:
+            # Reset rather than close, so the kernel drops its copy of the backlog too.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.abort()
 
     def abort(self) -> None:
