@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -267,3 +268,33 @@ def test_local_runs_against_the_embedded_emulator() -> None:
     host, width, height = out.split()
     assert host.startswith("127.") and (width, height) == ("16", "16")
     assert "emulated" in err and "Traceback" not in err
+
+
+def test_progress_on_a_terminal_shows_state_and_time_waited(
+        configured: Emulator, client: ProtocolClient, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    stderr = Terminal()
+    monkeypatch.setattr("sys.stderr", stderr)
+    blocker = client.call("create_job", 4, 5, owner="other", keepalive=None)
+
+    def free_when_queued() -> None:
+        for _ in range(200):
+            if "Waiting in queue" in stderr.getvalue():
+                break
+            threading.Event().wait(0.02)
+        threading.Event().wait(0.6)  # let the live line refresh at least once
+        client.call("destroy_job", blocker)
+
+    helper = threading.Thread(target=free_when_queued, daemon=True)
+    helper.start()
+    assert alloc.main(["-c", "true"]) == 0
+    helper.join(WAIT)
+    text = stderr.getvalue()
+    assert re.search(r"Job \d+: Waiting in queue\.\.\.\x1b\[0m \(\d+ s\)", text), text
+    assert "Ready!" in text

@@ -416,3 +416,62 @@ def test_bad_config_is_one_line(tmp_path: Any, capsys: pytest.CaptureFixture[str
     assert ps_cli.main([]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "port" in err and "Traceback" not in err
+
+
+class _Terminal(_FirstWrite):
+    """A stdout that claims to be a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_job_watch_on_a_terminal_redraws_in_place(emu: Emulator, client: ProtocolClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _, _ = three_jobs(client)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    stdout = _Terminal()
+    monkeypatch.setattr("sys.stdout", stdout)
+
+    def destroy_after_first_frame() -> None:
+        for _ in range(250):  # the first frame on screen, then destroy the job
+            if "ready" in stdout.getvalue():
+                break
+            threading.Event().wait(0.02)
+        client.call("destroy_job", a, reason="watched")
+
+    helper = threading.Thread(target=destroy_after_first_frame, daemon=True)
+    helper.start()
+    assert job_cli.main([str(a), "--watch", *server(emu)]) == 0
+    helper.join(WAIT)
+    text = stdout.getvalue()
+    assert "\x1b[2K" in text  # rich's Live erased the old frame to draw the new one
+    assert "watched" in text and "ready" in text
+
+
+def test_colour_follows_stdout_not_stderr(emu: Emulator, client: ProtocolClient,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    three_jobs(client)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    stdout = _Terminal()
+    monkeypatch.setattr("sys.stdout", stdout)
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: irrelevant (B18)
+    assert ps_cli.main(server(emu)) == 0
+    coloured = stdout.getvalue()
+    assert "\x1b[" in coloured
+    assert TIME.sub("DD/MM/YYYY HH:MM:SS", re.sub(r"\x1b\[[0-9;]*m", "", coloured)) == PS
+    monkeypatch.setenv("NO_COLOR", "1")
+    stdout = _Terminal()
+    monkeypatch.setattr("sys.stdout", stdout)
+    assert ps_cli.main(server(emu)) == 0
+    assert "\x1b[" not in stdout.getvalue()
+
+
+def test_help_shows_the_real_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from spalloc.cli import alloc
+
+    assert alloc.main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: default)" in out  # the tags (B23)
+    assert "--keepalive SECONDS" in out and "fractions allowed (default: 60.0)" in out
