@@ -38,6 +38,17 @@ def test_default_machines_stay_in_loopback(emulator, connect):
             assert ipaddress.IPv4Address(ip).is_loopback
 
 
+def test_machines_from_a_toml_file(tmp_path):
+    path = tmp_path / "machines.toml"
+    path.write_text('[[machine]]\nname = "solo"\nsingle_board = true\ntags = ["default"]\n'
+                    'base_ip = "127.81.0.0"\n')
+    with Emulator(path) as emulator, LineClient(emulator.address) as client:
+        assert [m["name"] for m in client.call("list_machines")] == ["solo"]
+        job = client.call("create_job", owner="x")
+        assert client.call("get_job_machine_info", job)["connections"] == [
+            [[0, 0], "127.81.0.1"]]
+
+
 def test_start_and_stop_are_idempotent(appendix_machines):
     emulator = Emulator(appendix_machines)
     emulator.stop()
