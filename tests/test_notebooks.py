@@ -91,6 +91,12 @@ def code_cells(book: Any) -> list[Any]:
     return [cell for cell in book.cells if cell.cell_type == "code"]
 
 
+def test_there_are_examples() -> None:
+    names = [path.name for path in NOTEBOOKS]
+    assert names[:4] == ["01-quick-start.ipynb", "02-cell-magic.ipynb", "03-board-map.ipynb",
+                         "04-admin.ipynb"]
+
+
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p != GOLDEN], ids=lambda p: p.stem)
 def test_example_runs_without_errors(path: Path, kernel_env: dict[str, str]) -> None:
     book = nbformat.read(path, as_version=4)
