@@ -300,6 +300,9 @@ class Job:
 
     def _subscribe_and_refresh(self, meanwhile: Callable[[], None] | None = None) -> None:
         self._fetch(self._timeout, subscribe=True, meanwhile=meanwhile)
+        if self._keepalive is not None:
+            # get_job_state refreshes the job's keepalive timer on the server too.
+            self._update(last_keepalive_ok=time.time(), keepalive_error=None)
 
     def _on_notification(self, payload: dict[str, Any]) -> None:
         changed = payload.get("jobs_changed")
