@@ -191,9 +191,19 @@ def test_no_traffic_while_nothing_changes(emulator: Emulator, maps: list[BoardMa
     assert changes == []
 
 
+def from_page(widget: BoardMap, state: dict[str, Any], message: dict[str, Any]) -> None:
+    """Deliver what boardmap.js sends on a click: a state update, then a custom message."""
+    widget._handle_msg({"content": {"data": {"method": "update", "state": state}},
+                        "buffers": []})
+    widget._handle_msg({"content": {"data": {"method": "custom", "content": message}},
+                        "buffers": []})
+
+
 def test_click_on_a_board_answers_where_is(emulator: Emulator, maps: list[BoardMap]) -> None:
     widget = live_map(maps, emulator, "m4x2")
-    widget.selected = [1, 0, 2]  # what the front end does on a click
+    from_page(widget, {"selected": [1, 0, 2], "selected_chip": None},
+              {"ask": "board", "board": [1, 0, 2], "chip": None})
+    assert widget.selected == [1, 0, 2]
     answer = answered(widget)
     assert answer["query"] == "board (1, 0, 2)"
     assert answer["logical"] == [1, 0, 2]
@@ -206,21 +216,32 @@ def test_click_on_a_board_answers_where_is(emulator: Emulator, maps: list[BoardM
     answer = wait_for(lambda: widget.answer if widget.answer.get("query") == "chip (21, 9)"
                       and not widget.answer.get("pending") else None)
     assert answer["board_chip"] == [5, 1] and answer["logical"] == [1, 0, 2]
+    assert widget.selected_chip == [5, 1]
+
+    # The same board again, after another question, is asked again.
+    widget.answer = {}
+    from_page(widget, {"selected": [1, 0, 2], "selected_chip": None},
+              {"ask": "board", "board": [1, 0, 2], "chip": None})
+    assert answered(widget)["query"] == "board (1, 0, 2)"
+
+    from_page(widget, {}, {"ask": "board", "board": "nonsense"})
+    assert "malformed request" in widget.answer["error"]
 
 
 def test_job_chip_question_and_errors(emulator: Emulator, maps: list[BoardMap]) -> None:
     widget = live_map(maps, emulator, "m4x2")
-    widget.chip_query = [0, 0]
+    from_page(widget, {"chip_query": [0, 0]}, {"ask": "job_chip", "job_id": None, "chip": [0, 0]})
     assert "Pick a job first" in widget.answer["error"]
     with ProtocolClient(*emulator.address, timeout=WAIT) as client:
         job_id = client.create_job(1, 1, owner="carol", keepalive=60, machine="m4x2")
         wait_for(lambda: widget.jobs)
-        widget.where_is_job_chip(9, 5, job_id=job_id)
+        from_page(widget, {"highlight_job": job_id, "chip_query": [9, 5]},
+                  {"ask": "job_chip", "job_id": job_id, "chip": [9, 5]})
         answer = answered(widget)
         assert answer["query"] == f"chip (9, 5) of job {job_id}"
         assert answer["job_id"] == job_id and answer["job_chip"] == [9, 5]
         assert answer["board_chip"] == [1, 1]
-        widget.where_is_job_chip(500, 500)  # off the job's boards
+        widget.where_is_job_chip(500, 500)  # the highlighted job; off its boards
         wait_for(lambda: widget.answer.get("query") == f"chip (500, 500) of job {job_id}"
                  and not widget.answer.get("pending"))
         assert widget.answer["error"] == "No boards at the specified location"
@@ -367,3 +388,12 @@ def test_static_html_marks_dead_boards_and_links() -> None:
     assert "x&lt;y" in page
     assert page.count("<polygon") == 3 and page.count("#9a9a9a") == 1
     assert page.count("<line") == 1
+
+
+def test_a_map_without_a_server_says_so() -> None:
+    widget = BoardMap(machine="m")
+    widget.where_is_board(0, 0, 0)
+    assert widget.answer["error"] == "the map is not following a server"
+    widget.where_is_job_chip(1, 2, job_id=3)
+    assert widget.answer["error"] == "the map is not following a server"
+    widget.close()

@@ -9,7 +9,9 @@
 //   selected      [x, y, z] clicked board (written here)
 //   selected_chip [lx, ly] board-local chip under the click, or null (written here)
 //   chip_query    [x, y] chip of the highlighted job to look up (written here)
-//   answer        the server's where-is answer for the last query (read)
+//   answer        the server's where-is answer for the last question (read)
+// Each question is also sent as a message, {ask: "board", board, chip} or
+// {ask: "job_chip", job_id, chip}, which the Python side answers into `answer`.
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const R = 10; // hexagon circumradius in SVG units
@@ -381,6 +383,8 @@ export function render({ model, el }) {
     model.set("selected", [b.x, b.y, b.z]);
     model.set("selected_chip", chip);
     model.save_changes();
+    // One message per click: asking about the same board twice still gets an answer.
+    model.send({ ask: "board", board: [b.x, b.y, b.z], chip });
   };
   const onLegend = (evt) => {
     const row = evt.target.closest ? evt.target.closest(".sbm-legend-row") : null;
@@ -398,6 +402,7 @@ export function render({ model, el }) {
     if (!Number.isFinite(x) || !Number.isFinite(y)) return;
     model.set("chip_query", [x, y]);
     model.save_changes();
+    model.send({ ask: "job_chip", job_id: model.get("highlight_job"), chip: [x, y] });
   };
   const setZoom = (z) => () => {
     zoom = Math.max(0, Math.min(ZOOMS.length - 1, z()));

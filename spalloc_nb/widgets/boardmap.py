@@ -2,9 +2,10 @@
 
 The map follows the server live through its own connection and subscription
 (``notify_machine``): nothing is polled, and nothing is sent to the browser while nothing
-changes. Background threads only assign traits; the ES module beside this file draws them
-and writes back what the user clicks (``selected``, ``selected_chip``, ``chip_query``,
-``highlight_job``), which the query thread answers with the server's ``where_is``.
+changes. Background threads only assign traits; the ES module beside this file draws them,
+writes back what the user picks (``selected``, ``selected_chip``, ``chip_query``,
+``highlight_job``) and sends one message per question, which the query thread answers
+with the server's ``where_is`` into ``answer``.
 
 Board IPs: the v1 protocol has no per-board IP query, and ``get_job_machine_info`` would
 refresh other users' keepalives, so IPs are shown only where they are known without it:
@@ -201,7 +202,7 @@ class BoardMap(anywidget.AnyWidget):
             kwargs.setdefault("machine", machine_name)
         super().__init__(**kwargs)
         self._follower: _Follower | None = None
-        self._last_selection: tuple[Any, ...] | None = None
+        self.on_msg(self._on_message)
         if server is not None:
             if not self.machine:
                 raise ValueError("BoardMap(machine_name, server): a machine name is needed")
@@ -290,25 +291,33 @@ class BoardMap(anywidget.AnyWidget):
     from_job = for_job
 
     def _follow(self, follower: _Follower) -> None:
-        follower.start()  # raises if the server or the machine cannot be found
+        try:
+            follower.start()  # raises if the server or the machine cannot be found
+        except BaseException:
+            self.close()
+            raise
         self._follower = follower
-        self.observe(self._on_selected, names=["selected", "selected_chip"])
-        self.observe(self._on_chip_query, names=["chip_query"])
 
     # --- user actions (also called directly by tests and scripts) -----------------------------
 
     def where_is_board(self, x: int, y: int, z: int, chip: tuple[int, int] | None = None) -> None:
-        """Select a board (and optionally a board-local chip) and ask the server where it is."""
-        with self.hold_trait_notifications():
+        """Select a board (and optionally a board-local chip) and ask the server where it is.
+
+        The answer arrives in :attr:`answer`, as after a click on the map.
+        """
+        with self.hold_sync():
             # set_trait: the traitlets stubs do not know these traits allow None.
             self.set_trait("selected_chip", None if chip is None else list(chip))
             self.selected = [x, y, z]
+        self._ask_board((x, y, z), chip)
 
     def where_is_job_chip(self, x: int, y: int, job_id: int | None = None) -> None:
         """Ask where chip ``(x, y)`` of a job (default: the highlighted one) is."""
-        if job_id is not None:
-            self.highlight_job = job_id
-        self.chip_query = [x, y]
+        with self.hold_sync():
+            if job_id is not None:
+                self.highlight_job = job_id
+            self.chip_query = [x, y]
+        self._ask_job_chip(self.highlight_job, x, y)
 
     def refresh(self) -> None:
         """Re-read the machine and its jobs now (normally notifications drive this)."""
@@ -328,33 +337,41 @@ class BoardMap(anywidget.AnyWidget):
 
     # --- observers: run in the kernel's thread, hand work to the follower ---------------------
 
-    def _on_selected(self, change: Mapping[str, Any]) -> None:
-        follower = self._follower
-        board = self.selected
-        if follower is None or not board or len(board) != 3:
+    def _on_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        # Each click or submitted chip is a message, so asking twice about one place works.
+        if not isinstance(content, Mapping):
             return
-        chip = self.selected_chip
-        # One click changes both traits; ask the server once.
-        selection = (tuple(board), None if chip is None else tuple(chip))
-        if selection == self._last_selection:
-            return
-        self._last_selection = selection
-        if chip is not None and len(chip) == 2:
-            follower.ask_board_chip(_board(board), (int(chip[0]), int(chip[1])))
-        else:
-            follower.ask_board(_board(board))
+        try:
+            if content.get("ask") == "board":
+                chip = content.get("chip")
+                self._ask_board(_board(content["board"]),
+                                None if chip is None else (int(chip[0]), int(chip[1])))
+            elif content.get("ask") == "job_chip":
+                job_id = content.get("job_id")
+                x, y = (int(v) for v in content["chip"])
+                self._ask_job_chip(None if job_id is None else int(job_id), x, y)
+        except (KeyError, TypeError, ValueError):
+            self.answer = {"query": "?", "error": f"malformed request from the page: {content!r}"}
 
-    def _on_chip_query(self, change: Mapping[str, Any]) -> None:
+    def _ask_board(self, board: Board, chip: tuple[int, int] | None) -> None:
         follower = self._follower
-        chip = self.chip_query
-        job_id = self.highlight_job
-        if follower is None or not chip or len(chip) != 2:
-            return
+        if follower is None:
+            self.answer = {"query": f"board {board}", "error": "the map is not following a server"}
+        elif chip is None:
+            follower.ask_board(board)
+        else:
+            follower.ask_board_chip(board, chip)
+
+    def _ask_job_chip(self, job_id: int | None, x: int, y: int) -> None:
+        follower = self._follower
         if job_id is None:
-            self.answer = {"query": f"chip ({chip[0]}, {chip[1]})",
+            self.answer = {"query": f"chip ({x}, {y})",
                            "error": "Pick a job first (click it in the legend)."}
-            return
-        follower.ask_job_chip(job_id, (int(chip[0]), int(chip[1])))
+        elif follower is None:
+            self.answer = {"query": f"chip ({x}, {y}) of job {job_id}",
+                           "error": "the map is not following a server"}
+        else:
+            follower.ask_job_chip(job_id, (x, y))
 
 
 def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:

@@ -29,6 +29,10 @@ function fakeModel(state) {
     save_changes() {
       model.saved += 1;
     },
+    sent: [],
+    send(msg) {
+      model.sent.push(msg);
+    },
     listeners: () => [...handlers.values()].reduce((n, l) => n + l.length, 0),
   };
   return model;
@@ -132,7 +136,11 @@ test("click sets selected and saves it", () => {
   assert.deepEqual(model.get("selected"), [0, 1, 2]);
   assert.equal(model.get("selected_chip"), null); // jsdom has no layout to place the click
   assert.equal(model.saved, 1);
+  assert.deepEqual(model.sent, [{ ask: "board", board: [0, 1, 2], chip: null }]);
   assert.equal(el.querySelectorAll("polygon.sbm-selected").length, 1);
+  // The same board again is a new question.
+  hexOf(el, model, 0, 1, 2).dispatchEvent(new window.MouseEvent("click", { bubbles: true }));
+  assert.equal(model.sent.length, 2);
 });
 
 test("where-is answer shown with the CLI's labels and the chip marked", () => {
@@ -171,6 +179,7 @@ test("legend click outlines the job and offers the chip form", () => {
   form.dispatchEvent(new window.Event("submit", { bubbles: true, cancelable: true }));
   assert.deepEqual(model.get("chip_query"), [9, 14]);
   assert.equal(model.saved, 2);
+  assert.deepEqual(model.sent, [{ ask: "job_chip", job_id: 7, chip: [9, 14] }]);
 });
 
 test("live: a new job and a vanished job redraw the map", () => {
@@ -269,4 +278,5 @@ test("a click inside a board also picks the chip under the pointer", () => {
     new window.MouseEvent("click", { bubbles: true, clientX: c[0] + d[0], clientY: c[1] + d[1] }));
   assert.deepEqual(model.get("selected"), [1, 0, 2]);
   assert.deepEqual(model.get("selected_chip"), [5, 1]);
+  assert.deepEqual(model.sent, [{ ask: "board", board: [1, 0, 2], chip: [5, 1] }]);
 });
