@@ -19,9 +19,6 @@ from typing import Any
 import nbformat
 import pytest
 
-pytest.importorskip("nbclient")
-pytest.importorskip("spalloc_nb.magics")
-
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 NOTEBOOKS = sorted(EXAMPLES.glob("*.ipynb"))
