@@ -77,8 +77,10 @@ class Connection:
         self._lines: deque[bytes] = deque()
         self._notifications: deque[dict[str, Any]] = deque()
         try:
+            # An ASCII name goes to the resolver as bytes: no IDNA codec to import.
+            address = host.encode("ascii") if host.isascii() else host
             self._sock: socket.socket | None = socket.create_connection(
-                (host, port), timeout=timeout)
+                (address, port), timeout=timeout)  # type: ignore[arg-type]
         except OSError as exc:
             reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
             raise ProtocolError(f"cannot connect to {host}:{port}: {reason}") from exc
