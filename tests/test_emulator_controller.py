@@ -196,3 +196,14 @@ def test_restart_resets_keepalive_timers(clock):
     clock.now += 0.9
     controller.poll()
     assert [j.job_id for j in controller.jobs()] == [job]
+
+
+def test_cancelled_jobs_behind_a_stuck_head_do_not_pile_up(clock):
+    controller = make(clock)
+    call(controller, "create_job", owner="a", machine="m", keepalive=None)
+    call(controller, "create_job", 2, 2, owner="stuck", keepalive=None)   # never fits
+    for _ in range(1000):
+        job = call(controller, "create_job", owner="b", machine="m")
+        call(controller, "destroy_job", job)
+    assert sum(len(q) for q in controller._queues.values()) < 200
+    assert [j.owner for j in controller.jobs()] == ["a", "stuck"]

@@ -130,6 +130,7 @@ class Controller:
         self._by_name = {m.name: m for m in self.machines}
         self._allocators = {m.name: MachineAllocator(m) for m in self.machines}
         self._queues: dict[str, deque[Job]] = {m.name: deque() for m in self.machines}
+        self._compact_at = 64
         self._power_delay = power_delay
         self._free_delay = free_delay
         self._max_retired = max_retired_jobs
@@ -307,6 +308,7 @@ class Controller:
 
     def _run_queues(self) -> None:
         """Strict FIFO per machine, machines in config order, passes until nothing moves."""
+        self._compact_queues()
         progress = True
         while progress:
             progress = False
@@ -322,6 +324,17 @@ class Controller:
                     queue.popleft()
                     self._start(job, machine, allocation)
                     progress = True
+
+    def _compact_queues(self) -> None:
+        # Jobs that left a queue other than at its head (cancelled, or started on another
+        # machine) are normally dropped when they reach the head; behind a head that never
+        # moves they would pile up, so sweep now and then (amortised constant cost).
+        total = sum(len(queue) for queue in self._queues.values())
+        if total <= self._compact_at:
+            return
+        for name, queue in self._queues.items():
+            self._queues[name] = deque(job for job in queue if job.state is JobState.queued)
+        self._compact_at = 2 * sum(len(queue) for queue in self._queues.values()) + 64
 
     def _start(self, job: Job, machine: Machine, allocation: Allocation) -> None:
         job.machine = machine
