@@ -397,3 +397,42 @@ def test_a_map_without_a_server_says_so() -> None:
     widget.where_is_job_chip(1, 2, job_id=3)
     assert widget.answer["error"] == "the map is not following a server"
     widget.close()
+
+
+def test_for_a_queued_job_the_map_appears_once_it_is_allocated(
+        emulator: Emulator, maps: list[BoardMap]) -> None:
+    host, port = emulator.address
+    with ProtocolClient(host, port, timeout=WAIT) as client:
+        blocker = client.create_job(owner="hal", keepalive=60, machine="board1")
+        job = Job(hostname=host, port=port, owner="ivy", keepalive=30, machine="board1",
+                  config_filenames=[])
+        try:
+            widget = BoardMap.for_job(job)
+            maps.append(widget)
+            assert widget.status == f"job {job.id} is not allocated yet"
+            assert widget.boards == []
+            client.destroy_job(blocker)
+            wait_for(lambda: widget.machine == "board1" and widget.status == "live")
+            wait_for(lambda: [j["id"] for j in widget.jobs] == [job.id])
+            assert widget.jobs[0]["mine"] is True and widget.highlight_job == job.id
+        finally:
+            job.destroy()
+
+
+def test_local_jobs_map_knows_every_ip(maps: list[BoardMap]) -> None:
+    import warnings
+
+    from spalloc._local import EmulatedBoardsWarning, local_emulator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmulatedBoardsWarning)
+        emulator = local_emulator()
+    job = Job(hostname="local", owner="jo", keepalive=30, machine="m4x2", config_filenames=[])
+    try:
+        widget = BoardMap.for_job(job)
+        maps.append(widget)
+        machine = next(m for m in emulator.machines if m.name == "m4x2")
+        assert all(b["ip"] == machine.board_ips[(b["x"], b["y"], b["z"])]
+                   for b in widget.boards)
+    finally:
+        job.destroy()

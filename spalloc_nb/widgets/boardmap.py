@@ -20,6 +20,7 @@ import html
 import itertools
 import math
 import queue
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -207,8 +208,7 @@ class BoardMap(anywidget.AnyWidget):
             if not self.machine:
                 raise ValueError("BoardMap(machine_name, server): a machine name is needed")
             host, port, known = _resolve_address(server)
-            geometry = next((m for m in known if m.name == self.machine), None)
-            self._follow(_Follower(self, host, port, self.machine, geometry=geometry,
+            self._follow(_Follower(self, host, port, self.machine, geometry=None, known=known,
                                    timeout=5.0, reconnect_delay=5.0))
 
     @traitlets.observe("my_owner")
@@ -258,10 +258,8 @@ class BoardMap(anywidget.AnyWidget):
             TypeError: ``client_or_address`` names no server.
         """
         host, port, known = _resolve_address(client_or_address)
-        if geometry is None:
-            geometry = next((m for m in known if m.name == machine_name), None)
         widget = cls(machine=machine_name, my_owner=owner)
-        widget._follow(_Follower(widget, host, port, machine_name, geometry=geometry,
+        widget._follow(_Follower(widget, host, port, machine_name, geometry=geometry, known=known,
                                  timeout=timeout, reconnect_delay=reconnect_delay))
         return widget
 
@@ -280,11 +278,9 @@ class BoardMap(anywidget.AnyWidget):
         snap = getattr(job, "snapshot", None)
         owner = getattr(snap, "owner", None)
         machine_name = getattr(snap, "machine_name", None) or getattr(job, "machine_name", None)
-        if geometry is None and machine_name:
-            geometry = next((m for m in known if m.name == machine_name), None)
         widget = cls(machine=machine_name or "", my_owner=owner, highlight_job=int(job.id))
         widget._follow(_Follower(widget, host, port, machine_name, job=job, geometry=geometry,
-                                 timeout=timeout, reconnect_delay=reconnect_delay))
+                                 known=known, timeout=timeout, reconnect_delay=reconnect_delay))
         return widget
 
     #: Another name for :meth:`for_job`.
@@ -388,7 +384,7 @@ def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
         host = getattr(target, host_attr, None)
         port = getattr(target, port_attr, None)
         if isinstance(host, str) and isinstance(port, int):
-            return host, port, known
+            return host, port, known or _local_machines(host, port)
     if isinstance(target, tuple) and len(target) == 2:
         return str(target[0]), int(target[1]), known
     if isinstance(target, str):
@@ -400,6 +396,15 @@ def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
                     "(host, port) or 'host:port'")
 
 
+def _local_machines(host: str, port: int) -> list[Machine]:
+    """The machines of this process's ``hostname = local`` emulator, if that is the server."""
+    # Only looks: never starts the emulator. (spalloc._local keeps it in a private global.)
+    local = getattr(sys.modules.get("spalloc._local"), "_emulator", None)
+    if local is not None and getattr(local, "running", False) and local.address == (host, port):
+        return list(local.machines)
+    return []
+
+
 class _Follower:
     """The map's own connection: a notification thread and a query thread.
 
@@ -408,9 +413,10 @@ class _Follower:
     """
 
     def __init__(self, widget: BoardMap, host: str, port: int, machine_name: str | None, *,
-                 job: Any = None, geometry: Machine | None, timeout: float | None,
-                 reconnect_delay: float) -> None:
+                 job: Any = None, geometry: Machine | None, known: list[Machine],
+                 timeout: float | None, reconnect_delay: float) -> None:
         self._widget = widget
+        self._known = known
         self._host = host
         self._port = port
         self._machine_name = machine_name
@@ -644,7 +650,7 @@ class _Follower:
                        entry: MachineDescription) -> list[dict[str, Any]]:
         dead = frozenset(entry.dead_boards)
         key = (entry.name, entry.width, entry.height, dead)
-        geometry = self._geometry
+        geometry = self._geometry or next((m for m in self._known if m.name == entry.name), None)
         if geometry is not None and (geometry.name, geometry.width, geometry.height) != key[:3]:
             geometry = None  # the server's machine is not the one we were told about
         if key != self._locations_key:
