@@ -125,7 +125,7 @@ export function render({ model, el }) {
 
   const body = htmlEl(doc, "div", "sbm-body");
   const viewport = htmlEl(doc, "div", "sbm-viewport");
-  const svg = svgEl(doc, "svg", { class: "sbm-svg", role: "img" });
+  const svg = svgEl(doc, "svg", { class: "sbm-svg", role: "group", "aria-label": "board map" });
   const gBoards = svgEl(doc, "g", { class: "sbm-boards" });
   const gLabels = svgEl(doc, "g", { class: "sbm-labels" });
   const gLinks = svgEl(doc, "g", { class: "sbm-links" });
@@ -444,6 +444,7 @@ export function render({ model, el }) {
 
   return () => {
     for (const [ev, fn] of handlers) model.off(ev, fn);
+    root.remove(); // a re-render (e.g. hot reload) starts from an empty element
   };
 }
 

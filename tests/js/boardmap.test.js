@@ -232,11 +232,12 @@ test("zoom buttons step and fit", () => {
   assert.equal(svg.style.getPropertyValue("--sbm-zoom"), "1");
 });
 
-test("cleanup removes every model listener", () => {
-  const { model, cleanup } = setup();
+test("cleanup removes every model listener and the drawing", () => {
+  const { el, model, cleanup } = setup();
   assert.ok(model.listeners() > 0);
   cleanup();
   assert.equal(model.listeners(), 0);
+  assert.equal(el.children.length, 0);
 });
 
 test("chip geometry: every board chip round-trips through its screen offset", () => {
