@@ -64,6 +64,7 @@ def test_accepted_framings(emulator, connect, raw):
     b'{"command":"version","kwargs":null}\n',
     b'{"command":"version"} {"x":1}\n',
     b'{"command":"vers\xff\xfeion"}\n',
+    b'{"command":"version","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
 ])
 def test_malformed_lines_close_the_connection_without_reply(emulator, connect, raw):
     client = connect(emulator)
