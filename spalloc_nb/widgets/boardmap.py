@@ -53,15 +53,14 @@ _STOP = object()
 def hex_cell(board: Board) -> tuple[int, int]:
     """The layout cell ``(column, row)`` of a board's hexagon.
 
-    This is the triad layout of ``spalloc-machine``'s text map: flat-topped hexagons,
-    column ``2x - y + [z == 1]``, rows counted in half hexagons downwards (north is up).
+    This is the triad layout of ``spalloc-machine``'s text map (the same cells as
+    ``spalloc.cli._render``): flat-topped hexagons, column ``2x - y + [z == 1]``, rows
+    counted in half hexagons downwards as SVG does, so ``-(3y + z)`` (north is up).
     The board across link ``l`` (when no seam is crossed) sits at the cell offset
     ``[(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)][l]``.
     """
     x, y, z = board
-    col = 2 * x - y + (1 if z == 1 else 0)
-    up = 2 * y - x + (1 if z == 2 else 0)
-    return col, -(col + 2 * up)
+    return 2 * x - y + (1 if z == 1 else 0), -(3 * y + z)
 
 
 def job_key(index: int) -> str:

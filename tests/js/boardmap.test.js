@@ -40,9 +40,7 @@ function fakeModel(state) {
 
 // Same layout rule as boardmap.py's hex_cell (the spalloc-machine text map's).
 function cell(x, y, z) {
-  const col = 2 * x - y + (z === 1 ? 1 : 0);
-  const b = 2 * y - x + (z === 2 ? 1 : 0);
-  return [col, -(col + 2 * b)];
+  return [2 * x - y + (z === 1 ? 1 : 0), -(3 * y + z)];
 }
 
 function machine(w, h, dead = []) {
