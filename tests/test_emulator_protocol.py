@@ -65,6 +65,9 @@ def test_accepted_framings(emulator, connect, raw):
     b'{"command":"version"} {"x":1}\n',
     b'{"command":"vers\xff\xfeion"}\n',
     b'{"command":"version","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+    b'{"command":"version","args":[NaN\n',
+    b'[NaN]\n',
+    b'{"command":"version","args":NaN}\n',
 ])
 def test_malformed_lines_close_the_connection_without_reply(emulator, connect, raw):
     client = connect(emulator)

@@ -58,8 +58,12 @@ def _parse(line: bytes) -> Request | None:
     try:
         obj = _DECODER.decode(text)
     except _NonFinite:
-        obj = json.loads(text)   # the rare case: just check that the rest is well formed
-        if _well_formed(obj):
+        # The rare case: answer with an exception only if the rest is a well-formed request.
+        try:
+            well_formed = _well_formed(json.loads(text))
+        except (ValueError, RecursionError):
+            well_formed = False
+        if well_formed:
             raise
         raise BadMessage("not a request") from None
     except (ValueError, RecursionError) as exc:
