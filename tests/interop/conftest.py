@@ -24,6 +24,16 @@ from .refserver import ReferenceServer
 
 _failures: dict[str, str] = {}
 
+#: Seconds an interop test may take: the first one to need a peer builds its venv from PyPI.
+INTEROP_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give interop tests room for a first-time peer build (the suite default is 120 s)."""
+    for item in items:
+        if item.get_closest_marker("interop") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(INTEROP_TIMEOUT))
+
 
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
