@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from spalloc.exceptions import ProtocolError, SpallocError
+from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, SpallocError
 from spalloc.geometry import Board, Machine, ethernet_chip, job_connections
 
 if TYPE_CHECKING:
@@ -567,7 +567,7 @@ class _Follower:
                 reply = client.where_is(**kwargs)
             except (OSError, SpallocError) as exc:
                 self._set(answer={"query": label, "error": str(exc)})
-                if isinstance(exc, ProtocolError):
+                if isinstance(exc, ProtocolError) and not isinstance(exc, ProtocolTimeoutError):
                     self._drop_client()  # the follow thread notices and reconnects
                 continue
             self._set(answer=_where_is_answer(label, reply, chip_form=chip_form))
