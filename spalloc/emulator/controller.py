@@ -18,19 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spalloc.emulator._jobs import CommandError, Job, JobSpec, as_int, parse_create_job
+from spalloc.emulator._jobs import CommandError, Job, JobSpec, parse_create_job
+from spalloc.emulator._where import board_at_position, board_position, where_is
 from spalloc.emulator.allocator import Allocation, MachineAllocator
-from spalloc.geometry import (
-    Board,
-    Machine,
-    ethernet_chip,
-    job_chip,
-    job_connections,
-    job_origin,
-    resolve_chip,
-    resolve_logical,
-    resolve_physical,
-)
+from spalloc.geometry import Board, Machine, job_connections
 from spalloc.states import JobState
 
 __all__ = [
@@ -54,13 +45,6 @@ _UNKNOWN_STATE = {"state": int(JobState.unknown), "power": None, "keepalive": No
                   "reason": None, "start_time": None, "keepalivehost": None}
 _NO_MACHINE_INFO = {"width": None, "height": None, "connections": None,
                     "machine_name": None, "boards": None}
-
-_WHERE_IS_FORMS = (
-    frozenset({"machine", "x", "y", "z"}),
-    frozenset({"machine", "cabinet", "frame", "board"}),
-    frozenset({"machine", "chip_x", "chip_y"}),
-    frozenset({"job_id", "chip_x", "chip_y"}),
-)
 
 
 class UnknownCommand(Exception):
@@ -514,73 +498,14 @@ class Controller:
 
     def _cmd_get_board_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
                                 z: Any) -> list[int] | None:
-        machine = self._machine_arg(machine_name)
-        board = (as_int("x", x), as_int("y", y), as_int("z", z))
-        if machine is None:
-            return None
-        location = machine.location(board)
-        return None if location is None else list(location)
+        return board_position(self._machine_arg(machine_name), x, y, z)
 
     def _cmd_get_board_at_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
                                    z: Any) -> list[int] | None:
-        machine = self._machine_arg(machine_name)
-        location = (as_int("cabinet", x), as_int("frame", y), as_int("board", z))
-        if machine is None:
-            return None
-        board = machine.board_at(location)
-        return None if board is None else list(board)
+        return board_at_position(self._machine_arg(machine_name), x, y, z)
 
     def _cmd_where_is(self, session: Session, /, **kwargs: Any) -> dict[str, Any] | None:
-        keys = frozenset(kwargs)
-        if keys not in _WHERE_IS_FORMS:
-            raise CommandError("Invalid arguments: " + ", ".join(kwargs))
-        if "job_id" in keys:
-            return self._where_is_job(kwargs)
-        machine = self._machine_arg(kwargs["machine"])
-        if "x" in keys:
-            coords = tuple(as_int(k, kwargs[k]) for k in ("x", "y", "z"))
-            if machine is None:
-                return None
-            found = resolve_logical(machine, *coords)
-        elif "cabinet" in keys:
-            coords = tuple(as_int(k, kwargs[k]) for k in ("cabinet", "frame", "board"))
-            if machine is None:
-                return None
-            found = resolve_physical(machine, *coords)
-        else:
-            chip_x, chip_y = as_int("chip_x", kwargs["chip_x"]), as_int("chip_y", kwargs["chip_y"])
-            if machine is None:
-                return None
-            found = resolve_chip(machine, chip_x, chip_y)
-        if found is None:
-            return None
-        return self._where_is_reply(machine, *found)
+        return where_is(kwargs, self._machine_arg, self._lookup, self._owner_of)
 
-    def _where_is_job(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-        chip_x, chip_y = as_int("chip_x", kwargs["chip_x"]), as_int("chip_y", kwargs["chip_y"])
-        job = self._lookup(kwargs["job_id"])
-        if job is None or job.allocation is None or job.machine is None:
-            return None
-        machine = job.machine
-        origin_x, origin_y = ethernet_chip(job_origin(list(job.allocation.boards)))
-        found = resolve_chip(machine, origin_x + chip_x, origin_y + chip_y)
-        if found is None or self._owners.get((machine.name, found[0])) is not job:
-            return None
-        return self._where_is_reply(machine, *found)
-
-    def _where_is_reply(self, machine: Machine, board: Board, chip: tuple[int, int],
-                        board_chip: tuple[int, int]) -> dict[str, Any] | None:
-        location = machine.location(board)
-        if location is None:
-            return None
-        owner = self._owners.get((machine.name, board))
-        reply: dict[str, Any] = {
-            "machine": machine.name, "logical": list(board), "physical": list(location),
-            "chip": list(chip), "board_chip": list(board_chip), "job_id": None, "job_chip": None,
-        }
-        if owner is not None and owner.allocation is not None:
-            reply["job_id"] = owner.job_id
-            reply["job_chip"] = list(job_chip(board, board_chip, list(owner.allocation.boards),
-                                              owner.allocation.width,
-                                              owner.allocation.height))
-        return reply
+    def _owner_of(self, machine: Machine, board: Board) -> Job | None:
+        return self._owners.get((machine.name, board))
