@@ -1,17 +1,19 @@
-"""The background thread that keeps a job alive and its connection up.
+"""The background thread that keeps a job alive, its state fresh and its connection up.
 
 One named daemon thread per :class:`~spalloc.job.Job`. While connected it calls ``beat``
-every ``interval`` seconds (keepalive/2); when the connection is down it calls ``reconnect``
-every ``reconnect_delay`` seconds until that succeeds. It sleeps on a condition, so
-:meth:`KeepaliveThread.stop` returns at once and :meth:`KeepaliveThread.wake` (called when
-the connection drops) makes it react without waiting out its interval. It never raises:
-``beat`` and ``reconnect`` record their own failures.
+every ``interval`` seconds (keepalive/2) and ``refresh`` whenever asked to (a notification
+said the job changed); when the connection is down it calls ``reconnect`` every
+``reconnect_delay`` seconds until that succeeds. It sleeps on a condition, so
+:meth:`KeepaliveThread.stop` returns at once and :meth:`KeepaliveThread.wake` (the
+connection dropped) or :meth:`KeepaliveThread.request_refresh` take effect immediately.
+It never raises: the callbacks record their own failures.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 __all__ = ["KeepaliveThread"]
@@ -20,28 +22,31 @@ log = logging.getLogger(__name__)
 
 
 class KeepaliveThread:
-    """Call ``beat`` every *interval* s while ``is_connected()``, else ``reconnect``.
+    """Run a job's background work on one thread.
 
     Args:
         name: the thread's name.
-        interval: seconds between beats; ``None`` sends none (the thread then only reconnects).
+        interval: seconds between beats; ``None`` sends none.
         reconnect_delay: seconds between reconnection attempts.
-        beat: sends one keepalive; exceptions are logged and the loop goes on.
+        beat: sends one keepalive (and refreshes); exceptions are logged, the loop goes on.
+        refresh: re-reads the job's state after a notification.
         reconnect: tries once to reconnect; an exception means "try again later".
         is_connected: whether the connection is currently up.
     """
 
     def __init__(self, name: str, interval: float | None, reconnect_delay: float,
-                 beat: Callable[[], None], reconnect: Callable[[], None],
-                 is_connected: Callable[[], bool]) -> None:
+                 beat: Callable[[], None], refresh: Callable[[], None],
+                 reconnect: Callable[[], None], is_connected: Callable[[], bool]) -> None:
         self._interval = interval
         self._reconnect_delay = reconnect_delay
         self._beat = beat
+        self._refresh = refresh
         self._reconnect = reconnect
         self._is_connected = is_connected
         self._cond = threading.Condition()
         self._stopping = False
         self._woken = False
+        self._refresh_wanted = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -62,44 +67,54 @@ class KeepaliveThread:
             self._woken = True
             self._cond.notify_all()
 
+    def request_refresh(self) -> None:
+        """Ask for a ``refresh`` as soon as possible (cheap: safe on the socket reader)."""
+        with self._cond:
+            self._refresh_wanted = True
+            self._cond.notify_all()
+
     @property
     def alive(self) -> bool:
         """True while the thread runs."""
         return self._thread.is_alive()
 
-    @property
-    def stopping(self) -> bool:
-        """True once :meth:`stop` was called."""
-        return self._stopping
-
-    def _sleep(self, seconds: float | None, wakeable: bool) -> bool:
-        """Sleep; True if the thread must stop."""
-        with self._cond:
-            if wakeable:
-                self._cond.wait_for(lambda: self._stopping or self._woken, seconds)
-                self._woken = False
-            else:
-                self._cond.wait_for(lambda: self._stopping, seconds)
-            return self._stopping
+    def _call(self, fn: Callable[[], None], what: str) -> None:
+        try:
+            fn()
+        except Exception as exc:
+            log.debug("%s failed: %s", what, exc)
 
     def _run(self) -> None:
+        next_beat = None if self._interval is None else time.monotonic() + self._interval
         while True:
-            if self._is_connected():
-                if self._sleep(self._interval, wakeable=True):
-                    return
-                if not self._is_connected():
-                    continue  # woken because the connection dropped
-            else:
+            if not self._is_connected():
                 # Wait first: a server that just dropped us is rarely back at once.
-                if self._sleep(self._reconnect_delay, wakeable=False):
-                    return
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopping, self._reconnect_delay)
+                    if self._stopping:
+                        return
                 try:
                     self._reconnect()
                 except Exception as exc:
                     log.debug("reconnection failed: %s", exc)
                     continue
+                with self._cond:
+                    self._refresh_wanted = False  # reconnecting refreshed the state
                 # Reconnected: beat at once, as a keepalive period may have gone by.
-            try:
-                self._beat()
-            except Exception as exc:
-                log.debug("keepalive failed: %s", exc)
+                next_beat = time.monotonic()
+            with self._cond:
+                timeout = None if next_beat is None else max(0.0, next_beat - time.monotonic())
+                self._cond.wait_for(
+                    lambda: self._stopping or self._woken or self._refresh_wanted, timeout)
+                if self._stopping:
+                    return
+                self._woken = False
+                refresh, self._refresh_wanted = self._refresh_wanted, False
+            if not self._is_connected():
+                continue
+            if next_beat is not None and time.monotonic() >= next_beat:
+                self._call(self._beat, "keepalive")  # a beat refreshes the state too
+                next_beat = (None if self._interval is None
+                             else time.monotonic() + self._interval)
+            elif refresh:
+                self._call(self._refresh, "refresh")

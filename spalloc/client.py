@@ -279,13 +279,14 @@ class _Connection:
             self.error = error
             pending = list(self._pending)
             self._pending.clear()
-        for slot in pending:
-            slot._resolve(error=ProtocolError(str(error)))
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
+        # Listeners first, so that a caller woken by the error already sees the loss noted.
         self._client._connection_failed(self, error)
+        for slot in pending:
+            slot._resolve(error=ProtocolError(str(error)))
 
     def close(self) -> None:
         self.fail(ProtocolError("connection closed by the client"))
@@ -359,8 +360,8 @@ class ProtocolClient:
         self._notifications: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=MAX_QUEUED_NOTIFICATIONS)
         self._note_cond = threading.Condition(self._lock)
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
-        self._disconnect_listeners: list[Callable[[ProtocolError], None]] = []
+        self._listeners: list[tuple[Callable[[dict[str, Any]], None], bool]] = []
+        self._disconnect_listeners: list[tuple[Callable[[ProtocolError], None], bool]] = []
         self._dispatcher = _Dispatcher(f"spalloc-client-listeners-{hostname}:{self._port}")
 
     # -- connection ---------------------------------------------------------------------
@@ -518,42 +519,48 @@ class ProtocolClient:
                         f"no notification within {timeout} s", timeout=timeout)
                 self._note_cond.wait(remaining)
 
-    def add_notification_listener(
-            self, fn: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
-        """Call ``fn(notification)`` for every notification, on a dispatcher thread.
+    def add_notification_listener(self, fn: Callable[[dict[str, Any]], None], *,
+                                  immediate: bool = False) -> Callable[[], None]:
+        """Call ``fn(notification)`` for every notification; returns a function removing it.
 
-        The listener may call back into this client. Returns a function that removes it.
+        By default ``fn`` runs on a dispatcher thread and may call back into this client.
+        With ``immediate=True`` it runs on the reader thread as the notification arrives:
+        it must then return at once and must not call the client (use it to wake a thread).
         """
+        entry = (fn, immediate)
         with self._lock:
-            self._listeners.append(fn)
+            self._listeners.append(entry)
 
         def remove() -> None:
             with self._lock, contextlib.suppress(ValueError):
-                self._listeners.remove(fn)
+                self._listeners.remove(entry)
         return remove
 
-    def add_disconnect_listener(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:
-        """Call ``fn(error)`` on the dispatcher thread whenever a connection is lost.
+    def add_disconnect_listener(self, fn: Callable[[ProtocolError], None], *,
+                                immediate: bool = False) -> Callable[[], None]:
+        """Call ``fn(error)`` whenever the connection is lost; returns a function removing it.
 
-        Not called for :meth:`close` or for :meth:`connect` replacing a connection.
-        Returns a function that removes the listener.
+        Not called for :meth:`close`, :meth:`disconnect` or :meth:`connect` replacing a
+        connection. Runs on the dispatcher thread, or with ``immediate=True`` on whichever
+        thread noticed the loss (same rules as for immediate notification listeners).
         """
+        entry = (fn, immediate)
         with self._lock:
-            self._disconnect_listeners.append(fn)
+            self._disconnect_listeners.append(entry)
 
         def remove() -> None:
             with self._lock, contextlib.suppress(ValueError):
-                self._disconnect_listeners.remove(fn)
+                self._disconnect_listeners.remove(entry)
         return remove
 
     def _notification(self, payload: dict[str, Any]) -> None:
-        # Runs on the reader thread: queue, hand to the dispatcher, never call user code here.
+        # Runs on the reader thread: queue, and hand to listeners; only "immediate" ones
+        # (which promise to be quick and not to call us) run here.
         with self._lock:
             self._notifications.append(payload)
             self._note_cond.notify_all()
             listeners = list(self._listeners)
-        for fn in listeners:
-            self._dispatcher.submit(fn, payload)
+        self._deliver(listeners, payload)
 
     def _connection_failed(self, conn: _Connection, error: ProtocolError) -> None:
         with self._lock:
@@ -562,8 +569,17 @@ class ProtocolClient:
                 self._closed_error = error
             self._note_cond.notify_all()
             listeners = list(self._disconnect_listeners) if current else []
-        for fn in listeners:
-            self._dispatcher.submit(fn, error)
+        self._deliver(listeners, error)
+
+    def _deliver(self, listeners: list[tuple[Callable[[Any], None], bool]], item: Any) -> None:
+        for fn, immediate in listeners:
+            if not immediate:
+                self._dispatcher.submit(fn, item)
+                continue
+            try:
+                fn(item)
+            except Exception:  # a listener's bug must not kill the reader
+                log.exception("spalloc listener %r failed", fn)
 
     # -- typed commands -----------------------------------------------------------------
 

@@ -186,13 +186,15 @@ class Job:
                 connected=True)
             self._events = _Dispatcher(f"spalloc-job-{self._id}-listeners")
             self._removers = [
-                client.add_notification_listener(self._on_notification),
-                client.add_disconnect_listener(self._on_disconnect),
+                # Both run on the socket reader and only wake the keepalive thread.
+                client.add_notification_listener(self._on_notification, immediate=True),
+                client.add_disconnect_listener(self._on_disconnect, immediate=True),
             ]
             self._keeper = KeepaliveThread(
                 f"spalloc-job-{self._id}-keepalive",
                 None if self._keepalive is None else self._keepalive / 2,
-                self._reconnect_delay, self._beat, self._reconnect, lambda: client.connected)
+                self._reconnect_delay, self._beat, self._refresh_quietly, self._reconnect,
+                lambda: client.connected)
             # The keepalive thread starts while the server answers (its first beat is
             # keepalive/2 away, so it cannot race the subscription).
             self._subscribe_and_refresh(meanwhile=self._keeper.start)
@@ -308,6 +310,10 @@ class Job:
         changed = payload.get("jobs_changed")
         if not isinstance(changed, list) or self._id not in changed or self._finished:
             return
+        if self._keeper is not None:
+            self._keeper.request_refresh()
+
+    def _refresh_quietly(self) -> None:
         try:
             self._fetch(_bounded(self._timeout, _BACKGROUND_TIMEOUT))
         except SpallocError as exc:

@@ -443,3 +443,26 @@ def test_b1_client_checks_reference_version(raw_server: Callable[..., RawServer]
     server = raw_server(handler)
     with ProtocolClient("127.0.0.1", server.port, timeout=WAIT) as c:
         assert c.check_version() == "1!7.0.0"
+
+
+def test_immediate_listeners_run_on_the_reader(raw_server: Callable[..., RawServer]) -> None:
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        lines = server.read_lines(conn, bytearray())
+        next(lines)
+        conn.sendall(b'{"jobs_changed": [1]}\n{"return": null}\n')
+        next(lines)
+        conn.close()
+
+    server = raw_server(handler)
+    seen: list[str] = []
+    lost: list[str] = []
+    with ProtocolClient("127.0.0.1", server.port, timeout=WAIT) as c:
+        c.add_notification_listener(lambda n: seen.append(threading.current_thread().name),
+                                    immediate=True)
+        c.add_disconnect_listener(lambda e: lost.append(threading.current_thread().name),
+                                  immediate=True)
+        c.call("subscribe")
+        assert seen and "reader" in seen[0]  # delivered before the reply that followed it
+        with pytest.raises(ProtocolError):
+            c.call("again")
+        assert lost and "reader" in lost[0]

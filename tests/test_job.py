@@ -415,6 +415,7 @@ class Proxy:
         self.port = self.sock.getsockname()[1]
         self.host = "127.0.0.1"
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.commands = 0  # requests seen going to the server
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -437,6 +438,8 @@ class Proxy:
                 data = src.recv(65536)
                 if not data:
                     break
+                if not rewrite:
+                    self.commands += data.count(b'"command"')
                 if rewrite and self.version is not None:
                     data = data.replace(b'{"return": "5.0.0"}',
                                         json.dumps({"return": self.version}).encode())
@@ -513,6 +516,24 @@ def test_b4_keepalive_survives_a_connection_drop(proxy: Callable[..., Proxy], ra
         time.sleep(2.5)  # well past the 1 s keepalive: only the resumed keepalive saves it
         assert raw.call("get_job_state", job.id)["state"] == int(JobState.ready)
         assert keepalive_threads(job.id)
+    finally:
+        job.destroy()
+
+
+def test_no_polling_without_keepalive_even_after_reconnecting(
+        proxy: Callable[..., Proxy]) -> None:
+    p = proxy()
+    job = Job(1, hostname=p.host, port=p.port, keepalive=None, reconnect_delay=0.1)
+    try:
+        p.cut()
+        eventually(lambda: not job.snapshot.connected)
+        eventually(lambda: job.snapshot.connected)
+        time.sleep(0.3)
+        before = p.commands
+        time.sleep(0.5)
+        assert p.commands == before  # idle: nothing sent, no busy loop
+        assert job.state is JobState.ready
+        assert p.commands > before  # the property itself asks the server
     finally:
         job.destroy()
 
