@@ -57,7 +57,7 @@ def single_board(name: str, tags: set[str], ip: str) -> Machine:
 
 
 def differential_machines() -> list[Machine]:
-    """Appendix A's ``m``, ``md`` and ``board``, a 3x2 ``g``, and ``e`` (quirk §9 #6)."""
+    """Appendix A's ``m``, ``md`` and ``board``, a 3x2 ``g``, ``e`` (§9 #6) and ``c`` (#10)."""
     return [
         standard_machine("m", {"default"}, 2, 2, "10.11.0.0"),
         standard_machine(
@@ -71,6 +71,11 @@ def differential_machines() -> list[Machine]:
         standard_machine(
             "e", {"e"}, 2, 2, "10.17.0.0", cabinet=3,
             dead_boards=frozenset({(1, 1, 0), (1, 1, 1), (1, 1, 2)}),
+        ),
+        # Dead boards in both corner triads: a dead-free triad exists only in the middle (#10).
+        standard_machine(
+            "c", {"c"}, 3, 1, "10.19.0.0", cabinet=4,
+            dead_boards=frozenset({(0, 0, 1), (2, 0, 1)}),
         ),
     ]
 

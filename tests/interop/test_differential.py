@@ -40,6 +40,23 @@ ALLOWED: dict[str, tuple[int, Any, Any]] = {
         {"width": 24, "height": 12, "machine_name": "e", "n_boards": 9},
         {"width": 24, "height": 24, "machine_name": "e", "n_boards": 9},
     ),
+    # Only the middle triad of c is free of dead boards: the reference checks the corners of the
+    # empty machine and cancels; the emulator tries every position and places it (quirk 10).
+    "state c11": (
+        10,
+        (4, None, None, "Cancelled: No suitable machines available."),
+        (3, True, None, None),
+    ),
+    "info c11": (
+        10,
+        dict.fromkeys(("width", "height", "machine_name", "boards", "connections")),
+        {"width": 16, "height": 12, "machine_name": "c",
+         "boards": [(1, 0, 0), (1, 0, 1), (1, 0, 2)],
+         "connections": [((0, 0), "10.19.20.25"), ((4, 8), "10.19.20.41"),
+                         ((8, 4), "10.19.20.33")]},
+    ),
+    # ... so only the emulator announces a change of machine c.
+    "notified all (c)": (10, (["c11"], []), (["c11"], ["c"])),
     # A string of tags is a set of characters to the reference, one tag to the emulator.
     "state tagstring": (
         16,
@@ -341,6 +358,12 @@ def _faulty_machines(s: Script) -> None:
     s.record("connections e22", s._info(s.wire.ret("get_job_machine_info", s.jid("e22")))
              ["connections"])
     s.destroy("e22")
+    s.notified("notified all (md, e)", s.watch_all)
+    s.create("c11", 1, 1, tags=["c"], max_dead_boards=0)
+    s.settle("c11", "state c11")
+    s.info("c11", "info c11")
+    s.destroy("c11")
+    s.notified("notified all (c)", s.watch_all)
 
 
 def _machine_g(s: Script) -> None:
