@@ -74,7 +74,12 @@ class Job:
     Positional arguments choose what to allocate: ``Job()`` or ``Job(1)`` one board,
     ``Job(n)`` at least *n* boards, ``Job(w, h)`` a *w* by *h* rectangle of triads,
     ``Job(x, y, z)`` one specific board. ``Job(resume_job_id=N)`` takes over job *N*.
-    Every keyword not given comes from the config (:mod:`spalloc.config`).
+    Every keyword not given comes from the config (:mod:`spalloc.config`); the seed's
+    keywords keep their documented meaning. ``hostname="local"`` uses the built-in
+    emulator; ``ignore_version=True`` skips the server version check.
+
+    Beyond the seed: :attr:`snapshot` (everything known, as one frozen value),
+    :meth:`add_state_listener`, :meth:`refresh` and :attr:`client`.
 
     Raises:
         TypeError: an unknown keyword or more than three positional arguments.
