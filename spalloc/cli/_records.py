@@ -160,7 +160,8 @@ class MachineRecord(NamedTuple):
                 links.add(parsed)  # type: ignore[arg-type]
         return cls(
             name=name,
-            tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+            # Servers hold tags in a set: sort them so the output does not vary.
+            tags=tuple(sorted(str(t) for t in tags)) if isinstance(tags, list) else (),
             width=_int(data.get("width")) or 0,
             height=_int(data.get("height")) or 0,
             dead_boards=frozenset(_boards(data.get("dead_boards")) or ()),
