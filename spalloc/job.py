@@ -268,8 +268,11 @@ class Job:
             self._events.submit(fn, self)
 
     def _apply(self, state: JobStateInfo, info: JobMachineInfo | None) -> None:
+        # The Java server says power False / reason "" where the Python one says None.
+        power = None if state.state is JobState.queued else state.power
+        reason = state.reason or None if state.state.is_live else state.reason
         changes: dict[str, Any] = {
-            "state": state.state, "power": state.power, "reason": state.reason,
+            "state": state.state, "power": power, "reason": reason,
             "start_time": state.start_time, "keepalivehost": state.keepalivehost,
         }
         if state.state.is_live:
