@@ -714,3 +714,77 @@ def test_reference_destroyed_by_another_client(reference: Any) -> None:
     finally:
         job.destroy()
         hog.destroy()
+
+
+def test_java_style_server() -> None:
+    """A scripted server answering like the Java V1 service (PROTOCOL.md §8): CRLF lines,
+    power false and reason "" for a queued job, an exception instead of null machine info."""
+    received: list[dict[str, Any]] = []
+    ready = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.settimeout(WAIT)
+
+    def reply(conn: socket.socket, message: dict[str, Any]) -> None:
+        conn.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\r\n")
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(WAIT)
+        buffer = b""
+        destroyed = False
+        with conn:
+            for _ in range(10_000):
+                while b"\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                line, _, buffer = buffer.partition(b"\n")
+                assert line.strip(), "a blank line closes a Java connection"
+                request = json.loads(line)
+                received.append(request)
+                command = request["command"]
+                if command == "version":
+                    reply(conn, {"return": "5.0.0"})
+                elif command == "create_job":
+                    reply(conn, {"return": 7})
+                    threading.Timer(0.3, lambda: (ready.set(),
+                                                  reply(conn, {"jobs_changed": [7]}))).start()
+                elif command == "get_job_state":
+                    state = 4 if destroyed else 3 if ready.is_set() else 1
+                    reply(conn, {"return": {"state": state, "power": state == 3,
+                                            "keepalive": 1795000000.0, "reason": "",
+                                            "start_time": 1795000000.0,
+                                            "keepalivehost": "127.0.0.1"}})
+                elif command == "get_job_machine_info":
+                    if ready.is_set():
+                        reply(conn, {"return": {"width": 8, "height": 8,
+                                                "connections": [[[0, 0], "10.0.0.1"]],
+                                                "machine_name": "j", "boards": [[0, 0, 0]]}})
+                    else:
+                        reply(conn, {"exception": "boards not allocated"})
+                elif command == "destroy_job":
+                    destroyed = True
+                    reply(conn, {"return": None})
+                else:
+                    reply(conn, {"return": None})
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        job = Job(1, hostname="127.0.0.1", port=listener.getsockname()[1], owner="me",
+                  config_filenames=[], keepalive=60.0, timeout=WAIT)
+        snap = job.snapshot
+        assert snap.state is JobState.queued
+        assert snap.power is None and snap.reason is None and job.hostname is None
+        job.wait_until_ready(timeout=WAIT)
+        assert job.hostname == "10.0.0.1" and job.width == 8
+        job.destroy("bye")
+        assert job.snapshot.state is JobState.destroyed
+    finally:
+        server.join(WAIT)
+        listener.close()
+    destroy = [r for r in received if r["command"] == "destroy_job"]
+    assert destroy == [{"command": "destroy_job", "args": [7], "kwargs": {"reason": "bye"}}]
