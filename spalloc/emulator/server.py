@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import struct
-from typing import Any
 
-from spalloc._protocol import BadMessage, LineSplitter, LineTooLong, Request
+from spalloc._protocol import (
+    BadMessage,
+    LineSplitter,
+    LineTooLong,
+    NonFiniteNumber,
+    encode_exception,
+    encode_notification,
+    encode_reply,
+    parse_request,
+)
 from spalloc.emulator.controller import CommandError, Controller, Session, UnknownCommand
 
 __all__ = ["MAX_BACKLOG_BYTES", "EmulatorServer"]
@@ -28,61 +35,7 @@ _HIGH_WATER = 1 << 20
 _LOW_WATER = 256 << 10
 
 
-class _NonFinite(Exception):
-    """The request holds NaN or an infinity: answered with an exception, not a disconnect."""
-
-
-def _non_finite(name: str) -> Any:
-    raise _NonFinite(name)
-
-
-# One decoder and one encoder for the whole server: building them per line is measurable.
-_DECODER = json.JSONDecoder(parse_constant=_non_finite)
-_ENCODER = json.JSONEncoder(allow_nan=False)   # same layout as the reference's json.dumps
-_NON_FINITE_REPLY = b'{"exception": "non-finite numbers (NaN, Infinity) are not allowed"}\n'
-
-
-def _parse(line: bytes) -> Request | None:
-    """Parse a request line as PROTOCOL.md §1.6 says; None for a blank line.
-
-    Raises:
-        BadMessage: the connection must be closed.
-        _NonFinite: a well-formed request apart from a NaN or infinity.
-    """
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadMessage("line is not valid UTF-8") from exc
-    if not text.strip():
-        return None   # quirk 8 FIX: blank, whitespace-only and CR-only lines are skipped
-    try:
-        obj = _DECODER.decode(text)
-    except _NonFinite:
-        # The rare case: answer with an exception only if the rest is a well-formed request.
-        try:
-            well_formed = _well_formed(json.loads(text))
-        except (ValueError, RecursionError):
-            well_formed = False
-        if well_formed:
-            raise
-        raise BadMessage("not a request") from None
-    except (ValueError, RecursionError) as exc:
-        raise BadMessage(f"line is not valid JSON: {exc}") from exc
-    if not _well_formed(obj):
-        raise BadMessage("not a request")
-    kwargs = obj.get("kwargs", {})
-    if "client" in kwargs:   # the reference silently drops it
-        kwargs = {k: v for k, v in kwargs.items() if k != "client"}
-    return Request(obj["command"], obj.get("args", []), kwargs)
-
-
-def _well_formed(obj: Any) -> bool:
-    return (isinstance(obj, dict) and isinstance(obj.get("command"), str)
-            and isinstance(obj.get("args", []), list) and isinstance(obj.get("kwargs", {}), dict))
-
-
-def _line(message: dict[str, Any]) -> bytes:
-    return _ENCODER.encode(message).encode("ascii") + b"\n"
+_NON_FINITE_REPLY = encode_exception("non-finite numbers (NaN, Infinity) are not allowed")
 
 
 class _Connection(asyncio.Protocol):
@@ -130,8 +83,8 @@ class _Connection(asyncio.Protocol):
             if self.closed:
                 return
             try:
-                request = _parse(line)
-            except _NonFinite:
+                request = parse_request(line)
+            except NonFiniteNumber:
                 self.send(_NON_FINITE_REPLY)
                 continue
             except BadMessage:
@@ -146,14 +99,14 @@ class _Connection(asyncio.Protocol):
                 self.abort()   # as the reference does: no reply, connection closed
                 return
             except CommandError as exc:
-                self.send(_line({"exception": str(exc)}))
+                self.send(encode_exception(str(exc)))
             except Exception as exc:   # a bug of ours must not cost other clients anything
-                self.send(_line({"exception": f"internal error: {type(exc).__name__}: {exc}"}))
+                self.send(encode_exception(f"internal error: {type(exc).__name__}: {exc}"))
             else:
                 try:
-                    self.send(_line({"return": value}))
+                    self.send(encode_reply(value))
                 except (TypeError, ValueError) as exc:   # an unencodable value: our bug
-                    self.send(_line({"exception": f"internal error: {exc}"}))
+                    self.send(encode_exception(f"internal error: {exc}"))
         self._server.after_activity()
 
     # helpers
@@ -254,9 +207,9 @@ class EmulatorServer:
                 if jobs and (session.all_jobs or session.jobs):
                     wanted_jobs = [j for j in jobs if session.wants_job(j)]
                     if wanted_jobs:
-                        connection.send(_line({"jobs_changed": wanted_jobs}))
+                        connection.send(encode_notification("jobs_changed", wanted_jobs))
                 if machines and (session.all_machines or session.machines):
                     wanted = [m for m in machines if session.wants_machine(m)]
                     if wanted:
-                        connection.send(_line({"machines_changed": wanted}))
+                        connection.send(encode_notification("machines_changed", wanted))
         self._reschedule()
