@@ -124,3 +124,56 @@ def test_every_tool_prints_the_same_against_the_reference_server(
     assert theirs["ps"][0] == 0 and "bob (127.0.0.1)" in theirs["ps"][1]
     for name in theirs:
         assert mine[name] == theirs[name], name
+
+
+@pytest.fixture(scope="module")
+def official60() -> Path:
+    from interop._peers import PeerUnavailable, ensure_peer
+
+    try:
+        return ensure_peer("client60")
+    except PeerUnavailable as exc:
+        pytest.skip(f"official client 1!6.0.0 unavailable: {exc}")
+
+
+def test_same_output_as_the_official_tools(official60: Path, ours: tuple[str, int],
+                                           tmp_path: Path,
+                                           capfd: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    host, port = ours
+    server = ["-H", host, "-P", str(port)]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    with ProtocolClient(host, port, timeout=WAIT) as client:
+        a = client.call("create_job", owner="alice", keepalive=None)
+        b = client.call("create_job", 4, owner="bob", keepalive=None)
+        c = client.call("create_job", 0, 1, 2, owner="dave", machine="m", keepalive=None,
+                        min_ratio=0.5)
+        for job_id in (a, b, c):
+            _wait_ready(client, job_id)
+        cases = {
+            "spalloc-ps": [[], ["--owner", "bob"], ["-m", "m"]],
+            "spalloc-machine": [[], ["m"], ["m", "-d"], ["md"], ["nope"]],
+            "spalloc-job": [[str(b)], [str(c)], ["--owner", "alice"], ["9999"],
+                            [str(b), "-e"], ["--owner", "nobody"]],
+            "spalloc-where-is": [["--board", "m", "1", "1", "2"],
+                                 ["--physical", "m", "0", "0", "3"],
+                                 ["--chip", "m", "13", "14"],
+                                 ["--job-chip", str(b), "1", "14"],
+                                 ["--job-chip", str(b), "13", "14"]],
+        }
+        mains = {"spalloc-ps": ps_cli.main, "spalloc-machine": machine_cli.main,
+                 "spalloc-job": job_cli.main, "spalloc-where-is": where_is_cli.main}
+        for tool, argvs in cases.items():
+            for argv in argvs:
+                done = subprocess.run([str(official60 / tool), *argv, *server],
+                                      capture_output=True, text=True, env=env, timeout=60,
+                                      check=False)
+                code = mains[tool]([*argv, *server])
+                out, err = capfd.readouterr()
+                assert (code, TIME.sub("<t>", out)) == (
+                    done.returncode, TIME.sub("<t>", done.stdout)), (tool, argv, done.stderr)
+                assert err == done.stderr, (tool, argv)
+        for job_id in (a, b, c):
+            client.call("destroy_job", job_id)
