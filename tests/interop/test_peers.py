@@ -3,12 +3,16 @@ virtualenvs. Nothing here contacts PyPI; the real builds run in the peer fixture
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from . import _peers, conftest
 from ._peers import MARKER, Peer, PeerUnavailable, ensure_peer
+
+pytestmark = pytest.mark.interop
 
 
 def test_unavailable_peer_fails_under_ci(monkeypatch: pytest.MonkeyPatch):
@@ -66,3 +70,23 @@ def test_half_built_peer_is_discarded_and_failure_reported(
     assert not (venv / MARKER).exists()
     assert commands[1][-1] == "broken==1.0"
     assert (tmp_path / "broken.lock").exists()
+
+
+def test_concurrent_builds_run_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(_peers, "PEERS_DIR", tmp_path)
+    monkeypatch.setitem(_peers.PEERS, "shared", Peer("shared", "shared==1.0", "shared"))
+    commands: list[list[str]] = []
+
+    def run(cmd: list[str], *, timeout: float | None) -> None:
+        # Stand-in for venv + pip + import check; slow enough for the builds to overlap.
+        commands.append(cmd)
+        if "venv" in cmd:
+            (tmp_path / "shared" / "bin").mkdir(parents=True)
+            threading.Event().wait(0.3)
+
+    monkeypatch.setattr(_peers, "_run", run)
+    with ThreadPoolExecutor(4) as pool:
+        bins = list(pool.map(lambda _: ensure_peer("shared", timeout=30), range(4)))
+    assert bins == [tmp_path / "shared" / "bin"] * 4
+    assert sum("venv" in cmd for cmd in commands) == 1
+    assert (tmp_path / "shared" / MARKER).read_text() == "shared==1.0\n"
