@@ -39,6 +39,7 @@ __all__ = [
     "open_client",
     "run",
     "settings_or_exit",
+    "terminal_width",
 ]
 
 EXIT_OK = 0
@@ -141,11 +142,11 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
                  width: int | None = None) -> None:
         if width is None:
-            width = _terminal_width() - 2
+            width = terminal_width() - 2
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
-def _terminal_width() -> int:
+def terminal_width() -> int:
     # The rule of shutil.get_terminal_size: $COLUMNS, then the terminal, then 80.
     try:
         columns = int(os.environ.get("COLUMNS", "0"))

@@ -19,6 +19,7 @@ from spalloc.cli._common import (
     open_client,
     run,
     settings_or_exit,
+    terminal_width,
 )
 from spalloc.cli._options import add_server_options
 
@@ -55,7 +56,7 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.error("--detailed only works when a specific machine is specified")
     settings = settings_or_exit(parser, args)
     out = Output()
-    width = out.console.width if out.tty else 80
+    width = terminal_width() if out.tty else 80
     client = open_client(settings)
     try:
         def frame() -> tuple[list, bool]:
