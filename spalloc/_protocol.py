@@ -12,7 +12,6 @@ messages, and classifies what arrives.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,19 +81,6 @@ def decode_line(line: bytes | str) -> Any:
         raise BadMessage(f"line is not valid JSON: {exc}") from exc
 
 
-def _finite(value: Any) -> Any:
-    """Check recursively that *value* holds no NaN or infinity."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"non-finite number {value!r} cannot be sent")
-    if isinstance(value, dict):
-        for item in value.values():
-            _finite(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _finite(item)
-    return value
-
-
 def encode_request(command: str, args: tuple[Any, ...] | list[Any] = (),
                    kwargs: dict[str, Any] | None = None) -> bytes:
     """Encode one request line (compact JSON, ASCII, ending in LF).
@@ -106,8 +92,10 @@ def encode_request(command: str, args: tuple[Any, ...] | list[Any] = (),
     message = {"command": command, "args": list(args), "kwargs": dict(kwargs or {})}
     try:
         text = _COMPACT_ENCODER.encode(message)
-    except ValueError as exc:
-        raise ValueError(f"cannot send {command}: {exc}") from None
+    except ValueError:
+        raise ValueError(
+            f"cannot send {command}: non-finite numbers (NaN, Infinity) are not allowed"
+        ) from None
     return text.encode("ascii") + b"\n"
 
 
