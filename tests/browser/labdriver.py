@@ -281,12 +281,14 @@ class Notebook:
 
 
 def copy_notebook(src: Path, dest_dir: Path, edit: Mapping[str, str] | None = None) -> str:
-    """Copy a notebook into the lab root, applying plain-text source replacements."""
-    text = src.read_text()
+    """Copy a notebook into the lab root, replacing text in its cells' sources."""
+    import nbformat
+
+    book = nbformat.read(src, as_version=4)
     for old, new in (edit or {}).items():
-        assert old in text, f"{src.name} no longer contains {old!r}"
-        text = text.replace(old, new)
-    (dest_dir / src.name).write_text(text)
+        hits = [cell for cell in book.cells if old in cell.source]
+        assert hits, f"{src.name} no longer contains {old!r}"
+        for cell in hits:
+            cell.source = cell.source.replace(old, new)
+    nbformat.write(book, dest_dir / src.name)
     return src.name
-
-
