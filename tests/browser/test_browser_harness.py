@@ -12,7 +12,8 @@ import pytest
 
 from .labdriver import LabServer, Notebook
 
-pytestmark = pytest.mark.browser
+# Lab start-up counts against the first test; keep room for a busy 2-core CI box.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 CELLS = [
     "import ipywidgets as w\n"

@@ -17,7 +17,8 @@ import pytest
 
 from .labdriver import EXAMPLES, OWNER, LabServer, Notebook, copy_notebook
 
-pytestmark = pytest.mark.browser
+# Lab start-up counts against the first test; keep room for a busy 2-core CI box.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 ALLOCATE = "%spalloc --local 3 --name job"
 
