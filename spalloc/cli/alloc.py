@@ -112,12 +112,14 @@ class _Status:
         self._message: str | None = None
         self._since = time.monotonic()
         self._last_state: JobState | None = None
+        # Set by done(): a state report arriving late from the listener thread is dropped.
+        self._closed = False
 
     def state(self, job_id: int | None, state: JobState) -> None:
         """Report the job's state (called from the Job's listener thread)."""
         message = _WAITING.get(state)
         with self._lock:
-            if self.quiet or message is None or state == self._last_state:
+            if self._closed or self.quiet or message is None or state == self._last_state:
                 return
             self._last_state = state
             self._message = f"Job {job_id}: {message}"
@@ -146,7 +148,7 @@ class _Status:
             if self._live is not None:
                 self._live.stop()
                 self._live = None
-            self._last_state = None
+            self._closed = True
             if not self.quiet or style == "red":
                 self.out.text(text, style)
 
