@@ -17,9 +17,11 @@ from spalloc._version import __version__
 
 __all__ = [
     "ConfigError",
+    "EmulatedBoardsWarning",
     "IncompatibleServerError",
     "Job",
     "JobDestroyedError",
+    "JobSnapshot",
     "JobState",
     "ProtocolClient",
     "ProtocolError",
@@ -47,6 +49,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from spalloc._local import EmulatedBoardsWarning
     from spalloc.client import ProtocolClient
     from spalloc.exceptions import (
         ConfigError,
@@ -59,6 +62,7 @@ if TYPE_CHECKING:
         StateChangeTimeoutError,
     )
     from spalloc.job import Job
+    from spalloc.models import JobSnapshot
     from spalloc.states import JobState
 
 
