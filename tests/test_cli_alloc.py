@@ -298,3 +298,11 @@ def test_progress_on_a_terminal_shows_state_and_time_waited(
     text = stderr.getvalue()
     assert re.search(r"Job \d+: Waiting in queue\.\.\.\x1b\[0m \(\d+ s\)", text), text
     assert "Ready!" in text
+
+
+def test_debug_log_lines_appear_once(configured: Emulator) -> None:
+    proc = spalloc_process("--debug", "-c", "true")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    created = [line for line in err.splitlines() if "Created spalloc job" in line]
+    assert len(created) == 1, err  # B17: the library adds no handler of its own

@@ -475,3 +475,26 @@ def test_help_shows_the_real_defaults(capsys: pytest.CaptureFixture[str]) -> Non
     out = " ".join(capsys.readouterr().out.split())
     assert "(default: default)" in out  # the tags (B23)
     assert "--keepalive SECONDS" in out and "fractions allowed (default: 60.0)" in out
+
+
+def test_machine_watch_redraws_on_power_changes(emu: Emulator, client: ProtocolClient,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _, _ = three_jobs(client)
+    stdout = _FirstWrite()
+    monkeypatch.setattr("sys.stdout", stdout)
+
+    def power_off_then_interrupt() -> None:
+        if stdout.written.wait(WAIT):
+            client.call("power_off_job_boards", a)
+        for _ in range(250):  # a second frame, drawn because of the power change (B19)
+            if stdout.getvalue().count("Name: m") >= 2:
+                break
+            threading.Event().wait(0.02)
+        import _thread
+        _thread.interrupt_main()
+
+    helper = threading.Thread(target=power_off_then_interrupt, daemon=True)
+    helper.start()
+    assert machine_cli.main(["m", "--watch", *server(emu)]) == 130
+    helper.join(WAIT)
+    assert stdout.getvalue().count("Name: m") >= 2
