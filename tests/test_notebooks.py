@@ -146,7 +146,9 @@ def run_nbval(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_golden_notebook_reproduces_its_outputs(kernel_env: dict[str, str]) -> None:
     # Also the golden notebook's run check: a magic's UsageError changes its stderr output.
     result = run_nbval(GOLDEN, kernel_env)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    hint = ("\nIf the change is intended, store the new outputs: "
+            "python examples/refresh_outputs.py examples/04-admin.ipynb")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + hint
     assert " passed" in result.stdout
 
 
