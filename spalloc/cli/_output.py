@@ -102,4 +102,5 @@ class Output:
         """A ``rich.live.Live`` on this stream (used by the watch loop on terminals)."""
         from rich.live import Live
 
-        return Live(console=self.console, auto_refresh=False, **kwargs)
+        kwargs.setdefault("auto_refresh", False)  # redraw when told, not on a timer
+        return Live(console=self.console, **kwargs)

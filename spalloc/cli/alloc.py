@@ -137,9 +137,8 @@ class _Status:
             waited = int(time.monotonic() - self._since)
             return Text.assemble((self._message or "", "yellow"), f" ({waited} s)")
 
-        self._live = self.out.live(get_renderable=render, transient=True)
-        self._live.auto_refresh = True
-        self._live.refresh_per_second = 2
+        self._live = self.out.live(get_renderable=render, transient=True, auto_refresh=True,
+                                   refresh_per_second=2)
         self._live.start()
 
     def done(self, text: str, style: str) -> None:
