@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +105,18 @@ def emulator_for_peers() -> Iterator[Emulator]:
         yield emulator
 
 
+@dataclass(frozen=True)
+class PeerEnv:
+    """Where and with which environment peer programs run: a fresh home directory as the
+    working directory, so that no ``.spalloc`` or user config of ours is in reach."""
+
+    cwd: Path
+    env: dict[str, str]
+
+
 @pytest.fixture
-def run_peer(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run a program from a peer venv in a clean directory with no spalloc config in reach."""
+def peer_env(tmp_path: Path) -> PeerEnv:
+    """A clean directory and environment for running peer programs."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {
@@ -115,14 +125,20 @@ def run_peer(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         if key not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
     }
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), PYTHONUNBUFFERED="1")
+    return PeerEnv(home, env)
+
+
+@pytest.fixture
+def run_peer(peer_env: PeerEnv) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run a program from a peer venv (see :class:`PeerEnv`), bounded by *timeout*."""
 
     def run(
         bin_dir: Path, program: str, *args: str, timeout: float = 60.0, input: str = ""
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(bin_dir / program), *args],
-            cwd=home,
-            env=env,
+            cwd=peer_env.cwd,
+            env=peer_env.env,
             input=input,
             capture_output=True,
             text=True,

@@ -7,19 +7,23 @@ emulator serves ``m`` (2x2 triads, tag default, IPs 10.11.0.x) and ``board`` (si
 from __future__ import annotations
 
 import json
+import queue
 import re
+import subprocess
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
 from spalloc.emulator import Emulator
 
 from ._wire import Wire
+from .conftest import PeerEnv
 
 pytestmark = pytest.mark.interop
 
@@ -252,3 +256,93 @@ def test_spalloc_job(client74: Path, emulator_for_peers: Emulator, run_peer: Run
         out = _ok(run_peer(client74, "spalloc-job", *address, str(job_id)))
         assert re.search(r"^\s*State: destroyed$", out, re.MULTILINE), out
         assert re.search(r"^\s*Reason: done$", out, re.MULTILINE), out
+
+
+_QUEUED_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from spalloc_client import Job
+
+    host, port = sys.argv[1], int(sys.argv[2])
+    job = Job(1, hostname=host, port=port, owner="queued74", keepalive=10.0, machine="m",
+              config_filenames=[])
+    print(json.dumps({"id": job.id, "first": job.state.name}), flush=True)
+    job.wait_until_ready(timeout=60)
+    print(json.dumps({"then": job.state.name, "boards": job.boards}), flush=True)
+    job.destroy()
+    """
+)
+
+
+def _live_jobs(wire: Wire) -> dict[str, dict[str, Any]]:
+    """Live jobs by owner, read with list_jobs (which, unlike get_job_state, keeps no job alive)."""
+    return {job["owner"]: job for job in wire.ret("list_jobs")}
+
+
+def _pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
+    for line in stream or ():
+        lines.put(line)
+
+
+def test_library_waits_in_queue(client74: Path, emulator_for_peers: Emulator,
+                                peer_env: PeerEnv):
+    emulator = emulator_for_peers
+    with Wire(emulator.address) as wire:
+        holder = _job(wire, 2, 2, owner="holder", machine="m")
+        proc = subprocess.Popen(
+            [str(client74 / "python"), "-c", _QUEUED_SCRIPT, emulator.host, str(emulator.port)],
+            cwd=peer_env.cwd, env=peer_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), name="peer-stdout",
+                                  daemon=True)
+        reader.start()
+        try:
+            # Free the machine only once the client has seen its job queued.
+            first = json.loads(lines.get(timeout=60))
+            assert _live_jobs(wire)["queued74"]["state"] == 1
+            wire.ret("destroy_job", holder, "make room")
+            then = json.loads(lines.get(timeout=60))
+            proc.wait(timeout=60)
+            reader.join(timeout=10)
+            err = proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+    assert first["first"] == "queued"
+    assert then == {"then": "ready", "boards": [[0, 0, 0]]}
+
+
+_KEEPALIVE_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from spalloc_client import Job
+
+    host, port = sys.argv[1], int(sys.argv[2])
+    job = Job(1, hostname=host, port=port, owner="keep74", keepalive=1.0, config_filenames=[])
+    job.wait_until_ready(timeout=30)
+    # Only the official keepalive process (every keepalive/2 s) keeps the job alive meanwhile.
+    time.sleep(3.0)
+    print(json.dumps({"id": job.id, "after_3s": job.state.name}), flush=True)
+    job.close()  # stops the keepalives without destroying the job
+    """
+)
+
+
+def test_keepalive_process_keeps_job_then_expiry(client74: Path, emulator_for_peers: Emulator,
+                                                 run_peer: Run):
+    emulator = emulator_for_peers
+    proc = run_peer(client74, "python", "-c", _KEEPALIVE_SCRIPT, emulator.host,
+                    str(emulator.port))
+    out = json.loads(_ok(proc))
+    assert out["after_3s"] == "ready"
+    with Wire(emulator.address) as wire:
+        for _ in range(500):  # expiry is due 1 s after the last keepalive
+            if "keep74" not in _live_jobs(wire):
+                break
+            time.sleep(0.02)
+        state = wire.ret("get_job_state", out["id"])
+    assert (state["state"], state["reason"]) == (4, "Job timed out.")
