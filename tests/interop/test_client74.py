@@ -346,3 +346,19 @@ def test_keepalive_process_keeps_job_then_expiry(client74: Path, emulator_for_pe
             time.sleep(0.02)
         state = wire.ret("get_job_state", out["id"])
     assert (state["state"], state["reason"]) == (4, "Job timed out.")
+
+
+def test_cli_with_a_config_file(client74: Path, emulator_for_peers: Emulator,
+                                peer_env: PeerEnv, run_peer: Run):
+    emulator = emulator_for_peers
+    (peer_env.cwd / ".spalloc").write_text(
+        f"[spalloc]\nhostname = {emulator.host}\nport = {emulator.port}\nowner = conf74\n"
+        "keepalive = 5.0\n"
+    )
+    out = _ok(run_peer(client74, "spalloc", "-c", "echo", "{id}"))
+    job_id = int(out.split()[-1])
+    with Wire(emulator.address) as wire:
+        assert wire.ret("get_job_state", job_id)["state"] == 4
+        live = _job(wire, owner="conf74-live")
+        out = _ok(run_peer(client74, "spalloc-ps"))
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [str(live)]
