@@ -23,6 +23,7 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 
 __all__ = [
@@ -96,27 +97,47 @@ def exit_status(returncode: int) -> int:
 
 
 def run_command(command: str, *, grace: float = 5.0) -> tuple[int, bool]:
-    """Run *command* with ``/bin/sh`` and wait for it.
+    """Run *command* with ``/bin/sh`` and wait for it to end.
 
-    Ctrl-C is passed on to the command (SIGINT, then SIGTERM and SIGKILL if it does not
-    stop within *grace* seconds each), and we wait for it to end.
+    While it runs, Ctrl-C does not interrupt us: it is recorded, and the command is given
+    time to stop. A terminal sends Ctrl-C to the command as well; if the command is still
+    running half a second later (Ctrl-C was sent to spalloc alone, or the command ignored
+    it), it gets SIGINT from us, then SIGTERM after *grace* seconds, then SIGKILL.
 
     Returns:
         The command's exit status (:func:`exit_status`) and whether Ctrl-C was pressed.
     """
-    proc = subprocess.Popen(command, shell=True)
-    interrupted = False
-    escalation = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
-    while True:
-        try:
-            returncode = proc.wait(timeout=grace) if interrupted else proc.wait()
-            return exit_status(returncode), interrupted
-        except KeyboardInterrupt:
-            interrupted = True
-            _signal(proc, escalation[0])
-        except subprocess.TimeoutExpired:
-            escalation.pop(0)
-            _signal(proc, escalation[0] if escalation else signal.SIGKILL)
+    interrupted_at: list[float] = []
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if not interrupted_at:
+            interrupted_at.append(time.monotonic())
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread: Ctrl-C cannot reach us here anyway
+        previous = None
+    try:
+        proc = subprocess.Popen(command, shell=True)
+        steps = [(0.5, signal.SIGINT), (0.5 + grace, signal.SIGTERM),
+                 (0.5 + 2 * grace, signal.SIGKILL)]
+        while True:
+            try:
+                return exit_status(proc.wait(timeout=_POLL)), bool(interrupted_at)
+            except subprocess.TimeoutExpired:
+                pass
+            if interrupted_at and steps:
+                after, sig = steps[0]
+                if time.monotonic() - interrupted_at[0] >= after:
+                    steps.pop(0)
+                    _signal(proc, sig)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+# How often the wait for the command looks at Ctrl-C (Popen.wait polls with a timeout).
+_POLL = 0.1
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:

@@ -48,24 +48,27 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _ints(value: Any, n: int) -> tuple[int, ...] | None:
+def _ints(value: Any, n: int) -> list[int] | None:
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != n:
         return None
-    items = tuple(_int(v) for v in value)
-    if any(v is None for v in items):
-        return None
-    return items  # type: ignore[return-value]
+    items = [_int(v) for v in value]
+    return [v for v in items if v is not None] if None not in items else None
+
+
+def _board(value: Any) -> Board | None:
+    items = _ints(value, 3)
+    return None if items is None else (items[0], items[1], items[2])
+
+
+def _chip(value: Any) -> Chip | None:
+    items = _ints(value, 2)
+    return None if items is None else (items[0], items[1])
 
 
 def _boards(value: Any) -> tuple[Board, ...] | None:
     if not isinstance(value, Sequence) or isinstance(value, str):
         return None
-    out: list[Board] = []
-    for item in value:
-        board = _ints(item, 3)
-        if board is not None:
-            out.append(board)  # type: ignore[arg-type]
-    return tuple(out)
+    return tuple(board for board in map(_board, value) if board is not None)
 
 
 def _mapping(reply: Any, what: str) -> Mapping[str, Any]:
@@ -157,7 +160,7 @@ class MachineRecord(NamedTuple):
         for link in data.get("dead_links") or ():
             parsed = _ints(link, 4)
             if parsed is not None:
-                links.add(parsed)  # type: ignore[arg-type]
+                links.add((parsed[0], parsed[1], parsed[2], parsed[3]))
         return cls(
             name=name,
             # Servers hold tags in a set: sort them so the output does not vary.
@@ -218,10 +221,10 @@ class MachineInfoRecord(NamedTuple):
             pairs: list[tuple[Chip, str]] = []
             for item in raw:
                 if isinstance(item, list) and len(item) == 2:
-                    chip = _ints(item[0], 2)
+                    chip = _chip(item[0])
                     host = _str(item[1])
                     if chip is not None and host is not None:
-                        pairs.append(((chip[0], chip[1]), host))
+                        pairs.append((chip, host))
             connections = tuple(sorted(pairs))
         return cls(
             width=_int(data.get("width")),
@@ -249,19 +252,18 @@ class LocationRecord(NamedTuple):
         if reply is None:
             return None
         data = _mapping(reply, "where_is")
-        logical = _ints(data.get("logical"), 3)
-        physical = _ints(data.get("physical"), 3)
-        chip = _ints(data.get("chip"), 2)
-        board_chip = _ints(data.get("board_chip"), 2)
+        logical = _board(data.get("logical"))
+        physical = _board(data.get("physical"))
+        chip = _chip(data.get("chip"))
+        board_chip = _chip(data.get("board_chip"))
         if logical is None or physical is None or chip is None or board_chip is None:
             raise ProtocolError(f"unexpected reply to where_is: {reply!r}")
-        job_chip = _ints(data.get("job_chip"), 2)
         return cls(
             machine=str(data.get("machine", "")),
-            logical=logical,  # type: ignore[arg-type]
-            physical=physical,  # type: ignore[arg-type]
-            chip=chip,  # type: ignore[arg-type]
-            board_chip=board_chip,  # type: ignore[arg-type]
+            logical=logical,
+            physical=physical,
+            chip=chip,
+            board_chip=board_chip,
             job_id=_int(data.get("job_id")),
-            job_chip=job_chip,  # type: ignore[arg-type]
+            job_chip=_chip(data.get("job_chip")),
         )

@@ -236,7 +236,7 @@ def render_boards(groups: Sequence[BoardGroup],
 
 # --------------------------------------------------------------------------- spalloc-ps
 
-_STATE_CELLS = {
+_STATE_CELLS: dict[int, tuple[str, str]] = {
     JobState.queued: ("queue", "blue"),
     JobState.power: ("power", "yellow"),
     JobState.ready: ("ready", "green"),
@@ -257,7 +257,7 @@ def ps_rows(jobs: Iterable[JobRecord], *, machine: str | None = None,
             continue
         if owner is not None and job.owner != owner:
             continue
-        state: Cell = _STATE_CELLS.get(job.state, str(job.state))  # type: ignore[call-overload]
+        state: Cell = _STATE_CELLS.get(job.state) or str(job.state)
         power: Cell = ""
         if job.power is not None:
             power = ("on", "green") if job.power else ("off", "red")
