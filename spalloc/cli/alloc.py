@@ -63,7 +63,8 @@ EXIT_CODES = """\
   2    bad arguments, missing hostname or owner, bad config file, --boot, an
        incompatible server, or an unsafe hostname for a -c command line
   4    Ctrl-C while the job was queued or powering on
-  6    could not connect to the server, or it refused to create the job"""
+  6    could not connect to the server, or it refused to create the job
+  130  Ctrl-C before the job was created or after the command ended"""
 
 _BOOT_MESSAGE = (
     "--boot needs Rig, which no longer works on Python 3.11 or later; boot the boards "
