@@ -34,6 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OFFICIAL = ROOT / ".peers" / "client60" / "bin" / "spalloc-ps"
 
 
+_FLOOR = ("import argparse, json, socket, spalloc.config; spalloc.config.load_config(); "
+          "argparse.ArgumentParser().add_argument('-x')")
+
+
 def ours_command() -> list[str]:
     script = Path(sys.executable).parent / "spalloc-ps"
     if script.exists():
@@ -94,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             "ours (shared venv)": [*ours_command(), *server],
             "pass (clean venv)": [str(clean / "python"), "-c", "pass"],
             "ours (clean venv)": [str(clean / "spalloc-ps"), *server],
+            # What any tool pays before doing anything: the config (with its search path),
+            # argparse, socket and json. Printed to show where the time goes.
+            "floor (clean venv)": [str(clean / "python"), "-c", _FLOOR],
         }
         if OFFICIAL.exists():
             commands["pass (official venv)"] = [str(OFFICIAL.parent / "python"), "-c", "pass"]
