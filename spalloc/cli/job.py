@@ -132,9 +132,9 @@ def _power(client: Any, job_id: int, on: bool) -> int:
         raise CliError(EXIT_BAD_STATE,
                        f"Error: Cannot power {'on' if on else 'off'} job {job_id} "
                        f"in state {name}")
-    client.call("notify_job", job_id)
-    client.call("power_on_job_boards" if on else "power_off_job_boards", job_id)
     try:
+        client.call("notify_job", job_id)
+        client.call("power_on_job_boards" if on else "power_off_job_boards", job_id)
         while True:
             current = state()
             if current.state == JobState.ready:
