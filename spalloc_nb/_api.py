@@ -142,7 +142,8 @@ def machines(*, hostname: str | None = None, port: int | None = None,
 
 
 def machine(name: str, *, hostname: str | None = None, port: int | None = None,
-            timeout: float | None = None, live_map: bool = True) -> MachineSummary:
+            timeout: float | None = None, live_map: bool = True,
+            owner: str | None = None) -> MachineSummary:
     """One machine, like ``spalloc-machine NAME``, with the board map widget when available.
 
     Raises:
@@ -168,13 +169,13 @@ def machine(name: str, *, hostname: str | None = None, port: int | None = None,
          f"{job.owner} ({job.keepalivehost})" if job.keepalivehost else job.owner)
         for i, job in enumerate(on_it))
     text_map = plain(machine_detail(found, jobs, detailed=False))
-    board_map = _board_map(name, address) if live_map else None
+    board_map = _board_map(name, address, owner) if live_map else None
     return MachineSummary(name, details,
                           Table(("Key", "Job ID", "Num boards", "Owner (Host)"), job_rows),
                           text_map, board_map)
 
 
-def _board_map(name: str, address: ServerAddress) -> Any:
+def _board_map(name: str, address: ServerAddress, owner: str | None) -> Any:
     from spalloc_nb.widgets.job import board_map_class
 
     cls = board_map_class()
@@ -186,7 +187,7 @@ def _board_map(name: str, address: ServerAddress) -> Any:
 
         target = local_emulator()  # also knows the machines' geometry and board IPs
     try:
-        board_map = cls.for_machine(target, name, timeout=address.timeout)
+        board_map = cls.for_machine(target, name, owner, timeout=address.timeout)
     except Exception:  # the map is a bonus; the tables already answer the question
         return None
     registry.add_closer(board_map, board_map.close)

@@ -132,18 +132,14 @@ class SpallocMagics(Magics):
 
     def _defaults(self) -> SimpleNamespace:
         """Option defaults: the config file, with the traits that are set on top."""
-        try:
-            from spalloc.config import load_config
+        from spalloc.config import load_config
+        from spalloc.exceptions import ConfigError
 
+        try:
             base = load_config()
-        except ImportError:  # pragma: no cover - library older than spalloc.config
-            base = None
-        except Exception as exc:  # ConfigError: a bad file or SPALLOC_* value
+        except ConfigError as exc:  # a bad file or SPALLOC_* value
             raise UsageError(f"spalloc config: {exc}") from None
-        values = {key: getattr(base, key, None) for key in (*JOB_SETTINGS, "ignore_version")}
-        if base is None:
-            values.update(port=22244, keepalive=60.0, reconnect_delay=5.0, timeout=5.0,
-                          min_ratio=0.333, max_dead_boards=0, require_torus=False)
+        values = {key: getattr(base, key) for key in (*JOB_SETTINGS, "ignore_version")}
         settings = self._settings()
         for key in JOB_SETTINGS:
             if settings[key] is not None or settings.get(f"_{key}_none"):
@@ -381,7 +377,7 @@ class SpallocMagics(Magics):
                 return _api.machines(**where)
             if name == "machine":
                 return _api.machine(args.machine_name, live_map=self._widgets_enabled(),
-                                    **where)
+                                    owner=self._defaults().owner, **where)
             if name == "destroy":
                 reason = " ".join(args.reason) or None
                 message = _api.destroy(args.job_id, reason, **where)
