@@ -223,9 +223,14 @@ def test_ps_machines_machine(ip: InteractiveShell, emulator: Emulator) -> None:
     detail = ip.run_line_magic("spalloc", f"machine {job.machine_name}")
     assert detail.jobs.rows[0][1] == job.id
     assert "A:" + str(job.id) in str(detail)
-    board_map = detail.board_map  # the live map marks the configured owner's jobs as theirs
-    assert board_map is not None and board_map.my_owner == OWNER
-    assert [j["mine"] for j in board_map.jobs if j["id"] == job.id] == [True]
+    # Through the Python API the live map comes too, marking the owner's jobs as theirs.
+    import spalloc_nb
+
+    live = spalloc_nb.machine(job.machine_name, hostname=emulator.host, port=emulator.port,
+                              owner=OWNER)
+    assert live.board_map is not None and live.board_map.my_owner == OWNER
+    assert [j["mine"] for j in live.board_map.jobs if j["id"] == job.id] == [True]
+    live.board_map.close()
     with pytest.raises(UsageError, match="No machine 'nope'"):
         ip.run_line_magic("spalloc", "machine nope")
     ip.run_line_magic("config", "SpallocMagics.short_errors = False")
