@@ -282,6 +282,9 @@ class Job:
             changes.update(machine_name=info.machine_name, boards=info.boards,
                            width=info.width, height=info.height, connections=info.connections)
         self._update(**changes)
+        if not state.state.is_live and self._keeper is not None:
+            # The server has let the job go: nothing is left to keep alive or to follow.
+            self._keeper.stop(timeout=0)
 
     def _fetch(self, timeout: float | None, *, keepalive: bool = False,
                subscribe: bool = False, meanwhile: Callable[[], None] | None = None) -> None:

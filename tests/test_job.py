@@ -26,6 +26,7 @@ from spalloc import (
 )
 from spalloc.emulator import Emulator
 from spalloc.geometry import Machine, default_board_locations, standard_ip
+from tests.conftest import wait_for
 
 WAIT = 5.0
 
@@ -284,6 +285,9 @@ def test_destroyed_by_another_client(emu: Emulator, raw: Raw) -> None:
         assert info.value.reason == "Cancelled: go away"
         assert info.value.job_id == job.id
         assert job.reason == "Cancelled: go away"
+        # Nothing is left to keep alive: the job's background thread ends by itself.
+        keeper = f"spalloc-job-{job.id}-keepalive"
+        wait_for(lambda: keeper not in {t.name for t in threading.enumerate()})
     finally:
         job.destroy()
 
