@@ -6,14 +6,14 @@ order, with ``{"return": value}`` or ``{"exception": text}``, and may interleave
 notifications such as ``{"jobs_changed": [1, 2]}`` or ``{"machines_changed": ["m"]}``.
 
 Nothing here touches a socket: this module frames bytes into lines, encodes and decodes
-messages, and classifies what arrives.
+messages, and classifies what arrives. Its message types are ``NamedTuple`` classes rather
+than frozen dataclasses because every command-line tool imports this module at start-up.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -164,13 +164,12 @@ class LineSplitter:
 
 # --- what the server receives -------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """One parsed request."""
 
     command: str
-    args: list[Any] = field(default_factory=list)
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    args: list[Any]
+    kwargs: dict[str, Any]
 
 
 def parse_request(line: bytes) -> Request | None:
@@ -214,22 +213,19 @@ def _is_request(obj: Any) -> bool:
 
 # --- what the client receives -------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     """A ``{"return": value}`` message."""
 
     value: Any
 
 
-@dataclass(frozen=True)
-class ServerError:
+class ServerError(NamedTuple):
     """An ``{"exception": text}`` message."""
 
     text: str
 
 
-@dataclass(frozen=True)
-class Notification:
+class Notification(NamedTuple):
     """Anything else the server sends unasked, e.g. ``{"jobs_changed": [1]}``."""
 
     payload: dict[str, Any]
