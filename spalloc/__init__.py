@@ -10,10 +10,13 @@ command-line tools::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import sys
 
 from spalloc._version import __version__
+
+# Not typing's TYPE_CHECKING (mypy takes any name TYPE_CHECKING as true): the command-line
+# tools import this package first, and importing typing would cost them start-up time.
+TYPE_CHECKING = False
 
 __all__ = [
     "ConfigError",
@@ -49,6 +52,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from spalloc._local import EmulatedBoardsWarning
     from spalloc.client import ProtocolClient
     from spalloc.exceptions import (
@@ -70,7 +75,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'spalloc' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)  # (importlib would be one more import for every tool)
+    value = getattr(sys.modules[module], name)
     globals()[name] = value
     return value
 

@@ -13,7 +13,12 @@ than frozen dataclasses because every command-line tool imports this module at s
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
+
+from spalloc._namedtuple import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_LINE_BYTES",

@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from spalloc._version import __version__
 from spalloc.exceptions import (
@@ -22,7 +21,10 @@ from spalloc.exceptions import (
     SpallocServerException,
 )
 
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from spalloc.cli._connection import Connection
     from spalloc.cli._options import ServerSettings
     from spalloc.config import SpallocConfig

@@ -14,7 +14,12 @@ that meaning; ``--keepalive`` takes fractional seconds (B13).
 from __future__ import annotations
 
 import argparse
-from typing import Any, NamedTuple
+
+from spalloc._namedtuple import NamedTuple
+
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ServerSettings",

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Any
 
 from spalloc.cli._render import Lines, plain
 
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from rich.console import Console
     from rich.text import Text
 

@@ -14,9 +14,13 @@ start-up time of every tool.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
 
+from spalloc._namedtuple import NamedTuple
 from spalloc.exceptions import ProtocolError
+
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "JobRecord",

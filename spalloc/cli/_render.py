@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
+from spalloc._namedtuple import NamedTuple
 from spalloc.cli._records import (
     JobRecord,
     JobStateRecord,
