@@ -14,11 +14,9 @@ connect, each reply, and each wait for a notification.
 
 from __future__ import annotations
 
-import re
-import socket
+import _socket  # the C core of socket: socket.py costs more to import than a request
 import time
 from collections import deque
-from typing import Any
 
 from spalloc._protocol import (
     BadMessage,
@@ -35,12 +33,11 @@ from spalloc.exceptions import (
     SpallocServerException,
 )
 
-__all__ = ["Connection", "check_version"]
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
 
-# Versions certainly accepted by spalloc.client.check_server_version: plain X.Y.Z with
-# 0.1.0 <= version < 8. Anything else is referred to that function (importing the client
-# only then); tests keep the two in agreement.
-_PLAIN = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+__all__ = ["Connection", "check_version", "connect"]
 
 
 def check_version(version: object) -> None:
@@ -49,14 +46,43 @@ def check_version(version: object) -> None:
     Raises:
         IncompatibleServerError: the server is one the client library refuses.
     """
-    match = _PLAIN.fullmatch(version) if isinstance(version, str) else None
-    if match is not None:
-        release = tuple(int(part) for part in match.groups())
+    # Versions certainly accepted by spalloc.client.check_server_version: plain X.Y.Z
+    # (decimal digits, as the regex \d) with 0.1.0 <= version < 8. Anything else is referred
+    # to that function (importing the client only then); tests keep the two in agreement.
+    parts = version.split(".") if isinstance(version, str) else []
+    if len(parts) == 3 and all(part.isdecimal() for part in parts):
+        release = tuple(int(part) for part in parts)
         if release >= (0, 1, 0) and release[0] < 8:
             return
     from spalloc.client import check_server_version
 
     check_server_version(version)
+
+
+def connect(host: str, port: int, timeout: float | None) -> _socket.socket:
+    """A TCP connection to *host*, as :func:`socket.create_connection` makes it.
+
+    Each address the resolver gives is tried in turn, with *timeout* for each connect; if
+    all fail, the last error is raised (as there).
+
+    Raises:
+        OSError: the name cannot be resolved or no address accepts the connection.
+    """
+    # An ASCII name goes to the resolver as bytes: no IDNA codec to import.
+    name: str | bytes = host.encode("ascii") if host.isascii() else host
+    error: OSError | None = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0,
+                                                                _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    raise error or OSError("getaddrinfo returns an empty list")
 
 
 class Connection:
@@ -77,10 +103,7 @@ class Connection:
         self._lines: deque[bytes] = deque()
         self._notifications: deque[dict[str, Any]] = deque()
         try:
-            # An ASCII name goes to the resolver as bytes: no IDNA codec to import.
-            address = host.encode("ascii") if host.isascii() else host
-            self._sock: socket.socket | None = socket.create_connection(
-                (address, port), timeout=timeout)  # type: ignore[arg-type]
+            self._sock: _socket.socket | None = connect(host, port, timeout)
         except OSError as exc:
             reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
             raise ProtocolError(f"cannot connect to {host}:{port}: {reason}") from exc
@@ -158,7 +181,7 @@ class Connection:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _require(self) -> socket.socket:
+    def _require(self) -> _socket.socket:
         if self._sock is None:
             raise ProtocolError("not connected")
         return self._sock
