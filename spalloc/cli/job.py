@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
 
 from spalloc.cli._common import (
     COMMON_EXIT_CODES,
@@ -27,6 +26,10 @@ from spalloc.cli._common import (
 )
 from spalloc.cli._options import add_server_options
 from spalloc.states import JobState
+
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "EXIT_BAD_STATE",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import Any
 
 from spalloc.cli._common import (
     COMMON_EXIT_CODES,
@@ -34,6 +33,10 @@ from spalloc.cli._common import (
     settings_or_exit,
 )
 from spalloc.cli._options import add_server_options
+
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["EXIT_NOT_FOUND", "build_parser", "main", "query_arguments"]
 
