@@ -157,3 +157,67 @@ def test_import_spalloc_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+_HOME = object()  # "leave HOME as the test runs with it"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the XDG shortcut is Linux's")
+@pytest.mark.parametrize("config_home,config_dirs,home,ordinary", [
+    (None, None, _HOME, True),
+    ("", "", _HOME, True),
+    ("/x/conf", None, _HOME, True),
+    ("/x/conf/", "/a:/b", _HOME, True),
+    (None, "/a/", "/home/someone", True),
+    (None, None, "/", True),
+    (None, None, "/home/someone/", True),
+    (None, None, None, True),  # no HOME: the password database
+    ("relative/conf", None, _HOME, False),
+    ("~/conf", None, _HOME, False),
+    (" ", None, _HOME, False),
+    (None, "relative:/b", _HOME, False),
+    (None, ":/b", _HOME, False),
+    (None, " ", _HOME, False),
+    (None, None, "", False),
+    (None, None, "relative/home", False),
+])
+def test_linux_search_path_is_what_platformdirs_says(monkeypatch: pytest.MonkeyPatch,
+                                                     config_home: str | None,
+                                                     config_dirs: str | None, home: object,
+                                                     ordinary: bool) -> None:
+    import platformdirs
+
+    from spalloc.config import _xdg_config_dirs
+
+    for name, value in (("XDG_CONFIG_HOME", config_home), ("XDG_CONFIG_DIRS", config_dirs),
+                        ("HOME", home)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        elif value is not _HOME:
+            monkeypatch.setenv(name, str(value))
+    try:
+        expected = (platformdirs.site_config_dir(), platformdirs.user_config_dir())
+    except RuntimeError:  # recent platformdirs refuse a home they cannot make absolute
+        expected = None
+    ours = _xdg_config_dirs()
+    # Computed without platformdirs exactly when the case is ordinary, and then the same.
+    assert (ours is not None) == ordinary
+    if ours is not None:
+        assert ours == expected
+    if expected is not None:
+        assert search_path()[:2] == [os.path.join(path, "spalloc") for path in expected]
+
+
+def test_only_existing_config_files_load_configparser(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    code = ("import sys; from spalloc.config import load_config\n"
+            f"config = load_config([{str(missing)!r}, {str(tmp_path)!r}], {{}})\n"
+            "print('configparser' in sys.modules, config.sources)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["False", "()"]  # a directory is skipped like a missing file
+    path = write(tmp_path / "spalloc", "[spalloc]\nhostname = h\n")
+    code = code.replace(repr(str(missing)), repr(path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["True", f"({path!r},)"]
