@@ -280,3 +280,19 @@ def test_a_one_shot_tool_loads_neither_rich_nor_the_threaded_client(
     done = subprocess.run([sys.executable, "-c", code, *server.args], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.stdout.splitlines()[-1] == "0 []", done.stderr
+
+
+@pytest.mark.parametrize("tool", ["spalloc-ps", "spalloc-machine"])
+def test_local_warning_is_one_line_on_stderr(tool: str, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    module = {"spalloc-ps": "ps", "spalloc-machine": "machine"}[tool]
+    code = f"import sys; from spalloc.cli.{module} import main; sys.exit(main(sys.argv[1:]))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPALLOC_")}
+    done = subprocess.run([sys.executable, "-c", code, "--local"], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{tool}: warning: ")
+    assert "emulated" in lines[0] and ".py" not in lines[0]

@@ -79,7 +79,17 @@ def _say(prog: str, message: str) -> None:
 
 
 def run(prog: str, body: Callable[[], int]) -> int:
-    """Run a tool's body, mapping every expected failure to a message and an exit code."""
+    """Run a tool's body, mapping every expected failure to a message and an exit code.
+
+    Warnings (e.g. that ``--local`` boards are emulated) become one ``prog: warning:`` line.
+    """
+    import warnings  # already loaded by the interpreter: free
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        _say(prog, f"{prog}: warning: {message}")
+
+    shown = warnings.showwarning
+    warnings.showwarning = show
     try:
         return body()
     except SystemExit as exc:  # argparse: --help, --version and usage errors
@@ -109,6 +119,8 @@ def run(prog: str, body: Callable[[], int]) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        warnings.showwarning = shown
 
 
 def _describe(exc: BaseException) -> str:

@@ -25,7 +25,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -163,20 +162,15 @@ def _write_csv(path: str, connections: Any) -> None:
 def _create_job(what: tuple[int, ...], kwargs: dict[str, Any], status: _Status) -> Any:
     from spalloc.job import Job
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            job = Job(*what, **kwargs)
-        except JobDestroyedError as exc:
-            raise CliError(EXIT_DESTROYED, f"Job {kwargs.get('resume_job_id')}: cannot be "
-                                           f"resumed: {exc.reason or exc}") from None
-        except SpallocServerException as exc:
-            raise CliError(EXIT_CONNECT, f"Error from server: {exc}") from None
-        except (ProtocolError, OSError) as exc:
-            raise CliError(EXIT_CONNECT, f"Could not connect to server: {exc}") from None
-    for warning in caught:
-        status.out.text(f"{PROG}: warning: {warning.message}")
-    return job
+    try:
+        return Job(*what, **kwargs)  # warnings (emulated boards) are shown by run()
+    except JobDestroyedError as exc:
+        raise CliError(EXIT_DESTROYED, f"Job {kwargs.get('resume_job_id')}: cannot be "
+                                       f"resumed: {exc.reason or exc}") from None
+    except SpallocServerException as exc:
+        raise CliError(EXIT_CONNECT, f"Error from server: {exc}") from None
+    except (ProtocolError, OSError) as exc:
+        raise CliError(EXIT_CONNECT, f"Could not connect to server: {exc}") from None
 
 
 def _wait_ready(job: Any, status: _Status) -> tuple[int, str | None]:
