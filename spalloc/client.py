@@ -48,6 +48,8 @@ from spalloc.models import (
     JobStateInfo,
     MachineDescription,
     WhereIs,
+    parse_jobs,
+    parse_machines,
 )
 
 __all__ = [
@@ -340,7 +342,7 @@ class ProtocolClient:
     Does not connect until :meth:`connect` is called (or the ``with`` block starts).
     Any server command can be called as a method: ``c.list_jobs()`` is
     ``c.call("list_jobs")``; the commands with typed wrappers below return parsed
-    dataclasses from :mod:`spalloc.models` instead.
+    records from :mod:`spalloc.models` instead.
 
     Args:
         hostname: the server's name or address.
@@ -655,17 +657,11 @@ class ProtocolClient:
 
     def list_jobs(self, timeout: float | None = _UNSET) -> list[JobDescription]:
         """Every live job, oldest first."""
-        reply = self.call("list_jobs", timeout=timeout)
-        if not isinstance(reply, list):
-            raise ProtocolError(f"list_jobs returned {reply!r}")
-        return [JobDescription.from_wire(item) for item in reply]
+        return parse_jobs(self.call("list_jobs", timeout=timeout))
 
     def list_machines(self, timeout: float | None = _UNSET) -> list[MachineDescription]:
         """Every machine, in the server's order."""
-        reply = self.call("list_machines", timeout=timeout)
-        if not isinstance(reply, list):
-            raise ProtocolError(f"list_machines returned {reply!r}")
-        return [MachineDescription.from_wire(item) for item in reply]
+        return parse_machines(self.call("list_machines", timeout=timeout))
 
     def get_board_position(self, machine_name: str, x: int, y: int, z: int,
                            timeout: float | None = _UNSET) -> tuple[int, int, int] | None:

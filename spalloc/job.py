@@ -16,7 +16,6 @@ re-subscribes; waits carry on meanwhile. ``destroy()`` never raises for an unrea
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -258,7 +257,7 @@ class Job:
 
     def _update(self, **changes: Any) -> None:
         with self._cond:
-            new = dataclasses.replace(self._snapshot, **changes)
+            new = self._snapshot._replace(**changes)
             if new == self._snapshot:
                 return
             self._snapshot = new
