@@ -109,8 +109,8 @@ def _plain(cell: Any) -> Any:
 def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | None = None,
        port: int | None = None, timeout: float | None = None) -> Table:
     """The live jobs on the server, like ``spalloc-ps``."""
-    from spalloc.cli._records import parse_jobs
     from spalloc.cli._render import ps_rows
+    from spalloc.models import parse_jobs
 
     address = _server(hostname, port, timeout)
     (reply,) = _fetch(address, ("list_jobs", (), {}))
@@ -126,7 +126,7 @@ def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | 
 def machines(*, hostname: str | None = None, port: int | None = None,
              timeout: float | None = None) -> Table:
     """The machines and their load, like ``spalloc-machine`` with no argument."""
-    from spalloc.cli._records import parse_jobs, parse_machines
+    from spalloc.models import parse_jobs, parse_machines
 
     address = _server(hostname, port, timeout)
     machine_reply, jobs_reply = _fetch(address, ("list_machines", (), {}),
@@ -134,7 +134,7 @@ def machines(*, hostname: str | None = None, port: int | None = None,
     jobs = parse_jobs(jobs_reply)
     rows = []
     for m in parse_machines(machine_reply):
-        on_it = [job for job in jobs if job.machine_name == m.name]
+        on_it = [job for job in jobs if job.allocated_machine_name == m.name]
         in_use = sum(len(job.boards or ()) for job in on_it)
         rows.append((m.name, m.num_boards, in_use, len(on_it), ", ".join(m.tags)))
     return Table(("Name", "Num boards", "In-use", "Jobs", "Tags"), tuple(rows),
@@ -149,8 +149,8 @@ def machine(name: str, *, hostname: str | None = None, port: int | None = None,
     Raises:
         LookupError: no machine of that name.
     """
-    from spalloc.cli._records import parse_jobs, parse_machines
     from spalloc.cli._render import job_key, machine_detail, plain
+    from spalloc.models import parse_jobs, parse_machines
 
     address = _server(hostname, port, timeout)
     machine_reply, jobs_reply = _fetch(address, ("list_machines", (), {}),
@@ -159,14 +159,14 @@ def machine(name: str, *, hostname: str | None = None, port: int | None = None,
     if found is None:
         raise LookupError(f"No machine {name!r} was found")
     jobs = parse_jobs(jobs_reply)
-    on_it = [job for job in jobs if job.machine_name == name]
+    on_it = [job for job in jobs if job.allocated_machine_name == name]
     in_use = sum(len(job.boards or ()) for job in on_it)
     details = Table(("Name", "Tags", "In-use", "Jobs"),
                     ((found.name, ", ".join(found.tags), f"{in_use} of {found.num_boards}",
                       len(on_it)),), f"Machine {name}")
     job_rows = tuple(
         (job_key(i), job.job_id, len(job.boards or ()),
-         f"{job.owner} ({job.keepalivehost})" if job.keepalivehost else job.owner)
+         f"{job.owner or ''} ({job.keepalivehost})" if job.keepalivehost else job.owner or "")
         for i, job in enumerate(on_it))
     text_map = plain(machine_detail(found, jobs, detailed=False))
     board_map = _board_map(name, address, owner) if live_map else None
@@ -204,7 +204,7 @@ def where_is(*, machine: str | None = None, x: int | None = None, y: int | None 
     Raises:
         LookupError: nothing is at that location.
     """
-    from spalloc.cli._records import LocationRecord
+    from spalloc.models import WhereIs
 
     given = {"machine": machine, "x": x, "y": y, "z": z, "cabinet": cabinet, "frame": frame,
              "board": board, "chip_x": chip_x, "chip_y": chip_y, "job_id": job_id}
@@ -216,7 +216,7 @@ def where_is(*, machine: str | None = None, x: int | None = None, y: int | None 
                         "or job_id+chip_x,chip_y")
     address = _server(hostname, port, timeout)
     (reply,) = _fetch(address, ("where_is", (), kwargs))
-    location = LocationRecord.from_wire(reply)
+    location = WhereIs.from_wire(reply)
     if location is None:
         raise LookupError("No boards at the specified location")
     cabinet_, frame_, board_ = location.physical

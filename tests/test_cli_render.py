@@ -21,7 +21,6 @@ from spalloc.cli._options import (
     server_settings,
 )
 from spalloc.cli._output import Output, colour_wanted
-from spalloc.cli._records import JobRecord, LocationRecord, MachineRecord, parse_jobs
 from spalloc.cli._render import (
     BoardGroup,
     ethernet_csv,
@@ -36,6 +35,18 @@ from spalloc.cli._render import (
     where_is_info,
 )
 from spalloc.config import SpallocConfig
+from spalloc.exceptions import ProtocolError
+from spalloc.models import (
+    JobDescription,
+    JobMachineInfo,
+    JobSnapshot,
+    JobStateInfo,
+    MachineDescription,
+    WhereIs,
+    parse_jobs,
+    parse_machines,
+)
+from spalloc.states import JobState
 
 # --------------------------------------------------------------------------- layouts
 
@@ -91,12 +102,12 @@ def test_ethernet_csv_is_sorted_with_a_header() -> None:
         "x,y,hostname\n0,0,a\n4,8,b\n8,4,c\n")
 
 
-def _job(**changes: object) -> JobRecord:
+def _job(**changes: object) -> JobDescription:
     wire = {"job_id": 3, "owner": "me", "start_time": None, "keepalive": 60.0, "state": 1,
             "power": None, "args": [], "kwargs": {}, "allocated_machine_name": None,
             "boards": None, "keepalivehost": ""}
     wire.update(changes)
-    return JobRecord.from_wire(wire)
+    return JobDescription.from_wire(wire)
 
 
 def test_ps_shows_queued_jobs_blank_and_empty_host_without_parentheses() -> None:
@@ -117,16 +128,16 @@ def test_ps_filters_by_owner_and_machine() -> None:
 
 
 def test_machine_without_jobs_ends_with_two_blank_lines() -> None:
-    machine = MachineRecord.from_wire({"name": "b", "tags": ["single"], "width": 1,
-                                       "height": 1, "dead_boards": [[0, 0, 1], [0, 0, 2]],
-                                       "dead_links": []})
+    machine = MachineDescription.from_wire({"name": "b", "tags": ["single"], "width": 1,
+                                            "height": 1, "dead_boards": [[0, 0, 1], [0, 0, 2]],
+                                            "dead_links": []})
     text = plain(machine_detail(machine, []))
     assert text.endswith(" ___\n/ . \\\n\\___/\n\n")
     assert "In-use: 0 of 1" in text
 
 
 def test_where_is_hides_job_chip_for_free_boards() -> None:
-    location = LocationRecord.from_wire({
+    location = WhereIs.from_wire({
         "machine": "m", "logical": [0, 1, 2], "physical": [0, 0, 5], "chip": [9, 21],
         "board_chip": [5, 1], "job_id": None, "job_chip": None})
     assert location is not None
@@ -134,7 +145,78 @@ def test_where_is_hides_job_chip_for_free_boards() -> None:
     assert "Coordinates within board: (5, 1)" in text
     assert "Job using board: None" in text
     assert "within job" not in text
-    assert LocationRecord.from_wire(None) is None
+    assert WhereIs.from_wire(None) is None
+
+
+# --------------------------------------------------------------------------- parsed replies
+# One set of types (spalloc.models) serves the library, the tools and the notebook.
+
+
+def test_missing_keys_read_as_none_and_java_values_pass() -> None:
+    state = JobStateInfo.from_wire({})
+    assert state[:6] == (JobState.unknown, None, None, None, None, None)
+    java = JobStateInfo.from_wire({"state": 1, "power": False, "reason": "", "keepalive": 60})
+    assert (java.state, java.power, java.reason, java.keepalive) == (
+        JobState.queued, False, "", 60.0)
+    assert JobMachineInfo.from_wire({}) == JobMachineInfo.empty()._replace(raw={})
+    (job,) = parse_jobs([{"job_id": 4}])
+    assert (job.owner, job.state, job.boards, job.args, job.kwargs) == (
+        None, JobState.unknown, None, (), {})
+    # No owner shows as nothing (not "None"); no keepalive shows as None, as officially.
+    assert plain(ps_table([job._replace(keepalive=60.0)])).splitlines()[1].endswith("  60.0")
+    assert plain(ps_table([job])).splitlines()[1].endswith("  None")
+
+
+@pytest.mark.parametrize("parse,wire,field", [
+    (JobStateInfo.from_wire, {"state": 3, "keepalive": "soon"}, "keepalive"),
+    (JobStateInfo.from_wire, {"state": 3, "power": "on"}, "power"),
+    (JobStateInfo.from_wire, {"state": 3, "reason": ["x"]}, "reason"),
+    (JobMachineInfo.from_wire, {"connections": [[[0], "h"]]}, "connections"),
+    (JobMachineInfo.from_wire, {"width": 2.5}, "width"),
+    (JobDescription.from_wire, {"job_id": 1, "boards": [[0, 0]]}, "boards"),
+    (JobDescription.from_wire, {"job_id": "1"}, "job_id"),
+    (JobDescription.from_wire, {"owner": "me"}, "job_id"),
+    (MachineDescription.from_wire, {"width": 1, "height": 1}, "name"),
+    (MachineDescription.from_wire, {"name": "m", "width": 1}, "height"),
+    (MachineDescription.from_wire, {"name": "m", "width": 1, "height": 1,
+                                    "dead_links": [[0, 0, 0]]}, "dead_links"),
+    (WhereIs.from_wire, {"machine": "m", "logical": [0, 0, 0], "physical": [0, 0, 0],
+                         "chip": [0, 0], "board_chip": [0, 0], "job_chip": [1]}, "job_chip"),
+])
+def test_unusable_values_raise_naming_the_field(parse, wire, field) -> None:
+    with pytest.raises(ProtocolError, match=f"'{field}'"):
+        parse(wire)
+
+
+def test_a_reply_of_the_wrong_shape_raises() -> None:
+    for parse in (parse_jobs, parse_machines, JobStateInfo.from_wire, WhereIs.from_wire):
+        with pytest.raises(ProtocolError, match="unexpected"):
+            parse("nonsense")
+
+
+def test_the_reply_as_sent_reads_like_a_dict_and_stays_out_of_the_repr() -> None:
+    state = JobStateInfo.from_wire({"state": 3, "power": 1, "extra": [1]})
+    assert state["state"] == 3 and state.get("extra") == [1] and state.get("nope", 5) == 5
+    assert state[0] is JobState.ready and state.power is True  # indexes stay the tuple's
+    assert "extra" not in repr(state) and repr(state).startswith("JobStateInfo(state=")
+    info = JobMachineInfo.from_wire({"connections": [[[4, 8], "b"], [[0, 0], "a"]]})
+    assert info["connections"] == [[[4, 8], "b"], [[0, 0], "a"]]
+    assert info.connections == {(4, 8): "b", (0, 0): "a"}
+
+
+def test_machines_sort_tags_and_count_live_boards() -> None:
+    (machine,) = parse_machines([{"name": "m", "tags": ["b", "a"], "width": 2, "height": 1,
+                                  "dead_boards": [[1, 0, 2]], "dead_links": [[0, 0, 1, 5]]}])
+    assert machine.tags == ("a", "b") and machine.num_boards == 5
+    assert (1, 0, 2) not in machine.boards() and len(machine.boards()) == 5
+    assert machine.dead_links == ((0, 0, 1, 5),)
+
+
+def test_snapshot_replace_keeps_the_rest() -> None:
+    snap = JobSnapshot(job_id=3, connections={(0, 0): "h"})
+    changed = snap._replace(state=JobState.ready)
+    assert changed != snap and changed.job_id == 3 and changed.hostname == "h"
+    assert snap._replace(state=JobState.unknown) == snap
 
 
 # --------------------------------------------------------------------------- -c commands

@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterable, Sequence
 
 from spalloc._namedtuple import NamedTuple
-from spalloc.cli._records import (
-    JobRecord,
-    JobStateRecord,
-    LocationRecord,
-    MachineInfoRecord,
-    MachineRecord,
+from spalloc.models import (
+    JobDescription,
+    JobMachineInfo,
+    JobStateInfo,
+    MachineDescription,
+    WhereIs,
 )
 from spalloc.states import JobState
 
@@ -243,21 +243,33 @@ _STATE_CELLS: dict[int, tuple[str, str]] = {
 }
 
 
-def _owner_host(job: JobRecord) -> str:
-    return f"{job.owner} ({job.keepalivehost})" if job.keepalivehost else job.owner
+def _owner_host(job: JobDescription) -> str:
+    owner = job.owner or ""
+    return f"{owner} ({job.keepalivehost})" if job.keepalivehost else owner
 
 
-def ps_rows(jobs: Iterable[JobRecord], *, machine: str | None = None,
+def _state_cell(job: JobDescription) -> Cell:
+    cell = _STATE_CELLS.get(job.state)
+    if cell is not None:
+        return cell
+    # A state this client does not know shows as the number sent, not as unknown's 0.
+    sent = job.get("state")
+    if job.state is JobState.unknown and isinstance(sent, int) and not isinstance(sent, bool):
+        return str(sent)
+    return str(int(job.state))
+
+
+def ps_rows(jobs: Iterable[JobDescription], *, machine: str | None = None,
             owner: str | None = None) -> list[list[Cell]]:
     """The ``spalloc-ps`` table as cells, header first, filtered by machine and owner."""
     rows: list[list[Cell]] = [[(name, HEADER) for name in (
         "ID", "State", "Power", "Boards", "Machine", "Created at", "Keepalive", "Owner (Host)")]]
     for job in jobs:
-        if machine is not None and job.machine_name != machine:
+        if machine is not None and job.allocated_machine_name != machine:
             continue
         if owner is not None and job.owner != owner:
             continue
-        state: Cell = _STATE_CELLS.get(job.state) or str(job.state)
+        state = _state_cell(job)
         power: Cell = ""
         if job.power is not None:
             power = ("on", "green") if job.power else ("off", "red")
@@ -268,7 +280,7 @@ def ps_rows(jobs: Iterable[JobRecord], *, machine: str | None = None,
             state,
             power,
             "" if job.boards is None else len(job.boards),
-            job.machine_name or "",
+            job.allocated_machine_name or "",
             render_timestamp(job.start_time),
             str(job.keepalive),
             _owner_host(job),
@@ -276,7 +288,7 @@ def ps_rows(jobs: Iterable[JobRecord], *, machine: str | None = None,
     return rows
 
 
-def ps_table(jobs: Iterable[JobRecord], *, machine: str | None = None,
+def ps_table(jobs: Iterable[JobDescription], *, machine: str | None = None,
              owner: str | None = None) -> Lines:
     """The ``spalloc-ps`` output."""
     return render_table(ps_rows(jobs, machine=machine, owner=owner))
@@ -295,15 +307,16 @@ def job_colour(job_id: int) -> str:
     return JOB_COLOURS[job_id % len(JOB_COLOURS)]
 
 
-def _jobs_on(machine: str, jobs: Iterable[JobRecord]) -> list[JobRecord]:
-    return [job for job in jobs if job.machine_name == machine]
+def _jobs_on(machine: str, jobs: Iterable[JobDescription]) -> list[JobDescription]:
+    return [job for job in jobs if job.allocated_machine_name == machine]
 
 
-def _in_use(jobs: Iterable[JobRecord]) -> int:
+def _in_use(jobs: Iterable[JobDescription]) -> int:
     return sum(len(job.boards or ()) for job in jobs)
 
 
-def machine_list(machines: Iterable[MachineRecord], jobs: Sequence[JobRecord]) -> Lines:
+def machine_list(machines: Iterable[MachineDescription],
+                 jobs: Sequence[JobDescription]) -> Lines:
     """The ``spalloc-machine`` table of every machine and its load."""
     rows: list[list[Cell]] = [[(name, HEADER) for name in (
         "Name", "Num boards", "In-use", "Jobs", "Tags")]]
@@ -314,7 +327,7 @@ def machine_list(machines: Iterable[MachineRecord], jobs: Sequence[JobRecord]) -
     return render_table(rows)
 
 
-def machine_detail(machine: MachineRecord, jobs: Sequence[JobRecord], *,
+def machine_detail(machine: MachineDescription, jobs: Sequence[JobDescription], *,
                    detailed: bool = False, width: int = 80) -> Lines:
     """One machine: summary, hexagonal map of its boards and jobs, then a key to the jobs."""
     on_it = _jobs_on(machine.name, jobs)
@@ -348,15 +361,15 @@ def machine_detail(machine: MachineRecord, jobs: Sequence[JobRecord], *,
 
 # --------------------------------------------------------------------------- spalloc-job
 
-def _request(job: JobRecord) -> str:
+def _request(job: JobDescription) -> str:
     # Positional arguments as sent, then the keywords sorted by name, one per line.
     parts = [", ".join(str(arg) for arg in job.args)] if job.args else []
     parts += [f"{key}={value!r}" for key, value in sorted(job.kwargs.items())]
     return "Job(" + ",\n    ".join(parts) + ")"
 
 
-def job_info(job_id: int, job: JobRecord | None, state: JobStateRecord,
-             machine_info: MachineInfoRecord | None) -> Lines:
+def job_info(job_id: int, job: JobDescription | None, state: JobStateInfo,
+             machine_info: JobMachineInfo | None) -> Lines:
     """The ``spalloc-job`` information block.
 
     ``job`` is the job's ``list_jobs`` entry, ``None`` when the job is not live; then only
@@ -364,11 +377,11 @@ def job_info(job_id: int, job: JobRecord | None, state: JobStateRecord,
     """
     items: list[tuple[str, Value]] = [("Job ID", job_id)]
     if job is None:
-        items.append(("State", JobState.from_wire(state.state).name))
+        items.append(("State", state.state.name))
         if state.reason is not None:
             items.append(("Reason", state.reason))
         return render_definitions(items)
-    items += [("Owner", job.owner), ("State", JobState.from_wire(job.state).name)]
+    items += [("Owner", job.owner or ""), ("State", job.state.name)]
     if job.start_time is not None:
         items.append(("Start time", render_timestamp(job.start_time)))
     items.append(("Keepalive", job.keepalive))
@@ -380,7 +393,7 @@ def job_info(job_id: int, job: JobRecord | None, state: JobStateRecord,
             [BoardGroup(job.boards, (" . ", DIM), DIM, BRIGHT)])))
     info = machine_info
     if info is not None and info.connections:
-        items.append(("Hostname", info.connections[0][1]))
+        items.append(("Hostname", min(info.connections.items())[1]))
     if info is not None and info.width is not None:
         items.append(("Width", info.width))
     if info is not None and info.height is not None:
@@ -389,8 +402,8 @@ def job_info(job_id: int, job: JobRecord | None, state: JobStateRecord,
         items.append(("Num boards", len(job.boards)))
     if job.power is not None:
         items.append(("Board power", "on" if job.power else "off"))
-    if job.machine_name is not None:
-        items.append(("Running on", job.machine_name))
+    if job.allocated_machine_name is not None:
+        items.append(("Running on", job.allocated_machine_name))
     return render_definitions(items)
 
 
@@ -403,9 +416,9 @@ def ethernet_csv(connections: Iterable[tuple[tuple[int, int], str]]) -> str:
 
 # --------------------------------------------------------------------------- spalloc
 
-def alloc_info(info: MachineInfoRecord, csv_path: str | None) -> Lines:
+def alloc_info(info: JobMachineInfo, csv_path: str | None) -> Lines:
     """The block ``spalloc`` prints once a job is ready."""
-    connections = info.connections or ()
+    connections = sorted((info.connections or {}).items())
     items: list[tuple[str, Value]] = []
     if connections:
         items.append(("Hostname", [((connections[0][1], BRIGHT),)]))
@@ -421,7 +434,7 @@ def alloc_info(info: MachineInfoRecord, csv_path: str | None) -> Lines:
 
 # --------------------------------------------------------------------------- spalloc-where-is
 
-def where_is_info(location: LocationRecord, *, show_board_chip: bool) -> Lines:
+def where_is_info(location: WhereIs, *, show_board_chip: bool) -> Lines:
     """The ``spalloc-where-is`` block."""
     cabinet, frame, board = location.physical
     items: list[tuple[str, Value]] = [
@@ -438,7 +451,8 @@ def where_is_info(location: LocationRecord, *, show_board_chip: bool) -> Lines:
     return render_definitions(items)
 
 
-def machine_by_name(machines: Iterable[MachineRecord], name: str) -> MachineRecord | None:
+def machine_by_name(machines: Iterable[MachineDescription],
+                    name: str) -> MachineDescription | None:
     """The machine called *name*, or ``None``."""
     return next((m for m in machines if m.name == name), None)
 

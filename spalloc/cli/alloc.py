@@ -205,13 +205,12 @@ def _watch_destroyed(job: Any, status: _Status, event: threading.Event) -> Any:
 
 def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._records import MachineInfoRecord
     from spalloc.cli._render import alloc_info
+    from spalloc.models import JobMachineInfo
 
     snap = job.snapshot
-    info = MachineInfoRecord(snap.width, snap.height,
-                             tuple(sorted((snap.connections or {}).items())),
-                             snap.machine_name, snap.boards)
+    info = JobMachineInfo(snap.width, snap.height, snap.connections, snap.machine_name,
+                          snap.boards)
     out = Output()
     out.lines(alloc_info(info, csv_path))
     if out.colour:

@@ -86,7 +86,7 @@ def build_parser(config: Any = None) -> argparse.ArgumentParser:
 
 
 def _choose_job(client: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from spalloc.cli._records import parse_jobs
+    from spalloc.models import parse_jobs
 
     if args.job_id is not None:
         return int(args.job_id)
@@ -103,8 +103,8 @@ def _choose_job(client: Any, args: argparse.Namespace, parser: argparse.Argument
 
 
 def _info_frame(client: Any, job_id: int) -> tuple[list, bool]:
-    from spalloc.cli._records import JobStateRecord, MachineInfoRecord, parse_jobs
     from spalloc.cli._render import job_info
+    from spalloc.models import JobMachineInfo, JobStateInfo, parse_jobs
 
     # Like the official tool, ask get_job_state only for a job that is no longer live: for a
     # live job it would move the job's "Owner host" to this machine.
@@ -112,26 +112,26 @@ def _info_frame(client: Any, job_id: int) -> tuple[list, bool]:
         ("list_jobs", (), {}), ("get_job_machine_info", (job_id,), {})])
     job = next((j for j in parse_jobs(jobs_reply) if j.job_id == job_id), None)
     if job is not None:
-        state = JobStateRecord(job.state, job.power, job.keepalive, None, job.start_time,
-                               job.keepalivehost)
-        info: MachineInfoRecord | None = MachineInfoRecord.from_wire(info_reply)
+        state = JobStateInfo(job.state, job.power, job.keepalive, None, job.start_time,
+                             job.keepalivehost)
+        info: JobMachineInfo | None = JobMachineInfo.from_wire(info_reply)
     else:
-        state = JobStateRecord.from_wire(client.call("get_job_state", job_id))
+        state = JobStateInfo.from_wire(client.call("get_job_state", job_id))
         info = None
     finished = state.state in (JobState.destroyed, JobState.unknown)
     return job_info(job_id, job, state, info), finished
 
 
 def _power(client: Any, job_id: int, on: bool) -> int:
-    from spalloc.cli._records import JobStateRecord
     from spalloc.cli._watch import wait_for_change
+    from spalloc.models import JobStateInfo
 
-    def state() -> JobStateRecord:
-        return JobStateRecord.from_wire(client.call("get_job_state", job_id))
+    def state() -> JobStateInfo:
+        return JobStateInfo.from_wire(client.call("get_job_state", job_id))
 
     current = state()
     if current.state not in (JobState.ready, JobState.power):
-        name = JobState.from_wire(current.state).name
+        name = current.state.name
         raise CliError(EXIT_BAD_STATE,
                        f"Error: Cannot power {'on' if on else 'off'} job {job_id} "
                        f"in state {name}")
@@ -143,7 +143,7 @@ def _power(client: Any, job_id: int, on: bool) -> int:
             if current.state == JobState.ready:
                 return 0
             if current.state != JobState.power:
-                name = JobState.from_wire(current.state).name
+                name = current.state.name
                 reason = f": {current.reason}" if current.reason else ""
                 raise CliError(EXIT_BAD_STATE, f"Error: job {job_id} is {name}{reason}")
             wait_for_change(client)
@@ -171,13 +171,13 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.power_on or args.power_off:
             return _power(client, job_id, bool(args.power_on))
         if args.ethernet_ips:
-            from spalloc.cli._records import MachineInfoRecord
             from spalloc.cli._render import ethernet_csv
+            from spalloc.models import JobMachineInfo
 
-            info = MachineInfoRecord.from_wire(client.call("get_job_machine_info", job_id))
+            info = JobMachineInfo.from_wire(client.call("get_job_machine_info", job_id))
             if info.connections is None:
                 raise CliError(EXIT_NOT_ALLOCATED, f"Job {job_id} is queued or does not exist")
-            out.stream.write(ethernet_csv(info.connections))
+            out.stream.write(ethernet_csv(info.connections.items()))
             out.flush()
             return 0
         if args.destroy is not None:

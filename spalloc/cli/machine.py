@@ -47,8 +47,8 @@ def build_parser(config: object = None) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._records import parse_jobs, parse_machines
     from spalloc.cli._render import machine_by_name, machine_detail, machine_list
+    from spalloc.models import parse_jobs, parse_machines
 
     parser = build_parser(load_cli_config())
     args = parser.parse_args(argv)

@@ -41,8 +41,8 @@ def build_parser(config: object = None) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._records import parse_jobs
     from spalloc.cli._render import ps_table
+    from spalloc.models import parse_jobs
 
     parser = build_parser(load_cli_config())
     args = parser.parse_args(argv)

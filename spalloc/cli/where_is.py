@@ -89,8 +89,8 @@ def query_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._records import LocationRecord
     from spalloc.cli._render import where_is_info
+    from spalloc.models import WhereIs
 
     parser = build_parser(load_cli_config())
     args = parser.parse_args(argv)
@@ -103,7 +103,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         # Every form is sent by keyword, which both the Python and the Java server accept
         # (the official 7.4 client could only send the job form: B11).
-        location = LocationRecord.from_wire(client.call("where_is", **query))
+        location = WhereIs.from_wire(client.call("where_is", **query))
     finally:
         client.close()
     if location is None:
