@@ -10,6 +10,7 @@ import contextlib
 import getpass
 import shlex
 import sys
+import warnings
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -262,10 +263,18 @@ class SpallocMagics(Magics):
             what, kwargs = job_arguments(args)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        from spalloc._local import EmulatedBoardsWarning
         from spalloc.job import Job
 
-        with self._errors():
+        with self._errors(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EmulatedBoardsWarning)
             job = Job(*what, **kwargs)
+        for warning in caught:  # one plain line, not a Python warning with a file path
+            if issubclass(warning.category, EmulatedBoardsWarning):
+                print(f"spalloc: {warning.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename,
+                                     warning.lineno)
         if args.hostname == LOCAL:
             _api.mark_emulated(job)
         registry.add_job(job)
@@ -326,10 +335,18 @@ class SpallocMagics(Magics):
             self._wait(job, show_now=self._widgets_enabled())
             self._shell.user_ns[name] = job
             result = self._shell.run_cell(cell, store_history=False)
-            result.raise_error()
+            error = result.error_before_exec or result.error_in_exec
         except BaseException as exc:
             reason = _reason(exc)
             raise
+        else:
+            if isinstance(error, KeyboardInterrupt):
+                reason = _reason(error)
+                raise error
+            if error is not None:
+                # The body's traceback is already shown; fail the cell with one line more.
+                reason = _reason(error)
+                raise CellFailed(error, job.id, destroyed=not args.keep) from error
         finally:
             if args.keep:
                 registry.release_job(job)
@@ -444,6 +461,21 @@ def _where_kwargs(args: Any) -> dict[str, Any]:
         return {"machine": args.chip[0], "chip_x": chip_x, "chip_y": chip_y}
     job_id, chip_x, chip_y = args.job_chip
     return {"job_id": job_id, "chip_x": chip_x, "chip_y": chip_y}
+
+
+class CellFailed(Exception):
+    """The body of a ``%%spalloc`` cell failed: the cell fails too, with a one-line summary."""
+
+    def __init__(self, error: BaseException, job_id: int | None, *, destroyed: bool) -> None:
+        fate = "destroyed" if destroyed else "kept (--keep)"
+        super().__init__(f"%%spalloc: the cell failed ({type(error).__name__}: {error}); "
+                         f"job {job_id} was {fate}")
+        self.error = error
+        self.job_id = job_id
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a second traceback of the body's error.
+        return [str(self)]
 
 
 def _reason(exc: BaseException) -> str:

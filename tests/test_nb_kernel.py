@@ -142,8 +142,10 @@ def test_cell_magic_failure_fails_the_cell(kernel: Kernel, emulator: Emulator) -
     content, _, errors = kernel.run("%load_ext spalloc_nb")
     assert content["status"] == "ok"
     content, _, errors = kernel.run("%%spalloc 1\nseen = job.id\n1 / 0")
-    assert content["status"] == "error" and content["ename"] == "ZeroDivisionError"
-    assert errors and errors[-1]["ename"] == "ZeroDivisionError"
+    assert content["status"] == "error" and content["ename"] == "CellFailed"
+    # The body's own traceback, then one summary line (not the same traceback twice).
+    assert [e["ename"] for e in errors] == ["ZeroDivisionError", "CellFailed"]
+    assert len(errors[-1]["traceback"]) == 1 and "division by zero" in errors[-1]["traceback"][0]
     (job_id,) = kernel.ids("print(seen)")
     assert emulator.retired_jobs()[job_id] == "Cell failed: ZeroDivisionError"
 

@@ -15,6 +15,7 @@ from spalloc.emulator import Emulator
 from spalloc.job import Job
 from spalloc.states import JobState
 from spalloc_nb._registry import registry
+from spalloc_nb.magics import CellFailed
 from tests.conftest import wait_for
 
 OWNER = "nb-test@example.org"
@@ -171,8 +172,13 @@ def test_cell_magic_failure_propagates_and_destroys(ip: InteractiveShell,
                                                     emulator: Emulator) -> None:
     result = ip.run_cell("%%spalloc 1 --name mine\nseen = mine.id\n1 / 0")
     assert not result.success
-    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    failed = result.error_in_exec
+    assert isinstance(failed, CellFailed) and isinstance(failed.error, ZeroDivisionError)
     job_id = ip.user_ns["seen"]
+    # One summary line, not a second traceback of the body's error.
+    assert failed._render_traceback_() == [
+        f"%%spalloc: the cell failed (ZeroDivisionError: division by zero); "
+        f"job {job_id} was destroyed"]
     assert job_id not in live_ids(emulator)
     assert emulator.retired_jobs()[job_id] == "Cell failed: ZeroDivisionError"
 
@@ -385,3 +391,20 @@ def test_import_is_light() -> None:
             "print(sorted({'IPython', 'ipywidgets', 'traitlets', 'anywidget'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_local_warning_is_one_plain_line(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import spalloc._local as local
+
+    monkeypatch.setattr(local, "_emulator", None)  # a fresh in-process emulator warns again
+    job = ip.run_line_magic("spalloc", "--local 1")
+    fresh = local._emulator
+    try:
+        err = capsys.readouterr().err
+        assert err.startswith("spalloc: hostname 'local'") and "emulated" in err
+        assert err.count("\n") == 1 and ".py" not in err
+    finally:
+        job.destroy()
+        assert fresh is not None
+        fresh.stop()
