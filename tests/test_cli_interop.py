@@ -25,20 +25,10 @@ from spalloc.cli import where_is as where_is_cli
 from spalloc.client import ProtocolClient
 from spalloc.emulator import Emulator
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("isolated_config")]
 
 WAIT = 10.0
 TIME = re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d")
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("SPALLOC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
-    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,7 @@ WAIT = 5.0
 TIME = re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    """No config file or SPALLOC_* variable of the machine running the tests leaks in."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("SPALLOC_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 @pytest.fixture
