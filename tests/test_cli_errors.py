@@ -49,7 +49,10 @@ class FakeServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(0.2)
+        try:
+            conn.settimeout(0.2)
+        except OSError:  # hung up (closed by the test) before this thread got going
+            return
         buffer = b""
         while not self._stop.is_set():
             try:
