@@ -79,8 +79,13 @@ non_negative_float.__name__ = "ratio"
 boolean.__name__ = "boolean"
 
 
-def _cfg(config: Any, key: str, default: Any = None) -> Any:
-    return getattr(config, key, default) if config is not None else default
+def _defaults(config: Any) -> Any:
+    """The config supplying option defaults; ``None`` means the documented defaults."""
+    if config is None:
+        from spalloc.config import SpallocConfig
+
+        return SpallocConfig()
+    return config
 
 
 def _show(value: Any) -> str:
@@ -103,34 +108,35 @@ def add_server_options(parser: Any, config: Any = None, *, owner: bool = False,
     Returns:
         The argument group holding the options.
     """
+    config = _defaults(config)
     group = parser.add_argument_group("spalloc server arguments")
     if owner:
         group.add_argument(
-            "--owner", default=_cfg(config, "owner"),
+            "--owner", default=config.owner,
             help="by convention, the email address of the owner of the job "
                  "(default: %(default)s)")
     group.add_argument(
-        "--hostname", "-H", default=_cfg(config, "hostname"),
+        "--hostname", "-H", default=config.hostname,
         help="hostname or IP of the spalloc server, or 'local' for the embedded emulator "
              "(default: %(default)s)")
     group.add_argument(
-        "--port", "-P", type=int, default=_cfg(config, "port", 22244),
+        "--port", "-P", type=int, default=config.port,
         help="port number of the spalloc server (default: %(default)s)")
     if keepalive:
         group.add_argument(
             "--keepalive", type=optional_seconds, metavar="SECONDS",
-            default=_cfg(config, "keepalive", 60.0),
+            default=config.keepalive,
             help="the interval at which to require keepalive messages to be sent to prevent "
                  "the server cancelling the job, or -1 to not require keepalive messages; "
                  "fractions allowed (default: %(default)s)")
         group.add_argument(
             "--reconnect-delay", type=optional_seconds, metavar="SECONDS",
-            default=_cfg(config, "reconnect_delay", 5.0),
+            default=config.reconnect_delay,
             help="seconds to wait before reconnecting to the server if the connection is "
                  "lost (default: %(default)s)")
     group.add_argument(
         "--timeout", type=optional_seconds, metavar="SECONDS",
-        default=_cfg(config, "timeout", 5.0),
+        default=config.timeout,
         help="seconds to wait for a response from the server, or -1 to wait forever; "
              "applies to every call, the connection included (default: %(default)s)")
     if local:
@@ -138,7 +144,7 @@ def add_server_options(parser: Any, config: Any = None, *, owner: bool = False,
             "--local", action="store_const", const=LOCAL, dest="hostname",
             help="use an emulated spalloc server inside this process (no real boards)")
     group.add_argument(
-        "--ignore-version", action="store_true", default=bool(_cfg(config, "ignore_version")),
+        "--ignore-version", action="store_true", default=config.ignore_version,
         help="talk to the server whatever version it reports")
     # The official tools spell it --ignore_version and take a value; keep that working, but
     # parse the value as a real boolean.
@@ -153,6 +159,7 @@ def add_job_options(parser: Any, config: Any = None) -> Any:
     Returns:
         The argument group holding the options.
     """
+    config = _defaults(config)
     group = parser.add_argument_group(
         "allocation arguments",
         "WHAT is nothing or 1 (one board), NUM (at least NUM boards), WIDTH HEIGHT "
@@ -164,9 +171,9 @@ def add_job_options(parser: Any, config: Any = None) -> Any:
         help="resume keeping the specified job alive rather than creating a new job "
              "(all allocation requirements are then ignored)")
     # As the official tool does, a config without tags means the "default" tag.
-    tags = _cfg(config, "tags", None) or ("default",)
+    tags = config.tags or ("default",)
     group.add_argument(
-        "--machine", "-m", nargs="?", default=_cfg(config, "machine"),
+        "--machine", "-m", nargs="?", default=config.machine,
         help="only allocate boards of a specific machine, or any machine if given without "
              "a name (default: %(default)s)")
     group.add_argument(
@@ -176,20 +183,20 @@ def add_job_options(parser: Any, config: Any = None) -> Any:
              f"means any machine (default: {_show(tags)})")
     group.add_argument(
         "--min-ratio", type=non_negative_float, metavar="RATIO",
-        default=_cfg(config, "min_ratio", 0.333),
+        default=config.min_ratio,
         help="when asking for a number of boards, require the allocation to be at least as "
              "square as this ratio (default: %(default)s)")
     group.add_argument(
         "--max-dead-boards", type=optional_int, metavar="NUM",
-        default=_cfg(config, "max_dead_boards", 0),
+        default=config.max_dead_boards,
         help="boards allowed to be dead in the allocation, or -1 to allow any number "
              "(default: %(default)s)")
     group.add_argument(
         "--max-dead-links", type=optional_int, metavar="NUM",
-        default=_cfg(config, "max_dead_links"),
+        default=config.max_dead_links,
         help="inter-board links allowed to be dead in the allocation, or -1 to allow any "
              "number (default: %(default)s)")
-    torus = bool(_cfg(config, "require_torus", False))
+    torus = config.require_torus
     group.add_argument(
         "--require-torus", "-w", action="store_true", default=torus,
         help="require that the allocation have wrap-around links" +
