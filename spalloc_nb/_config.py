@@ -26,8 +26,6 @@ JOB_SETTINGS = (
     "min_ratio", "max_dead_boards", "max_dead_links", "require_torus",
 )
 
-_DEFAULTS: dict[str, Any] = {"hostname": None, "port": 22244, "timeout": 5.0}
-
 
 @dataclass(frozen=True)
 class ServerAddress:
@@ -60,34 +58,20 @@ def explicit_settings(traits: Mapping[str, Any], options: Mapping[str, Any]) -> 
     return merged
 
 
-def _file_config() -> dict[str, Any]:
-    """The library's view of the config file and environment (defaults if it cannot say)."""
-    try:
-        from spalloc import config as config_module
-    except ImportError:  # the library predates spalloc.config
-        return dict(_DEFAULTS)
-    loader = getattr(config_module, "load_config", None)
-    if loader is None:
-        return dict(_DEFAULTS)
-    loaded = loader()
-    values = dict(_DEFAULTS)
-    for key in ("hostname", "port", "timeout"):
-        if hasattr(loaded, key):
-            values[key] = getattr(loaded, key)
-    return values
-
-
 def resolve_server(traits: Mapping[str, Any], options: Mapping[str, Any]) -> ServerAddress:
     """Resolve hostname, port and timeout for a bare connection; ``local`` is the emulator.
 
     Raises:
         ValueError: no hostname is configured anywhere.
     """
+    from spalloc._local import is_local
+    from spalloc.config import load_config
+
     explicit = explicit_settings(traits, options)
-    base = _file_config()
-    hostname = explicit.get("hostname", base.get("hostname"))
-    port = int(explicit.get("port", base.get("port") or 22244))
-    timeout = explicit.get("timeout", base.get("timeout"))
+    base = load_config()  # the config file and SPALLOC_* variables, as the library reads them
+    hostname = explicit.get("hostname", base.hostname)
+    port = int(explicit.get("port", base.port))
+    timeout = explicit.get("timeout", base.timeout)
     if timeout is not None and timeout < 0:
         timeout = None
     if not hostname:
@@ -95,7 +79,7 @@ def resolve_server(traits: Mapping[str, Any], options: Mapping[str, Any]) -> Ser
             "no spalloc server configured: use --hostname/-H, "
             "%config SpallocMagics.hostname = '...', SPALLOC_HOSTNAME, the spalloc config file, "
             "or --local for the embedded emulator")
-    if hostname == "local":
+    if is_local(hostname):
         from spalloc._local import local_emulator
 
         emulator = local_emulator()
