@@ -281,6 +281,5 @@ def job_bundle(job: Any, *, widget: bool) -> dict[str, Any]:
     """The display bundle of a job: live widget (optional) + ``text/html`` + ``text/plain``."""
     if widget:
         return job_widget(job)._repr_mimebundle_()
-    snapshot = getattr(job, "snapshot", job)
-    view = job_view(snapshot, emulated=_is_emulated(job))
+    view = job_view(job.snapshot, emulated=_is_emulated(job))
     return {"text/html": job_html(view), "text/plain": job_text(view)}

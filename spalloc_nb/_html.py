@@ -11,7 +11,10 @@ import html
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from spalloc.models import JobSnapshot
 
 __all__ = [
     "JobView",
@@ -25,7 +28,6 @@ __all__ = [
     "table_text",
 ]
 
-_STATE_NAMES = {0: "unknown", 1: "queued", 2: "power", 3: "ready", 4: "destroyed"}
 _STATE_COLOURS = {"queued": "#1565c0", "power": "#b26a00", "ready": "#2e7d32",
                   "destroyed": "#c62828", "unknown": "#616161"}
 
@@ -59,16 +61,6 @@ class JobView:
         return self.state in ("queued", "power", "ready")
 
 
-def _state_name(state: Any) -> str:
-    name = getattr(state, "name", None)
-    if isinstance(name, str):
-        return name
-    try:
-        return _STATE_NAMES.get(int(state), "unknown")
-    except (TypeError, ValueError):
-        return "unknown"
-
-
 def _power_text(state: str, power: Any) -> str:
     if state in ("destroyed", "unknown", "queued") or power is None:
         return ""
@@ -77,56 +69,41 @@ def _power_text(state: str, power: Any) -> str:
     return "on" if power else "off"
 
 
-def _health(snapshot: Any) -> str:
+def _health(snapshot: JobSnapshot) -> str:
     """Keepalive health as a category, so a routine keepalive does not change the rendering."""
-    state = _state_name(getattr(snapshot, "state", None))
-    if state not in ("queued", "power", "ready"):
+    if not snapshot.state.is_live:
         return "stopped"
-    if getattr(snapshot, "connected", True) is False:
+    if not snapshot.connected:
         return "disconnected, reconnecting"
-    error = getattr(snapshot, "keepalive_error", None)
-    if error:
-        return f"failing: {error}"
-    if getattr(snapshot, "keepalive", None) is None:
+    if snapshot.keepalive_error:
+        return f"failing: {snapshot.keepalive_error}"
+    if snapshot.keepalive is None:
         return "none (the job never expires)"
     return "ok"
 
 
-def job_view(snapshot: Any, *, ready_at: float | None = None, queued_for: float | None = None,
-             emulated: bool = False) -> JobView:
-    """Build a :class:`JobView` from a ``JobSnapshot`` (or anything with the same attributes)."""
-    state = _state_name(getattr(snapshot, "state", None))
-    raw_connections = getattr(snapshot, "connections", None) or {}
-    items: list[tuple[int, int, str]] = []
-    if isinstance(raw_connections, Mapping):
-        for key, host in raw_connections.items():
-            x, y = key
-            items.append((int(x), int(y), str(host)))
-    else:
-        for (x, y), host in raw_connections:
-            items.append((int(x), int(y), str(host)))
-    items.sort()
-    hostname = None
-    if items:
-        at_origin = [host for x, y, host in items if (x, y) == (0, 0)]
-        hostname = at_origin[0] if at_origin else items[0][2]
-    boards = tuple(sorted(tuple(int(c) for c in b) for b in (getattr(snapshot, "boards", None)
-                                                             or ())))
+def job_view(snapshot: JobSnapshot, *, ready_at: float | None = None,
+             queued_for: float | None = None, emulated: bool = False) -> JobView:
+    """Build a :class:`JobView` from a job's :class:`~spalloc.models.JobSnapshot`."""
+    state = snapshot.state.name
+    connections = tuple(sorted((int(x), int(y), str(host))
+                               for (x, y), host in (snapshot.connections or {}).items()))
+    boards = tuple(sorted(tuple(int(c) for c in b) for b in snapshot.boards or ()))
     return JobView(
-        job_id=getattr(snapshot, "job_id", None),
-        owner=getattr(snapshot, "owner", None),
+        job_id=snapshot.job_id,
+        owner=snapshot.owner,
         state=state,
-        power=_power_text(state, getattr(snapshot, "power", None)),
-        reason=getattr(snapshot, "reason", None),
-        machine=getattr(snapshot, "machine_name", None),
+        power=_power_text(state, snapshot.power),
+        reason=snapshot.reason,
+        machine=snapshot.machine_name,
         boards=boards,  # type: ignore[arg-type]
-        hostname=hostname,
-        width=getattr(snapshot, "width", None),
-        height=getattr(snapshot, "height", None),
-        connections=tuple(items),
-        keepalive=getattr(snapshot, "keepalive", None),
+        hostname=snapshot.hostname,
+        width=snapshot.width,
+        height=snapshot.height,
+        connections=connections,
+        keepalive=snapshot.keepalive,
         health=_health(snapshot),
-        created_at=getattr(snapshot, "start_time", None),
+        created_at=snapshot.start_time,
         ready_at=ready_at,
         queued_for=queued_for,
         emulated=emulated,

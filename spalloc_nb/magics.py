@@ -426,7 +426,7 @@ class SpallocMagics(Magics):
 
         rows = []
         for job in registry.jobs():
-            view = job_view(getattr(job, "snapshot", job))
+            view = job_view(job.snapshot)
             rows.append((view.job_id, view.state, view.power, len(view.boards),
                          view.machine or "", view.hostname or ""))
         return Table(("ID", "State", "Power", "Boards", "Machine", "Hostname"), tuple(rows),
