@@ -12,13 +12,17 @@ import html
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from traitlets import Int, Unicode
 
+from spalloc.states import JobState
 from spalloc_nb._html import JobView, job_html, job_text, job_view
 from spalloc_nb._registry import registry
+
+if TYPE_CHECKING:
+    from spalloc.models import JobSnapshot
 
 __all__ = ["JobWidget", "board_map_class"]
 
@@ -90,12 +94,10 @@ class JobWidget(widgets.VBox):
 
         super().__init__([self._summary, self._buttons, self._confirm, self._message,
                           self._map_box], **kwargs)
-        self._apply(self._snapshot())
-        add = getattr(job, "add_state_listener", None)
-        if add is not None:
-            self._remove_listener = add(self._on_job_change)
-            # The job may have changed between the first snapshot and the subscription.
-            self._apply(self._snapshot())
+        self._apply(job.snapshot)
+        self._remove_listener = job.add_state_listener(self._on_job_change)
+        # The job may have changed between the first snapshot and the subscription.
+        self._apply(job.snapshot)
         registry.add_closer(self, self.close)
 
     # -- the one update path --------------------------------------------------------------
@@ -112,15 +114,11 @@ class JobWidget(widgets.VBox):
             assert self._view is not None
             return self._view
 
-    def _snapshot(self) -> Any:
-        snapshot = getattr(self._job, "snapshot", None)
-        return snapshot if snapshot is not None else self._job
-
     def _on_job_change(self, job: Any) -> None:
         # Called on the job's background thread: assign traits only.
-        self._apply(self._snapshot())
+        self._apply(job.snapshot)
 
-    def _apply(self, snapshot: Any) -> None:
+    def _apply(self, snapshot: JobSnapshot) -> None:
         with self._lock:
             view = self._make_view(snapshot)
             self._view = view
@@ -138,16 +136,15 @@ class JobWidget(widgets.VBox):
             if not view.live:
                 self._confirm.layout.display = "none"
 
-    def _make_view(self, snapshot: Any) -> JobView:
-        state = job_view(snapshot).state
+    def _make_view(self, snapshot: JobSnapshot) -> JobView:
+        state = snapshot.state
         now = time.time()
-        if state in ("queued", "power") and self._ready_at is None:
+        if state in (JobState.queued, JobState.power) and self._ready_at is None:
             self._seen_waiting = True
-        if state == "ready" and self._ready_at is None:
+        if state is JobState.ready and self._ready_at is None:
             self._ready_at = now
-            start = getattr(snapshot, "start_time", None)
-            if self._seen_waiting and start is not None:
-                self._queued_for = max(0.0, now - start)
+            if self._seen_waiting and snapshot.start_time is not None:
+                self._queued_for = max(0.0, now - snapshot.start_time)
         return job_view(snapshot, ready_at=self._ready_at, queued_for=self._queued_for,
                         emulated=self._emulated)
 
@@ -162,7 +159,7 @@ class JobWidget(widgets.VBox):
                                    "</span>")
             return False
         self._message.value = ""
-        self._apply(self._snapshot())
+        self._apply(self._job.snapshot)
         return True
 
     def power_on(self) -> bool:
