@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from spalloc._version import __version__
 from spalloc.exceptions import (
@@ -41,6 +41,7 @@ __all__ = [
     "open_client",
     "run",
     "settings_or_exit",
+    "show",
     "terminal_width",
 ]
 
@@ -183,6 +184,20 @@ def make_parser(prog: str, description: str, exit_codes: str) -> argparse.Argume
         formatter_class=_Formatter)
     parser.add_argument("--version", "-V", action="version", version=__version__)
     return parser
+
+
+def show(out: Any, frame: Callable[[], tuple[Any, bool]], client: Any, *, watch: bool,
+         subscribe: Sequence[tuple[Any, ...]] = ()) -> int:
+    """Print ``frame()`` once; with ``watch``, send the ``subscribe`` calls and redraw the
+    frame after every change until it says it is finished (see :mod:`spalloc.cli._watch`)."""
+    if not watch:
+        out.lines(frame()[0])
+        return EXIT_OK
+    from spalloc.cli._watch import watch as watch_loop
+
+    for command, *args in subscribe:
+        client.call(command, *args)
+    return watch_loop(out, frame, client)
 
 
 def settings_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace

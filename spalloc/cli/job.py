@@ -23,6 +23,7 @@ from spalloc.cli._common import (
     open_client,
     run,
     settings_or_exit,
+    show,
 )
 from spalloc.cli._options import add_server_options
 from spalloc.states import JobState
@@ -163,11 +164,11 @@ def _main(argv: Sequence[str] | None) -> int:
     client = open_client(settings)
     try:
         job_id = _choose_job(client, args, parser)
-        if args.watch:
-            from spalloc.cli._watch import watch
+        def frame() -> tuple[Any, bool]:
+            return _info_frame(client, job_id)
 
-            client.call("notify_job", job_id)
-            return watch(out, lambda: _info_frame(client, job_id), client)
+        if args.watch:
+            return show(out, frame, client, watch=True, subscribe=[("notify_job", job_id)])
         if args.power_on or args.power_off:
             return _power(client, job_id, bool(args.power_on))
         if args.ethernet_ips:
@@ -186,8 +187,7 @@ def _main(argv: Sequence[str] | None) -> int:
                                       else "Destroyed with spalloc-job")
             client.call("destroy_job", job_id, reason=reason)
             return 0
-        out.lines(_info_frame(client, job_id)[0])
-        return 0
+        return show(out, frame, client, watch=False)
     finally:
         client.close()
 

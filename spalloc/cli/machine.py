@@ -19,6 +19,7 @@ from spalloc.cli._common import (
     open_client,
     run,
     settings_or_exit,
+    show,
     terminal_width,
 )
 from spalloc.cli._options import add_server_options
@@ -72,15 +73,9 @@ def _main(argv: Sequence[str] | None) -> int:
                 raise CliError(EXIT_NO_MACHINE, f"No machine '{args.machine}' was found")
             return machine_detail(machine, jobs, detailed=args.detailed, width=width), False
 
-        if args.watch:
-            from spalloc.cli._watch import watch
-
-            client.call("notify_machine", args.machine)
-            # Jobs too, so that power changes redraw the map (the official tool missed them).
-            client.call("notify_job")
-            return watch(out, frame, client)
-        out.lines(frame()[0])
-        return 0
+        # Jobs too, so that power changes redraw the map (the official tool missed them).
+        return show(out, frame, client, watch=args.watch,
+                    subscribe=[("notify_machine", args.machine), ("notify_job",)])
     finally:
         client.close()
 

@@ -19,6 +19,7 @@ from spalloc.cli._common import (
     open_client,
     run,
     settings_or_exit,
+    show,
 )
 from spalloc.cli._options import add_server_options
 
@@ -54,13 +55,7 @@ def _main(argv: Sequence[str] | None) -> int:
             jobs = parse_jobs(client.call("list_jobs"))
             return ps_table(jobs, machine=args.machine, owner=args.owner), False
 
-        if args.watch:
-            from spalloc.cli._watch import watch
-
-            client.call("notify_job")
-            return watch(out, frame, client)
-        out.lines(frame()[0])
-        return 0
+        return show(out, frame, client, watch=args.watch, subscribe=[("notify_job",)])
     finally:
         client.close()
 
