@@ -68,10 +68,13 @@ def resolve_server(traits: Mapping[str, Any], options: Mapping[str, Any]) -> Ser
     from spalloc.config import load_config
 
     explicit = explicit_settings(traits, options)
-    base = load_config()  # the config file and SPALLOC_* variables, as the library reads them
-    hostname = explicit.get("hostname", base.hostname)
-    port = int(explicit.get("port", base.port))
-    timeout = explicit.get("timeout", base.timeout)
+    if {"hostname", "port", "timeout"} <= explicit.keys():
+        hostname, port, timeout = explicit["hostname"], int(explicit["port"]), explicit["timeout"]
+    else:  # the config file and SPALLOC_* variables fill the gaps, as the library reads them
+        base = load_config()
+        hostname = explicit.get("hostname", base.hostname)
+        port = int(explicit.get("port", base.port))
+        timeout = explicit.get("timeout", base.timeout)
     if timeout is not None and timeout < 0:
         timeout = None
     if not hostname:

@@ -169,11 +169,11 @@ class SpallocMagics(Magics):
 
     # -- parsers --------------------------------------------------------------------------
 
-    def _server_parser(self, prog: str, description: str, *, jobs: bool = False) -> _Parser:
+    def _server_parser(self, prog: str, description: str, defaults: SimpleNamespace) -> _Parser:
         from spalloc.cli._options import add_server_options
 
         parser = _Parser(f"%spalloc {prog}".rstrip(), description)
-        add_server_options(parser, self._defaults(), owner=jobs, keepalive=jobs)
+        add_server_options(parser, defaults)
         return parser
 
     def _alloc_parser(self, cell: bool) -> _Parser:
@@ -360,7 +360,8 @@ class SpallocMagics(Magics):
 
         if name == "jobs":
             return self._owned_jobs(argv)
-        parser = self._server_parser(name, _SUBCOMMAND_HELP[name])
+        defaults = self._defaults()  # read the config once per command
+        parser = self._server_parser(name, _SUBCOMMAND_HELP[name], defaults)
         if name == "ps":
             parser.add_argument("--owner", "-o", help="only jobs of this owner")
             parser.add_argument("--machine", "-m", help="only jobs on this machine")
@@ -394,7 +395,7 @@ class SpallocMagics(Magics):
                 return _api.machines(**where)
             if name == "machine":
                 return _api.machine(args.machine_name, live_map=self._widgets_enabled(),
-                                    owner=self._defaults().owner, **where)
+                                    owner=defaults.owner, **where)
             if name == "destroy":
                 reason = " ".join(args.reason) or None
                 message = _api.destroy(args.job_id, reason, **where)
