@@ -26,7 +26,7 @@ TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy see
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["SECTION", "SpallocConfig", "load_config", "main", "search_path"]
+__all__ = ["SECTION", "SpallocConfig", "load_config", "main", "parse_boolean", "search_path"]
 
 SECTION = "spalloc"
 ENV_PREFIX = "SPALLOC_"
@@ -79,7 +79,8 @@ def _float(text: str) -> float:
     return value
 
 
-def _bool(text: str) -> bool:
+def parse_boolean(text: str) -> bool:
+    """``true/yes/on/1`` or ``false/no/off/0``, case-insensitive (unlike ``bool("False")``)."""
     value = text.strip().lower()
     if value in ("1", "yes", "true", "on"):
         return True
@@ -133,8 +134,8 @@ _KEYS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "min_ratio": (_non_negative(_float), False),
     "max_dead_boards": (_non_negative(_int), True),
     "max_dead_links": (_non_negative(_int), True),
-    "require_torus": (_bool, False),
-    "ignore_version": (_bool, False),
+    "require_torus": (parse_boolean, False),
+    "ignore_version": (parse_boolean, False),
 }
 
 

@@ -63,13 +63,10 @@ def non_negative_float(text: str) -> float:
 
 
 def boolean(text: str) -> bool:
-    """``true/yes/on/1`` or ``false/no/off/0`` (unlike ``type=bool``, "False" is false: B2)."""
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
+    """As the config file reads booleans (unlike ``type=bool``, "False" is false: B2)."""
+    from spalloc.config import parse_boolean
+
+    return parse_boolean(text)
 
 
 # argparse names the type in its "invalid ... value" message.
