@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from spalloc.emulator import Emulator
 
-__all__ = ["LOCAL_HOSTNAME", "EmulatedBoardsWarning", "local_emulator"]
+__all__ = ["LOCAL_HOSTNAME", "EmulatedBoardsWarning", "local_emulator", "running_local_emulator"]
 
 #: The hostname that selects the built-in emulator.
 LOCAL_HOSTNAME = "local"
@@ -50,3 +50,9 @@ def local_emulator(*, stacklevel: int = 2) -> Emulator:
         f"{emulator.port}; its SpiNNaker boards are emulated, not real hardware",
         EmulatedBoardsWarning, stacklevel=stacklevel + 1)
     return emulator
+
+
+def running_local_emulator() -> Emulator | None:
+    """This process's emulator if it is running; never starts one."""
+    with _lock:
+        return _emulator if _emulator is not None and _emulator.running else None

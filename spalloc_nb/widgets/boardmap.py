@@ -20,7 +20,6 @@ import html
 import itertools
 import math
 import queue
-import sys
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -397,9 +396,10 @@ def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
 
 def _local_machines(host: str, port: int) -> list[Machine]:
     """The machines of this process's ``hostname = local`` emulator, if that is the server."""
-    # Only looks: never starts the emulator. (spalloc._local keeps it in a private global.)
-    local = getattr(sys.modules.get("spalloc._local"), "_emulator", None)
-    if local is not None and getattr(local, "running", False) and local.address == (host, port):
+    from spalloc._local import running_local_emulator
+
+    local = running_local_emulator()
+    if local is not None and local.address == (host, port):
         return list(local.machines)
     return []
 
