@@ -102,14 +102,6 @@ def test_layout_matches_spalloc_machine_text_map() -> None:
     assert hex_cell((0, 0, 2)) == (0, -2)
 
 
-def test_layout_is_the_cli_maps_layout() -> None:
-    from spalloc.cli._render import _cell
-
-    for board in itertools.product(range(5), range(4), range(3)):
-        col, row = _cell(*board)
-        assert hex_cell(board) == (col, -row)  # SVG rows grow downwards
-
-
 def test_every_board_of_a_1200_board_machine_has_its_own_hexagon() -> None:
     cells = {hex_cell(b) for b in itertools.product(range(20), range(20), range(3))}
     assert len(cells) == 1200

@@ -32,6 +32,7 @@ __all__ = [
     "Lines",
     "Span",
     "alloc_info",
+    "board_cell",
     "ethernet_csv",
     "job_colour",
     "job_info",
@@ -187,8 +188,12 @@ class BoardGroup(NamedTuple):
     outer: str = ""
 
 
-def _cell(x: int, y: int, z: int) -> tuple[int, int]:
-    # Each triad is two map columns wide and three rows high; board 1 sits one column right.
+def board_cell(x: int, y: int, z: int) -> tuple[int, int]:
+    """The map cell ``(column, row)`` of board (x, y, z), rows counted upwards.
+
+    Each triad is two map columns wide and three rows high; board 1 sits one column right.
+    The notebook's board map uses the same cells (rows flipped for SVG).
+    """
     return 2 * x - y + (1 if z == 1 else 0), 3 * y + z
 
 
@@ -199,7 +204,7 @@ def render_boards(groups: Sequence[BoardGroup],
     labels: dict[tuple[int, int], Span] = {}
     edges: dict[tuple[int, int, int], Span] = {}
     for group in groups:
-        cells = {_cell(*board) for board in group.boards}
+        cells = {board_cell(*board) for board in group.boards}
         for x, y in cells:
             labels[(x, y)] = group.label
             for (dx, dy), (ex, ey, edge) in zip(_LINK_DELTA, _LINK_EDGE, strict=True):
@@ -208,7 +213,7 @@ def render_boards(groups: Sequence[BoardGroup],
     for bx, by, bz, link in dead_links:
         if not 0 <= link < 6:
             continue
-        x, y = _cell(bx, by, bz)
+        x, y = board_cell(bx, by, bz)
         ex, ey, edge = _LINK_EDGE[link]
         edges[(x + ex, y + ey, edge)] = (EDGES[edge], dead_style)
     points = list(labels) + [(x, y) for x, y, _ in edges]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
+from spalloc.cli._render import board_cell, job_key
 from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, SpallocError
 from spalloc.geometry import Board, Machine, ethernet_chip, job_connections
 
@@ -58,18 +59,8 @@ def hex_cell(board: Board) -> tuple[int, int]:
     The board across link ``l`` (when no seam is crossed) sits at the cell offset
     ``[(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)][l]``.
     """
-    x, y, z = board
-    return 2 * x - y + (1 if z == 1 else 0), -(3 * y + z)
-
-
-def job_key(index: int) -> str:
-    """The legend key of the ``index``-th job: A..Z, then AA, AB, ... (as ``spalloc-machine``)."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(ord("A") + rest) + letters
-    return letters
+    column, row = board_cell(*board)
+    return column, -row
 
 
 def job_colour(job_id: int) -> str:
