@@ -30,6 +30,7 @@ __all__ = [
     "Reply",
     "Request",
     "ServerError",
+    "check_server_version",
     "classify",
     "decode_line",
     "encode_exception",
@@ -37,6 +38,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "parse_request",
+    "parse_server_version",
 ]
 
 #: Longest line either side accepts, newline excluded (the reference server has no limit).
@@ -165,6 +167,72 @@ class LineSplitter:
     def buffered(self) -> int:
         """Bytes held back waiting for a newline."""
         return len(self._pending)
+
+
+# --- server versions -----------------------------------------------------------------------
+
+#: Oldest server release the client speaks to (the v1 command set settled in 0.1.0).
+MIN_SERVER_VERSION = (0, 1, 0)
+#: First major release we do not know: v1 servers end at 7.x (Python) and 5.0.0 (Java).
+MAX_SERVER_MAJOR = 8
+
+
+def parse_server_version(text: object) -> tuple[int, ...]:
+    """Return the release numbers of a server version string, ignoring epoch and suffixes.
+
+    ``"1!7.0.0"`` → ``(7, 0, 0)``; ``"4.0.0.post1"`` → ``(4, 0, 0)``; ``"6"`` → ``(6, 0, 0)``.
+    (Plain string handling rather than a regex: the command-line tools call this at start-up.)
+
+    Raises:
+        ValueError: there is no release number at the start of the string.
+    """
+    rest = text.lstrip() if isinstance(text, str) else ""
+    if rest.startswith("v"):
+        rest = rest[1:]
+    epoch, bang, after = rest.partition("!")
+    if bang and epoch.isdecimal() and after[:1].isdecimal():
+        rest = after
+    release: list[int] = []
+    start = 0
+    while True:
+        end = start
+        while end < len(rest) and rest[end].isdecimal():
+            end += 1
+        if end == start:
+            break
+        release.append(int(rest[start:end]))
+        if rest[end:end + 1] != "." or not rest[end + 1:end + 2].isdecimal():
+            break
+        start = end + 1
+    if not release:
+        raise ValueError(f"not a version string: {text!r}")
+    return (*release, 0, 0, 0)[:max(3, len(release))]
+
+
+def check_server_version(text: object) -> tuple[int, ...]:
+    """Check that a server version is one this client can talk to; returns its release.
+
+    The rule: any PEP 440-style version (epoch and suffixes ignored) whose release lies in
+    ``0.1.0 <= release < 8`` is accepted. Older servers predate the command set we use;
+    8 and later are not v1 servers we know of. Pass ``ignore_version=True`` to
+    :class:`~spalloc.job.Job` (or set ``ignore_version = True`` in the config) to skip this.
+
+    Raises:
+        IncompatibleServerError: the version is unparseable or outside that range.
+    """
+    from spalloc.exceptions import IncompatibleServerError
+
+    try:
+        release = parse_server_version(text)
+    except ValueError:
+        raise IncompatibleServerError(str(text), "it is not a version number") from None
+    if release[:3] < MIN_SERVER_VERSION:
+        raise IncompatibleServerError(str(text), "servers older than 0.1.0 are not supported")
+    if release[0] >= MAX_SERVER_MAJOR:
+        raise IncompatibleServerError(
+            str(text), f"only spalloc v1 servers before {MAX_SERVER_MAJOR}.0.0 are known "
+            "(use ignore_version=True to try anyway)")
+    return release
 
 
 # --- what the server receives -------------------------------------------------------------

@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import re
 import socket
 import threading
 import time
@@ -32,12 +31,13 @@ from spalloc._protocol import (
     Notification,
     Reply,
     ServerError,
+    check_server_version,
     classify,
     decode_line,
     encode_request,
+    parse_server_version,
 )
 from spalloc.exceptions import (
-    IncompatibleServerError,
     ProtocolError,
     ProtocolTimeoutError,
     SpallocServerException,
@@ -81,53 +81,6 @@ _UNSET: Any = _Default()
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 
 # --- versions ---------------------------------------------------------------------------
-
-_VERSION_RE = re.compile(r"^\s*v?(?:(\d+)!)?(\d+(?:\.\d+)*)")
-
-#: Oldest server release this client speaks to (the v1 command set settled in 0.1.0).
-MIN_SERVER_VERSION = (0, 1, 0)
-#: First major release we do not know: v1 servers end at 7.x (Python) and 5.0.0 (Java).
-MAX_SERVER_MAJOR = 8
-
-
-def parse_server_version(text: object) -> tuple[int, ...]:
-    """Return the release numbers of a server version string, ignoring epoch and suffixes.
-
-    ``"1!7.0.0"`` → ``(7, 0, 0)``; ``"4.0.0.post1"`` → ``(4, 0, 0)``.
-
-    Raises:
-        ValueError: there is no release number at the start of the string.
-    """
-    match = _VERSION_RE.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"not a version string: {text!r}")
-    release = tuple(int(part) for part in match.group(2).split("."))
-    return (*release, 0, 0, 0)[:max(3, len(release))]
-
-
-def check_server_version(text: object) -> tuple[int, ...]:
-    """Check that a server version is one this client can talk to.
-
-    The rule: any PEP 440-style version (epoch and suffixes ignored) whose release lies in
-    ``0.1.0 <= release < 8`` is accepted. Older servers predate the command set we use;
-    8 and later are not v1 servers we know of. Pass ``ignore_version=True`` to
-    :class:`~spalloc.job.Job` (or set ``ignore_version = True`` in the config) to skip this.
-
-    Raises:
-        IncompatibleServerError: the version is unparseable or outside that range.
-    """
-    try:
-        release = parse_server_version(text)
-    except ValueError:
-        raise IncompatibleServerError(str(text), "it is not a version number") from None
-    if release[:3] < MIN_SERVER_VERSION:
-        raise IncompatibleServerError(str(text), "servers older than 0.1.0 are not supported")
-    if release[0] >= MAX_SERVER_MAJOR:
-        raise IncompatibleServerError(
-            str(text), f"only spalloc v1 servers before {MAX_SERVER_MAJOR}.0.0 are known "
-            "(use ignore_version=True to try anyway)")
-    return release
-
 
 # --- a small owned dispatcher thread ------------------------------------------------------
 

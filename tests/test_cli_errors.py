@@ -246,24 +246,6 @@ def test_server_hanging_up_during_a_watch(fake: Callable[..., FakeServer],
     assert err.startswith("Error communicating with server: ") and "Traceback" not in err
 
 
-@pytest.mark.parametrize("version", [
-    "0.0.9", "0.1.0", "5.0.0", "7.9.9", "8.0.0", "10.0.0", "1!7.0.0", "4.0.0.post1",
-    "abc", "", " 5.0.0", "5.0", "v5.0.0", "5.0.0-rc1"])
-def test_quick_version_check_agrees_with_the_client(version: str) -> None:
-    from spalloc.cli._connection import check_version
-    from spalloc.client import check_server_version
-    from spalloc.exceptions import IncompatibleServerError
-
-    def accepts(check: Callable[[str], object]) -> bool:
-        try:
-            check(version)
-        except IncompatibleServerError:
-            return False
-        return True
-
-    assert accepts(check_version) == accepts(check_server_version)
-
-
 def test_a_one_shot_tool_loads_neither_rich_nor_the_threaded_client(
         fake: Callable[..., FakeServer]) -> None:
     import subprocess

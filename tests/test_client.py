@@ -421,13 +421,16 @@ def test_requests_are_well_formed_and_named(raw_server: Callable[..., RawServer]
 @pytest.mark.parametrize("text,release", [
     ("1!7.0.0", (7, 0, 0)), ("5.0.0", (5, 0, 0)), ("4.0.0.post1", (4, 0, 0, 0)),
     ("0.1.0", (0, 1, 0)), ("7.1.0rc1", (7, 1, 0)), ("6", (6, 0, 0)),
+    (" 5.0.0", (5, 0, 0)), ("5.0", (5, 0, 0)), ("v5.0.0", (5, 0, 0)), ("5.0.0-rc1", (5, 0, 0)),
+    ("7.9.9", (7, 9, 9)), ("5.0.", (5, 0, 0)), ("5!x", (5, 0, 0)), ("1!5!0", (5, 0, 0)),
 ])
 def test_b1_real_server_versions_accepted(text: str, release: tuple[int, ...]) -> None:
     assert parse_server_version(text)[:3] == release[:3]
     check_server_version(text)
 
 
-@pytest.mark.parametrize("text", ["0.0.9", "8.0.0", "2!9.1", "garbage", ""])
+@pytest.mark.parametrize("text", ["0.0.9", "8.0.0", "10.0.0", "2!9.1", "garbage", "abc", "",
+                                  "x!5.0.0", ".5.0"])
 def test_incompatible_versions_name_the_version(text: str) -> None:
     with pytest.raises(IncompatibleServerError) as info:
         check_server_version(text)

@@ -228,14 +228,15 @@ def open_client(settings: ServerSettings) -> Connection:
         ProtocolError: the server could not be reached (connection refused, timed out, …).
         IncompatibleServerError: the server's version is not one we know, unless ignored.
     """
-    from spalloc.cli._connection import Connection, check_version
+    from spalloc._protocol import check_server_version
+    from spalloc.cli._connection import Connection
 
     host, port = _resolve(settings)
     connection = Connection(host, port, settings.timeout)
     try:
         version = connection.call("version")
         if not settings.ignore_version:
-            check_version(version)
+            check_server_version(version)
     except BaseException:
         connection.close()
         raise

@@ -37,26 +37,7 @@ TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy see
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Connection", "check_version", "connect"]
-
-
-def check_version(version: object) -> None:
-    """Check a server version with the client library's rule.
-
-    Raises:
-        IncompatibleServerError: the server is one the client library refuses.
-    """
-    # Versions certainly accepted by spalloc.client.check_server_version: plain X.Y.Z
-    # (decimal digits, as the regex \d) with 0.1.0 <= version < 8. Anything else is referred
-    # to that function (importing the client only then); tests keep the two in agreement.
-    parts = version.split(".") if isinstance(version, str) else []
-    if len(parts) == 3 and all(part.isdecimal() for part in parts):
-        release = tuple(int(part) for part in parts)
-        if release >= (0, 1, 0) and release[0] < 8:
-            return
-    from spalloc.client import check_server_version
-
-    check_server_version(version)
+__all__ = ["Connection", "connect"]
 
 
 def connect(host: str, port: int, timeout: float | None) -> _socket.socket:
