@@ -109,8 +109,8 @@ def _plain(cell: Any) -> Any:
 def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | None = None,
        port: int | None = None, timeout: float | None = None) -> Table:
     """The live jobs on the server, like ``spalloc-ps``."""
-    from spalloc.cli._render import ps_rows
     from spalloc.models import parse_jobs
+    from spalloc.ui.render import ps_rows
 
     address = _server(hostname, port, timeout)
     (reply,) = _fetch(address, ("list_jobs", (), {}))
@@ -149,8 +149,8 @@ def machine(name: str, *, hostname: str | None = None, port: int | None = None,
     Raises:
         LookupError: no machine of that name.
     """
-    from spalloc.cli._render import job_key, machine_detail, plain
     from spalloc.models import parse_jobs, parse_machines
+    from spalloc.ui.render import job_key, machine_detail, plain
 
     address = _server(hostname, port, timeout)
     machine_reply, jobs_reply = _fetch(address, ("list_machines", (), {}),

@@ -170,14 +170,14 @@ class SpallocMagics(Magics):
     # -- parsers --------------------------------------------------------------------------
 
     def _server_parser(self, prog: str, description: str, defaults: SimpleNamespace) -> _Parser:
-        from spalloc.cli._options import add_server_options
+        from spalloc.ui.options import add_server_options
 
         parser = _Parser(f"%spalloc {prog}".rstrip(), description)
         add_server_options(parser, defaults)
         return parser
 
     def _alloc_parser(self, cell: bool) -> _Parser:
-        from spalloc.cli._options import add_job_options, add_server_options
+        from spalloc.ui.options import add_job_options, add_server_options
 
         prog = "%%spalloc" if cell else "%spalloc"
         parser = _Parser(prog, "Allocate SpiNNaker boards." if not cell else
@@ -253,7 +253,7 @@ class SpallocMagics(Magics):
             raise UsageError(f"spalloc: {type(exc).__name__}: {text}") from None
 
     def _create(self, args: Any) -> Any:
-        from spalloc.cli._options import LOCAL, job_arguments
+        from spalloc.ui.options import LOCAL, job_arguments
 
         if args.hostname == LOCAL and not args.owner and args.resume is None:
             args.owner = f"{getpass.getuser()}@localhost"
@@ -356,7 +356,7 @@ class SpallocMagics(Magics):
     # -- the twins of the command-line tools ----------------------------------------------
 
     def _subcommand(self, name: str, argv: list[str]) -> Any:
-        from spalloc.cli._options import server_settings
+        from spalloc.ui.options import server_settings
 
         if name == "jobs":
             return self._owned_jobs(argv)
@@ -409,8 +409,8 @@ class SpallocMagics(Magics):
         return None  # pragma: no cover - every subcommand returns above
 
     def _existing_job(self, args: Any) -> Any:
-        from spalloc.cli._options import LOCAL, job_arguments
         from spalloc.job import Job
+        from spalloc.ui.options import LOCAL, job_arguments
 
         args.resume = args.job_id
         _what, kwargs = job_arguments(args)

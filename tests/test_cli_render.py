@@ -14,26 +14,7 @@ from spalloc.cli._command import (
     shell_command,
     substitute,
 )
-from spalloc.cli._options import (
-    add_job_options,
-    add_server_options,
-    job_arguments,
-    server_settings,
-)
 from spalloc.cli._output import Output, colour_wanted
-from spalloc.cli._render import (
-    BoardGroup,
-    ethernet_csv,
-    job_key,
-    machine_detail,
-    plain,
-    ps_table,
-    render_boards,
-    render_cells,
-    render_definitions,
-    render_table,
-    where_is_info,
-)
 from spalloc.config import SpallocConfig
 from spalloc.exceptions import ProtocolError
 from spalloc.models import (
@@ -47,6 +28,25 @@ from spalloc.models import (
     parse_machines,
 )
 from spalloc.states import JobState
+from spalloc.ui.options import (
+    add_job_options,
+    add_server_options,
+    job_arguments,
+    server_settings,
+)
+from spalloc.ui.render import (
+    BoardGroup,
+    ethernet_csv,
+    job_key,
+    machine_detail,
+    plain,
+    ps_table,
+    render_boards,
+    render_cells,
+    render_definitions,
+    render_table,
+    where_is_info,
+)
 
 # --------------------------------------------------------------------------- layouts
 

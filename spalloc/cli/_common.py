@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from spalloc._version import __version__
 from spalloc.exceptions import (
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
     from spalloc.cli._connection import Connection
-    from spalloc.cli._options import ServerSettings
     from spalloc.config import SpallocConfig
+    from spalloc.ui.options import ServerSettings
 
 __all__ = [
     "COMMON_EXIT_CODES",
@@ -41,7 +41,6 @@ __all__ = [
     "open_client",
     "run",
     "settings_or_exit",
-    "show",
     "terminal_width",
 ]
 
@@ -186,24 +185,10 @@ def make_parser(prog: str, description: str, exit_codes: str) -> argparse.Argume
     return parser
 
 
-def show(out: Any, frame: Callable[[], tuple[Any, bool]], client: Any, *, watch: bool,
-         subscribe: Sequence[tuple[Any, ...]] = ()) -> int:
-    """Print ``frame()`` once; with ``watch``, send the ``subscribe`` calls and redraw the
-    frame after every change until it says it is finished (see :mod:`spalloc.cli._watch`)."""
-    if not watch:
-        out.lines(frame()[0])
-        return EXIT_OK
-    from spalloc.cli._watch import watch as watch_loop
-
-    for command, *args in subscribe:
-        client.call(command, *args)
-    return watch_loop(out, frame, client)
-
-
 def settings_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace
                      ) -> ServerSettings:
     """Server settings, or a usage error naming what is missing."""
-    from spalloc.cli._options import server_settings
+    from spalloc.ui.options import server_settings
 
     try:
         return server_settings(args)

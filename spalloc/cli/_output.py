@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from spalloc.cli._render import Lines, plain
+from spalloc.ui.render import Lines, plain
 
 TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:

@@ -12,15 +12,18 @@ tools did.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from spalloc.cli._common import EXIT_INTERRUPTED, EXIT_OK
 from spalloc.cli._output import Output, to_rich
-from spalloc.cli._render import Lines
 from spalloc.exceptions import ProtocolTimeoutError
+from spalloc.ui.render import Lines
 
-__all__ = ["Frame", "wait_for_change", "watch"]
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["Frame", "show", "wait_for_change", "watch"]
 
 #: Returns the lines to show and True when there is nothing more to watch.
 Frame = Callable[[], tuple[Lines, bool]]
@@ -80,3 +83,18 @@ def _watch_live(out: Output, frame: Frame, client: Any) -> int:
             if finished:
                 return EXIT_OK
             wait_for_change(client)
+
+
+def show(out: Any, frame: Callable[[], tuple[Any, bool]], client: Any, *, watch: bool,
+         subscribe: Sequence[tuple[Any, ...]] = ()) -> int:
+    """Print ``frame()`` once; with ``watch``, send the ``subscribe`` calls and redraw the
+    frame after every change until it says it is finished."""
+    if not watch:
+        out.lines(frame()[0])
+        return EXIT_OK
+    for command, *args in subscribe:
+        client.call(command, *args)
+    return _watch(out, frame, client)
+
+
+_watch = watch  # show()'s ``watch`` flag hides the function's name

@@ -35,13 +35,13 @@ from spalloc.cli._common import (
     make_parser,
     run,
 )
-from spalloc.cli._options import add_job_options, add_server_options, job_arguments
 from spalloc.exceptions import (
     JobDestroyedError,
     ProtocolError,
     SpallocServerException,
 )
 from spalloc.states import JobState
+from spalloc.ui.options import add_job_options, add_server_options, job_arguments
 
 __all__ = ["EXIT_CONNECT", "EXIT_DESTROYED", "EXIT_INTERRUPTED_WAITING", "build_parser", "main"]
 
@@ -153,7 +153,7 @@ class _Status:
 
 
 def _write_csv(path: str, connections: Any) -> None:
-    from spalloc.cli._render import ethernet_csv
+    from spalloc.ui.render import ethernet_csv
 
     with open(path, "w", encoding="ascii", newline="\n") as handle:
         handle.write(ethernet_csv(connections.items()))
@@ -205,8 +205,8 @@ def _watch_destroyed(job: Any, status: _Status, event: threading.Event) -> Any:
 
 def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._render import alloc_info
     from spalloc.models import JobMachineInfo
+    from spalloc.ui.render import alloc_info
 
     snap = job.snapshot
     info = JobMachineInfo(snap.width, snap.height, snap.connections, snap.machine_name,

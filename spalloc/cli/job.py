@@ -23,10 +23,10 @@ from spalloc.cli._common import (
     open_client,
     run,
     settings_or_exit,
-    show,
 )
-from spalloc.cli._options import add_server_options
+from spalloc.cli._watch import show
 from spalloc.states import JobState
+from spalloc.ui.options import add_server_options
 
 TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:
@@ -104,8 +104,8 @@ def _choose_job(client: Any, args: argparse.Namespace, parser: argparse.Argument
 
 
 def _info_frame(client: Any, job_id: int) -> tuple[list, bool]:
-    from spalloc.cli._render import job_info
     from spalloc.models import JobMachineInfo, JobStateInfo, parse_jobs
+    from spalloc.ui.render import job_info
 
     # Like the official tool, ask get_job_state only for a job that is no longer live: for a
     # live job it would move the job's "Owner host" to this machine.
@@ -172,8 +172,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.power_on or args.power_off:
             return _power(client, job_id, bool(args.power_on))
         if args.ethernet_ips:
-            from spalloc.cli._render import ethernet_csv
             from spalloc.models import JobMachineInfo
+            from spalloc.ui.render import ethernet_csv
 
             info = JobMachineInfo.from_wire(client.call("get_job_machine_info", job_id))
             if info.connections is None:

@@ -19,10 +19,10 @@ from spalloc.cli._common import (
     open_client,
     run,
     settings_or_exit,
-    show,
     terminal_width,
 )
-from spalloc.cli._options import add_server_options
+from spalloc.cli._watch import show
+from spalloc.ui.options import add_server_options
 
 __all__ = ["EXIT_NO_MACHINE", "build_parser", "main"]
 
@@ -48,8 +48,8 @@ def build_parser(config: object = None) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._render import machine_by_name, machine_detail, machine_list
     from spalloc.models import parse_jobs, parse_machines
+    from spalloc.ui.render import machine_by_name, machine_detail, machine_list
 
     parser = build_parser(load_cli_config())
     args = parser.parse_args(argv)

@@ -19,9 +19,9 @@ from spalloc.cli._common import (
     open_client,
     run,
     settings_or_exit,
-    show,
 )
-from spalloc.cli._options import add_server_options
+from spalloc.cli._watch import show
+from spalloc.ui.options import add_server_options
 
 __all__ = ["build_parser", "main"]
 
@@ -42,8 +42,8 @@ def build_parser(config: object = None) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._render import ps_table
     from spalloc.models import parse_jobs
+    from spalloc.ui.render import ps_table
 
     parser = build_parser(load_cli_config())
     args = parser.parse_args(argv)

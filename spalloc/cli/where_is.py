@@ -32,7 +32,7 @@ from spalloc.cli._common import (
     run,
     settings_or_exit,
 )
-from spalloc.cli._options import add_server_options
+from spalloc.ui.options import add_server_options
 
 TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:
@@ -89,8 +89,8 @@ def query_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.cli._render import where_is_info
     from spalloc.models import WhereIs
+    from spalloc.ui.render import where_is_info
 
     parser = build_parser(load_cli_config())
     args = parser.parse_args(argv)

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import anywidget
 import traitlets
 
-from spalloc.cli._render import board_cell, job_key
 from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, SpallocError
 from spalloc.geometry import Board, Machine, ethernet_chip, job_connections
+from spalloc.ui.render import board_cell, job_key
 
 if TYPE_CHECKING:
     from spalloc.client import ProtocolClient
@@ -54,7 +54,7 @@ def hex_cell(board: Board) -> tuple[int, int]:
     """The layout cell ``(column, row)`` of a board's hexagon.
 
     This is the triad layout of ``spalloc-machine``'s text map (the same cells as
-    ``spalloc.cli._render``): flat-topped hexagons, column ``2x - y + [z == 1]``, rows
+    ``spalloc.ui.render``): flat-topped hexagons, column ``2x - y + [z == 1]``, rows
     counted in half hexagons downwards as SVG does, so ``-(3y + z)`` (north is up).
     The board across link ``l`` (when no seam is crossed) sits at the cell offset
     ``[(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)][l]``.
