@@ -2,8 +2,9 @@
 
 One named daemon thread per :class:`~spalloc.job.Job`. While connected it calls ``beat``
 every ``interval`` seconds (keepalive/2) and ``refresh`` whenever asked to (a notification
-said the job changed); when the connection is down it calls ``reconnect`` every
-``reconnect_delay`` seconds until that succeeds. It sleeps on a condition, so
+said the job changed); when the connection is down it calls ``reconnect`` at once (unless
+the connection had only just been made) and then every ``reconnect_delay`` seconds until that
+succeeds. It sleeps on a condition, so
 :meth:`KeepaliveThread.stop` returns at once and :meth:`KeepaliveThread.wake` (the
 connection dropped) or :meth:`KeepaliveThread.request_refresh` take effect immediately.
 It never raises: the callbacks record their own failures.
@@ -86,18 +87,29 @@ class KeepaliveThread:
 
     def _run(self) -> None:
         next_beat = None if self._interval is None else time.monotonic() + self._interval
+        # A lost connection is replaced at once (a stalled one must be replaced within the
+        # keepalive margin), but at most once per reconnect_delay, so a server that accepts
+        # and drops connections is not hammered; after a failed attempt, wait the delay.
+        last_immediate: float | None = None
+        failed = False
         while True:
             if not self._is_connected():
-                # Wait first: a server that just dropped us is rarely back at once.
-                with self._cond:
-                    self._cond.wait_for(lambda: self._stopping, self._reconnect_delay)
-                    if self._stopping:
-                        return
+                now = time.monotonic()
+                if (failed or (last_immediate is not None
+                               and now - last_immediate < self._reconnect_delay)):
+                    with self._cond:
+                        self._cond.wait_for(lambda: self._stopping, self._reconnect_delay)
+                else:
+                    last_immediate = now
+                if self._stopping:
+                    return
                 try:
                     self._reconnect()
                 except Exception as exc:
                     log.debug("reconnection failed: %s", exc)
+                    failed = True
                     continue
+                failed = False
                 with self._cond:
                     self._refresh_wanted = False  # reconnecting refreshed the state
                 # Reconnected: beat at once, as a keepalive period may have gone by.

@@ -25,23 +25,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from spalloc._protocol import (
-    BadMessage,
-    LineSplitter,
-    Notification,
-    Reply,
-    ServerError,
-    check_server_version,
-    classify,
-    decode_line,
-    encode_request,
-    parse_server_version,
-)
-from spalloc.exceptions import (
-    ProtocolError,
-    ProtocolTimeoutError,
-    SpallocServerException,
-)
+from spalloc._connection import Connection, PendingReply, deadline_of
+from spalloc._dispatch import Dispatcher
+from spalloc._protocol import check_server_version, encode_request, parse_server_version
+from spalloc._unset import UNSET
+from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, ServerConnectionError
 from spalloc.models import (
     JobDescription,
     JobMachineInfo,
@@ -68,223 +56,7 @@ DEFAULT_PORT = 22244
 #: when nobody reads them (listeners still see every one).
 MAX_QUEUED_NOTIFICATIONS = 4096
 
-class _Default:
-    """Marks an argument left out, so that ``None`` can keep meaning "wait forever"."""
-
-    def __repr__(self) -> str:
-        return "<default>"
-
-
-#: "Not given": use the client's (or the config's) value.
-_UNSET: Any = _Default()
-
-_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
-
-# --- versions ---------------------------------------------------------------------------
-
-# --- a small owned dispatcher thread ------------------------------------------------------
-
-class _Dispatcher:
-    """Runs callbacks in order on one named daemon thread, started on first use."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._items: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
-            collections.deque())
-        self._ready = threading.Condition(self._lock)
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        with self._lock:
-            self._items.append((fn, args))
-            if self._thread is None or not self._thread.is_alive():
-                self._stopping = False
-                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                self._thread.start()
-            self._ready.notify()
-
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Run what is queued, then end the thread (not joined from itself)."""
-        with self._lock:
-            self._stopping = True
-            self._ready.notify()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                while not self._items and not self._stopping:
-                    self._ready.wait()
-                if not self._items:
-                    self._thread = None
-                    return
-                fn, args = self._items.popleft()
-            try:
-                fn(*args)
-            except Exception:  # a listener's bug must not kill the others
-                log.exception("spalloc listener %r failed", fn)
-
-
-# --- one reply slot ------------------------------------------------------------------------
-
-class PendingReply:
-    """The reply a caller waits for (returned by :meth:`ProtocolClient.submit`)."""
-
-    __slots__ = ("_done", "_error", "_finished", "_value", "abandoned", "command")
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-        # A bare lock, held until the reply lands: cheaper to wait on than an Event.
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._finished = False
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self.abandoned = False
-
-    def _resolve(self, value: Any = None, error: BaseException | None = None) -> None:
-        if self._finished:
-            return
-        self._value = value
-        self._error = error
-        self._finished = True
-        self._done.release()
-
-    def done(self) -> bool:
-        """True once the reply (or an error) has arrived."""
-        return self._finished
-
-    def result(self, timeout: float | None = None) -> Any:
-        """Wait for the reply and return its value.
-
-        Raises:
-            ProtocolTimeoutError: no reply in time; the reply will be discarded when it comes.
-            ProtocolError: the connection failed first.
-            SpallocServerException: the server answered with an exception.
-        """
-        if not self._finished:
-            if self._done.acquire(timeout=-1 if timeout is None else max(timeout, 0.0)):
-                self._done.release()  # let any other waiter (or a second result()) through
-            else:
-                self.abandoned = True
-                # The reply may have landed between the wait and the flag.
-                if not self._finished:
-                    raise ProtocolTimeoutError(
-                        f"no reply to {self.command} within {timeout} s",
-                        command=self.command, timeout=timeout)
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-# --- one connection ------------------------------------------------------------------------
-
-class _Connection:
-    """A socket, its reader thread and the FIFO of callers waiting on it."""
-
-    def __init__(self, sock: socket.socket, client: ProtocolClient, name: str) -> None:
-        self.sock = sock
-        self._client = client
-        self._write_lock = threading.Lock()
-        self._pending: collections.deque[PendingReply] = collections.deque()
-        self._state_lock = threading.Lock()
-        self.error: ProtocolError | None = None
-        self._reader = threading.Thread(target=self._read_loop, name=name, daemon=True)
-        self._reader_started = False
-
-    def start(self) -> None:
-        """Start the reader thread (idempotent)."""
-        with self._state_lock:
-            if self._reader_started:
-                return
-            self._reader_started = True
-        self._reader.start()
-
-    @property
-    def alive(self) -> bool:
-        return self.error is None
-
-    def submit(self, command: str, line: bytes) -> PendingReply:
-        pending = PendingReply(command)
-        with self._write_lock:
-            # Queue before sending, so the reader can never see a reply with no slot.
-            with self._state_lock:
-                if self.error is not None:
-                    raise ProtocolError(str(self.error))
-                self._pending.append(pending)
-            try:
-                self.sock.sendall(line)
-            except OSError as exc:
-                self.fail(ProtocolError(f"connection lost while sending {command}: {exc}"))
-                raise ProtocolError(f"could not send {command}: {exc}") from exc
-        if not self._reader_started:
-            # Started after the first send, so that its start-up overlaps the server's work.
-            self.start()
-        return pending
-
-    def fail(self, error: ProtocolError) -> None:
-        """Mark the connection dead, wake every waiting caller with *error*, close the socket."""
-        with self._state_lock:
-            if self.error is not None:
-                return
-            self.error = error
-            pending = list(self._pending)
-            self._pending.clear()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        # Listeners first, so that a caller woken by the error already sees the loss noted.
-        self._client._connection_failed(self, error)
-        for slot in pending:
-            slot._resolve(error=ProtocolError(str(error)))
-
-    def close(self) -> None:
-        self.fail(ProtocolError("connection closed by the client"))
-        if self._reader is not threading.current_thread() and self._reader.is_alive():
-            self._reader.join(5.0)
-
-    def _read_loop(self) -> None:
-        splitter = LineSplitter()
-        try:
-            while self.error is None:
-                try:
-                    data = self.sock.recv(65536)
-                    if _QUICKACK is not None:
-                        # Servers that write each reply separately without TCP_NODELAY (the
-                        # reference) hold the 2nd reply to pipelined requests until we ACK
-                        # the 1st; Linux delays that ACK ~40 ms unless asked, after each recv.
-                        self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-                except OSError as exc:
-                    raise ProtocolError(f"connection lost: {exc}") from exc
-                if not data:
-                    raise ProtocolError("connection closed by the server")
-                for line in splitter.feed(data):
-                    if line.strip():  # Java ends lines in CRLF; tolerate blank lines
-                        self._dispatch(classify(decode_line(line)))
-        except BadMessage as exc:
-            self.fail(ProtocolError(f"malformed message from server: {exc}"))
-        except ProtocolError as exc:
-            self.fail(exc)
-        except Exception as exc:  # never leave callers waiting on a dead reader
-            self.fail(ProtocolError(f"reader failed: {exc!r}"))
-
-    def _dispatch(self, message: Reply | ServerError | Notification) -> None:
-        if isinstance(message, Notification):
-            self._client._notification(message.payload)
-            return
-        with self._state_lock:
-            slot = self._pending.popleft() if self._pending else None
-        if slot is None:
-            raise ProtocolError(f"server sent a reply nobody asked for: {message!r}")
-        if isinstance(message, ServerError):
-            slot._resolve(error=SpallocServerException(message.text, command=slot.command))
-        else:
-            slot._resolve(message.value)
+_UNSET = UNSET
 
 
 # --- the public client ---------------------------------------------------------------------
@@ -310,14 +82,14 @@ class ProtocolClient:
         self._port = int(port)
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._conn: _Connection | None = None
+        self._conn: Connection | None = None
         self._closed_error: ProtocolError | None = None
         self._notifications: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=MAX_QUEUED_NOTIFICATIONS)
         self._note_cond = threading.Condition(self._lock)
         self._listeners: list[tuple[Callable[[dict[str, Any]], None], bool]] = []
         self._disconnect_listeners: list[tuple[Callable[[ProtocolError], None], bool]] = []
-        self._dispatcher = _Dispatcher(f"spalloc-client-listeners-{hostname}:{self._port}")
+        self._dispatcher = Dispatcher(f"spalloc-client-listeners-{hostname}:{self._port}")
 
     # -- connection ---------------------------------------------------------------------
 
@@ -346,19 +118,29 @@ class ProtocolClient:
         """(Re)connect to the server, dropping any current connection.
 
         Raises:
-            OSError: the connection could not be made (as the official client documents).
+            ServerConnectionError: the connection could not be made; also an ``OSError``, as
+                the official client documents (the socket's error is its ``__cause__``).
         """
         if timeout is _UNSET:
             timeout = self._timeout
         self._drop_connection()
-        sock = socket.create_connection((self._hostname, self._port), timeout=timeout)
+        host, port = self._hostname, self._port
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except OSError as exc:
+            reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
+            raise ServerConnectionError(f"cannot connect to {host}:{port}: {reason}",
+                                        host=host, port=port) from exc
         try:
             sock.settimeout(None)  # the reader blocks; callers bound their own waits
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
-        conn = _Connection(sock, self, f"spalloc-client-reader-{self._hostname}:{self._port}")
+            raise ServerConnectionError(f"cannot set up the connection to {host}:{port}: "
+                                        f"{exc}", host=host, port=port) from exc
+        conn = Connection(sock, f"spalloc-client-reader-{host}:{port}",
+                          on_notification=self._notification,
+                          on_failure=self._connection_failed, peer=(host, port))
         with self._lock:
             self._conn = conn
             self._closed_error = None
@@ -399,19 +181,29 @@ class ProtocolClient:
 
     # -- calls --------------------------------------------------------------------------
 
-    def submit(self, name: str, *args: Any, **kwargs: Any) -> PendingReply:
-        """Send a command without waiting; ``.result(timeout)`` collects the reply.
+    def submit(self, name: str, *args: Any, timeout: float | None = _UNSET,
+               **kwargs: Any) -> PendingReply:
+        """Send a command without waiting for its reply; ``.result(timeout)`` collects it.
 
         Several submitted commands travel back to back, so their replies cost one round trip.
+        *timeout* bounds the send (defaults to the client's ``timeout``).
 
         Raises:
+            ProtocolTimeoutError: the server did not take the request in time.
             ProtocolError: not connected, or the send failed.
         """
+        if timeout is _UNSET:
+            timeout = self._timeout
+        return self.submit_by(deadline_of(timeout), name, *args, **kwargs)
+
+    def submit_by(self, deadline: float | None, name: str, *args: Any,
+                  **kwargs: Any) -> PendingReply:
+        """:meth:`submit` with a ``time.monotonic()`` deadline shared with other steps."""
         line = encode_request(name, args, kwargs)
         conn = self._conn
         if conn is None:
             raise ProtocolError("not connected")
-        return conn.submit(name, line)
+        return conn.submit(name, line, deadline)
 
     def call(self, name: str, *args: Any, timeout: float | None = _UNSET,
              **kwargs: Any) -> Any:
@@ -429,7 +221,10 @@ class ProtocolClient:
         """
         if timeout is _UNSET:
             timeout = self._timeout
-        return self.submit(name, *args, **kwargs).result(timeout)
+        # One deadline for the whole call: sending the request and waiting for its reply.
+        deadline = deadline_of(timeout)
+        pending = self.submit_by(deadline, name, *args, **kwargs)
+        return pending.result_by(deadline, timeout)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
@@ -517,7 +312,7 @@ class ProtocolClient:
             listeners = list(self._listeners)
         self._deliver(listeners, payload)
 
-    def _connection_failed(self, conn: _Connection, error: ProtocolError) -> None:
+    def _connection_failed(self, conn: Connection, error: ProtocolError) -> None:
         with self._lock:
             current = conn is self._conn
             if current:

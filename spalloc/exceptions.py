@@ -4,15 +4,26 @@ Every error this library raises on purpose derives from :class:`SpallocError`::
 
     SpallocError
     ├── ProtocolError                  the connection is unusable, closed or spoke garbage
+    │   ├── ServerConnectionError      the socket failed: cannot connect, reset, broken pipe
+    │   │                              (also a built-in ``ConnectionError``, so an ``OSError``)
     │   └── ProtocolTimeoutError       no reply in time (also a built-in ``TimeoutError``)
     ├── SpallocServerException         the server answered ``{"exception": ...}``
     ├── IncompatibleServerError        the server's version is one we cannot speak to
     ├── JobDestroyedError              the job was destroyed while we waited on it
     ├── StateChangeTimeoutError        a job did not reach a state in time (also ``TimeoutError``)
-    └── ConfigError                    a config file or ``SPALLOC_*`` variable holds a bad value
-                                       (also a ``ValueError``)
+    ├── ConfigError                    a config file or ``SPALLOC_*`` variable holds a bad value
+    │                                  (also a ``ValueError``)
+    ├── spalloc.cli._command.UnsafeValueError
+    │                                  a server value unsafe to put in a ``-c`` command line
+    │                                  (also a ``ValueError``)
+    ├── spalloc.emulator.machines.MachineConfigError
+    │                                  a bad emulator machines file (also a ``ValueError``)
+    └── spalloc_nb.magics.CellFailed   the body of a ``%%spalloc`` cell raised
 
 Mistakes in local arguments are plain ``ValueError`` / ``TypeError``, never one of these.
+Socket errors (``OSError``) are turned into :class:`ServerConnectionError` where the socket is
+used, with the original as ``__cause__``; an error met on a background thread (the reader of a
+connection) reaches the caller chained to the error that thread met.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ __all__ = [
     "JobDestroyedError",
     "ProtocolError",
     "ProtocolTimeoutError",
+    "ServerConnectionError",
     "SpallocError",
     "SpallocServerException",
     "StateChangeTimeoutError",
@@ -35,6 +47,20 @@ class SpallocError(Exception):
 
 class ProtocolError(SpallocError):
     """The connection to the server is unavailable, was closed, or carried a malformed message."""
+
+
+class ServerConnectionError(ProtocolError, ConnectionError):
+    """The connection to the server could not be made, or its socket failed.
+
+    Also a :class:`ConnectionError` (and so an :class:`OSError`), which is what the original
+    client let out of ``connect()``; ``__cause__`` holds the socket's own error.
+    """
+
+    def __init__(self, message: str, *, host: str | None = None,
+                 port: int | None = None) -> None:
+        super().__init__(message)
+        self.host = host
+        self.port = port
 
 
 class ProtocolTimeoutError(ProtocolError, TimeoutError):

@@ -16,14 +16,18 @@ re-subscribes; waits carry on meanwhile. ``destroy()`` never raises for an unrea
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from spalloc._connection import PendingReply, deadline_of, remaining
+from spalloc._dispatch import Dispatcher
 from spalloc._keepalive import KeepaliveThread
-from spalloc.client import _UNSET, PendingReply, ProtocolClient, _Dispatcher
+from spalloc._unset import UNSET as _UNSET
+from spalloc.client import ProtocolClient
 from spalloc.config import SpallocConfig, load_config, search_path
 from spalloc.exceptions import (
     ConfigError,
@@ -43,6 +47,10 @@ log = logging.getLogger(__name__)
 
 #: Longest ``destroy()`` waits for the server when the Job's ``timeout`` is ``None``.
 DESTROY_TIMEOUT = 10.0
+#: Share of the keepalive interval a keepalive's reply may take before the connection is taken
+#: for stalled (frozen without FIN or RST) and replaced. Beats go every interval/2, so a fresh
+#: connection still has a quarter of the interval to reach the server before the job expires.
+_STALL_SHARE = 0.25
 # Bound on background calls (keepalive, refresh) when neither timeout nor keepalive bounds them.
 _BACKGROUND_TIMEOUT = 30.0
 
@@ -114,11 +122,13 @@ class Job:
         self._keepalive: float | None = None
         self._cond = threading.Condition()
         self._refresh_lock = threading.Lock()
+        self._fetches = 0  # requests sent by _fetch, numbered under _refresh_lock
+        self._applied = 0  # the newest fetch whose replies are in the snapshot
         self._lifecycle_lock = threading.Lock()
         self._state_listeners: list[Callable[[Job], None]] = []
         self._removers: list[Callable[[], None]] = []
         self._snapshot = JobSnapshot(job_id=None)
-        self._events = _Dispatcher("spalloc-job-listeners")
+        self._events = Dispatcher("spalloc-job-listeners")
 
         if len(args) > 3:
             raise TypeError(f"Job() takes at most 3 positional arguments ({len(args)} given)")
@@ -188,7 +198,7 @@ class Job:
             self._snapshot = JobSnapshot(
                 job_id=self._id, owner=create_kwargs.get("owner"), keepalive=self._keepalive,
                 connected=True)
-            self._events = _Dispatcher(f"spalloc-job-{self._id}-listeners")
+            self._events = Dispatcher(f"spalloc-job-{self._id}-listeners")
             self._removers = [
                 # Both run on the socket reader and only wake the keepalive thread.
                 client.add_notification_listener(self._on_notification, immediate=True),
@@ -201,7 +211,7 @@ class Job:
                 lambda: client.connected)
             # The keepalive thread starts while the server answers (its first beat is
             # keepalive/2 away, so it cannot race the subscription).
-            self._subscribe_and_refresh(meanwhile=self._keeper.start)
+            self._subscribe_and_refresh(self._timeout, meanwhile=self._keeper.start)
         except BaseException:
             # Never leave a job (or a socket) behind because construction failed (B24),
             # nor a resumed job destroyed because we could not follow it.
@@ -255,8 +265,14 @@ class Job:
 
     # --- keeping the snapshot current ------------------------------------------------------
 
-    def _update(self, **changes: Any) -> None:
+    def _update(self, seq: int | None = None, **changes: Any) -> None:
         with self._cond:
+            if seq is not None:
+                # Replies come back in the order asked: an older fetch finishing late must
+                # not overwrite what a newer one saw.
+                if seq < self._applied:
+                    return
+                self._applied = seq
             new = self._snapshot._replace(**changes)
             if new == self._snapshot:
                 return
@@ -266,21 +282,22 @@ class Job:
         for fn in listeners:
             self._events.submit(fn, self)
 
-    def _apply(self, state: JobStateInfo, info: JobMachineInfo | None) -> None:
-        # The Java server says power False / reason "" where the Python one says None.
-        power = None if state.state is JobState.queued else state.power
-        reason = state.reason or None if state.state.is_live else state.reason
+    def _apply(self, state: JobStateInfo, info: JobMachineInfo | None,
+               seq: int | None = None) -> None:
+        # A job without boards has no power (None) and no reason is None: the Java server
+        # says False and "" there. Its "keepalive" is the time of the last keepalive, not the
+        # interval, so the snapshot keeps the interval this Job knows.
+        has_boards = state.state in (JobState.power, JobState.ready)
         changes: dict[str, Any] = {
-            "state": state.state, "power": power, "reason": reason,
-            "start_time": state.start_time, "keepalivehost": state.keepalivehost,
+            "state": state.state, "power": state.power if has_boards else None,
+            "reason": state.reason or None,
+            "start_time": state.start_time, "keepalivehost": state.keepalivehost or None,
         }
-        if state.state.is_live:
-            changes["keepalive"] = state.keepalive
         if info is not None and (state.state.is_live or info.machine_name is not None):
             # Once the job is gone the server forgets its boards; keep the last ones known.
             changes.update(machine_name=info.machine_name, boards=info.boards,
                            width=info.width, height=info.height, connections=info.connections)
-        self._update(**changes)
+        self._update(seq, **changes)
         if not state.state.is_live and self._keeper is not None:
             # The server has let the job go: nothing is left to keep alive or to follow.
             self._keeper.stop(timeout=0)
@@ -291,27 +308,45 @@ class Job:
         subscription if asked), running *meanwhile* while the server works."""
         client = self._require_client()
         job_id = self._require_id()
-        with self._refresh_lock:
+        deadline = deadline_of(timeout)
+        # The lock only keeps each fetch's requests together and numbers them; it is never
+        # held while waiting for a reply, so a silent server cannot block destroy() behind it.
+        with self._sending(deadline, "get_job_state"):
+            self._fetches += 1
+            seq = self._fetches
             extra = None
             if subscribe:
-                extra = client.submit("notify_job", job_id)
+                extra = client.submit_by(deadline, "notify_job", job_id)
             elif keepalive:
-                extra = client.submit("job_keepalive", job_id)
-            p_state = client.submit("get_job_state", job_id)
-            p_info = client.submit("get_job_machine_info", job_id)
-            if meanwhile is not None:
-                meanwhile()
-            if extra is not None:
-                extra.result(timeout)
-            state = JobStateInfo.from_wire(p_state.result(timeout))
-            try:
-                info: JobMachineInfo | None = JobMachineInfo.from_wire(p_info.result(timeout))
-            except SpallocServerException:
-                info = None  # the Java server raises "boards not allocated" instead of nulls
-            self._apply(state, info)
+                extra = client.submit_by(deadline, "job_keepalive", job_id)
+            p_state = client.submit_by(deadline, "get_job_state", job_id)
+            p_info = client.submit_by(deadline, "get_job_machine_info", job_id)
+        if meanwhile is not None:
+            meanwhile()
+        if extra is not None:
+            extra.result_by(deadline, timeout)
+        state = JobStateInfo.from_wire(p_state.result_by(deadline, timeout))
+        try:
+            info: JobMachineInfo | None = JobMachineInfo.from_wire(
+                p_info.result_by(deadline, timeout))
+        except SpallocServerException:
+            info = None  # the Java server raises "boards not allocated" instead of nulls
+        self._apply(state, info, seq)
 
-    def _subscribe_and_refresh(self, meanwhile: Callable[[], None] | None = None) -> None:
-        self._fetch(self._timeout, subscribe=True, meanwhile=meanwhile)
+    @contextlib.contextmanager
+    def _sending(self, deadline: float | None, command: str) -> Iterator[None]:
+        left = remaining(deadline)
+        if not self._refresh_lock.acquire(timeout=-1 if left is None else left):
+            raise ProtocolTimeoutError(f"could not send {command} in time: another request "
+                                       "to the server is stuck", command=command)
+        try:
+            yield
+        finally:
+            self._refresh_lock.release()
+
+    def _subscribe_and_refresh(self, timeout: float | None,
+                               meanwhile: Callable[[], None] | None = None) -> None:
+        self._fetch(timeout, subscribe=True, meanwhile=meanwhile)
         if self._keepalive is not None:
             # get_job_state refreshes the job's keepalive timer on the server too.
             self._update(last_keepalive_ok=time.time(), keepalive_error=None)
@@ -325,7 +360,7 @@ class Job:
 
     def _refresh_quietly(self) -> None:
         try:
-            self._fetch(_bounded(self._timeout, _BACKGROUND_TIMEOUT))
+            self._fetch(self._background_timeout())
         except SpallocError as exc:
             log.debug("refresh of job %s after a notification failed: %s", self._id, exc)
 
@@ -337,10 +372,14 @@ class Job:
         if self._keeper is not None:
             self._keeper.wake()
 
+    def _background_timeout(self) -> float | None:
+        """How long a background exchange may take before the connection counts as stalled."""
+        stall = None if self._keepalive is None else self._keepalive * _STALL_SHARE
+        return _bounded(_bounded(self._timeout, stall), _BACKGROUND_TIMEOUT)
+
     def _beat(self) -> None:
         client = self._require_client()
-        half = None if self._keepalive is None else self._keepalive / 2
-        timeout = _bounded(_bounded(self._timeout, half), _BACKGROUND_TIMEOUT)
+        timeout = self._background_timeout()
         try:
             self._fetch(timeout, keepalive=self._keepalive is not None)
         except ProtocolTimeoutError as exc:
@@ -356,11 +395,14 @@ class Job:
 
     def _reconnect(self) -> None:
         client = self._require_client()
+        timeout = self._background_timeout()
+        if self._finished:
+            return  # destroy() or close() owns the connection now
         try:
-            client.connect(self._timeout)
+            client.connect(timeout)
             if not self._ignore_version:
-                client.check_version()
-            self._subscribe_and_refresh()
+                client.check_version(timeout=timeout)
+            self._subscribe_and_refresh(timeout)
         except BaseException as exc:
             client.disconnect()
             self._update(connected=False, keepalive_error=f"reconnection failed: {exc}")
@@ -585,29 +627,34 @@ class Job:
             self._finished = "destroyed"
         client = self._client
         confirmed: str | None = None
-        if client is None or self._id is None:
-            self._stop_background()
-        else:
-            timeout = _bounded(self._timeout, DESTROY_TIMEOUT)
+        # One deadline for every step: sending, reconnecting if need be, the replies, and
+        # waiting for the keepalive thread to end.
+        timeout = _bounded(self._timeout, DESTROY_TIMEOUT)
+        deadline = deadline_of(timeout)
+        self._signal_background()
+        if client is not None and self._id is not None:
             try:
-                sent = self._send_destroy(client, reason) if client.connected else None
-                # Stopping the keepalive thread overlaps the server's work when we sent already.
-                self._stop_background()
+                sent = (self._send_destroy(client, reason, deadline) if client.connected
+                        else None)
                 if sent is None:
-                    client.connect(timeout)
-                    sent = self._send_destroy(client, reason)
+                    # The keepalive thread may be reconnecting: let it finish (or give up)
+                    # rather than have two connects race.
+                    self._join_background(_bounded(remaining(deadline), 1.0))
+                    client.connect(remaining(deadline))
+                    sent = self._send_destroy(client, reason, deadline)
                 if sent is None:
                     raise ProtocolError("the connection failed while sending destroy_job")
                 p_destroy, p_state = sent
-                p_destroy.result(timeout)
-                state = JobStateInfo.from_wire(p_state.result(timeout))
+                p_destroy.result_by(deadline, timeout)
+                state = JobStateInfo.from_wire(p_state.result_by(deadline, timeout))
                 self._apply(state, None)
                 log.info("Destroyed spalloc job %d", self._id)
-            except (SpallocError, OSError) as exc:
+            except SpallocError as exc:
                 confirmed = f"destroy not confirmed by the server: {exc}"
                 log.warning("job %s: %s", self._id, confirmed)
             finally:
-                client.close()
+                client.close()  # also wakes the keepalive thread if it waits for a reply
+        self._join_background(remaining(deadline))
         changes: dict[str, Any] = {"connected": False}
         if self._snapshot.state is not JobState.destroyed:
             changes.update(state=JobState.destroyed, reason=reason)
@@ -616,12 +663,15 @@ class Job:
         self._update(**changes)
         self._events.stop()
 
-    def _send_destroy(self, client: ProtocolClient,
-                      reason: str | None) -> tuple[PendingReply, PendingReply] | None:
+    def _send_destroy(self, client: ProtocolClient, reason: str | None,
+                      deadline: float | None) -> tuple[PendingReply, PendingReply] | None:
         try:
-            with self._refresh_lock:
-                return (client.submit("destroy_job", self._require_id(), reason=reason),
-                        client.submit("get_job_state", self._require_id()))
+            with self._sending(deadline, "destroy_job"):
+                return (client.submit_by(deadline, "destroy_job", self._require_id(),
+                                         reason=reason),
+                        client.submit_by(deadline, "get_job_state", self._require_id()))
+        except ProtocolTimeoutError:
+            raise
         except ProtocolError:
             return None
 
@@ -634,20 +684,26 @@ class Job:
             if self._finished:
                 return
             self._finished = "closed"
-        self._stop_background()
+        self._signal_background()
         if self._client is not None:
-            self._client.close()
+            self._client.close()  # wakes the keepalive thread if it waits for a reply
+        self._join_background(DESTROY_TIMEOUT)
         self._update(connected=False)
         self._events.stop()
 
-    def _stop_background(self) -> None:
+    def _signal_background(self) -> None:
+        """Stop listening and ask the keepalive thread to end, without waiting for it."""
         for remove in self._removers:
             remove()
         self._removers = []
         if self._keeper is not None:
-            self._keeper.stop()
+            self._keeper.stop(timeout=0)
         with self._cond:
             self._cond.notify_all()  # waits see _finished and return
+
+    def _join_background(self, timeout: float | None) -> None:
+        if self._keeper is not None:
+            self._keeper.stop(timeout=timeout)
 
     # --- context manager -------------------------------------------------------------------------
 
