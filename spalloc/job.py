@@ -38,7 +38,7 @@ from spalloc.exceptions import (
     SpallocServerException,
     StateChangeTimeoutError,
 )
-from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
+from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo, parse_jobs
 from spalloc.states import JobState
 
 __all__ = ["DESTROY_TIMEOUT", "Job"]
@@ -73,6 +73,52 @@ def _no_hostname_message(config: SpallocConfig, config_filenames: Any) -> str:
     return ("No spalloc server hostname is configured. Pass hostname=..., set the "
             f"SPALLOC_HOSTNAME environment variable, or put 'hostname = <server>' under "
             f"[spalloc] {place}. Use hostname 'local' to run against the built-in emulator.")
+
+
+#: What a server's ``get_job_state`` ``keepalive`` above this is: the Java server's time of the
+#: last keepalive (epoch seconds), not an interval (1e8 s is over three years).
+_TIMESTAMP_FLOOR = 1e8
+#: The interval of a resumed job whose server reports none we can read: the Java server's
+#: default for v1 jobs (``spalloc.compat.default-keepalive``). Beating more often is harmless.
+_FALLBACK_INTERVAL = 60.0
+
+
+def _resume(client: ProtocolClient, job_id: int, timeout: float | None) -> float | None:
+    """Check that job *job_id* is live and return its keepalive interval.
+
+    The interval comes from the job's ``list_jobs`` entry, which both servers fill with the
+    interval; ``get_job_state``'s ``keepalive`` is the interval on the Python server but the
+    time of the last keepalive on the Java one, and serves only as a fallback.
+
+    Raises:
+        JobDestroyedError: the job is unknown (state 0, or the Java server's "no such job")
+            or already destroyed.
+    """
+    deadline = deadline_of(timeout)
+    p_state = client.submit_by(deadline, "get_job_state", job_id)
+    p_jobs = client.submit_by(deadline, "list_jobs")
+    try:
+        state = JobStateInfo.from_wire(p_state.result_by(deadline, timeout))
+    except SpallocServerException as exc:
+        if "no such job" not in str(exc).lower():
+            raise
+        raise JobDestroyedError(job_id, f"job {job_id} does not exist: {exc}") from exc
+    if state.state in (JobState.unknown, JobState.destroyed):
+        why = state.reason if state.state is JobState.destroyed else None
+        raise JobDestroyedError(job_id, f"job {job_id} does not exist: {state.state.name}"
+                                + (f": {why}" if why else ""))
+    try:
+        jobs = parse_jobs(p_jobs.result_by(deadline, timeout))
+    except SpallocServerException:
+        jobs = []
+    for entry in jobs:
+        if entry.job_id == job_id:
+            return entry.keepalive
+    if state.keepalive is None or state.keepalive < _TIMESTAMP_FLOOR:
+        return state.keepalive
+    log.warning("job %d: the server reports no keepalive interval; keeping it alive as for "
+                "%g s", job_id, _FALLBACK_INTERVAL)
+    return _FALLBACK_INTERVAL
 
 
 class Job:
@@ -185,15 +231,8 @@ class Job:
                 self._keepalive = create_kwargs["keepalive"]
                 log.info("Created spalloc job %d", self._id)
             else:
-                state = client.get_job_state(resume_job_id)
-                if state.state in (JobState.unknown, JobState.destroyed):
-                    why = state.reason if state.state is JobState.destroyed else None
-                    raise JobDestroyedError(
-                        resume_job_id,
-                        f"job {resume_job_id} does not exist: {state.state.name}"
-                        + (f": {why}" if why else ""))
+                self._keepalive = _resume(client, resume_job_id, timeout)
                 self._id = resume_job_id
-                self._keepalive = state.keepalive
                 log.info("Resumed spalloc job %d", self._id)
             self._snapshot = JobSnapshot(
                 job_id=self._id, owner=create_kwargs.get("owner"), keepalive=self._keepalive,
