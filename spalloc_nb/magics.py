@@ -20,6 +20,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
+from spalloc.exceptions import SpallocError
 from spalloc_nb import _api
 from spalloc_nb._config import JOB_SETTINGS, nearest_name
 from spalloc_nb._registry import registry
@@ -464,7 +465,7 @@ def _where_kwargs(args: Any) -> dict[str, Any]:
     return {"job_id": job_id, "chip_x": chip_x, "chip_y": chip_y}
 
 
-class CellFailed(Exception):
+class CellFailed(SpallocError):
     """The body of a ``%%spalloc`` cell failed: the cell fails too, with a one-line summary."""
 
     def __init__(self, error: BaseException, job_id: int | None, *, destroyed: bool) -> None:

@@ -26,6 +26,8 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 
+from spalloc.exceptions import SpallocError
+
 __all__ = [
     "UnsafeValueError",
     "command_values",
@@ -40,7 +42,7 @@ _SAFE_HOST = re.compile(r"[A-Za-z0-9._:-]+")
 _ALIASES = {"": "hostname", "w": "width", "h": "height"}
 
 
-class UnsafeValueError(ValueError):
+class UnsafeValueError(SpallocError, ValueError):
     """A server-supplied value that cannot be put into a shell command safely."""
 
 

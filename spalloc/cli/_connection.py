@@ -30,6 +30,7 @@ from spalloc._protocol import (
 from spalloc.exceptions import (
     ProtocolError,
     ProtocolTimeoutError,
+    ServerConnectionError,
     SpallocServerException,
 )
 
@@ -75,11 +76,12 @@ class Connection:
         timeout: seconds for the connect and for each reply or notification wait.
 
     Raises:
-        ProtocolError: the connection could not be made.
+        ServerConnectionError: the connection could not be made.
     """
 
     def __init__(self, host: str, port: int, timeout: float | None) -> None:
         self.timeout = timeout
+        self.host, self.port = host, port
         self._splitter = LineSplitter()
         self._lines: deque[bytes] = deque()
         self._notifications: deque[dict[str, Any]] = deque()
@@ -87,7 +89,8 @@ class Connection:
             self._sock: _socket.socket | None = connect(host, port, timeout)
         except OSError as exc:
             reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
-            raise ProtocolError(f"cannot connect to {host}:{port}: {reason}") from exc
+            raise ServerConnectionError(f"cannot connect to {host}:{port}: {reason}",
+                                        host=host, port=port) from exc
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -213,6 +216,7 @@ class Connection:
             self.close()
             raise ProtocolError(f"malformed message from the server: {exc}") from exc
 
-    def _failed(self, exc: OSError, command: str) -> ProtocolError:
+    def _failed(self, exc: OSError, command: str) -> ServerConnectionError:
         self.close()
-        return ProtocolError(f"{command}: {exc}")
+        return ServerConnectionError(f"{command}: connection to {self.host}:{self.port} "
+                                     f"failed: {exc}", host=self.host, port=self.port)

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from spalloc.exceptions import SpallocError
 from spalloc.geometry import (
     Board,
     Link,
@@ -58,7 +59,7 @@ _KEYS = frozenset({
 _DEFAULT_NET = 64  # default base IPs are 127.64.0.0, 127.65.0.0, ...
 
 
-class MachineConfigError(ValueError):
+class MachineConfigError(SpallocError, ValueError):
     """A machine definition is unusable; the message names the file, machine and field."""
 
     def __init__(self, source: str, machine: str | None, field: str | None,
