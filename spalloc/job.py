@@ -1,7 +1,8 @@
 """``Job``: request SpiNNaker boards, keep them alive, follow their state, give them back.
 
-A Job owns one :class:`~spalloc.client.ProtocolClient` connection. It subscribes to its
-job's ``jobs_changed`` notifications and keeps a cached :class:`~spalloc.models.JobSnapshot`
+A Job talks to its server through one :class:`~spalloc.service.Service` (the v1 protocol's
+is :class:`~spalloc.service.v1.V1Service`). It follows its job's changes (v1: ``jobs_changed``
+notifications) and keeps a cached :class:`~spalloc.models.JobSnapshot`
 current from them, so waits wake on server events rather than polling. A background thread
 (:mod:`spalloc._keepalive`) sends ``job_keepalive`` every keepalive/2 seconds and, when the
 connection drops or the server restarts, reconnects every ``reconnect_delay`` seconds and
@@ -20,14 +21,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
-from spalloc._connection import PendingReply, deadline_of, remaining
+from spalloc._connection import deadline_of, remaining
 from spalloc._dispatch import Dispatcher
 from spalloc._keepalive import KeepaliveThread
 from spalloc._unset import UNSET as _UNSET
-from spalloc.client import ProtocolClient
 from spalloc.config import SpallocConfig, load_config, search_path
 from spalloc.exceptions import (
     ConfigError,
@@ -35,11 +35,14 @@ from spalloc.exceptions import (
     ProtocolError,
     ProtocolTimeoutError,
     SpallocError,
-    SpallocServerException,
     StateChangeTimeoutError,
 )
-from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo, parse_jobs
+from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
+from spalloc.service import JobRequest, Pending, Service, open_service
 from spalloc.states import JobState
+
+if TYPE_CHECKING:
+    from spalloc.client import ProtocolClient
 
 __all__ = ["DESTROY_TIMEOUT", "Job"]
 
@@ -75,52 +78,6 @@ def _no_hostname_message(config: SpallocConfig, config_filenames: Any) -> str:
             f"[spalloc] {place}. Use hostname 'local' to run against the built-in emulator.")
 
 
-#: What a server's ``get_job_state`` ``keepalive`` above this is: the Java server's time of the
-#: last keepalive (epoch seconds), not an interval (1e8 s is over three years).
-_TIMESTAMP_FLOOR = 1e8
-#: The interval of a resumed job whose server reports none we can read: the Java server's
-#: default for v1 jobs (``spalloc.compat.default-keepalive``). Beating more often is harmless.
-_FALLBACK_INTERVAL = 60.0
-
-
-def _resume(client: ProtocolClient, job_id: int, timeout: float | None) -> float | None:
-    """Check that job *job_id* is live and return its keepalive interval.
-
-    The interval comes from the job's ``list_jobs`` entry, which both servers fill with the
-    interval; ``get_job_state``'s ``keepalive`` is the interval on the Python server but the
-    time of the last keepalive on the Java one, and serves only as a fallback.
-
-    Raises:
-        JobDestroyedError: the job is unknown (state 0, or the Java server's "no such job")
-            or already destroyed.
-    """
-    deadline = deadline_of(timeout)
-    p_state = client.submit_by(deadline, "get_job_state", job_id)
-    p_jobs = client.submit_by(deadline, "list_jobs")
-    try:
-        state = JobStateInfo.from_wire(p_state.result_by(deadline, timeout))
-    except SpallocServerException as exc:
-        if "no such job" not in str(exc).lower():
-            raise
-        raise JobDestroyedError(job_id, f"job {job_id} does not exist: {exc}") from exc
-    if state.state in (JobState.unknown, JobState.destroyed):
-        why = state.reason if state.state is JobState.destroyed else None
-        raise JobDestroyedError(job_id, f"job {job_id} does not exist: {state.state.name}"
-                                + (f": {why}" if why else ""))
-    try:
-        jobs = parse_jobs(p_jobs.result_by(deadline, timeout))
-    except SpallocServerException:
-        jobs = []
-    for entry in jobs:
-        if entry.job_id == job_id:
-            return entry.keepalive
-    if state.keepalive is None or state.keepalive < _TIMESTAMP_FLOOR:
-        return state.keepalive
-    log.warning("job %d: the server reports no keepalive interval; keeping it alive as for "
-                "%g s", job_id, _FALLBACK_INTERVAL)
-    return _FALLBACK_INTERVAL
-
-
 class Job:
     """A request for SpiNNaker boards, kept alive until destroyed.
 
@@ -138,7 +95,7 @@ class Job:
         TypeError: an unknown keyword or more than three positional arguments.
         ValueError: an invalid combination (e.g. both ``machine`` and ``tags``), no owner;
             :class:`~spalloc.exceptions.ConfigError` (a ``ValueError``) for no hostname.
-        OSError: the server cannot be reached.
+        ServerConnectionError: the server cannot be reached (also an ``OSError``).
         IncompatibleServerError: the server's version is not supported.
         JobDestroyedError: the job to resume does not exist any more.
         SpallocServerException: the server refused the request.
@@ -162,7 +119,7 @@ class Job:
                  ignore_version: bool = _UNSET) -> None:
         # Attributes read by close()/destroy()/__repr__ even if construction fails.
         self._id: int | None = None
-        self._client: ProtocolClient | None = None
+        self._service: Service | None = None
         self._keeper: KeepaliveThread | None = None
         self._finished: str | None = None
         self._keepalive: float | None = None
@@ -214,43 +171,44 @@ class Job:
         self._reconnect_delay = float(reconnect_delay)
         self._ignore_version = ignore_version
 
-        create_kwargs: dict[str, Any] = {}
+        request = None
         if resume_job_id is None:
-            create_kwargs = self._create_kwargs(config, owner, keepalive, machine, tags,
-                                                min_ratio, max_dead_boards, max_dead_links,
-                                                require_torus)
+            request = self._request(args, config, owner, keepalive, machine, tags, min_ratio,
+                                    max_dead_boards, max_dead_links, require_torus)
 
-        client = ProtocolClient(self._hostname_server, port, timeout=timeout)
-        self._client = client
-        client.connect(timeout)
+        service = open_service(self._hostname_server, port, timeout=timeout,
+                               check_version=not ignore_version)
+        self._service = service
+        # One deadline for construction: connect, version, create (or resume), first fetch.
+        deadline = deadline_of(timeout)
+        service.connect(deadline)
         try:
-            if not ignore_version:
-                client.check_version()
-            if resume_job_id is None:
-                self._id = client.create_job(*args, **create_kwargs)
-                self._keepalive = create_kwargs["keepalive"]
+            if request is not None:
+                self._id = service.create_job(request, deadline)
+                self._keepalive = request.keepalive
                 log.info("Created spalloc job %d", self._id)
             else:
-                self._keepalive = _resume(client, resume_job_id, timeout)
+                assert resume_job_id is not None
+                self._keepalive = service.resume_job(resume_job_id, deadline)
                 self._id = resume_job_id
                 log.info("Resumed spalloc job %d", self._id)
             self._snapshot = JobSnapshot(
-                job_id=self._id, owner=create_kwargs.get("owner"), keepalive=self._keepalive,
-                connected=True)
+                job_id=self._id, owner=None if request is None else request.owner,
+                keepalive=self._keepalive, connected=True)
             self._events = Dispatcher(f"spalloc-job-{self._id}-listeners")
             self._removers = [
-                # Both run on the socket reader and only wake the keepalive thread.
-                client.add_notification_listener(self._on_notification, immediate=True),
-                client.add_disconnect_listener(self._on_disconnect, immediate=True),
+                # Both run on the connection's own thread and only wake the keepalive thread.
+                service.on_job_changed(self._on_jobs_changed),
+                service.on_connection_lost(self._on_disconnect),
             ]
             self._keeper = KeepaliveThread(
                 f"spalloc-job-{self._id}-keepalive",
                 None if self._keepalive is None else self._keepalive / 2,
                 self._reconnect_delay, self._beat, self._refresh_quietly, self._reconnect,
-                lambda: client.connected)
-            # The keepalive thread starts while the server answers (its first beat is
-            # keepalive/2 away, so it cannot race the subscription).
-            self._subscribe_and_refresh(self._timeout, meanwhile=self._keeper.start)
+                lambda: service.connected)
+            # Its first beat is keepalive/2 away: it cannot race the subscription below.
+            self._keeper.start()
+            self._follow_and_refresh(remaining(deadline))
         except BaseException:
             # Never leave a job (or a socket) behind because construction failed (B24),
             # nor a resumed job destroyed because we could not follow it.
@@ -261,9 +219,9 @@ class Job:
             raise
 
     @staticmethod
-    def _create_kwargs(config: SpallocConfig, owner: Any, keepalive: Any, machine: Any,
-                       tags: Any, min_ratio: Any, max_dead_boards: Any, max_dead_links: Any,
-                       require_torus: Any) -> dict[str, Any]:
+    def _request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepalive: Any,
+                 machine: Any, tags: Any, min_ratio: Any, max_dead_boards: Any,
+                 max_dead_links: Any, require_torus: Any) -> JobRequest:
         def pick(name: str, value: Any) -> Any:
             return getattr(config, name) if value is _UNSET else value
 
@@ -291,16 +249,17 @@ class Job:
                     and config.tags is not None):
                 raise ConfigError("the config sets both machine and tags; only one of them "
                                   "may be specified", key="tags", value=config.tags)
-        return {
-            "owner": str(owner),
-            "keepalive": None if keepalive is None else float(keepalive),
-            "machine": machine,
-            "tags": None if tags is None else [str(t) for t in tags],
-            "min_ratio": float(pick("min_ratio", min_ratio)),
-            "max_dead_boards": pick("max_dead_boards", max_dead_boards),
-            "max_dead_links": pick("max_dead_links", max_dead_links),
-            "require_torus": bool(pick("require_torus", require_torus)),
-        }
+        return JobRequest(
+            args=args,
+            owner=str(owner),
+            keepalive=None if keepalive is None else float(keepalive),
+            machine=machine,
+            tags=None if tags is None else tuple(str(t) for t in tags),
+            min_ratio=float(pick("min_ratio", min_ratio)),
+            max_dead_boards=pick("max_dead_boards", max_dead_boards),
+            max_dead_links=pick("max_dead_links", max_dead_links),
+            require_torus=bool(pick("require_torus", require_torus)),
+        )
 
     # --- keeping the snapshot current ------------------------------------------------------
 
@@ -342,35 +301,19 @@ class Job:
             self._keeper.stop(timeout=0)
 
     def _fetch(self, timeout: float | None, *, keepalive: bool = False,
-               subscribe: bool = False, meanwhile: Callable[[], None] | None = None) -> None:
-        """Ask for state and machine info in one round trip (plus a keepalive or a
-        subscription if asked), running *meanwhile* while the server works."""
-        client = self._require_client()
+               follow: bool = False) -> None:
+        """Ask for state and machine info (plus a keepalive, or following the job)."""
+        service = self._require_service()
         job_id = self._require_id()
         deadline = deadline_of(timeout)
-        # The lock only keeps each fetch's requests together and numbers them; it is never
-        # held while waiting for a reply, so a silent server cannot block destroy() behind it.
+        # The lock only keeps fetches in order and numbers them; it is never held while
+        # waiting for an answer, so a silent server cannot block destroy() behind it.
         with self._sending(deadline, "get_job_state"):
             self._fetches += 1
             seq = self._fetches
-            extra = None
-            if subscribe:
-                extra = client.submit_by(deadline, "notify_job", job_id)
-            elif keepalive:
-                extra = client.submit_by(deadline, "job_keepalive", job_id)
-            p_state = client.submit_by(deadline, "get_job_state", job_id)
-            p_info = client.submit_by(deadline, "get_job_machine_info", job_id)
-        if meanwhile is not None:
-            meanwhile()
-        if extra is not None:
-            extra.result_by(deadline, timeout)
-        state = JobStateInfo.from_wire(p_state.result_by(deadline, timeout))
-        try:
-            info: JobMachineInfo | None = JobMachineInfo.from_wire(
-                p_info.result_by(deadline, timeout))
-        except SpallocServerException:
-            info = None  # the Java server raises "boards not allocated" instead of nulls
-        self._apply(state, info, seq)
+            pending = service.send_fetch(job_id, deadline, keepalive=keepalive, follow=follow)
+        status = pending.wait()
+        self._apply(status.state, status.info, seq)
 
     @contextlib.contextmanager
     def _sending(self, deadline: float | None, command: str) -> Iterator[None]:
@@ -383,16 +326,14 @@ class Job:
         finally:
             self._refresh_lock.release()
 
-    def _subscribe_and_refresh(self, timeout: float | None,
-                               meanwhile: Callable[[], None] | None = None) -> None:
-        self._fetch(timeout, subscribe=True, meanwhile=meanwhile)
+    def _follow_and_refresh(self, timeout: float | None) -> None:
+        self._fetch(timeout, follow=True)
         if self._keepalive is not None:
-            # get_job_state refreshes the job's keepalive timer on the server too.
+            # Reading the state refreshes the job's keepalive timer on the server too.
             self._update(last_keepalive_ok=time.time(), keepalive_error=None)
 
-    def _on_notification(self, payload: dict[str, Any]) -> None:
-        changed = payload.get("jobs_changed")
-        if not isinstance(changed, list) or self._id not in changed or self._finished:
+    def _on_jobs_changed(self, job_ids: Sequence[int]) -> None:
+        if self._id not in job_ids or self._finished:
             return
         if self._keeper is not None:
             self._keeper.request_refresh()
@@ -417,14 +358,14 @@ class Job:
         return _bounded(_bounded(self._timeout, stall), _BACKGROUND_TIMEOUT)
 
     def _beat(self) -> None:
-        client = self._require_client()
+        service = self._require_service()
         timeout = self._background_timeout()
         try:
             self._fetch(timeout, keepalive=self._keepalive is not None)
         except ProtocolTimeoutError as exc:
             # A connection that stops answering is as good as lost: start again.
             self._update(keepalive_error=str(exc), connected=False)
-            client.disconnect()
+            service.disconnect()
             raise
         except SpallocError as exc:
             self._update(keepalive_error=str(exc))
@@ -433,26 +374,25 @@ class Job:
             self._update(last_keepalive_ok=time.time(), keepalive_error=None)
 
     def _reconnect(self) -> None:
-        client = self._require_client()
+        service = self._require_service()
         timeout = self._background_timeout()
         if self._finished:
             return  # destroy() or close() owns the connection now
         try:
-            client.connect(timeout)
-            if not self._ignore_version:
-                client.check_version(timeout=timeout)
-            self._subscribe_and_refresh(timeout)
+            deadline = deadline_of(timeout)
+            service.connect(deadline)
+            self._follow_and_refresh(remaining(deadline))
         except BaseException as exc:
-            client.disconnect()
+            service.disconnect()
             self._update(connected=False, keepalive_error=f"reconnection failed: {exc}")
             raise
         log.info("reconnected to spalloc server for job %s", self._id)
         self._update(connected=True)
 
-    def _require_client(self) -> ProtocolClient:
-        if self._client is None:
+    def _require_service(self) -> Service:
+        if self._service is None:
             raise ProtocolError("not connected")
-        return self._client
+        return self._service
 
     def _require_id(self) -> int:
         if self._id is None:
@@ -483,8 +423,13 @@ class Job:
 
     @property
     def client(self) -> ProtocolClient | None:
-        """The :class:`~spalloc.client.ProtocolClient` this Job talks through."""
-        return self._client
+        """The :class:`~spalloc.client.ProtocolClient` this Job talks through (v1 servers)."""
+        return getattr(self._service, "client", None)
+
+    @property
+    def service(self) -> Service | None:
+        """The :class:`~spalloc.service.Service` this Job talks through."""
+        return self._service
 
     def refresh(self, timeout: float | None = _UNSET) -> JobSnapshot:
         """Fetch the job's state and machine information now; returns the new snapshot.
@@ -506,8 +451,8 @@ class Job:
     def _live_refresh(self) -> None:
         # The seed's state/power/reason reflect the server now; fall back to the cache
         # when we cannot ask (closed, destroyed or disconnected).
-        client = self._client
-        if self._finished or client is None or not client.connected:
+        service = self._service
+        if self._finished or service is None or not service.connected:
             return
         try:
             self._fetch(self._timeout)
@@ -585,13 +530,11 @@ class Job:
         Raises:
             ProtocolError: not connected.
         """
-        client = self._require_client()
-        command = "power_on_job_boards" if power else "power_off_job_boards"
-        with self._refresh_lock:
-            pending = client.submit(command, self._require_id())
-        pending.result(self._timeout)
+        service = self._require_service()
+        deadline = deadline_of(self._timeout)  # one for both steps
+        service.set_power(self._require_id(), bool(power), deadline)
         # Read the state back now, so a wait that follows sees "power", not the old "ready".
-        self._fetch(self._timeout)
+        self._fetch(remaining(deadline))
 
     def reset(self) -> None:
         """Reset (power-cycle) the boards; does nothing if the job has no boards."""
@@ -603,8 +546,9 @@ class Job:
         Raises:
             ValueError: the chip is not in this job's machine.
         """
-        found = self._require_client().where_is(job_id=self._require_id(), chip_x=chip_x,
-                                                chip_y=chip_y, timeout=self._timeout)
+        found = self._require_service().where_is(
+            deadline_of(self._timeout), job_id=self._require_id(), chip_x=chip_x,
+            chip_y=chip_y)
         if found is None:
             raise ValueError(f"chip ({chip_x}, {chip_y}) is not in job {self._id}'s machine")
         return found.physical
@@ -664,35 +608,32 @@ class Job:
             if self._finished == "destroyed":
                 return
             self._finished = "destroyed"
-        client = self._client
+        service = self._service
         confirmed: str | None = None
         # One deadline for every step: sending, reconnecting if need be, the replies, and
         # waiting for the keepalive thread to end.
         timeout = _bounded(self._timeout, DESTROY_TIMEOUT)
         deadline = deadline_of(timeout)
         self._signal_background()
-        if client is not None and self._id is not None:
+        if service is not None and self._id is not None:
             try:
-                sent = (self._send_destroy(client, reason, deadline) if client.connected
+                sent = (self._send_destroy(service, reason, deadline) if service.connected
                         else None)
                 if sent is None:
                     # The keepalive thread may be reconnecting: let it finish (or give up)
                     # rather than have two connects race.
                     self._join_background(_bounded(remaining(deadline), 1.0))
-                    client.connect(remaining(deadline))
-                    sent = self._send_destroy(client, reason, deadline)
+                    service.connect(deadline)
+                    sent = self._send_destroy(service, reason, deadline)
                 if sent is None:
                     raise ProtocolError("the connection failed while sending destroy_job")
-                p_destroy, p_state = sent
-                p_destroy.result_by(deadline, timeout)
-                state = JobStateInfo.from_wire(p_state.result_by(deadline, timeout))
-                self._apply(state, None)
+                self._apply(sent.wait(), None)
                 log.info("Destroyed spalloc job %d", self._id)
             except SpallocError as exc:
                 confirmed = f"destroy not confirmed by the server: {exc}"
                 log.warning("job %s: %s", self._id, confirmed)
             finally:
-                client.close()  # also wakes the keepalive thread if it waits for a reply
+                service.close()  # also wakes the keepalive thread if it waits for a reply
         self._join_background(remaining(deadline))
         changes: dict[str, Any] = {"connected": False}
         if self._snapshot.state is not JobState.destroyed:
@@ -702,13 +643,11 @@ class Job:
         self._update(**changes)
         self._events.stop()
 
-    def _send_destroy(self, client: ProtocolClient, reason: str | None,
-                      deadline: float | None) -> tuple[PendingReply, PendingReply] | None:
+    def _send_destroy(self, service: Service, reason: str | None,
+                      deadline: float | None) -> Pending[JobStateInfo] | None:
         try:
             with self._sending(deadline, "destroy_job"):
-                return (client.submit_by(deadline, "destroy_job", self._require_id(),
-                                         reason=reason),
-                        client.submit_by(deadline, "get_job_state", self._require_id()))
+                return service.send_destroy(self._require_id(), reason, deadline)
         except ProtocolTimeoutError:
             raise
         except ProtocolError:
@@ -724,8 +663,8 @@ class Job:
                 return
             self._finished = "closed"
         self._signal_background()
-        if self._client is not None:
-            self._client.close()  # wakes the keepalive thread if it waits for a reply
+        if self._service is not None:
+            self._service.close()  # wakes the keepalive thread if it waits for a reply
         self._join_background(DESTROY_TIMEOUT)
         self._update(connected=False)
         self._events.stop()

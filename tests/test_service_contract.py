@@ -1,0 +1,150 @@
+"""The contract of :class:`spalloc.service.Service`, run against every implementation with the
+same tests (v1 today) on a real emulator over loopback."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from spalloc._connection import deadline_of
+from spalloc.emulator import Emulator
+from spalloc.exceptions import (
+    JobDestroyedError,
+    ProtocolError,
+    ServerConnectionError,
+    SpallocServerException,
+)
+from spalloc.service import JobRequest, Service, open_service
+from spalloc.states import JobState
+
+WAIT = 5.0
+
+
+def request(*args: int, keepalive: float | None = 60.0, **changes: object) -> JobRequest:
+    base = JobRequest(args=args, owner="contract", keepalive=keepalive, machine=None,
+                      tags=("default",), min_ratio=0.333, max_dead_boards=0,
+                      max_dead_links=None, require_torus=False)
+    return base._replace(**changes)
+
+
+Opener = Callable[[Emulator], Service]
+
+
+def _v1(emulator: Emulator) -> Service:
+    return open_service(emulator.host, emulator.port, timeout=WAIT)
+
+
+@pytest.fixture(params=[_v1], ids=["v1"])
+def opened(request: pytest.FixtureRequest,
+           emulator: Emulator) -> Iterator[tuple[Service, Emulator]]:
+    service = request.param(emulator)
+    service.connect(deadline_of(WAIT))
+    yield service, emulator
+    service.close()
+
+
+def wait_state(service: Service, job_id: int, wanted: JobState) -> JobState:
+    state = JobState.unknown
+    for _ in range(200):
+        state = service.send_fetch(job_id, deadline_of(WAIT)).wait().state.state
+        if state is wanted:
+            break
+        threading.Event().wait(0.02)
+    return state
+
+
+def test_create_fetch_and_destroy(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    assert service.connected
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    assert wait_state(service, job_id, JobState.ready) is JobState.ready
+    status = service.send_fetch(job_id, deadline_of(WAIT), keepalive=True).wait()
+    assert status.state.power is True and status.info is not None
+    assert status.info.width == 8 and status.info.height == 8  # one board, in chips
+    assert status.info.connections and (0, 0) in status.info.connections
+    after = service.send_destroy(job_id, "contract over", deadline_of(WAIT)).wait()
+    assert after.state is JobState.destroyed and after.reason == "contract over"
+
+
+def test_power_and_where_is(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    wait_state(service, job_id, JobState.ready)
+    service.set_power(job_id, False, deadline_of(WAIT))
+    status = service.send_fetch(job_id, deadline_of(WAIT)).wait()
+    assert status.state.state in (JobState.power, JobState.ready)
+    found = service.where_is(deadline_of(WAIT), job_id=job_id, chip_x=0, chip_y=0)
+    assert found is not None and found.job_id == job_id and found.job_chip == (0, 0)
+    board = service.where_is(deadline_of(WAIT), machine="m4x2", x=1, y=0, z=0)
+    assert board is not None and board.logical == (1, 0, 0)
+
+
+def test_lists(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    assert [j.job_id for j in service.list_jobs(deadline_of(WAIT))] == [job_id]
+    names = [m.name for m in service.list_machines(deadline_of(WAIT))]
+    assert "m4x2" in names
+
+
+def test_resume(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    job_id = service.create_job(request(1, keepalive=7.0), deadline_of(WAIT))
+    assert service.resume_job(job_id, deadline_of(WAIT)) == 7.0
+    with pytest.raises(JobDestroyedError):
+        service.resume_job(job_id + 1000, deadline_of(WAIT))
+    service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
+    with pytest.raises(JobDestroyedError):
+        service.resume_job(job_id, deadline_of(WAIT))
+
+
+def test_a_refused_request_is_a_server_exception(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    with pytest.raises(SpallocServerException):
+        service.create_job(request(1, machine="m4x2"), deadline_of(WAIT))  # and tags
+
+
+def test_following_a_job_reports_its_changes(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    changed: list[int] = []
+    seen = threading.Event()
+
+    def note(ids: object) -> None:
+        changed.extend(ids)  # type: ignore[call-overload]
+        seen.set()
+
+    remove = service.on_job_changed(note)
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    service.send_fetch(job_id, deadline_of(WAIT), follow=True).wait()
+    service.set_power(job_id, False, deadline_of(WAIT))
+    assert seen.wait(WAIT) and job_id in changed
+    remove()
+
+
+def test_losing_the_server_is_reported(opened: tuple[Service, Emulator]) -> None:
+    service, emulator = opened
+    lost: list[ProtocolError] = []
+    gone = threading.Event()
+    service.on_connection_lost(lambda error: (lost.append(error), gone.set()))
+    service.send_fetch(1, deadline_of(WAIT)).wait()  # the connection is in use
+    emulator.stop()
+    assert gone.wait(WAIT) and isinstance(lost[0], ProtocolError)
+    assert not service.connected
+    with pytest.raises(ServerConnectionError):
+        service.connect(deadline_of(WAIT))
+    emulator.start()
+    service.connect(deadline_of(WAIT))
+    assert service.connected
+
+
+def test_disconnect_and_close_are_idempotent(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    service.disconnect()
+    service.disconnect()
+    assert not service.connected
+    with pytest.raises(ProtocolError):
+        service.list_jobs(deadline_of(WAIT))
+    service.close()
+    service.close()
