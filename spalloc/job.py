@@ -4,9 +4,10 @@ A Job talks to its server through one :class:`~spalloc.service.Service` (the v1 
 is :class:`~spalloc.service.v1.V1Service`). It follows its job's changes (v1: ``jobs_changed``
 notifications) and keeps a cached :class:`~spalloc.models.JobSnapshot`
 current from them, so waits wake on server events rather than polling. A background thread
-(:mod:`spalloc._keepalive`) sends ``job_keepalive`` every keepalive/2 seconds and, when the
-connection drops or the server restarts, reconnects every ``reconnect_delay`` seconds and
-re-subscribes; waits carry on meanwhile. ``destroy()`` never raises for an unreachable server.
+(a :class:`~spalloc.follow.Follower`) sends ``job_keepalive`` every keepalive/2 seconds and,
+when the connection drops, stalls or the server restarts, reconnects (at once, then every
+``reconnect_delay`` seconds) and re-subscribes; waits carry on meanwhile. ``destroy()`` never
+raises for an unreachable server.
 
 ::
 
@@ -26,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from spalloc._connection import deadline_of, remaining
 from spalloc._dispatch import Dispatcher
-from spalloc._keepalive import KeepaliveThread
 from spalloc._unset import UNSET as _UNSET
 from spalloc.config import SpallocConfig, load_config, search_path
 from spalloc.exceptions import (
@@ -37,6 +37,7 @@ from spalloc.exceptions import (
     SpallocError,
     StateChangeTimeoutError,
 )
+from spalloc.follow import Follower
 from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
 from spalloc.service import JobRequest, Pending, Service, open_service
 from spalloc.states import JobState
@@ -120,7 +121,7 @@ class Job:
         # Attributes read by close()/destroy()/__repr__ even if construction fails.
         self._id: int | None = None
         self._service: Service | None = None
-        self._keeper: KeepaliveThread | None = None
+        self._keeper: Follower | None = None
         self._finished: str | None = None
         self._keepalive: float | None = None
         self._cond = threading.Condition()
@@ -201,7 +202,7 @@ class Job:
                 service.on_job_changed(self._on_jobs_changed),
                 service.on_connection_lost(self._on_disconnect),
             ]
-            self._keeper = KeepaliveThread(
+            self._keeper = Follower(
                 f"spalloc-job-{self._id}-keepalive",
                 None if self._keepalive is None else self._keepalive / 2,
                 self._reconnect_delay, self._beat, self._refresh_quietly, self._reconnect,
@@ -336,7 +337,7 @@ class Job:
         if self._id not in job_ids or self._finished:
             return
         if self._keeper is not None:
-            self._keeper.request_refresh()
+            self._keeper.changed()
 
     def _refresh_quietly(self) -> None:
         try:
