@@ -289,13 +289,20 @@ class _Connection:
 
 # --- the public client ---------------------------------------------------------------------
 
+#: Server commands with no method below, the Java server's extras (PROTOCOL.md §8).
+_EXTRA_COMMANDS = frozenset({"report_problem", "login"})
+
+
 class ProtocolClient:
     """A blocking client of the spalloc v1 protocol, safe to share between threads.
 
     Does not connect until :meth:`connect` is called (or the ``with`` block starts).
-    Any server command can be called as a method: ``c.list_jobs()`` is
-    ``c.call("list_jobs")``; the commands with typed wrappers below return parsed
-    records from :mod:`spalloc.models` instead.
+    Every server command is a method (``c.version()``; :meth:`call` sends any name).
+    Replies that are objects come back as records from :mod:`spalloc.models`: the server's
+    object itself, read-only (``state["reason"]``, ``dict(state)``, ``json.dumps(state)``
+    and ``state == reply`` work as with the official client), with typed attributes
+    (``state.state`` is a :class:`~spalloc.states.JobState`). A name that is not a command
+    is an ``AttributeError``.
 
     Args:
         hostname: the server's name or address.
@@ -432,8 +439,10 @@ class ProtocolClient:
         return self.submit(name, *args, **kwargs).result(timeout)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_"):
-            raise AttributeError(name)
+        # Only commands without a method of their own; any other name is no attribute, so
+        # that hasattr() and typos behave as on any object (and as the official client).
+        if name not in _EXTRA_COMMANDS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
         def command(*args: Any, timeout: float | None = _UNSET, **kwargs: Any) -> Any:
             return self.call(name, *args, timeout=timeout, **kwargs)

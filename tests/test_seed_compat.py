@@ -8,17 +8,20 @@ replies behaving as the server's objects; and attributes that are not server com
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import copy
+import json
+import pickle
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from spalloc import Job
+from spalloc import Job, JobState, ProtocolClient, ProtocolError, SpallocServerException
 from spalloc.config import SpallocConfig, load_config
 from spalloc.emulator import Emulator
 from spalloc.ui.options import add_job_options, add_server_options, job_arguments
-from tests.conftest import LineClient
+from tests.conftest import WAIT, LineClient, wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
@@ -90,3 +93,142 @@ def test_command_line_defaults_to_the_default_tag_as_before() -> None:
 
 
 # --- replies that are the server's objects ----------------------------------------------------
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[ProtocolClient]:
+    with ProtocolClient(emulator.host, emulator.port, timeout=WAIT) as c:
+        yield c
+
+
+def _same_as_sent(record: Any, sent: Any) -> None:
+    """*record* behaves as the server's object *sent* does, in every way the seed's code can
+    use it, and stays read-only."""
+    assert isinstance(record, Mapping) and isinstance(sent, dict)
+    assert record == sent and sent == record and (record != sent) is False
+    assert dict(record) == sent and type(dict(record)) is dict
+    assert json.loads(json.dumps(record)) == sent
+    assert json.dumps(record, sort_keys=True) == json.dumps(sent, sort_keys=True)
+    assert sorted(record) == sorted(sent) and len(record) == len(sent)
+    assert list(record.items()) == list(sent.items())
+    for key, value in sent.items():
+        assert key in record and record[key] == value and record.get(key) == value
+    assert "no such key" not in record and record.get("no such key", 7) == 7
+    with pytest.raises(KeyError):
+        record["no such key"]
+    for change in (lambda r: r.__setitem__("x", 1), lambda r: r.update(x=1),
+                   lambda r: r.pop(next(iter(sent))), lambda r: r.clear(),
+                   lambda r: r.setdefault("x", 1), lambda r: r.popitem()):
+        with pytest.raises(TypeError, match="read-only"):
+            change(record)
+    assert record == sent  # nothing was lost
+    with pytest.raises(AttributeError):
+        record.raw = {}
+    with pytest.raises(TypeError):
+        record.raw["x"] = 1
+    assert record.raw == sent
+    copied = pickle.loads(pickle.dumps(record))
+    assert type(copied) is type(record) and copied == record
+    assert [getattr(copied, key) for key in record._fields] == [
+        getattr(record, key) for key in record._fields]
+    assert copy.deepcopy(record) == record
+
+
+def test_get_job_state_is_the_servers_object(client: ProtocolClient,
+                                             connect: Callable[..., LineClient],
+                                             emulator: Emulator) -> None:
+    job_id = client.create_job(1, owner="me", keepalive=60.0)
+    wait_for(lambda: client.get_job_state(job_id).state is JobState.ready)
+    with connect(emulator) as raw:
+        sent = raw.call("get_job_state", job_id)
+        state = client.get_job_state(job_id)
+        _same_as_sent(state, sent)
+        assert "reason" in state and state["reason"] is None  # the seed's idiom
+        assert state.state is JobState.ready and state["state"] == 3
+        client.destroy_job(job_id, "done")
+        sent = raw.call("get_job_state", job_id)
+    state = client.get_job_state(job_id)
+    _same_as_sent(state, sent)
+    assert state.reason == state["reason"] == "done"
+    assert client.get_job_state(99999) == raw_unknown(emulator, connect)
+
+
+def raw_unknown(emulator: Emulator, connect: Callable[..., LineClient]) -> Any:
+    with connect(emulator) as raw:
+        return raw.call("get_job_state", 99999)
+
+
+def test_machine_info_jobs_machines_and_where_is_are_the_servers_objects(
+        client: ProtocolClient, connect: Callable[..., LineClient], emulator: Emulator) -> None:
+    queued_info = client.get_job_machine_info(client.create_job(
+        1, owner="me", keepalive=None, machine="no such machine"))
+    job_id = client.create_job(2, 1, owner="me", keepalive=None)
+    wait_for(lambda: client.get_job_state(job_id).state is JobState.ready)
+    with connect(emulator) as raw:
+        replies = {"get_job_machine_info": raw.call("get_job_machine_info", job_id),
+                   "list_jobs": raw.call("list_jobs"),
+                   "list_machines": raw.call("list_machines"),
+                   "where_is": raw.call("where_is", job_id=job_id, chip_x=4, chip_y=0),
+                   "nowhere": raw.call("where_is", machine="board1", x=0, y=0, z=1)}
+    info = client.get_job_machine_info(job_id)
+    _same_as_sent(info, replies["get_job_machine_info"])
+    assert info.connections is not None and info.connections[(0, 0)] == info["connections"][0][1]
+    jobs, machines = client.list_jobs(), client.list_machines()
+    assert jobs == replies["list_jobs"] and machines == replies["list_machines"]
+    assert json.loads(json.dumps([jobs, machines])) == [replies["list_jobs"],
+                                                        replies["list_machines"]]
+    for record, sent in zip(jobs + machines, replies["list_jobs"] + replies["list_machines"],
+                            strict=True):
+        _same_as_sent(record, sent)
+    assert [job.job_id for job in jobs] == [job["job_id"] for job in jobs]
+    found = client.where_is(job_id=job_id, chip_x=4, chip_y=0)
+    assert found is not None and found.job_id == found["job_id"] == job_id
+    _same_as_sent(found, replies["where_is"])
+    assert client.where_is(machine="board1", x=0, y=0, z=1) is replies["nowhere"] is None
+    assert queued_info == {"width": None, "height": None, "connections": None,
+                           "machine_name": None, "boards": None}
+
+
+def test_records_built_from_typed_values_hold_what_the_server_sends(
+        client: ProtocolClient) -> None:
+    job_id = client.create_job(1, owner="me", keepalive=None)
+    wait_for(lambda: client.get_job_state(job_id).state is JobState.ready)
+    records: list[Any] = [client.get_job_state(job_id), client.get_job_machine_info(job_id),
+                          *client.list_jobs(), *client.list_machines(),
+                          client.where_is(job_id=job_id, chip_x=0, chip_y=0)]
+    for record in records:
+        values = {key: getattr(record, key) for key in record._fields}
+        rebuilt = type(record)(**values)
+        assert rebuilt == record, type(record).__name__
+        assert type(record)(*values.values()) == record
+        assert repr(rebuilt) == repr(record)
+    state = records[0]
+    changed = state._replace(reason="gone")
+    assert (changed.reason, changed["reason"], state["reason"]) == ("gone", "gone", None)
+    with pytest.raises(AttributeError, match="cannot be changed"):
+        state.reason = "x"
+
+
+# --- attributes that are not server commands --------------------------------------------------
+
+def test_only_server_commands_are_methods(client: ProtocolClient) -> None:
+    for name in ("bar", "_bar", "no_such_command", "__wrapped__"):
+        assert not hasattr(client, name)
+        with pytest.raises(AttributeError, match=name):
+            getattr(client, name)
+    with pytest.raises(AttributeError):
+        client.bar()
+    # Every command of the protocol is a method, and calls the server.
+    for command in ("version", "create_job", "job_keepalive", "get_job_state",
+                    "get_job_machine_info", "power_on_job_boards", "power_off_job_boards",
+                    "destroy_job", "notify_job", "no_notify_job", "notify_machine",
+                    "no_notify_machine", "list_jobs", "list_machines", "get_board_position",
+                    "get_board_at_position", "where_is", "report_problem", "login"):
+        assert callable(getattr(client, command)), command
+    assert client.version() == client.call("version")
+    assert client.create_job(1, owner="dummy", keepalive=None) in [
+        job.job_id for job in client.list_jobs()]
+    # The Java server's extras go to the server like any command; the emulator, as the
+    # Python server, answers a command it does not know by closing the connection.
+    with pytest.raises((SpallocServerException, ProtocolError)):
+        client.report_problem("127.0.0.1", x=0, y=0, p=1, description="x")
+    assert not client.connected
