@@ -30,10 +30,11 @@ from spalloc.states import JobState
 TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any, ClassVar, Self, dataclass_transform
+    from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
 
     # What type checkers see: a read-only mapping (at run time a dict that refuses changes).
     _ReplyBase = Mapping[str, Any]
+    _R = TypeVar("_R", bound="_Reply")
 else:
     _ReplyBase = dict
 
@@ -94,9 +95,7 @@ class _Reply(_ReplyBase):
     @classmethod
     def _from_reply(cls, reply: Mapping[str, Any], **values: Any) -> Self:
         """The record holding *reply* as sent, with typed *values* parsed from it."""
-        record = cls.__new__(cls)
-        _fill(record, values, reply)
-        return record
+        return _rebuild(cls, values, reply)
 
     @classmethod
     def _wire_value(cls, key: str, value: Any) -> Any:
@@ -112,9 +111,7 @@ class _Reply(_ReplyBase):
         values.update(changes)
         content = dict(self)
         content.update((key, self._wire_value(key, value)) for key, value in changes.items())
-        record = type(self).__new__(type(self))
-        _fill(record, values, content)
-        return record
+        return _rebuild(type(self), values, content)
 
     @property
     def raw(self) -> Mapping[str, Any]:
@@ -158,7 +155,8 @@ def _fill(record: Any, values: Mapping[str, Any], content: Mapping[str, Any]) ->
     dict.update(record, content)
 
 
-def _rebuild(cls: type[_Reply], values: Mapping[str, Any], content: Mapping[str, Any]) -> Any:
+def _rebuild(cls: type[_R], values: Mapping[str, Any], content: Mapping[str, Any]) -> _R:
+    # A record without __init__ (which would build the content from the typed values).
     record = cls.__new__(cls)
     _fill(record, values, content)
     return record
