@@ -626,7 +626,7 @@ class ProtocolClient:
         return parse_machines(self.call("list_machines", timeout=timeout))
 
     def get_board_position(self, machine_name: str, x: int, y: int, z: int,
-                           timeout: float | None = _UNSET) -> tuple[int, int, int] | None:
+                           timeout: float | None = _UNSET) -> list[int] | None:
         """Logical (x, y, z) → physical (cabinet, frame, board), or ``None``."""
         # Named arguments: the Java server reads these by name only.
         reply = self.call("get_board_position", machine_name=machine_name, x=x, y=y, z=z,
@@ -634,7 +634,7 @@ class ProtocolClient:
         return _triple(reply, "get_board_position")
 
     def get_board_at_position(self, machine_name: str, x: int, y: int, z: int,
-                              timeout: float | None = _UNSET) -> tuple[int, int, int] | None:
+                              timeout: float | None = _UNSET) -> list[int] | None:
         """Physical (cabinet, frame, board), passed as x, y, z → logical (x, y, z), or ``None``."""
         reply = self.call("get_board_at_position", machine_name=machine_name, x=x, y=y, z=z,
                           timeout=timeout)
@@ -647,10 +647,11 @@ class ProtocolClient:
         return WhereIs.from_wire(self.call("where_is", timeout=timeout, **kwargs))
 
 
-def _triple(reply: Any, command: str) -> tuple[int, int, int] | None:
+def _triple(reply: Any, command: str) -> list[int] | None:
+    # The server's list, as the official client returned it (so == [c, f, b] holds).
     if reply is None:
         return None
     if (not isinstance(reply, list) or len(reply) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in reply)):
         raise ProtocolError(f"{command} returned {reply!r}")
-    return (reply[0], reply[1], reply[2])
+    return reply

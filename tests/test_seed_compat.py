@@ -188,6 +188,18 @@ def test_machine_info_jobs_machines_and_where_is_are_the_servers_objects(
                            "machine_name": None, "boards": None}
 
 
+def test_board_positions_are_the_servers_lists(client: ProtocolClient,
+                                               connect: Callable[..., LineClient],
+                                               emulator: Emulator) -> None:
+    with connect(emulator) as raw:
+        physical = raw.call("get_board_position", machine_name="m4x2", x=1, y=1, z=2)
+        logical = raw.call("get_board_at_position", machine_name="m4x2", x=0, y=0, z=1)
+    assert client.get_board_position("m4x2", 1, 1, 2) == physical
+    assert client.get_board_at_position("m4x2", 0, 0, 1) == logical
+    assert isinstance(physical, list) and isinstance(logical, list)
+    assert client.get_board_position("board1", 0, 0, 1) is None  # no such board
+
+
 def test_records_built_from_typed_values_hold_what_the_server_sends(
         client: ProtocolClient) -> None:
     job_id = client.create_job(1, owner="me", keepalive=None)
