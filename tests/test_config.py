@@ -278,12 +278,16 @@ def test_read_config_later_files_win_and_bad_values_are_value_errors(tmp_path: P
 
 
 @pytest.mark.usefixtures("isolated_config")
-def test_read_config_defaults_to_the_search_path(tmp_path: Path) -> None:
+def test_read_config_defaults_to_the_search_path(monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
     from spalloc.config import read_config
 
     write(tmp_path / ".spalloc", "[spalloc]\nhostname = from-cwd\ntags = a,b\n")
     assert read_config()["hostname"] == "from-cwd"
     assert read_config()["tags"] == ["a", "b"]
+    # What the rest of the package reads, so SPALLOC_* variables override the files here too.
+    monkeypatch.setenv("SPALLOC_TAGS", "c")
+    assert read_config()["tags"] == ["c"] and read_config([])["tags"] == ["c"]
 
 
 @pytest.mark.usefixtures("isolated_config")
