@@ -61,13 +61,20 @@ _UNSET = UNSET
 
 # --- the public client ---------------------------------------------------------------------
 
+#: Server commands with no method below, the Java server's extras (PROTOCOL.md §8).
+_EXTRA_COMMANDS = frozenset({"report_problem", "login"})
+
+
 class ProtocolClient:
     """A blocking client of the spalloc v1 protocol, safe to share between threads.
 
     Does not connect until :meth:`connect` is called (or the ``with`` block starts).
-    Any server command can be called as a method: ``c.list_jobs()`` is
-    ``c.call("list_jobs")``; the commands with typed wrappers below return parsed
-    records from :mod:`spalloc.models` instead.
+    Every server command is a method (``c.version()``; :meth:`call` sends any name).
+    Replies that are objects come back as records from :mod:`spalloc.models`: the server's
+    object itself, read-only (``state["reason"]``, ``dict(state)``, ``json.dumps(state)``
+    and ``state == reply`` work as with the official client), with typed attributes
+    (``state.state`` is a :class:`~spalloc.states.JobState`). A name that is not a command
+    is an ``AttributeError``.
 
     Args:
         hostname: the server's name or address.
@@ -227,8 +234,10 @@ class ProtocolClient:
         return pending.result_by(deadline, timeout)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("_"):
-            raise AttributeError(name)
+        # Only commands without a method of their own; any other name is no attribute, so
+        # that hasattr() and typos behave as on any object (and as the official client).
+        if name not in _EXTRA_COMMANDS:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
         def command(*args: Any, timeout: float | None = _UNSET, **kwargs: Any) -> Any:
             return self.call(name, *args, timeout=timeout, **kwargs)
@@ -412,7 +421,7 @@ class ProtocolClient:
         return parse_machines(self.call("list_machines", timeout=timeout))
 
     def get_board_position(self, machine_name: str, x: int, y: int, z: int,
-                           timeout: float | None = _UNSET) -> tuple[int, int, int] | None:
+                           timeout: float | None = _UNSET) -> list[int] | None:
         """Logical (x, y, z) → physical (cabinet, frame, board), or ``None``."""
         # Named arguments: the Java server reads these by name only.
         reply = self.call("get_board_position", machine_name=machine_name, x=x, y=y, z=z,
@@ -420,7 +429,7 @@ class ProtocolClient:
         return _triple(reply, "get_board_position")
 
     def get_board_at_position(self, machine_name: str, x: int, y: int, z: int,
-                              timeout: float | None = _UNSET) -> tuple[int, int, int] | None:
+                              timeout: float | None = _UNSET) -> list[int] | None:
         """Physical (cabinet, frame, board), passed as x, y, z → logical (x, y, z), or ``None``."""
         reply = self.call("get_board_at_position", machine_name=machine_name, x=x, y=y, z=z,
                           timeout=timeout)
@@ -433,10 +442,11 @@ class ProtocolClient:
         return WhereIs.from_wire(self.call("where_is", timeout=timeout, **kwargs))
 
 
-def _triple(reply: Any, command: str) -> tuple[int, int, int] | None:
+def _triple(reply: Any, command: str) -> list[int] | None:
+    # The server's list, as the official client returned it (so == [c, f, b] holds).
     if reply is None:
         return None
     if (not isinstance(reply, list) or len(reply) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) for v in reply)):
         raise ProtocolError(f"{command} returned {reply!r}")
-    return (reply[0], reply[1], reply[2])
+    return reply

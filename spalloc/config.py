@@ -11,6 +11,11 @@ Each file holds one ``[spalloc]`` section::
 
 The literal ``None`` means "no value". Run ``python -m spalloc.config`` to see the search
 path on this machine.
+
+:func:`load_config` gives one typed, immutable :class:`SpallocConfig`;
+:func:`read_config` is the original client's loader, a plain dict of the same settings.
+Code that adds its own files to :data:`SEARCH_PATH` (as the original allowed) is honoured
+by both.
 """
 
 from __future__ import annotations
@@ -26,7 +31,17 @@ TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy see
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["SECTION", "SpallocConfig", "load_config", "main", "parse_boolean", "search_path"]
+__all__ = [
+    "SEARCH_PATH",
+    "SECTION",
+    "SpallocConfig",
+    "default_paths",
+    "load_config",
+    "main",
+    "parse_boolean",
+    "read_config",
+    "search_path",
+]
 
 SECTION = "spalloc"
 ENV_PREFIX = "SPALLOC_"
@@ -35,8 +50,10 @@ ENV_PREFIX = "SPALLOC_"
 class SpallocConfig(NamedTuple):
     """Every client setting, with the documented defaults.
 
-    ``tags`` is a tuple of tag names or ``None`` (the server's default tag set);
-    ``sources`` lists where values came from, ``explicit`` which keys were set there.
+    ``tags`` is a tuple of tag names, or ``None`` when not set (as the original client
+    reported it): whoever allocates then asks for the ``default`` tag unless a machine is
+    named, as the server itself does. ``sources`` lists where values came from,
+    ``explicit`` which keys were set there.
     A ``NamedTuple`` rather than a frozen dataclass: as immutable, and much cheaper to
     import, which every command-line tool pays at start-up.
     """
@@ -48,7 +65,7 @@ class SpallocConfig(NamedTuple):
     reconnect_delay: float = 5.0
     timeout: float | None = 5.0
     machine: str | None = None
-    tags: tuple[str, ...] | None = ("default",)
+    tags: tuple[str, ...] | None = None
     min_ratio: float = 0.333
     max_dead_boards: int | None = 0
     max_dead_links: int | None = None
@@ -209,11 +226,31 @@ def _xdg_config_dirs() -> tuple[str, str] | None:
     return site, user
 
 
-def __getattr__(name: str) -> Any:
-    # SEARCH_PATH, as the official client spelled it, computed on first use.
-    if name == "SEARCH_PATH":
+def _initial_search_path() -> list[str]:
+    try:
         return search_path()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    except Exception:
+        # platformdirs refusing an odd environment must not make this module unimportable:
+        # load_config reports the trouble when the path is needed.
+        return [os.path.join(os.curdir, "." + SECTION)]
+
+
+#: The config files read by default, lowest priority first, as found when this module was
+#: imported (as the original client computed it). Code may change it, in place or by
+#: assigning a new list, and :func:`load_config` and :func:`read_config` then read exactly
+#: those files. While it is left as it was, they follow the current environment instead
+#: (a ``XDG_CONFIG_HOME`` changed since, say), which is what :func:`search_path` computes.
+SEARCH_PATH: list[str] = _initial_search_path()
+_SEARCH_PATH_AT_IMPORT = tuple(SEARCH_PATH)
+
+
+def default_paths() -> list[str]:
+    """The files read when no paths are given: :data:`SEARCH_PATH` if code changed it, else
+    :func:`search_path` for the current environment."""
+    paths = list(SEARCH_PATH)  # the module global as it is now, even if it was reassigned
+    if tuple(paths) != _SEARCH_PATH_AT_IMPORT:
+        return [os.fspath(path) for path in paths]
+    return search_path()
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -250,7 +287,7 @@ def load_config(paths: Iterable[str | os.PathLike[str]] | None = None,
     Missing files are skipped; unknown keys and other sections are ignored.
 
     Args:
-        paths: files to read; ``None`` means :func:`search_path`, ``[]`` reads none.
+        paths: files to read; ``None`` means :func:`default_paths`, ``[]`` reads none.
         environ: environment to take ``SPALLOC_<KEY>`` overrides from; ``None`` means
             ``os.environ``.
 
@@ -259,7 +296,7 @@ def load_config(paths: Iterable[str | os.PathLike[str]] | None = None,
             or variable, the key and the value).
     """
     if paths is None:
-        paths = search_path()
+        paths = default_paths()
     if environ is None:
         environ = os.environ
     values: dict[str, Any] = {}
@@ -282,9 +319,33 @@ def load_config(paths: Iterable[str | os.PathLike[str]] | None = None,
     return SpallocConfig(**values, sources=tuple(sources), explicit=frozenset(values))
 
 
+def read_config(filenames: Iterable[str | os.PathLike[str]] | None = None) -> dict[str, Any]:
+    """The original client's loader: the settings as a plain dict.
+
+    The keys are the thirteen settings (``hostname``, ``owner``, ``port``, ``keepalive``,
+    ``reconnect_delay``, ``timeout``, ``machine``, ``tags``, ``min_ratio``,
+    ``max_dead_boards``, ``max_dead_links``, ``require_torus``, ``ignore_version``), with the
+    documented defaults for those not set; ``tags`` is a list, or ``None`` when not set.
+    As everywhere in this package, ``SPALLOC_*`` environment variables override the files.
+
+    Args:
+        filenames: files to read, later ones winning; ``None`` means :data:`SEARCH_PATH`
+            (see :func:`default_paths`). Missing files are skipped.
+
+    Raises:
+        ConfigError: a file is malformed or a value is invalid (a ``ValueError``, as the
+            original raised for a bad value).
+    """
+    config = load_config(filenames)
+    values = {key: getattr(config, key) for key in _KEYS}
+    if values["tags"] is not None:
+        values["tags"] = list(values["tags"])
+    return values
+
+
 def describe_search_path(paths: Iterable[str] | None = None) -> list[str]:
     """Lines describing the search path and which files exist (for ``python -m``)."""
-    paths = list(search_path() if paths is None else paths)
+    paths = list(default_paths() if paths is None else paths)
     lines = ["Default search path (lowest-priority first):"]
     for path in paths:
         exists = os.path.isfile(path)

@@ -223,6 +223,9 @@ class Job:
     def _request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepalive: Any,
                  machine: Any, tags: Any, min_ratio: Any, max_dead_boards: Any,
                  max_dead_links: Any, require_torus: Any) -> JobRequest:
+        if "tags" not in config.explicit:  # the config reports None; "default" applies here
+            config = config._replace(tags=("default",))
+
         def pick(name: str, value: Any) -> Any:
             return getattr(config, name) if value is _UNSET else value
 

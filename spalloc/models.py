@@ -7,12 +7,15 @@ server omits or fills some differently, PROTOCOL.md §8) and strict about types:
 cannot be shown honestly raises :class:`~spalloc.exceptions.ProtocolError` naming the field
 (a malformed keepalive is not shown as ``None``, which would mean "no keepalive").
 
-The records are ``NamedTuple`` classes rather than frozen dataclasses: as immutable, but a
-dataclass compiles its methods when its module is imported, which showed in the start-up
-time of every command-line tool; for the same reason this module does not import
-:mod:`typing` at run time. For code written against the official client, which handed out
-plain dicts, the reply types also answer ``info["state"]`` and ``info.get("state")`` with
-the value exactly as the server sent it (kept in ``raw``, left out of the ``repr``).
+Each reply record is also the server's object itself, read-only: code written for the
+official client, which handed out plain dicts, keeps working (``info["state"]``,
+``"reason" in info``, ``dict(info)``, ``json.dumps(info)``, ``info == reply``), while ours
+reads typed attributes (``info.state`` is a :class:`~spalloc.states.JobState`). Equality is
+therefore the mapping's; a record made from typed values holds the reply the server would
+have sent for them. They are ``dict`` subclasses because ``json`` serialises nothing else as
+an object, and plain classes rather than dataclasses because a dataclass compiles its
+methods when its module is imported, which showed in the start-up time of every
+command-line tool (for the same reason this module does not import :mod:`typing`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,18 @@ from spalloc.states import JobState
 
 TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable, Iterator
+    from typing import Any, ClassVar, Self, TypeVar, dataclass_transform
+
+    # What type checkers see: a read-only mapping (at run time a dict that refuses changes).
+    _ReplyBase = Mapping[str, Any]
+    _R = TypeVar("_R", bound="_Reply")
+else:
+    _ReplyBase = dict
+
+    def dataclass_transform(**options):
+        """typing's marker for type checkers, without typing (it changes nothing at run time)."""
+        return lambda cls: cls
 
 __all__ = [
     "JobDescription",
@@ -43,8 +57,114 @@ Coord2 = tuple[int, int]
 Coord3 = tuple[int, int, int]
 Link = tuple[int, int, int, int]
 
-#: ``raw`` of a record not built from a reply.
-_NO_REPLY: Mapping[str, Any] = MappingProxyType({})
+
+# --------------------------------------------------------------------------- the shared base
+
+@dataclass_transform(frozen_default=True)
+class _Reply(_ReplyBase):
+    """A server reply: the object as sent, read-only, with typed attributes parsed from it.
+
+    Subclasses declare their typed fields as annotations (in order: ``Cls(*fields)`` and
+    ``Cls(**fields)`` build one from typed values) and, in ``_to_wire``, how a typed value
+    goes back to its JSON form where the two differ.
+    """
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _to_wire: ClassVar[Mapping[str, Callable[[Any], Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fields = tuple(cls.__annotations__)  # its own (never a base's, since 3.10)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        name, fields = type(self).__name__, self._fields
+        if len(args) > len(fields):
+            raise TypeError(f"{name}() takes {len(fields)} arguments but {len(args)} were given")
+        values = dict(zip(fields, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in fields:
+                raise TypeError(f"{name}() got an unexpected keyword argument {key!r}")
+            if key in values:
+                raise TypeError(f"{name}() got multiple values for argument {key!r}")
+            values[key] = value
+        missing = [key for key in fields if key not in values]
+        if missing:
+            raise TypeError(f"{name}() missing arguments: {', '.join(missing)}")
+        _fill(self, values, {key: self._wire_value(key, values[key]) for key in fields})
+
+    @classmethod
+    def _from_reply(cls, reply: Mapping[str, Any], **values: Any) -> Self:
+        """The record holding *reply* as sent, with typed *values* parsed from it."""
+        return _rebuild(cls, values, reply)
+
+    @classmethod
+    def _wire_value(cls, key: str, value: Any) -> Any:
+        convert = cls._to_wire.get(key)
+        return value if convert is None or value is None else convert(value)
+
+    def _replace(self, **changes: Any) -> Self:
+        """A copy with some typed values changed (their wire form changes with them)."""
+        unknown = changes.keys() - set(self._fields)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} has no fields {sorted(unknown)}")
+        values = {key: getattr(self, key) for key in self._fields}
+        values.update(changes)
+        content = dict(self)
+        content.update((key, self._wire_value(key, value)) for key, value in changes.items())
+        return _rebuild(type(self), values, content)
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """The reply as the server sent it (a read-only view: the record is that reply)."""
+        return MappingProxyType(self)
+
+    def __repr__(self) -> str:
+        # The typed view: the reply itself is one dict() away.
+        fields = ", ".join(f"{key}={getattr(self, key)!r}" for key in self._fields)
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # dict's own pickling would refill the record through the refused __setitem__.
+        values = {key: getattr(self, key) for key in self._fields}
+        return (_rebuild, (type(self), values, dict(self)))
+
+    if TYPE_CHECKING:
+        # Mapping's abstract methods, which dict provides at run time.
+        def __getitem__(self, key: str) -> Any: ...
+        def __iter__(self) -> Iterator[str]: ...
+        def __len__(self) -> int: ...
+    else:
+        def _read_only(self, *args, **kwargs):
+            raise TypeError(f"a {type(self).__name__} is a read-only reply; "
+                            "dict(...) makes a copy that can be changed")
+
+        __setitem__ = __delitem__ = __ior__ = _read_only
+        clear = pop = popitem = setdefault = update = _read_only
+
+        def __setattr__(self, name, value):
+            raise AttributeError(f"a {type(self).__name__} cannot be changed "
+                                 "(_replace(...) makes a changed copy)")
+
+        __delattr__ = __setattr__
+
+
+def _fill(record: Any, values: Mapping[str, Any], content: Mapping[str, Any]) -> None:
+    # The one place a record is written: typed values as attributes, the reply as the dict.
+    for key in record._fields:
+        object.__setattr__(record, key, values[key])
+    dict.update(record, content)
+
+
+def _rebuild(cls: type[_R], values: Mapping[str, Any], content: Mapping[str, Any]) -> _R:
+    # A record without __init__ (which would build the content from the typed values).
+    record = cls.__new__(cls)
+    _fill(record, values, content)
+    return record
+
+
+def _lists(value: Any) -> list[Any]:
+    """Tuples back to JSON arrays, at every depth (coordinates, lists of them)."""
+    return [_lists(item) if isinstance(item, tuple) else item for item in value]
 
 
 # --------------------------------------------------------------------------- field parsers
@@ -134,23 +254,9 @@ def _list(value: Any, reply: str) -> list[Any]:
     return value
 
 
-def _wire_item(record: Any, key: Any) -> Any:
-    # A str key reads the reply as sent; an index or a slice is the tuple's own.
-    if isinstance(key, str):
-        return record.raw[key]
-    return tuple.__getitem__(record, key)
-
-
-def _repr(record: Any) -> str:
-    # As the namedtuple's repr, without ``raw`` (the last field): the reply again, in full.
-    fields = ", ".join(f"{name}={value!r}"
-                       for name, value in zip(record._fields, record[:-1], strict=False))
-    return f"{type(record).__name__}({fields})"
-
-
 # --------------------------------------------------------------------------- replies
 
-class JobStateInfo(NamedTuple):
+class JobStateInfo(_Reply):
     """A ``get_job_state`` reply."""
 
     state: JobState
@@ -159,34 +265,25 @@ class JobStateInfo(NamedTuple):
     reason: str | None
     start_time: float | None
     keepalivehost: str | None
-    raw: Mapping[str, Any] = _NO_REPLY
 
-    def __getitem__(self, key: Any) -> Any:
-        return _wire_item(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Like ``dict.get`` on the reply as sent."""
-        return self.raw.get(key, default)
-
-    def __repr__(self) -> str:
-        return _repr(self)
+    _to_wire = {"state": int}
 
     @classmethod
     def from_wire(cls, value: Any) -> JobStateInfo:
         """Parse the reply; missing keys read as ``None`` (the Java server omits some)."""
         obj = _obj(value, "get_job_state")
-        return cls(
+        return cls._from_reply(
+            obj,
             state=JobState.from_wire(obj.get("state")),
             power=_power(obj, "get_job_state"),
             keepalive=_float(obj, "keepalive", "get_job_state"),
             reason=_text(obj, "reason", "get_job_state"),
             start_time=_float(obj, "start_time", "get_job_state"),
             keepalivehost=_text(obj, "keepalivehost", "get_job_state"),
-            raw=dict(obj),
         )
 
 
-class JobMachineInfo(NamedTuple):
+class JobMachineInfo(_Reply):
     """A ``get_job_machine_info`` reply; every field is ``None`` until boards are allocated.
 
     ``connections`` maps each Ethernet chip ``(x, y)`` to its hostname.
@@ -197,17 +294,11 @@ class JobMachineInfo(NamedTuple):
     connections: Mapping[Coord2, str] | None
     machine_name: str | None
     boards: tuple[Coord3, ...] | None
-    raw: Mapping[str, Any] = _NO_REPLY
 
-    def __getitem__(self, key: Any) -> Any:
-        return _wire_item(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Like ``dict.get`` on the reply as sent."""
-        return self.raw.get(key, default)
-
-    def __repr__(self) -> str:
-        return _repr(self)
+    _to_wire = {
+        "connections": lambda conns: [[[x, y], host] for (x, y), host in conns.items()],
+        "boards": _lists,
+    }
 
     @classmethod
     def empty(cls) -> JobMachineInfo:
@@ -231,17 +322,17 @@ class JobMachineInfo(NamedTuple):
                 if not isinstance(item[1], str):
                     raise _fail("connections", reply, item)
                 connections[_chip(item[0], "connections", reply)] = item[1]
-        return cls(
+        return cls._from_reply(
+            obj,
             width=_int(obj, "width", reply),
             height=_int(obj, "height", reply),
             connections=connections,
             machine_name=_text(obj, "machine_name", reply),
             boards=_boards(obj, "boards", reply),
-            raw=dict(obj),
         )
 
 
-class WhereIs(NamedTuple):
+class WhereIs(_Reply):
     """A ``where_is`` reply: one chip's logical, physical and job-relative position."""
 
     machine: str
@@ -251,17 +342,8 @@ class WhereIs(NamedTuple):
     board_chip: Coord2
     job_id: int | None
     job_chip: Coord2 | None
-    raw: Mapping[str, Any] = _NO_REPLY
 
-    def __getitem__(self, key: Any) -> Any:
-        return _wire_item(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Like ``dict.get`` on the reply as sent."""
-        return self.raw.get(key, default)
-
-    def __repr__(self) -> str:
-        return _repr(self)
+    _to_wire = {key: _lists for key in ("logical", "physical", "chip", "board_chip", "job_chip")}
 
     @classmethod
     def from_wire(cls, value: Any) -> WhereIs | None:
@@ -270,7 +352,8 @@ class WhereIs(NamedTuple):
             return None
         obj = _obj(value, "where_is")
         job_chip = obj.get("job_chip")
-        return cls(
+        return cls._from_reply(
+            obj,
             machine=_text(obj, "machine", "where_is") or "",
             logical=_board(obj.get("logical"), "logical", "where_is"),
             physical=_board(obj.get("physical"), "physical", "where_is"),
@@ -278,11 +361,10 @@ class WhereIs(NamedTuple):
             board_chip=_chip(obj.get("board_chip"), "board_chip", "where_is"),
             job_id=_int(obj, "job_id", "where_is"),
             job_chip=None if job_chip is None else _chip(job_chip, "job_chip", "where_is"),
-            raw=dict(obj),
         )
 
 
-class JobDescription(NamedTuple):
+class JobDescription(_Reply):
     """One entry of a ``list_jobs`` reply."""
 
     job_id: int
@@ -296,17 +378,8 @@ class JobDescription(NamedTuple):
     allocated_machine_name: str | None
     boards: tuple[Coord3, ...] | None
     keepalivehost: str | None
-    raw: Mapping[str, Any] = _NO_REPLY
 
-    def __getitem__(self, key: Any) -> Any:
-        return _wire_item(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Like ``dict.get`` on the reply as sent."""
-        return self.raw.get(key, default)
-
-    def __repr__(self) -> str:
-        return _repr(self)
+    _to_wire = {"state": int, "args": _lists, "kwargs": dict, "boards": _lists}
 
     @classmethod
     def from_wire(cls, value: Any) -> JobDescription:
@@ -317,7 +390,8 @@ class JobDescription(NamedTuple):
             raise _fail("job_id", "list_jobs", value)
         args = obj.get("args")
         kwargs = obj.get("kwargs")
-        return cls(
+        return cls._from_reply(
+            obj,
             job_id=job_id,
             owner=_text(obj, "owner", "list_jobs"),
             start_time=_float(obj, "start_time", "list_jobs"),
@@ -330,7 +404,6 @@ class JobDescription(NamedTuple):
             allocated_machine_name=_text(obj, "allocated_machine_name", "list_jobs"),
             boards=_boards(obj, "boards", "list_jobs"),
             keepalivehost=_text(obj, "keepalivehost", "list_jobs"),
-            raw=dict(obj),
         )
 
 
@@ -339,7 +412,7 @@ def parse_jobs(reply: Any) -> list[JobDescription]:
     return [JobDescription.from_wire(item) for item in _list(reply, "list_jobs")]
 
 
-class MachineDescription(NamedTuple):
+class MachineDescription(_Reply):
     """One entry of a ``list_machines`` reply (``width``/``height`` in triads).
 
     ``tags`` are sorted: servers hold them in a set, so their order would vary.
@@ -351,17 +424,8 @@ class MachineDescription(NamedTuple):
     height: int
     dead_boards: tuple[Coord3, ...]
     dead_links: tuple[Link, ...]
-    raw: Mapping[str, Any] = _NO_REPLY
 
-    def __getitem__(self, key: Any) -> Any:
-        return _wire_item(self, key)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """Like ``dict.get`` on the reply as sent."""
-        return self.raw.get(key, default)
-
-    def __repr__(self) -> str:
-        return _repr(self)
+    _to_wire = {"tags": list, "dead_boards": _lists, "dead_links": _lists}
 
     @property
     def num_boards(self) -> int:
@@ -398,14 +462,14 @@ class MachineDescription(NamedTuple):
         for link in links:
             x, y, z, direction = _ints(link, 4, "dead_links", reply)
             dead_links.append((x, y, z, direction))
-        return cls(
+        return cls._from_reply(
+            obj,
             name=name,
             tags=tuple(sorted(str(tag) for tag in tags)),
             width=width,
             height=height,
             dead_boards=_boards(obj, "dead_boards", reply) or (),
             dead_links=tuple(dead_links),
-            raw=dict(obj),
         )
 
 

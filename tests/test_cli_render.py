@@ -154,11 +154,14 @@ def test_where_is_hides_job_chip_for_free_boards() -> None:
 
 def test_missing_keys_read_as_none_and_java_values_pass() -> None:
     state = JobStateInfo.from_wire({})
-    assert state[:6] == (JobState.unknown, None, None, None, None, None)
+    assert [getattr(state, key) for key in state._fields] == [JobState.unknown] + [None] * 5
     java = JobStateInfo.from_wire({"state": 1, "power": False, "reason": "", "keepalive": 60})
     assert (java.state, java.power, java.reason, java.keepalive) == (
         JobState.queued, False, "", 60.0)
-    assert JobMachineInfo.from_wire({}) == JobMachineInfo.empty()._replace(raw={})
+    empty = JobMachineInfo.from_wire({})
+    assert empty == {}  # as sent; built from typed values, it holds what a server sends:
+    assert JobMachineInfo.from_wire(JobMachineInfo.empty()) == JobMachineInfo.empty()
+    assert [getattr(empty, key) for key in empty._fields] == [None] * 5
     (job,) = parse_jobs([{"job_id": 4}])
     assert (job.owner, job.state, job.boards, job.args, job.kwargs) == (
         None, JobState.unknown, None, (), {})
@@ -197,11 +200,28 @@ def test_a_reply_of_the_wrong_shape_raises() -> None:
 def test_the_reply_as_sent_reads_like_a_dict_and_stays_out_of_the_repr() -> None:
     state = JobStateInfo.from_wire({"state": 3, "power": 1, "extra": [1]})
     assert state["state"] == 3 and state.get("extra") == [1] and state.get("nope", 5) == 5
-    assert state[0] is JobState.ready and state.power is True  # indexes stay the tuple's
+    assert state.state is JobState.ready and state.power is True
     assert "extra" not in repr(state) and repr(state).startswith("JobStateInfo(state=")
     info = JobMachineInfo.from_wire({"connections": [[[4, 8], "b"], [[0, 0], "a"]]})
     assert info["connections"] == [[[4, 8], "b"], [[0, 0], "a"]]
     assert info.connections == {(4, 8): "b", (0, 0): "a"}
+
+
+def test_records_are_built_like_named_tuples_and_are_not_hashable() -> None:
+    state = JobStateInfo(JobState.ready, True, 60.0, None, None, None)
+    assert state == JobStateInfo(state=JobState.ready, power=True, keepalive=60.0, reason=None,
+                                 start_time=None, keepalivehost=None)
+    assert state["state"] == 3 and type(state["state"]) is int  # as the server sends it
+    for args, kwargs, message in [((JobState.ready,), {}, "missing arguments: power"),
+                                  ((1,) * 7, {}, "takes 6 arguments but 7"),
+                                  ((), {"stat": 1}, "unexpected keyword argument 'stat'"),
+                                  ((JobState.ready,), {"state": 1}, "multiple values")]:
+        with pytest.raises(TypeError, match=message):
+            JobStateInfo(*args, **kwargs)
+    with pytest.raises(ValueError, match="no fields"):
+        state._replace(stat=1)
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(state)  # equal to a dict, so hashed as one
 
 
 def test_machines_sort_tags_and_count_live_boards() -> None:

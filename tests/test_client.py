@@ -164,7 +164,7 @@ def test_typed_and_raw_calls(client: ProtocolClient) -> None:
     board = next(iter(info.boards or []))
     physical = client.get_board_position(info.machine_name or "", *board)
     assert physical is not None
-    assert client.get_board_at_position(info.machine_name or "", *physical) == tuple(board)
+    assert client.get_board_at_position(info.machine_name or "", *physical) == list(board)
     assert [j.job_id for j in client.list_jobs()] == [job_id]
     assert client.list_machines()[0].name
     client.destroy_job(job_id, reason="done")

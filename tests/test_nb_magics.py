@@ -408,3 +408,16 @@ def test_local_warning_is_one_plain_line(ip: InteractiveShell, monkeypatch: pyte
         job.destroy()
         assert fresh is not None
         fresh.stop()
+
+
+def test_without_tags_or_machine_the_default_tag_is_asked_for(
+        ip: InteractiveShell, emulator: Emulator, connect: Any) -> None:
+    # The config reports tags as None when unset (as the original did); the magic asks for
+    # the "default" tag, as it did when the config itself held it.
+    for line, expected in (("1", (["default"], None)), ("1 -m m4x2", (None, "m4x2")),
+                           ("1 -t single", (["single"], None))):
+        job = ip.run_line_magic("spalloc", line)
+        with connect(emulator) as raw:
+            (entry,) = [j for j in raw.call("list_jobs") if j["job_id"] == job.id]
+        assert (entry["kwargs"]["tags"], entry["kwargs"].get("machine")) == expected, line
+        job.destroy()
