@@ -67,3 +67,19 @@ def test_a_build_reports_progress_and_leaves_the_working_directory_clean(
     # Built once: the next call says nothing.
     assert _peers.ensure_peer("tiny") == bin_dir
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.interop
+def test_the_reference_server_leaves_the_working_directory_clean(
+        refserver_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It writes spalloc_jobs.log (and its state) into its own temporary directory."""
+    from ._machines import peer_machines
+    from .refserver import ReferenceServer
+
+    monkeypatch.chdir(tmp_path)
+    server = ReferenceServer(refserver_bin, peer_machines())
+    with server:
+        workdir = Path(server._tmp.name) if server._tmp else None
+        assert workdir is not None and (workdir / "spalloc_jobs.log").exists()
+    assert list(tmp_path.iterdir()) == []
+    assert not workdir.exists()  # removed when the server stopped
