@@ -94,9 +94,9 @@ def test_connection_errors_name_the_host_and_port(capsys: pytest.CaptureFixture[
     assert alloc.main(["-H", "127.0.0.1", "-P", str(port), "--owner", "o"]) == 6
     err = capsys.readouterr().err
     assert err.startswith(f"Could not connect to server {where}: ") and err.count("\n") == 1
-    for tool in ("spalloc-job", "spalloc-ps", "spalloc-machine"):
-        assert TOOLS[tool](["-H", "127.0.0.1", "-P", str(port), "1"][:5 if tool ==
-                           "spalloc-job" else 4]) == 1
+    for tool, extra in (("spalloc-job", ["1"]), ("spalloc-ps", []), ("spalloc-machine", []),
+                        ("spalloc-where-is", ["-j", "1", "0", "0"])):
+        assert TOOLS[tool](["-H", "127.0.0.1", "-P", str(port), *extra]) == 1
         err = capsys.readouterr().err
         assert where in err and err.count("\n") == 1, (tool, err)
 
