@@ -18,7 +18,9 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
-    apt-get install -y -q chromium
+    # Recommends would add printer, avahi and notification daemons (~480 MB) that a headless
+    # browser never uses; fonts-liberation is the one recommended package pages need.
+    apt-get install -y -q --no-install-recommends chromium fonts-liberation
 fi
 chromium --version
 

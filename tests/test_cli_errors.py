@@ -181,7 +181,8 @@ def test_spalloc_honours_the_timeout(fake: Callable[..., FakeServer],
                                      capsys: pytest.CaptureFixture[str]) -> None:
     server = fake(silent_after_version())
     assert alloc.main([*server.args, "--owner", "o", "--timeout", "0.3", "-c", "true"]) == 6
-    assert capsys.readouterr().err.startswith("Could not connect to server: ")
+    err = capsys.readouterr().err
+    assert err.startswith(f"Could not connect to server 127.0.0.1:{server.port}: ")
 
 
 def test_a_tiny_timeout_is_a_clean_error(fake: Callable[..., FakeServer],
@@ -202,7 +203,7 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("Error communicating with server: cannot connect")
     assert alloc.main(["-H", "127.0.0.1", "-P", port, "--owner", "o", "-q"]) == 6
     # -q keeps error messages (B20).
-    assert capsys.readouterr().err.startswith("Could not connect to server: ")
+    assert capsys.readouterr().err.startswith(f"Could not connect to server 127.0.0.1:{port}: ")
 
 
 # --------------------------------------------------------------------------- versions (B1, B2)

@@ -316,7 +316,7 @@ def test_config_supplies_defaults_and_arguments_override() -> None:
 
 def test_job_arguments_errors_are_value_errors() -> None:
     parser = _parser(SpallocConfig(hostname="h", owner="o"))
-    with pytest.raises(ValueError, match="three arguments, X Y Z"):
+    with pytest.raises(ValueError, match=r"4 WHAT values given \(1 2 3 4\); expected either"):
         job_arguments(parser.parse_args(["1", "2", "3", "4"]))
     with pytest.raises(ValueError, match="--owner must be specified"):
         job_arguments(_parser(SpallocConfig(hostname="h")).parse_args([]))

@@ -204,8 +204,8 @@ def test_job_info_of_destroyed_and_unknown_jobs(emu: Emulator, client: ProtocolC
     client.call("destroy_job", a, reason="finished")
     assert run(capsys, job_cli.main, [str(a), *server(emu)]) == (
         0, "Job ID: 1\n State: destroyed\nReason: finished\n", "")
-    assert run(capsys, job_cli.main, ["9999", *server(emu)]) == (
-        0, "Job ID: 9999\n State: unknown\n", "")
+    code, out, err = run(capsys, job_cli.main, ["9999", *server(emu)])
+    assert (code, out) == (5, "Job ID: 9999\n State: unknown\n") and "unknown to" in err
 
 
 def test_job_owner_selection_errors(emu: Emulator, client: ProtocolClient,

@@ -40,6 +40,7 @@ __all__ = [
     "make_parser",
     "open_client",
     "run",
+    "server_address",
     "settings_or_exit",
     "terminal_width",
 ]
@@ -138,10 +139,13 @@ def load_cli_config() -> SpallocConfig:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose ``error`` exits with our usage code and one line."""
+    """An ArgumentParser whose ``error`` exits with our usage code and one line.
+
+    argparse prints the whole usage block first; for a tool with twenty options that hides
+    the one line that matters, so the usage stays in ``--help`` only.
+    """
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
@@ -204,6 +208,11 @@ def _resolve(settings: ServerSettings) -> tuple[str, int]:
         return emulator.host, emulator.port
     assert settings.hostname is not None
     return settings.hostname, settings.port
+
+
+def server_address(host: str, port: int) -> str:
+    """``host:port`` as users type it (``[::1]:22244`` for an IPv6 address)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def open_client(settings: ServerSettings) -> Connection:

@@ -34,6 +34,7 @@ from spalloc.cli._common import (
     load_cli_config,
     make_parser,
     run,
+    server_address,
 )
 from spalloc.exceptions import (
     JobDestroyedError,
@@ -85,8 +86,9 @@ def build_parser(config: Any = None) -> argparse.ArgumentParser:
     parser.add_argument("--no-destroy", "-D", action="store_true",
                         help="do not destroy the job on exit")
     parser.add_argument("--boot", "-B", action="store_true",
-                        help="boot the machine once powered on (needs Rig, which is not "
-                             "available: see the message)")
+                        help="not supported: booting needed Rig, which does not work on "
+                             "Python 3.11 or later; boot with your own tool instead, e.g. "
+                             "-c \"your-boot-tool {} {w} {h}\"")
     add_job_options(parser, config)
     commands = parser.add_argument_group("command wrapping arguments")
     commands.add_argument(
@@ -170,7 +172,18 @@ def _create_job(what: tuple[int, ...], kwargs: dict[str, Any], status: _Status) 
     except SpallocServerException as exc:
         raise CliError(EXIT_CONNECT, f"Error from server: {exc}") from None
     except (ProtocolError, OSError) as exc:
-        raise CliError(EXIT_CONNECT, f"Could not connect to server: {exc}") from None
+        raise CliError(EXIT_CONNECT, _connect_failed(kwargs, exc)) from None
+
+
+def _connect_failed(kwargs: dict[str, Any], exc: BaseException) -> str:
+    """``Could not connect to server HOST:PORT: reason`` (the original named no address)."""
+    host = str(kwargs.get("hostname"))
+    where = ("(the embedded emulator)" if host == "local"
+             else server_address(host, int(kwargs.get("port", 22244))))
+    reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
+    if where in reason:  # the library already named it: say it once
+        return f"Could not connect to server: {reason}"
+    return f"Could not connect to server {where}: {reason}"
 
 
 def _wait_ready(job: Any, status: _Status) -> tuple[int, str | None]:
@@ -239,14 +252,23 @@ def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
             if destroyed.is_set():
                 out.stream.write("\n")
                 return EXIT_DESTROYED
-        if eof.is_set():
-            out.stream.write("\n")  # Ctrl-D leaves the cursor after the prompt
+        if eof.is_set() or not _is_terminal(sys.stdin):
+            # Ctrl-D leaves the cursor after the prompt, and input from a pipe or file is
+            # not echoed: either way the prompt's line is still open.
+            out.stream.write("\n")
     except KeyboardInterrupt:
         out.stream.write("\n")
     finally:
         remove()
         out.flush()
     return 0
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _run(job: Any, args: argparse.Namespace, csv_path: str, status: _Status) -> int:

@@ -37,6 +37,7 @@ __all__ = [
     "EXIT_NOT_ALLOCATED",
     "EXIT_NO_JOB",
     "EXIT_POWER_INTERRUPTED",
+    "EXIT_UNKNOWN_JOB",
     "build_parser",
     "main",
 ]
@@ -44,6 +45,9 @@ __all__ = [
 PROG = "spalloc-job"
 #: No job ID given and the owner has no live job, or several.
 EXIT_NO_JOB = 3
+#: ``--info`` / ``--watch`` of a job the server does not know (the information, "State:
+#: unknown", is still printed, as the official tool did; it exited 0).
+EXIT_UNKNOWN_JOB = 5
 #: Ctrl-C while waiting for a power command to finish.
 EXIT_POWER_INTERRUPTED = 7
 #: The job cannot be powered in its current state (queued, destroyed, unknown).
@@ -53,6 +57,8 @@ EXIT_NOT_ALLOCATED = 9
 
 EXIT_CODES = COMMON_EXIT_CODES.replace("  130", """\
   3    no job ID given and the owner has no live job, or more than one
+  5    the server does not know the job (never created, or destroyed and
+       forgotten); "State: unknown" is still printed
   7    interrupted while waiting for a power command to finish
   8    the job cannot be powered in its state (or was destroyed meanwhile)
   9    --ethernet-ips: the job is queued or does not exist
@@ -103,7 +109,11 @@ def _choose_job(client: Any, args: argparse.Namespace, parser: argparse.Argument
     return mine[0]
 
 
-def _info_frame(client: Any, job_id: int) -> tuple[list, bool]:
+UNKNOWN_JOB = ("Job {} is unknown to the server: it never existed, or it was destroyed "
+               "and has been forgotten")
+
+
+def _info_frame(client: Any, job_id: int, seen: list[JobState]) -> tuple[list, bool]:
     from spalloc.models import JobMachineInfo, JobStateInfo, parse_jobs
     from spalloc.ui.render import job_info
 
@@ -120,6 +130,7 @@ def _info_frame(client: Any, job_id: int) -> tuple[list, bool]:
         state = JobStateInfo.from_wire(client.call("get_job_state", job_id))
         info = None
     finished = state.state in (JobState.destroyed, JobState.unknown)
+    seen.append(state.state)
     return job_info(job_id, job, state, info), finished
 
 
@@ -164,11 +175,21 @@ def _main(argv: Sequence[str] | None) -> int:
     client = open_client(settings)
     try:
         job_id = _choose_job(client, args, parser)
+        seen: list[JobState] = []
+
         def frame() -> tuple[Any, bool]:
-            return _info_frame(client, job_id)
+            return _info_frame(client, job_id, seen)
+
+        def shown(code: int) -> int:
+            # A job ID that names nothing is most likely a typo: keep the output (scripts
+            # read it), but say so and fail (B25: the official tool exited 0).
+            if code == 0 and seen and seen[-1] == JobState.unknown:
+                raise CliError(EXIT_UNKNOWN_JOB, UNKNOWN_JOB.format(job_id))
+            return code
 
         if args.watch:
-            return show(out, frame, client, watch=True, subscribe=[("notify_job", job_id)])
+            return shown(show(out, frame, client, watch=True,
+                              subscribe=[("notify_job", job_id)]))
         if args.power_on or args.power_off:
             return _power(client, job_id, bool(args.power_on))
         if args.ethernet_ips:
@@ -187,7 +208,7 @@ def _main(argv: Sequence[str] | None) -> int:
                                       else "Destroyed with spalloc-job")
             client.call("destroy_job", job_id, reason=reason)
             return 0
-        return show(out, frame, client, watch=False)
+        return shown(show(out, frame, client, watch=False))
     finally:
         client.close()
 

@@ -38,14 +38,20 @@ TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy see
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["EXIT_NOT_FOUND", "build_parser", "main", "query_arguments"]
+__all__ = ["EXIT_NOT_FOUND", "EXIT_UNKNOWN_JOB", "build_parser", "main", "query_arguments"]
 
 PROG = "spalloc-where-is"
 #: The server knows no live board at that location.
 EXIT_NOT_FOUND = 4
+#: ``--job-chip`` names a job the server does not know (as ``spalloc-job``'s code 5).
+EXIT_UNKNOWN_JOB = 5
 
-EXIT_CODES = COMMON_EXIT_CODES.replace(
-    "  130", "  4    no boards at the specified location\n  130")
+EXIT_CODES = COMMON_EXIT_CODES.replace("  130", """\
+  4    no boards at the specified location (with --job-chip: the chip is not
+       in the job's boards, or the job is queued or destroyed)
+  5    --job-chip: the server does not know the job (never created, or
+       destroyed and forgotten)
+  130""")
 
 
 def build_parser(config: object = None) -> argparse.ArgumentParser:
@@ -87,6 +93,29 @@ def query_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     return {"job_id": int(job_id), "chip_x": int(x), "chip_y": int(y)}, True
 
 
+def _why_no_job_boards(client: Any, job_id: int) -> tuple[int, str]:
+    """The exit code, and why a job has no such chip: ``": job 7 is queued"`` or ``""``."""
+    from spalloc.models import JobStateInfo, parse_jobs
+    from spalloc.states import JobState
+
+    # list_jobs first: get_job_state of a live job would move its "owner host" here.
+    job = next((j for j in parse_jobs(client.call("list_jobs")) if j.job_id == job_id), None)
+    if job is not None:
+        state = job.state
+        reason = None
+    else:
+        info = JobStateInfo.from_wire(client.call("get_job_state", job_id))
+        state, reason = info.state, info.reason
+    if state == JobState.unknown:
+        return EXIT_UNKNOWN_JOB, f": job {job_id} is unknown to the server"
+    if state == JobState.destroyed:
+        return EXIT_NOT_FOUND, f": job {job_id} was destroyed" + (f" ({reason})" if reason
+                                                                   else "")
+    if state == JobState.queued:
+        return EXIT_NOT_FOUND, f": job {job_id} is queued and has no boards yet"
+    return EXIT_NOT_FOUND, ""
+
+
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
     from spalloc.models import WhereIs
@@ -104,10 +133,13 @@ def _main(argv: Sequence[str] | None) -> int:
         # Every form is sent by keyword, which both the Python and the Java server accept
         # (the official 7.4 client could only send the job form: B11).
         location = WhereIs.from_wire(client.call("where_is", **query))
+        if location is None:
+            code, why = EXIT_NOT_FOUND, ""
+            if "job_id" in query:
+                code, why = _why_no_job_boards(client, query["job_id"])
+            raise CliError(code, f"No boards at the specified location{why}")
     finally:
         client.close()
-    if location is None:
-        raise CliError(EXIT_NOT_FOUND, "No boards at the specified location")
     Output().lines(where_is_info(location, show_board_chip=show_board_chip))
     return 0
 

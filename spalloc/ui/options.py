@@ -36,8 +36,9 @@ __all__ = [
 #: Hostname that selects the embedded emulator (``--local``).
 LOCAL = "local"
 
-_WHAT_ERROR = ("expected either no arguments, one argument, NUM, two arguments, "
-               "WIDTH HEIGHT, or three arguments, X Y Z")
+_WHAT_ERROR = ("{count} WHAT values given ({values}); expected either no arguments (one "
+               "board), NUM (at least NUM boards), WIDTH HEIGHT (a WIDTH x HEIGHT triad "
+               "machine) or X Y Z (the board at logical position X, Y, Z)")
 
 
 def optional_seconds(text: str) -> float | None:
@@ -255,7 +256,8 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
         return (), kwargs
     what = tuple(getattr(args, "what", ()) or ())
     if len(what) > 3:
-        raise ValueError(_WHAT_ERROR)
+        raise ValueError(_WHAT_ERROR.format(count=len(what),
+                                            values=" ".join(map(str, what))))
     owner = getattr(args, "owner", None)
     if not owner:
         raise ValueError("--owner must be specified (typically your email address)")

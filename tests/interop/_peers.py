@@ -5,7 +5,8 @@ file lock, so parallel pytest workers wait for one another instead of racing, an
 as done once a marker file naming the exact requirement has been written: a venv left half-built
 by an interrupted run has no marker and is thrown away and rebuilt.
 
-Run ``python tests/interop/_peers.py [NAME ...]`` to build them ahead of a test run.
+Run ``python tests/interop/_peers.py [NAME ...]`` to build them ahead of a test run. A build
+takes tens of seconds per peer, so each one says what it is doing on one line.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = ["PEERS", "PEERS_DIR", "Peer", "PeerUnavailable", "ensure_peer"]
 REPO = Path(__file__).resolve().parents[2]
 PEERS_DIR = REPO / ".peers"
 MARKER = ".spalloc-peer-complete"
+#: Where build progress goes when there is a terminal (see :func:`_report`).
+TTY = "/dev/tty"
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,32 @@ def _locked(path: Path, *, timeout: float | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _run(cmd: list[str], *, timeout: float | None) -> None:
+def _run(cmd: list[str], *, timeout: float | None, cwd: Path | None = None) -> None:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                              cwd=cwd)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PeerUnavailable(f"{' '.join(cmd)}: {exc}") from exc
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise PeerUnavailable(f"{' '.join(cmd)} exited {proc.returncode}: " + " | ".join(tail))
+
+
+def _report(text: str, *, end: str = "\n") -> None:
+    """Progress on the user's terminal, else on stderr.
+
+    The first build happens inside ``python -m pytest``, whose output capture would swallow a
+    plain ``print`` until the run ends: a newcomer would see a silent minute. The controlling
+    terminal is outside that capture; without one (CI) stderr is the place.
+    """
+    try:
+        with open(TTY, "w", encoding="utf-8") as tty:
+            tty.write(text + end)
+            return
+    except OSError:
+        pass
+    sys.stderr.write(text + end)
+    sys.stderr.flush()
 
 
 def _is_complete(venv: Path, peer: Peer) -> bool:
@@ -104,14 +125,24 @@ def ensure_peer(name: str, *, timeout: float | None = 900.0) -> Path:
             return venv / "bin"
         if venv.exists():
             shutil.rmtree(venv)
-        _run([sys.executable, "-m", "venv", str(venv)], timeout=timeout)
-        python = str(venv / "bin" / "python")
-        _run(
-            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-             peer.requirement],
-            timeout=timeout,
-        )
-        _run([python, "-c", f"import {peer.module}"], timeout=60)
+        started = time.monotonic()
+        _report(f"\nbuilding {name} ({peer.requirement}) in {venv}, first run only...",
+                end="")
+        try:
+            _run([sys.executable, "-m", "venv", str(venv)], timeout=timeout)
+            python = str(venv / "bin" / "python")
+            _run(
+                [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                 peer.requirement],
+                timeout=timeout,
+            )
+            # In the venv's directory: importing spalloc_server opens spalloc_jobs.log in
+            # the working directory, which would otherwise be the repository.
+            _run([python, "-c", f"import {peer.module}"], timeout=60, cwd=venv)
+        except PeerUnavailable:
+            _report(" failed")
+            raise
+        _report(f" done in {time.monotonic() - started:.0f} s")
         (venv / MARKER).write_text(peer.requirement + "\n")
     return venv / "bin"
 

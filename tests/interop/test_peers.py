@@ -55,7 +55,7 @@ def test_half_built_peer_is_discarded_and_failure_reported(
     (venv / MARKER).write_text("something-else==2\n")
     commands: list[list[str]] = []
 
-    def run(cmd: list[str], *, timeout: float | None) -> None:
+    def run(cmd: list[str], *, timeout: float | None, cwd: Path | None = None) -> None:
         # Stand-in for the slow part (venv + pip): the venv step works, pip fails.
         commands.append(cmd)
         if "venv" in cmd:
@@ -77,7 +77,7 @@ def test_concurrent_builds_run_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(_peers.PEERS, "shared", Peer("shared", "shared==1.0", "shared"))
     commands: list[list[str]] = []
 
-    def run(cmd: list[str], *, timeout: float | None) -> None:
+    def run(cmd: list[str], *, timeout: float | None, cwd: Path | None = None) -> None:
         # Stand-in for venv + pip + import check; slow enough for the builds to overlap.
         commands.append(cmd)
         if "venv" in cmd:
