@@ -39,6 +39,7 @@ from spalloc.cli._common import (
 from spalloc.exceptions import (
     JobDestroyedError,
     ProtocolError,
+    ServerConnectionError,
     SpallocServerException,
 )
 from spalloc.states import JobState
@@ -180,6 +181,10 @@ def _connect_failed(kwargs: dict[str, Any], exc: BaseException) -> str:
     host = str(kwargs.get("hostname"))
     where = ("(the embedded emulator)" if host == "local"
              else server_address(host, int(kwargs.get("port", 22244))))
+    cause = exc.__cause__
+    if (isinstance(exc, ServerConnectionError) and isinstance(cause, OSError)
+            and str(exc).startswith("cannot connect to ")):
+        exc = cause  # the library's "cannot connect to HOST:PORT: " is said below already
     reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
     if where in reason:  # the library already named it: say it once
         return f"Could not connect to server: {reason}"
