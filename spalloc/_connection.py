@@ -11,7 +11,6 @@ here, chained to the ``OSError``; callers woken by a failure get an error chaine
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import math
 import select
@@ -21,15 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from spalloc._protocol import (
-    BadMessage,
-    LineSplitter,
-    Notification,
-    Reply,
-    ServerError,
-    classify,
-    decode_line,
-)
+from spalloc._protocol import BadMessage, ClientSession, Notification, Reply, ServerError
 from spalloc.exceptions import (
     ProtocolError,
     ProtocolTimeoutError,
@@ -168,7 +159,7 @@ class Connection:
         self._on_notification = on_notification
         self._on_failure = on_failure
         self._write_lock = threading.Lock()
-        self._pending: collections.deque[PendingReply] = collections.deque()
+        self._session = ClientSession()  # the FIFO of PendingReply slots
         self._state_lock = threading.Lock()
         self.error: ProtocolError | None = None
         self._reader = threading.Thread(target=self._read_loop, name=name, daemon=True)
@@ -210,7 +201,7 @@ class Connection:
             with self._state_lock:
                 if self.error is not None:
                     raise _for_waiter(self.error)
-                self._pending.append(pending)
+                self._session.expect(pending)
             try:
                 send_all(self.sock, line, deadline)
             except TimeoutError as exc:
@@ -238,8 +229,7 @@ class Connection:
             if self.error is not None:
                 return
             self.error = error
-            pending = list(self._pending)
-            self._pending.clear()
+            pending: list[PendingReply] = self._session.abandon()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
@@ -256,7 +246,6 @@ class Connection:
             self._reader.join(timeout)
 
     def _read_loop(self) -> None:
-        splitter = LineSplitter()
         try:
             while self.error is None:
                 try:
@@ -272,9 +261,8 @@ class Connection:
                     host, port = self.peer
                     raise ServerConnectionError(
                         f"connection closed by the server {host}:{port}", host=host, port=port)
-                for line in splitter.feed(data):
-                    if line.strip():  # Java ends lines in CRLF; tolerate blank lines
-                        self._dispatch(classify(decode_line(line)))
+                for message in self._session.messages(data):
+                    self._dispatch(message)
         except BadMessage as exc:
             error = ProtocolError(f"malformed message from server: {exc}")
             error.__cause__ = exc
@@ -291,9 +279,7 @@ class Connection:
             self._on_notification(message.payload)
             return
         with self._state_lock:
-            slot = self._pending.popleft() if self._pending else None
-        if slot is None:
-            raise ProtocolError(f"server sent a reply nobody asked for: {message!r}")
+            slot: PendingReply = self._session.owner(message)  # UnexpectedReply: BadMessage
         if isinstance(message, ServerError):
             slot._resolve(error=SpallocServerException(message.text, command=slot.command))
         else:

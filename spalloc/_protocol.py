@@ -13,6 +13,7 @@ than frozen dataclasses because every command-line tool imports this module at s
 from __future__ import annotations
 
 import json
+from collections import deque
 
 from spalloc._namedtuple import NamedTuple
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_LINE_BYTES",
     "BadMessage",
+    "ClientSession",
     "LineSplitter",
     "LineTooLong",
     "NonFiniteNumber",
@@ -30,6 +32,7 @@ __all__ = [
     "Reply",
     "Request",
     "ServerError",
+    "UnexpectedReply",
     "check_server_version",
     "classify",
     "decode_line",
@@ -329,3 +332,59 @@ def classify(obj: Any) -> Reply | ServerError | Notification:
     if "exception" in obj:
         return ServerError("" if obj["exception"] is None else str(obj["exception"]))
     return Notification(obj)
+
+
+class UnexpectedReply(BadMessage):
+    """The server answered when no request was waiting for an answer."""
+
+
+class ClientSession:
+    """The client's side of one v1 connection, without I/O: both of our clients (the threaded
+    :class:`~spalloc.client.ProtocolClient` and the command-line tools' one-thread connection)
+    keep their requests and notifications here.
+
+    The server answers requests in order, so each reply belongs to the oldest request still
+    waiting. The owner calls :meth:`expect` with a token of its choice as it sends each
+    request, :meth:`messages` with each chunk of bytes it receives, and :meth:`owner` for each
+    reply among them. Not thread-safe: a threaded owner serialises calls of :meth:`expect` and
+    :meth:`owner` (framing and decoding in :meth:`messages` need no lock, as only the reading
+    thread calls it).
+    """
+
+    def __init__(self) -> None:
+        self._splitter = LineSplitter()
+        self._waiting: deque[Any] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """How many requests still wait for their reply."""
+        return len(self._waiting)
+
+    def expect(self, token: Any) -> None:
+        """A request is going out; its reply will be handed to *token*."""
+        self._waiting.append(token)
+
+    def messages(self, data: bytes) -> list[Reply | ServerError | Notification]:
+        """Frame, decode and classify what arrived (blank lines, as Java may send, skipped).
+
+        Raises:
+            BadMessage: a line is too long, not JSON, or not a JSON object.
+        """
+        return [classify(decode_line(line)) for line in self._splitter.feed(data)
+                if line.strip()]
+
+    def owner(self, reply: Reply | ServerError) -> Any:
+        """The token of the request *reply* answers.
+
+        Raises:
+            UnexpectedReply: no request is waiting.
+        """
+        if not self._waiting:
+            raise UnexpectedReply(f"server sent a reply nobody asked for: {reply!r}")
+        return self._waiting.popleft()
+
+    def abandon(self) -> list[Any]:
+        """Every waiting token, oldest first, forgotten (the connection is gone)."""
+        tokens = list(self._waiting)
+        self._waiting.clear()
+        return tokens

@@ -85,3 +85,22 @@ def test_classify():
     assert note.jobs_changed == [1, 2] and note.machines_changed == []
     with pytest.raises(BadMessage):
         classify([1])
+
+
+# --- the client session both clients share ----------------------------------------------------
+
+def test_client_session_pairs_replies_with_requests_in_order() -> None:
+    from spalloc._protocol import ClientSession, Notification, Reply, ServerError, UnexpectedReply
+
+    session = ClientSession()
+    session.expect("first")
+    session.expect("second")
+    messages = session.messages(b'{"return": 1}\r\n\n{"jobs_changed": [3]}\n{"exce')
+    assert messages[0] == Reply(1) and isinstance(messages[1], Notification)
+    assert session.owner(messages[0]) == "first" and session.waiting == 1
+    (error,) = session.messages(b'ption": "no"}\n')
+    assert error == ServerError("no") and session.owner(error) == "second"
+    with pytest.raises(UnexpectedReply):
+        session.owner(Reply(None))
+    session.expect("lost")
+    assert session.abandon() == ["lost"] and session.waiting == 0

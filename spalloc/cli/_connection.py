@@ -4,9 +4,9 @@ Why not :class:`spalloc.client.ProtocolClient`? Start-up time. These tools make 
 requests and exit, and ``spalloc-ps`` is timed as a whole process: the full client (reader
 and dispatcher threads, logging, parsed reply types) costs more to import than the whole
 request. This connection keeps to one thread and reuses the Sans-I/O pieces of
-:mod:`spalloc._protocol` (framing, decoding, classifying), so the wire handling stays in one
-place; errors are the library's own exception types. ``spalloc`` itself, which keeps a job
-alive, uses :class:`spalloc.Job` and so the full client.
+:mod:`spalloc._protocol` (its ClientSession: framing, decoding, classifying, the request FIFO),
+so the wire handling stays in one place; errors are the library's own exception types.
+``spalloc`` itself, which keeps a job alive, uses :class:`spalloc.Job` and so the full client.
 
 Every operation is bounded by the connection's ``timeout`` (``None`` = wait forever): the TCP
 connect, each reply, and each wait for a notification.
@@ -20,11 +20,10 @@ from collections import deque
 
 from spalloc._protocol import (
     BadMessage,
-    LineSplitter,
+    ClientSession,
     Notification,
+    Reply,
     ServerError,
-    classify,
-    decode_line,
     encode_request,
 )
 from spalloc.exceptions import (
@@ -82,8 +81,9 @@ class Connection:
     def __init__(self, host: str, port: int, timeout: float | None) -> None:
         self.timeout = timeout
         self.host, self.port = host, port
-        self._splitter = LineSplitter()
-        self._lines: deque[bytes] = deque()
+        # The request FIFO and framing shared with the threaded client (sans I/O).
+        self._session = ClientSession()
+        self._inbox: deque[Reply | ServerError | Notification] = deque()
         self._notifications: deque[dict[str, Any]] = deque()
         try:
             self._sock: _socket.socket | None = connect(host, port, timeout)
@@ -126,6 +126,8 @@ class Connection:
             sock.sendall(data)
         except OSError as exc:
             raise self._failed(exc, requests[0][0]) from exc
+        for name, _, _ in requests:
+            self._session.expect(name)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         return [self._reply(name, deadline) for name, _, _ in requests]
 
@@ -134,10 +136,18 @@ class Connection:
             message = self._next_message(deadline, command)
             if isinstance(message, Notification):
                 self._notifications.append(message.payload)
-            elif isinstance(message, ServerError):
+                continue
+            self._owner(message)
+            if isinstance(message, ServerError):
                 raise SpallocServerException(message.text, command=command)
-            else:
-                return message.value
+            return message.value
+
+    def _owner(self, message: Any) -> Any:
+        try:
+            return self._session.owner(message)
+        except BadMessage as exc:  # a reply nobody waits for: the server is confused
+            self.close()
+            raise ProtocolError(f"unexpected reply from the server: {exc}") from exc
 
     # -- notifications --------------------------------------------------------------------
 
@@ -151,16 +161,16 @@ class Connection:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._notifications:
             if timeout is not None and timeout < 0:
-                if not self._lines and not self._readable():
+                if not self._inbox and not self._readable():
                     return None
-                if not self._lines:
+                if not self._inbox:
                     continue  # only part of a line so far
-                deadline = None  # a whole line is waiting: no wait
+                deadline = None  # a whole message is waiting: no wait
             message = self._next_message(deadline, "a notification")
             if isinstance(message, Notification):
                 self._notifications.append(message.payload)
-            else:  # a reply nobody waits for: the server is confused
-                raise ProtocolError("unexpected reply from the server")
+            else:
+                self._owner(message)
         return self._notifications.popleft()
 
     # -- reading --------------------------------------------------------------------------
@@ -172,7 +182,7 @@ class Connection:
 
     def _readable(self) -> bool:
         sock = self._require()
-        if self._lines:
+        if self._inbox:
             return True
         sock.settimeout(0.0)
         try:
@@ -186,7 +196,7 @@ class Connection:
 
     def _next_message(self, deadline: float | None, waiting_for: str) -> Any:
         sock = self._require()
-        while not self._lines:
+        while not self._inbox:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise ProtocolTimeoutError(
@@ -200,18 +210,14 @@ class Connection:
             except OSError as exc:
                 raise self._failed(exc, waiting_for) from exc
             self._take(data)
-        try:
-            return classify(decode_line(self._lines.popleft()))
-        except BadMessage as exc:
-            self.close()
-            raise ProtocolError(f"malformed message from the server: {exc}") from exc
+        return self._inbox.popleft()
 
     def _take(self, data: bytes) -> None:
         if not data:
             self.close()
             raise ProtocolError("Connection closed.")
         try:
-            self._lines.extend(line for line in self._splitter.feed(data) if line.strip())
+            self._inbox.extend(self._session.messages(data))
         except BadMessage as exc:
             self.close()
             raise ProtocolError(f"malformed message from the server: {exc}") from exc
