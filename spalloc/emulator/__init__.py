@@ -46,6 +46,16 @@ def _load(machines: Any) -> list[Machine]:
     return list(machines)
 
 
+async def _cancel_tasks() -> None:
+    # Requests still being read when the service stops (a client that sent half a request)
+    # must end before the loop closes.
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -194,6 +204,7 @@ class Emulator:
                     asyncio.run_coroutine_threadsafe(http.stop(), loop).result(timeout)
                     self._http = None
                 asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout)
+                asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(timeout)
             finally:
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join(timeout)
