@@ -105,6 +105,7 @@ class V2Server:
 @contextmanager
 def running_v2_server(directory: Path, *, tls: bool = True, **options: Any) -> Iterator[V2Server]:
     """Start an emulator (v1 on port 0, v2 on port 0) with the test users; stop it after."""
+    directory.mkdir(parents=True, exist_ok=True)
     ca_path, cert_path, key_path = make_ca(directory)
     users_path = directory / "users.toml"
     users_path.write_text(_users_toml())
