@@ -355,11 +355,16 @@ def test_not_implemented_endpoints_and_report_issue(v2_server: V2Server) -> None
 def test_emergency_stop_needs_the_code(tmp_path_factory: pytest.TempPathFactory) -> None:
     from _v2 import running_v2_server
 
-    with running_v2_server(tmp_path_factory.mktemp("stop")) as server:
+    with running_v2_server(tmp_path_factory.mktemp("stop"),
+                           emergency_stop_code="big-red-button") as server:
         http = alice(server)
-        create(http)
+        job_id = create(http)
         assert http.get("srv/spalloc/emergencyStop", query={"commandCode": "x"}).status == 403
         assert len(server.emulator.jobs()) == 1
+        reply = http.get("srv/spalloc/emergencyStop", query={"commandCode": "big-red-button"})
+        assert reply.status == 200
+        assert server.emulator.jobs() == []
+        assert http.get(f"srv/spalloc/jobs/{job_id}").json()["reason"] == "emergency stop"
 
 
 # --- long-polls -----------------------------------------------------------------------------

@@ -81,6 +81,7 @@ class Emulator:
             for the documented loopback-only default (see :mod:`spalloc.emulator.users`).
         keepalive_cap: tests only: every v2 job's keepalive is at most this many seconds.
         wait_limit: longest v2 long-poll, seconds.
+        emergency_stop_code: the v2 ``emergencyStop`` ``commandCode`` (None: always refused).
 
     Raises:
         spalloc.emulator.machines.MachineConfigError: a bad machines file.
@@ -96,13 +97,15 @@ class Emulator:
                  tls_cert: str | os.PathLike[str] | None = None,
                  tls_key: str | os.PathLike[str] | None = None,
                  users: str | os.PathLike[str] | Users | None = None,
-                 keepalive_cap: float | None = None, wait_limit: float = 30.0) -> None:
+                 keepalive_cap: float | None = None, wait_limit: float = 30.0,
+                 emergency_stop_code: str | None = None) -> None:
         self._machines = _load(machines)
         self._http_port = http_port
         self._http_bound: tuple[str, int] | None = None
         self._http: HttpFrontDoor | None = None
         self._ssl: ssl.SSLContext | None = None
-        self._http_options = {"keepalive_cap": keepalive_cap, "wait_limit": wait_limit}
+        self._http_options = {"keepalive_cap": keepalive_cap, "wait_limit": wait_limit,
+                              "emergency_stop_code": emergency_stop_code}
         self._users: Users | None = None
         if http_port is not None:
             from spalloc.emulator.users import Users, default_users, load_users
