@@ -269,7 +269,7 @@ class Controller:
         if not any(self._allocators[m.name].feasible(spec.request) for m in candidates):
             raise CommandError("request cannot fit on machine")
         self.poll()
-        job_id = self._cmd_create_job(session, *args, **kwargs)
+        job_id = self._create(session, spec)
         job = self.find_job(job_id)
         if job is not None:
             job.original = original
@@ -407,7 +407,9 @@ class Controller:
         return EMULATOR_VERSION
 
     def _cmd_create_job(self, session: Session, /, *args: Any, **kwargs: Any) -> int:
-        spec = parse_create_job(list(args), kwargs)
+        return self._create(session, parse_create_job(list(args), kwargs))
+
+    def _create(self, session: Session, spec: JobSpec) -> int:
         if spec.machine is not None:
             named = self._by_name.get(spec.machine)
             candidates = [named] if named is not None else []
