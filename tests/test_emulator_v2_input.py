@@ -236,3 +236,36 @@ def test_stop_and_start_keeps_the_v2_port_and_jobs(v2_server: V2Server) -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
     assert again.get(f"srv/spalloc/jobs/{job_id}").json()["owner"] == USERS["alice"].name
+
+
+# --- durations (pure) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("PT120S", 120.0), ("pt60s", 60.0), ("PT2M", 120.0), ("PT1M30.5S", 90.5),
+    ("P1DT1H", 90000.0), ("PT0,25S", 0.25), ("-PT5S", -5.0), (45, 45.0), (2.5, 2.5),
+])
+def test_durations_parse(text: object, seconds: float) -> None:
+    from spalloc.emulator._v2json import parse_duration
+
+    assert parse_duration(text, "d") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "120", "PT5X", "5 minutes", True, None,
+                                  float("inf"), [1]])
+def test_bad_durations_are_refused(text: object) -> None:
+    from spalloc.emulator._jobs import CommandError
+    from spalloc.emulator._v2json import parse_duration
+
+    with pytest.raises(CommandError, match="d must be"):
+        parse_duration(text, "d")
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (30.0, "PT30S"), (300.0, "PT5M"), (120.0, "PT2M"), (90.5, "PT1M30.5S"), (3600.0, "PT1H"),
+    (0.0, "PT0S"),
+])
+def test_durations_print_as_java_does(seconds: float, text: str) -> None:
+    from spalloc.emulator._v2json import iso_duration
+
+    assert iso_duration(seconds) == text
