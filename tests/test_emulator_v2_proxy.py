@@ -269,3 +269,26 @@ def test_queued_job_proxy_closes_with_1011(v2_server: V2Server) -> None:
 
     run_ws(v2_server, http, queued, body)
     http.request("DELETE", f"srv/spalloc/jobs/{whole}")
+
+
+def test_channels_per_websocket_are_bounded(v2_server: V2Server) -> None:
+    from spalloc.emulator._proxy import MAX_CHANNELS
+
+    http, job_id, _ = ready_job(v2_server)
+
+    async def body(ws: aiohttp.ClientWebSocketResponse) -> None:
+        channels = []
+        for corr in range(MAX_CHANNELS):
+            await ws.send_bytes(struct.pack("<2I", OPEN_UNCONNECTED, corr))
+            op, got, channel = words(await receive(ws), 3)
+            assert (op, got) == (OPEN_UNCONNECTED, corr)
+            channels.append(channel)
+        await ws.send_bytes(struct.pack("<5I", OPEN, 999, 0, 0, SCP_PORT))
+        reply = await receive(ws)
+        assert words(reply, 2) == (ERROR, 999) and b"too many open channels" in reply
+        await ws.send_bytes(struct.pack("<3I", CLOSE, 1000, channels[0]))
+        assert words(await receive(ws), 3) == (CLOSE, 1000, channels[0])
+        await ws.send_bytes(struct.pack("<5I", OPEN, 1001, 0, 0, SCP_PORT))
+        assert words(await receive(ws), 2) == (OPEN, 1001)
+
+    run_ws(v2_server, http, job_id, body)

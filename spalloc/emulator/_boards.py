@@ -14,7 +14,8 @@ The reply swaps the SDP source and destination (flags ``0x07``: no reply wanted)
 
 Any other command gets ``RC_CMD`` (``0x83``) with the same sequence number. A board answers
 only while it belongs to a job and is powered; sockets are opened when boards are allocated
-and closed when they are freed. Sockets use ``SO_REUSEPORT`` so that several emulators on one
+and closed when they are freed (tracked per changed job, so the cost does not grow with the
+machine). Sockets use ``SO_REUSEPORT`` so that several emulators on one
 host (parallel tests) can each hold an address; whichever receives a request answers it.
 """
 
@@ -83,46 +84,40 @@ class _Board(asyncio.DatagramProtocol):
 
 
 class BoardResponder:
-    """Keeps one SCP socket per allocated board; call :meth:`sync` when machines change.
+    """Keeps one SCP socket per allocated board; call :meth:`sync` when jobs change.
 
     Args:
         is_answering: ``(machine, board) -> bool``: allocated and powered right now.
-        allocated: ``machine -> boards`` held by jobs right now.
+        is_allocated: ``(machine, board) -> bool``: held by a live job right now.
     """
 
-    def __init__(self, machines: list[Machine],
-                 is_answering: Callable[[Machine, Board], bool],
-                 allocated: Callable[[Machine], set[Board]]) -> None:
-        self._machines = {m.name: m for m in machines}
+    def __init__(self, is_answering: Callable[[Machine, Board], bool],
+                 is_allocated: Callable[[Machine, Board], bool]) -> None:
         self._is_answering = is_answering
-        self._allocated = allocated
+        self._is_allocated = is_allocated
         self._open: dict[tuple[str, Board], _Board] = {}
         self._pending: set[tuple[str, Board]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def sync(self, machine_names: list[str]) -> None:
-        """Open sockets for newly allocated boards and close those of freed ones."""
+    def sync(self, machine: Machine, boards: tuple[Board, ...]) -> None:
+        """Open sockets for *boards* now allocated, close those of the ones now free."""
         loop = asyncio.get_running_loop()
-        for name in machine_names:
-            machine = self._machines.get(name)
-            if machine is None:
+        for board_xyz in boards:
+            key = (machine.name, board_xyz)
+            if not self._is_allocated(machine, board_xyz):
+                protocol = self._open.pop(key, None)
+                if protocol is not None and protocol.transport is not None:
+                    protocol.transport.close()
                 continue
-            wanted = self._allocated(machine)
-            for key in [k for k in self._open if k[0] == name and k[1] not in wanted]:
-                board = self._open.pop(key)
-                if board.transport is not None:
-                    board.transport.close()
-            for board_xyz in wanted:
-                key = (name, board_xyz)
-                if key in self._open or key in self._pending:
-                    continue
-                ip = machine.ip(board_xyz)
-                if ip is None:
-                    continue
-                self._pending.add(key)
-                task = loop.create_task(self._bind(machine, board_xyz, ip))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            if key in self._open or key in self._pending:
+                continue
+            ip = machine.ip(board_xyz)
+            if ip is None:
+                continue
+            self._pending.add(key)
+            task = loop.create_task(self._bind(machine, board_xyz, ip))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _bind(self, machine: Machine, board: Board, ip: str) -> None:
         key = (machine.name, board)
@@ -145,7 +140,7 @@ class BoardResponder:
             return
         finally:
             self._pending.discard(key)
-        if board in self._allocated(machine) and key not in self._open:
+        if self._is_allocated(machine, board) and key not in self._open:
             self._open[key] = protocol
         elif protocol.transport is not None:
             protocol.transport.close()   # freed while we were binding

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["CLOSE", "ERROR", "MESSAGE", "MESSAGE_TO", "OPEN", "OPEN_UNCONNECTED",
-           "ProxySession"]
+__all__ = ["CLOSE", "ERROR", "MAX_CHANNELS", "MESSAGE", "MESSAGE_TO", "OPEN",
+           "OPEN_UNCONNECTED", "ProxySession"]
 
 OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
 
@@ -30,6 +30,8 @@ SERVER_ERROR = 1011
 
 _MAX_ERROR = 1000
 _QUEUE = 4096
+#: Open channels one websocket may hold (each is a UDP socket).
+MAX_CHANNELS = 256
 
 _W2 = struct.Struct("<2I")
 _W3 = struct.Struct("<3I")
@@ -176,6 +178,8 @@ class ProxySession:
         return host, port
 
     async def _make(self, connected: bool, **endpoint: Any) -> _Channel:
+        if len(self._channels) >= MAX_CHANNELS:
+            raise ValueError(f"too many open channels (at most {MAX_CHANNELS})")
         channel_id = next(_channel_ids)
         loop = asyncio.get_running_loop()
         factory: Callable[[], _Channel] = lambda: _Channel(self, channel_id, connected)  # noqa: E731
@@ -198,7 +202,7 @@ class ProxySession:
         _, correlation = self._exact(data, _W2)
         try:
             channel = await self._make(False, local_addr=(self._local_host, 0))
-        except OSError as exc:
+        except (ValueError, OSError) as exc:
             self._error(correlation, str(exc))
             return
         assert channel.transport is not None

@@ -176,11 +176,10 @@ class HttpFrontDoor:
         self._runner = runner
         name = runner.addresses[0]
         self._bound = (str(name[0]), int(name[1]))
-        controller = self._controller
-        self._boards = BoardResponder(list(controller.machines), self._board_answers,
-                                      self._allocated_boards)
+        self._boards = BoardResponder(self._board_answers, self._board_allocated)
         self._server.listeners.append(self._on_changes)
-        self._boards.sync([m.name for m in controller.machines])
+        for job_id in self._controller.job_ids():   # jobs kept across a restart
+            self._sync_boards(job_id)
         return self._bound
 
     async def stop(self) -> None:
@@ -215,7 +214,7 @@ class HttpFrontDoor:
         for name in machines:
             self._wake(self._machine_waiters.pop(name, []))
         for job_id in jobs:
-            job = self._controller.find_job(job_id)
+            job = self._sync_boards(job_id)
             if (job is None or job.state is JobState.destroyed) and job_id in self._proxies:
                 for proxy in self._proxies.pop(job_id):
                     proxy.close_channels()
@@ -223,8 +222,13 @@ class HttpFrontDoor:
                         proxy.ws.close(code=1000, message=b"job destroyed"))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-        if machines and self._boards is not None:
-            self._boards.sync(machines)
+
+    def _sync_boards(self, job_id: int) -> Job | None:
+        job = self._controller.find_job(job_id)
+        if (job is not None and job.allocation is not None and job.machine is not None
+                and self._boards is not None):
+            self._boards.sync(job.machine, job.allocation.boards)
+        return job
 
     @staticmethod
     def _wake(futures: list[asyncio.Future[None]]) -> None:
@@ -256,8 +260,8 @@ class HttpFrontDoor:
         return (job is not None and job.state is JobState.ready
                 and self._controller.board_power(machine.name, board))
 
-    def _allocated_boards(self, machine: Machine) -> set[Board]:
-        return {b for b in machine.boards() if self._controller.owner_of(machine, b) is not None}
+    def _board_allocated(self, machine: Machine, board: Board) -> bool:
+        return self._controller.owner_of(machine, board) is not None
 
     # --- dispatch, errors, authentication ---------------------------------------------------
 
