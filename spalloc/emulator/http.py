@@ -9,24 +9,24 @@ deliberately differs. Importing this module imports aiohttp (the ``server`` extr
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hmac
-import html
 import json
 import re
-import secrets
 import ssl
-import time
-import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from spalloc.emulator._auth import (
+    CSRF_HEADER,
+    Caller,
+    HttpError,
+    Logins,
+    json_reply,
+    text_reply,
+)
 from spalloc.emulator._boards import BoardResponder
 from spalloc.emulator._jobs import CommandError, Job
 from spalloc.emulator._proxy import SERVER_ERROR, ProxySession
@@ -40,7 +40,7 @@ from spalloc.emulator._v2json import (
 )
 from spalloc.emulator.controller import Session as V1Session
 from spalloc.emulator.server import EmulatorServer
-from spalloc.emulator.users import User, Users
+from spalloc.emulator.users import Users
 from spalloc.geometry import Board, Machine, job_connections
 from spalloc.states import JobState
 
@@ -53,62 +53,7 @@ WAIT_LIMIT = 30.0
 #: Largest request body accepted (bigger gets 413).
 MAX_BODY = 1 << 20
 
-SESSION_COOKIE = "JSESSIONID"
-CSRF_HEADER = "X-CSRF-TOKEN"
-_SESSION_TIMEOUT = 30 * 60.0
-_MAX_SESSIONS = 10_000
-_MAX_LOGIN_FAILURES = 3
-_LOCK_TIME = 24 * 3600.0
-_UNAUTHORISED = ("log in required, either with BASIC auth or HBP/EBRAINS bearer token "
-                 "(if they are enabled)")
 _LIMIT_LIMIT = 200
-
-_LOGIN_PAGE = """<!DOCTYPE html>
-<html><head><title>Spalloc login</title></head>
-<body><h1>Log in to spalloc (emulator)</h1>
-<form action="{action}" method="post">
-<input type="hidden" name="_csrf" value="{csrf}" />
-<p><label>User name <input type="text" name="username" /></label></p>
-<p><label>Password <input type="password" name="password" /></label></p>
-<p><input type="submit" name="submit" value="submit" /></p>
-</form></body></html>
-"""
-
-
-class _HttpError(Exception):
-    def __init__(self, status: int, text: str = "", headers: dict[str, str] | None = None):
-        super().__init__(text)
-        self.status = status
-        self.text = text
-        self.headers = headers or {}
-
-
-@dataclass(eq=False)
-class _WebSession:
-    """A login session: who (None before login) and its CSRF token."""
-
-    user: User | None
-    csrf: str = field(default_factory=lambda: str(uuid.uuid4()), repr=False)
-    expires: float = 0.0
-
-
-@dataclass
-class _Caller:
-    user: User
-    session_id: str | None
-    session: _WebSession | None
-    bearer: bool
-
-
-def _text(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=text, content_type="text/plain",
-                        headers=headers)
-
-
-def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps(doc), content_type="application/json",
-                        headers=headers)
-
 
 def _bool(request: web.Request, name: str) -> bool:
     # JAX-RS reads a boolean as Boolean.valueOf does: "true" in any case, else false.
@@ -119,12 +64,12 @@ def _int(request: web.Request, name: str, default: int | None = None) -> int:
     text = request.query.get(name)
     if text is None:
         if default is None:
-            raise _HttpError(400, f"missing query parameter: {name}")
+            raise HttpError(400, f"missing query parameter: {name}")
         return default
     try:
         return int(text.strip())
     except ValueError:
-        raise _HttpError(400, f"{name} must be a whole number") from None
+        raise HttpError(400, f"{name} must be a whole number") from None
 
 
 class HttpFrontDoor:
@@ -145,13 +90,11 @@ class HttpFrontDoor:
                  emergency_stop_code: str | None = None) -> None:
         self._server = server
         self._controller = server.controller
-        self._users = users
         self._ssl = ssl_context
         self._keepalive_cap = keepalive_cap
         self._wait_limit = wait_limit
         self._stop_code = emergency_stop_code
-        self._sessions: OrderedDict[str, _WebSession] = OrderedDict()
-        self._failures: dict[str, tuple[int, float]] = {}
+        self._auth = Logins(users, secure=ssl_context is not None)
         self._job_waiters: dict[int, list[asyncio.Future[None]]] = {}
         self._machine_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._list_waiters: list[asyncio.Future[None]] = []
@@ -271,18 +214,18 @@ class HttpFrontDoor:
                       ) -> web.StreamResponse:
         try:
             response = await handler(request)
-        except _HttpError as exc:
+        except HttpError as exc:
             response = (web.Response(status=204) if exc.status == 204
-                        else _text(exc.status, exc.text, exc.headers))
+                        else text_reply(exc.status, exc.text, exc.headers))
         except CommandError as exc:
-            response = _text(400, str(exc))
+            response = text_reply(400, str(exc))
         except web.HTTPException as exc:
             # aiohttp's own refusals (413 body too large...) also get plain-text bodies.
-            response = _text(exc.status, exc.reason or "", None)
+            response = text_reply(exc.status, exc.reason or "", None)
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:   # a bug of ours must cost only this request
-            response = _text(500, f"unexpected server problem: {type(exc).__name__}: {exc}")
+            response = text_reply(500, f"unexpected server problem: {type(exc).__name__}: {exc}")
         finally:
             # The request may have changed jobs: rearm timers, tell v1 subscribers.
             self._server.after_activity()
@@ -290,9 +233,9 @@ class HttpFrontDoor:
 
     def _route_table(self) -> list[tuple[re.Pattern[str], dict[str, Callable[..., Any]]]]:
         table: list[tuple[str, dict[str, Callable[..., Any]]]] = [
-            (r"system/login\.html", {"GET": self._login_page}),
-            (r"system/perform_login", {"POST": self._perform_login}),
-            (r"system/perform_logout", {"GET": self._logout, "POST": self._logout}),
+            (r"system/login\.html", {"GET": self._auth.login_page}),
+            (r"system/perform_login", {"POST": self._auth.perform_login}),
+            (r"system/perform_logout", {"GET": self._auth.logout, "POST": self._auth.logout}),
             (r"proxy/(\d+)", {"GET": self._proxy}),
             (r"srv/spalloc", {"GET": self._root}),
             (r"srv/spalloc/emergencyStop", {"GET": self._emergency_stop}),
@@ -317,7 +260,7 @@ class HttpFrontDoor:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if not path.startswith("/spalloc/"):
-            raise _HttpError(404, "not found")
+            raise HttpError(404, "not found")
         # Tolerate doubled and trailing slashes (SpiNNMan asks for "jobs//1/").
         rest = "/".join(part for part in path[len("/spalloc/"):].split("/") if part)
         for pattern, methods in self._routes:
@@ -326,144 +269,11 @@ class HttpFrontDoor:
                 continue
             handler = methods.get(request.method)
             if handler is None:
-                raise _HttpError(405, "method not allowed",
+                raise HttpError(405, "method not allowed",
                                  {"Allow": ", ".join(sorted(methods))})
             result: web.StreamResponse = await handler(request, *match.groups())
             return result
-        raise _HttpError(404, "not found")
-
-    def _new_session(self, user: User | None) -> tuple[str, _WebSession]:
-        while len(self._sessions) >= _MAX_SESSIONS:
-            self._sessions.popitem(last=False)
-        session_id = secrets.token_hex(16).upper()
-        session = _WebSession(user, expires=time.monotonic() + _SESSION_TIMEOUT)
-        self._sessions[session_id] = session
-        return session_id, session
-
-    def _set_cookie(self, response: web.StreamResponse, session_id: str) -> None:
-        response.set_cookie(SESSION_COOKIE, session_id, path="/spalloc", httponly=True,
-                            secure=self._ssl is not None, samesite="Lax")
-
-    def _cookie_session(self, request: web.Request) -> tuple[str | None, _WebSession | None]:
-        session_id = request.cookies.get(SESSION_COOKIE)
-        if session_id is None:
-            return None, None
-        session = self._sessions.get(session_id)
-        now = time.monotonic()
-        if session is None or session.expires < now:
-            self._sessions.pop(session_id, None)
-            return None, None
-        session.expires = now + _SESSION_TIMEOUT
-        self._sessions.move_to_end(session_id)
-        return session_id, session
-
-    def _header_user(self, request: web.Request) -> tuple[User, bool] | None:
-        """The user named by an Authorization header (and whether it is a bearer token)."""
-        header = request.headers.get("Authorization")
-        if header is None:
-            return None
-        scheme, _, value = header.strip().partition(" ")
-        value = value.strip()
-        if scheme.lower() == "bearer" and value:
-            user = self._users.with_token(value)
-            if user is not None:
-                return user, True
-        elif scheme.lower() == "basic":
-            try:
-                name, _, password = base64.b64decode(value, validate=True).decode(
-                    "utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise self._unauthorised() from None
-            user = self._users.named(name)
-            if user is not None and not self._locked(name) and user.password_matches(password):
-                return user, False
-            if user is not None:
-                self._failed(name)
-        raise self._unauthorised()
-
-    @staticmethod
-    def _unauthorised() -> _HttpError:
-        return _HttpError(401, _UNAUTHORISED, {"WWW-Authenticate": (
-            'Basic realm="SpallocService", Bearer realm="SpallocService", '
-            'scope="openid, profile, roles, email, team, group"')})
-
-    def _locked(self, name: str) -> bool:
-        count, since = self._failures.get(name, (0, 0.0))
-        if count >= _MAX_LOGIN_FAILURES and time.monotonic() - since < _LOCK_TIME:
-            return True
-        if count >= _MAX_LOGIN_FAILURES:
-            del self._failures[name]
-        return False
-
-    def _failed(self, name: str) -> None:
-        count, _ = self._failures.get(name, (0, 0.0))
-        self._failures[name] = (count + 1, time.monotonic())
-
-    def _caller(self, request: web.Request, *, csrf: bool) -> _Caller:
-        """Who is calling; checks the CSRF token of state-changing requests.
-
-        Raises:
-            _HttpError: 401 (nobody logged in) or 403 (bad CSRF token).
-        """
-        from_header = self._header_user(request)
-        session_id, session = self._cookie_session(request)
-        bearer = from_header is not None and from_header[1]
-        # As Spring: CSRF comes first and binds to the session; bearer requests are exempt.
-        if csrf and not bearer:
-            given = request.headers.get(CSRF_HEADER, "")
-            if session is None or not hmac.compare_digest(session.csrf.encode(),
-                                                          given.encode()):
-                raise _HttpError(403, "Invalid CSRF token: missing or does not match the "
-                                      "session (send the X-CSRF-TOKEN header)")
-        if from_header is not None:
-            return _Caller(from_header[0], session_id, session, bearer)
-        if session is not None and session.user is not None:
-            return _Caller(session.user, session_id, session, False)
-        raise self._unauthorised()
-
-    # --- logins ----------------------------------------------------------------------------
-
-    async def _login_page(self, request: web.Request) -> web.StreamResponse:
-        found = self._header_user(request)
-        session_id, session = self._new_session(found[0] if found else None)
-        response = web.Response(text=_LOGIN_PAGE.format(
-            action="/spalloc/system/perform_login", csrf=html.escape(session.csrf)),
-            content_type="text/html")
-        self._set_cookie(response, session_id)
-        return response
-
-    async def _perform_login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        _, session = self._cookie_session(request)
-        given = str(form.get("_csrf", request.headers.get(CSRF_HEADER, "")))
-        if session is None or not hmac.compare_digest(session.csrf.encode(), given.encode()):
-            raise _HttpError(403, "Invalid CSRF token: fetch the login page first")
-        name = str(form.get("username", ""))
-        password = str(form.get("password", ""))
-        user = self._users.named(name)
-        if user is not None and self._locked(name):
-            return _json({"message": "User account is locked"}, 401)
-        if user is None or not user.password_matches(password):
-            if user is not None:
-                self._failed(name)
-            return _json({"message": "Bad credentials"}, 401)
-        self._failures.pop(name, None)
-        old = request.cookies.get(SESSION_COOKIE)
-        if old is not None:
-            self._sessions.pop(old, None)
-        session_id, _ = self._new_session(user)   # a new id: no session fixation
-        response = web.Response(status=302, headers={"Location": "/spalloc/system/"})
-        self._set_cookie(response, session_id)
-        return response
-
-    async def _logout(self, request: web.Request) -> web.StreamResponse:
-        session_id, _ = self._cookie_session(request)
-        if session_id is not None:
-            self._sessions.pop(session_id, None)
-        response = web.Response(status=302,
-                                headers={"Location": "/spalloc/system/login.html"})
-        response.del_cookie(SESSION_COOKIE, path="/spalloc")
-        return response
+        raise HttpError(404, "not found")
 
     # --- the service ------------------------------------------------------------------------
 
@@ -475,54 +285,54 @@ class HttpFrontDoor:
         return f"{scheme}://{request.host}/spalloc/proxy/"
 
     async def _root(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request, csrf=False)
+        caller = self._auth.caller(request, csrf=False)
         session_id, session = caller.session_id, caller.session
         if session is None:
-            session_id, session = self._new_session(caller.user)
+            session_id, session = self._auth.new_session(caller.user)
         base = self._base(request)
         major, minor, revision = SERVICE_VERSION
-        response = _json({"version": {"major-version": major, "minor-version": minor,
+        response = json_reply({"version": {"major-version": major, "minor-version": minor,
                                       "revision": revision},
                           "jobs-ref": base + "jobs", "machines-ref": base + "machines",
                           "csrf-header": CSRF_HEADER, "csrf-token": session.csrf})
         if session_id != caller.session_id and session_id is not None:
-            self._set_cookie(response, session_id)
+            self._auth.set_cookie(response, session_id)
         return response
 
     async def _emergency_stop(self, request: web.Request) -> web.StreamResponse:
-        self._caller(request, csrf=False)
+        self._auth.caller(request, csrf=False)
         code = request.query.get("commandCode", "")
         if self._stop_code is None or not hmac.compare_digest(code.encode(),
                                                                self._stop_code.encode()):
-            raise _HttpError(403, "bad command code")
+            raise HttpError(403, "bad command code")
         for job_id in self._controller.job_ids():
             job = self._controller.find_job(job_id)
             if job is not None and job.state is not JobState.destroyed:
                 self._controller.destroy_v2(job, "emergency stop")
-        return _text(200, "")
+        return text_reply(200, "")
 
     async def _machines(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request, csrf=False)
+        caller = self._auth.caller(request, csrf=False)
         base = self._base(request)
-        return _json({"machines": [machine_summary(m, base, admin=caller.user.admin)
+        return json_reply({"machines": [machine_summary(m, base, admin=caller.user.admin)
                                    for m in self._controller.machines]})
 
     def _machine_named(self, name: str) -> Machine:
         machine = self._controller.machine(name)
         if machine is None:
-            raise _HttpError(404, "no such machine")
+            raise HttpError(404, "no such machine")
         return machine
 
     async def _machine(self, request: web.Request, name: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=False)
+        caller = self._auth.caller(request, csrf=False)
         machine = self._machine_named(name)
         if _bool(request, "wait"):
             await self._wait(self._machine_waiters.setdefault(name, []))
-        return _json(machine_detail(machine, self._base(request), admin=caller.user.admin))
+        return json_reply(machine_detail(machine, self._base(request), admin=caller.user.admin))
 
     async def _machine_where(self, request: web.Request, name: str,
                              kind: str) -> web.StreamResponse:
-        self._caller(request, csrf=False)
+        self._auth.caller(request, csrf=False)
         machine = self._machine_named(name)
         controller = self._controller
         if kind == "logical-board":
@@ -538,21 +348,21 @@ class HttpFrontDoor:
             address = request.query.get("address", "")
             board = next((b for b, ip in machine.board_ips.items() if ip == address), None)
             if board is None:
-                raise _HttpError(404, "failed to locate board")
+                raise HttpError(404, "failed to locate board")
             kwargs = {"machine": name, "x": board[0], "y": board[1], "z": board[2]}
         found = controller.handle(V1Session(), "where_is", [], kwargs)
         if found is None:
-            raise _HttpError(404, "failed to locate board")
-        return _json(where_is(found, self._base(request)))
+            raise HttpError(404, "failed to locate board")
+        return json_reply(where_is(found, self._base(request)))
 
     async def _list_jobs(self, request: web.Request) -> web.StreamResponse:
-        self._caller(request, csrf=False)
+        self._auth.caller(request, csrf=False)
         limit = _int(request, "limit", 100)
         start = _int(request, "start", 0)
         if limit > _LIMIT_LIMIT or limit < 1:
-            raise _HttpError(400, f"limit must not be bigger than {_LIMIT_LIMIT}")
+            raise HttpError(400, f"limit must not be bigger than {_LIMIT_LIMIT}")
         if start < 0:
-            raise _HttpError(400, "start must not be less than 0")
+            raise HttpError(400, "start must not be less than 0")
         deleted = _bool(request, "deleted")
         if _bool(request, "wait"):
             await self._wait(self._list_waiters)
@@ -570,21 +380,21 @@ class HttpFrontDoor:
             links["next"] = str(request.url.with_query(dict(query, start=str(start + limit))))
         doc.update(links)
         headers = {"Link": ", ".join(f'<{url}>; rel="{rel}"' for rel, url in links.items())}
-        return _json(doc, headers=headers if links else None)
+        return json_reply(doc, headers=headers if links else None)
 
-    async def _read_json(self, request: web.Request) -> Any:
+    async def _readjson_reply(self, request: web.Request) -> Any:
         if request.content_type != "application/json":
-            raise _HttpError(415, "the request body must be application/json")
+            raise HttpError(415, "the request body must be application/json")
         raw = await request.read()
         try:
             return json.loads(raw.decode("utf-8"),
                               parse_constant=lambda name: _refuse_constant(name))
         except (UnicodeDecodeError, ValueError) as exc:
-            raise _HttpError(400, f"malformed JSON: {exc}") from None
+            raise HttpError(400, f"malformed JSON: {exc}") from None
 
     async def _create_job(self, request: web.Request) -> web.StreamResponse:
-        caller = self._caller(request, csrf=True)
-        body = await self._read_json(request)
+        caller = self._auth.caller(request, csrf=True)
+        body = await self._readjson_reply(request)
         controller = self._controller
         parsed = parse_create(body, user=caller.user.name, groups=caller.user.groups,
                               admin=caller.user.admin, machines=controller.machines,
@@ -593,34 +403,34 @@ class HttpFrontDoor:
         job_id = controller.create_job_v2(session, parsed.args, parsed.kwargs,
                                           parsed.original)
         ref = f"{self._base(request)}jobs/{job_id}"
-        return _json({"job-id": job_id, "job-ref": ref}, 201, {"Location": ref})
+        return json_reply({"job-id": job_id, "job-ref": ref}, 201, {"Location": ref})
 
-    def _job_for(self, caller: _Caller, job_id: str) -> Job:
+    def _job_for(self, caller: Caller, job_id: str) -> Job:
         job = self._controller.find_job(int(job_id))
         if job is None:
-            raise _HttpError(404, "no such job")
+            raise HttpError(404, "no such job")
         if not caller.user.admin and job.spec.owner != caller.user.name:
-            raise _HttpError(403, "access denied: not your job")
+            raise HttpError(403, "access denied: not your job")
         return job
 
     def _live(self, job: Job) -> Job:
         """The allocated live job, or 204 (the Java server's "not allocated yet")."""
         if job.state is JobState.destroyed or job.allocation is None:
-            raise _HttpError(204)
+            raise HttpError(204)
         return job
 
     async def _job(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=False)
+        caller = self._auth.caller(request, csrf=False)
         self._controller.poll()
         job = self._job_for(caller, job_id)
         if _bool(request, "wait") and job.state is not JobState.destroyed:
             await self._wait(self._job_waiters.setdefault(job.job_id, []))
             self._controller.poll()
             job = self._job_for(caller, job_id)
-        return _json(job_state(job, self._base(request), proxy_base=self._proxy_base(request)))
+        return json_reply(job_state(job, self._base(request), proxy_base=self._proxy_base(request)))
 
     async def _delete_job(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=True)
+        caller = self._auth.caller(request, csrf=True)
         job = self._job_for(caller, job_id)
         reason = request.query.get("reason")
         if job.state is not JobState.destroyed:
@@ -633,28 +443,28 @@ class HttpFrontDoor:
                                     [job.job_id], {})
 
     async def _keepalive(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=True)
+        caller = self._auth.caller(request, csrf=True)
         await request.read()   # any body is accepted (SpiNNMan sends "alive")
         self._touch(request, self._job_for(caller, job_id))
-        return _text(200, "ok")
+        return text_reply(200, "ok")
 
     async def _job_machine(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=False)
+        caller = self._auth.caller(request, csrf=False)
         job = self._job_for(caller, job_id)
         self._touch(request, job)
-        return _json(sub_machine(self._live(job), self._base(request)))
+        return json_reply(sub_machine(self._live(job), self._base(request)))
 
     async def _get_power(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=False)
+        caller = self._auth.caller(request, csrf=False)
         job = self._job_for(caller, job_id)
         self._touch(request, job)
-        return _json({"power": "ON" if self._live(job).power else "OFF"})
+        return json_reply({"power": "ON" if self._live(job).power else "OFF"})
 
     async def _set_power(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=True)
-        body = await self._read_json(request)
+        caller = self._auth.caller(request, csrf=True)
+        body = await self._readjson_reply(request)
         if not isinstance(body, dict) or body.get("power") not in ("ON", "OFF"):
-            raise _HttpError(400, "bad power description")
+            raise HttpError(400, "bad power description")
         job = self._job_for(caller, job_id)
         self._touch(request, job)
         self._live(job)
@@ -663,7 +473,7 @@ class HttpFrontDoor:
         return web.Response(status=202)
 
     async def _job_chip(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=False)
+        caller = self._auth.caller(request, csrf=False)
         job = self._job_for(caller, job_id)
         x, y = _int(request, "x", 0), _int(request, "y", 0)
         self._touch(request, job)
@@ -671,26 +481,26 @@ class HttpFrontDoor:
         found = self._controller.handle(V1Session(), "where_is", [],
                                         {"job_id": job.job_id, "chip_x": x, "chip_y": y})
         if found is None:
-            raise _HttpError(204)
-        return _json(where_is(found, self._base(request)))
+            raise HttpError(204)
+        return json_reply(where_is(found, self._base(request)))
 
     async def _report_issue(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=True)
-        body = await self._read_json(request)
+        caller = self._auth.caller(request, csrf=True)
+        body = await self._readjson_reply(request)
         if not isinstance(body, dict) or not isinstance(body.get("issue"), str):
-            raise _HttpError(400, "bad issue description")
+            raise HttpError(400, "bad issue description")
         self._job_for(caller, job_id)
-        return _json({"action": "noted (the emulator takes no action on issue reports)"})
+        return json_reply({"action": "noted (the emulator takes no action on issue reports)"})
 
     async def _unsupported(self, request: web.Request, job_id: str,
                            what: str) -> web.StreamResponse:
-        self._caller(request, csrf=request.method != "GET")
-        raise _HttpError(501, f"{what} is not supported by the emulator")
+        self._auth.caller(request, csrf=request.method != "GET")
+        raise HttpError(501, f"{what} is not supported by the emulator")
 
     # --- the proxy ------------------------------------------------------------------------
 
     async def _proxy(self, request: web.Request, job_id: str) -> web.StreamResponse:
-        caller = self._caller(request, csrf=True)
+        caller = self._auth.caller(request, csrf=True)
         job = self._job_for(caller, job_id)
         ws = web.WebSocketResponse(max_msg_size=MAX_BODY, autoping=True)
         await ws.prepare(request)
