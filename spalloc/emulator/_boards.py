@@ -13,10 +13,11 @@ The reply swaps the SDP source and destination (flags ``0x07``: no reply wanted)
 * data: ``SC&MP/SpiNNaker\\0`` then ``4.0.0\\0`` (:data:`SCAMP_VERSION`).
 
 Any other command gets ``RC_CMD`` (``0x83``) with the same sequence number. A board answers
-only while it belongs to a job and is powered; sockets are opened when boards are allocated
-and closed when they are freed (tracked per changed job, so the cost does not grow with the
-machine). Sockets use ``SO_REUSEPORT`` so that several emulators on one
-host (parallel tests) can each hold an address; whichever receives a request answers it.
+only while it belongs to a job and is powered. Sockets are opened when boards are allocated
+(tracked per changed job, so the cost does not grow with the machine); freed boards' sockets
+are parked, silent, for reuse, up to :data:`MAX_IDLE_SOCKETS`, the oldest closed beyond that.
+Sockets use ``SO_REUSEPORT`` so that several emulators on one host (parallel tests) can each
+hold an address; whichever receives a request answers it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import contextlib
 import logging
 import socket
 import struct
+from collections import OrderedDict
 from collections.abc import Callable
 
 from spalloc.geometry import Board, Machine
@@ -33,6 +35,8 @@ from spalloc.geometry import Board, Machine
 __all__ = ["BUILD_DATE", "SCAMP_VERSION", "SCP_PORT", "BoardResponder", "version_reply"]
 
 SCP_PORT = 17893
+#: Sockets of freed boards kept open (silent) for reuse.
+MAX_IDLE_SOCKETS = 256
 SCAMP_VERSION = "4.0.0"
 #: 2024-01-01T00:00:00Z, fixed so that replies are reproducible.
 BUILD_DATE = 1704067200
@@ -96,18 +100,29 @@ class BoardResponder:
         self._is_answering = is_answering
         self._is_allocated = is_allocated
         self._open: dict[tuple[str, Board], _Board] = {}
+        # Sockets of freed boards, kept (silent) for a while: boards are often handed out
+        # again at once, and reusing the socket saves a bind per job.
+        self._idle: OrderedDict[tuple[str, Board], _Board] = OrderedDict()
         self._pending: set[tuple[str, Board]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def sync(self, machine: Machine, boards: tuple[Board, ...]) -> None:
-        """Open sockets for *boards* now allocated, close those of the ones now free."""
+        """Open sockets for *boards* now allocated; park those of the ones now free."""
         loop = asyncio.get_running_loop()
         for board_xyz in boards:
             key = (machine.name, board_xyz)
             if not self._is_allocated(machine, board_xyz):
                 protocol = self._open.pop(key, None)
-                if protocol is not None and protocol.transport is not None:
-                    protocol.transport.close()
+                if protocol is not None:
+                    self._idle[key] = protocol
+                    while len(self._idle) > MAX_IDLE_SOCKETS:
+                        _, oldest = self._idle.popitem(last=False)
+                        if oldest.transport is not None:
+                            oldest.transport.close()
+                continue
+            parked = self._idle.pop(key, None)
+            if parked is not None:
+                self._open[key] = parked
                 continue
             if key in self._open or key in self._pending:
                 continue
@@ -142,6 +157,8 @@ class BoardResponder:
             self._pending.discard(key)
         if self._is_allocated(machine, board) and key not in self._open:
             self._open[key] = protocol
+        elif key not in self._idle and key not in self._open:
+            self._idle[key] = protocol   # freed while we were binding: park it
         elif protocol.transport is not None:
             protocol.transport.close()   # freed while we were binding
 
@@ -149,8 +166,9 @@ class BoardResponder:
         """Close every socket."""
         for task in self._tasks:
             task.cancel()
-        for board in self._open.values():
+        for board in [*self._open.values(), *self._idle.values()]:
             if board.transport is not None:
                 with contextlib.suppress(Exception):
                     board.transport.close()
         self._open.clear()
+        self._idle.clear()
