@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ipaddress
 import os
-import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,6 +27,8 @@ from spalloc.emulator.controller import EMULATOR_VERSION, Controller, JobInfo
 from spalloc.emulator.server import EmulatorServer
 
 if TYPE_CHECKING:
+    import ssl
+
     from spalloc.emulator.http import HttpFrontDoor
     from spalloc.emulator.users import Users
     from spalloc.geometry import Board, Machine
@@ -57,6 +57,8 @@ async def _cancel_tasks() -> None:
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -120,6 +122,8 @@ class Emulator:
             else:
                 self._users = users if isinstance(users, Users) else load_users(users)
             if tls_cert is not None and tls_key is not None:
+                import ssl
+
                 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 context.load_cert_chain(os.fspath(tls_cert), os.fspath(tls_key))
                 self._ssl = context
