@@ -16,10 +16,10 @@ import math
 import select
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
+from spalloc._deadline import deadline_of, remaining
 from spalloc._protocol import BadMessage, ClientSession, Notification, Reply, ServerError
 from spalloc.exceptions import (
     ProtocolError,
@@ -34,16 +34,6 @@ _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 # Without MSG_DONTWAIT (Windows) a send cannot be bounded without changing the socket's mode
 # under the reader: sends there block as the socket does.
 _DONTWAIT: int | None = getattr(socket, "MSG_DONTWAIT", None)
-
-
-def deadline_of(timeout: float | None) -> float | None:
-    """The ``time.monotonic()`` deadline of a timeout in seconds (``None``: no deadline)."""
-    return None if timeout is None else time.monotonic() + max(timeout, 0.0)
-
-
-def remaining(deadline: float | None) -> float | None:
-    """Seconds left until *deadline* (never negative; ``None`` for no deadline)."""
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def send_all(sock: socket.socket, data: bytes, deadline: float | None) -> None:

@@ -148,3 +148,26 @@ def test_disconnect_and_close_are_idempotent(opened: tuple[Service, Emulator]) -
         service.list_jobs(deadline_of(WAIT))
     service.close()
     service.close()
+
+
+def test_job_state_and_machine_info_alone(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    wait_state(service, job_id, JobState.ready)
+    assert service.job_state(job_id, deadline_of(WAIT)).state is JobState.ready
+    info = service.job_machine_info(job_id, deadline_of(WAIT))
+    assert info is not None and info.boards is not None and len(info.boards) == 1
+    assert service.job_state(job_id + 1000, deadline_of(WAIT)).state is JobState.unknown
+    queued = service.create_job(request(4, 2), deadline_of(WAIT))  # the machine is taken
+    assert service.job_machine_info(queued, deadline_of(WAIT)) is None
+
+
+def test_following_and_waiting_for_changes(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    assert service.wait_for_change(0.05) is False  # nothing followed, nothing changes
+    service.follow_jobs(deadline_of(WAIT))
+    service.follow_machines(deadline_of(WAIT), "m4x2")
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    assert service.wait_for_change(WAIT) is True
+    service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
+    assert service.wait_for_change(WAIT) is True

@@ -128,6 +128,14 @@ class Service(Protocol):
         """Destroy the job; the pending answer is its state afterwards."""
         ...
 
+    def job_state(self, job_id: int, deadline: float | None) -> JobStateInfo:
+        """The job's state alone (state ``unknown`` for a job the server does not know)."""
+        ...
+
+    def job_machine_info(self, job_id: int, deadline: float | None) -> JobMachineInfo | None:
+        """The job's machine information; ``None`` while it has no boards."""
+        ...
+
     def where_is(self, deadline: float | None, **query: Any) -> WhereIs | None:
         """Locate a board or chip (the v1 ``where_is`` key sets); ``None`` if nothing is there."""
         ...
@@ -142,11 +150,28 @@ class Service(Protocol):
 
     # -- changes -----------------------------------------------------------------------------
 
+    def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
+        """Report changes of job *job_id* (of every job if ``None``) from now on."""
+        ...
+
+    def follow_machines(self, deadline: float | None, machine: str | None = None) -> None:
+        """Report changes of machine *machine* (of every machine if ``None``) from now on."""
+        ...
+
+    def wait_for_change(self, timeout: float | None) -> bool:
+        """Block until something followed changes (a burst counts once); False on timeout.
+
+        Raises:
+            ProtocolError: the connection was lost.
+        """
+        ...
+
     def on_job_changed(self, fn: Callable[[Sequence[int]], None]) -> Callable[[], None]:
         """Call ``fn(job_ids)`` when followed jobs change; returns a function removing it.
 
-        ``fn`` runs on the connection's own thread: it must return at once and must not call
-        the service (wake a thread of your own instead).
+        ``fn`` runs on the thread that reads the server (the connection's own, or the caller's
+        inside a wait): it must return at once and must not call the service (wake a thread of
+        your own instead).
         """
         ...
 

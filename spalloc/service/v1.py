@@ -15,7 +15,12 @@ from typing import Any
 
 from spalloc._connection import PendingReply, remaining
 from spalloc.client import ProtocolClient
-from spalloc.exceptions import JobDestroyedError, ProtocolError, SpallocServerException
+from spalloc.exceptions import (
+    JobDestroyedError,
+    ProtocolError,
+    ProtocolTimeoutError,
+    SpallocServerException,
+)
 from spalloc.models import (
     JobDescription,
     JobMachineInfo,
@@ -174,6 +179,18 @@ class V1Service:
         state = self.client.submit_by(deadline, "get_job_state", job_id)
         return _Destroy(destroy, state, deadline, self._timeout)
 
+    def job_state(self, job_id: int, deadline: float | None) -> JobStateInfo:
+        return self.client.get_job_state(job_id, timeout=remaining(deadline))
+
+    def job_machine_info(self, job_id: int, deadline: float | None) -> JobMachineInfo | None:
+        try:
+            info = self.client.get_job_machine_info(job_id, timeout=remaining(deadline))
+        except SpallocServerException as exc:
+            if "not allocated" in str(exc):  # the Java server's way of saying "no boards"
+                return None
+            raise
+        return None if info.connections is None else info
+
     def where_is(self, deadline: float | None, **query: Any) -> WhereIs | None:
         return self.client.where_is(timeout=remaining(deadline), **query)
 
@@ -184,6 +201,21 @@ class V1Service:
         return parse_machines(self.client.call("list_machines", timeout=remaining(deadline)))
 
     # -- changes -----------------------------------------------------------------------------
+
+    def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
+        self.client.notify_job(job_id, timeout=remaining(deadline))
+
+    def follow_machines(self, deadline: float | None, machine: str | None = None) -> None:
+        self.client.notify_machine(machine, timeout=remaining(deadline))
+
+    def wait_for_change(self, timeout: float | None) -> bool:
+        try:
+            self.client.wait_for_notification(timeout)
+        except ProtocolTimeoutError:
+            return False
+        while self.client.wait_for_notification(-1) is not None:
+            pass  # a burst counts once
+        return True
 
     def on_job_changed(self, fn: Callable[[Sequence[int]], None]) -> Callable[[], None]:
         def relay(payload: dict[str, Any]) -> None:
