@@ -36,7 +36,11 @@ def _v1(emulator: Emulator) -> Service:
     return open_service(emulator.host, emulator.port, timeout=WAIT)
 
 
-@pytest.fixture(params=[_v1], ids=["v1"])
+def _v1light(emulator: Emulator) -> Service:
+    return open_service(emulator.host, emulator.port, timeout=WAIT, light=True)
+
+
+@pytest.fixture(params=[_v1, _v1light], ids=["v1", "v1light"])
 def opened(request: pytest.FixtureRequest,
            emulator: Emulator) -> Iterator[tuple[Service, Emulator]]:
     service = request.param(emulator)
@@ -119,6 +123,11 @@ def test_following_a_job_reports_its_changes(opened: tuple[Service, Emulator]) -
     job_id = service.create_job(request(1), deadline_of(WAIT))
     service.send_fetch(job_id, deadline_of(WAIT), follow=True).wait()
     service.set_power(job_id, False, deadline_of(WAIT))
+    # Listeners run on the thread that reads the server: the connection's own, or (a driver
+    # on the caller's thread) inside wait_for_change.
+    for _ in range(50):
+        if seen.is_set() or not service.wait_for_change(0.1):
+            break
     assert seen.wait(WAIT) and job_id in changed
     remove()
 
@@ -130,6 +139,9 @@ def test_losing_the_server_is_reported(opened: tuple[Service, Emulator]) -> None
     service.on_connection_lost(lambda error: (lost.append(error), gone.set()))
     service.send_fetch(1, deadline_of(WAIT)).wait()  # the connection is in use
     emulator.stop()
+    with pytest.raises(ProtocolError):
+        for _ in range(50):  # a driver on the caller's thread notices when it next reads
+            service.wait_for_change(0.1)
     assert gone.wait(WAIT) and isinstance(lost[0], ProtocolError)
     assert not service.connected
     with pytest.raises(ServerConnectionError):

@@ -25,8 +25,8 @@ TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy see
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-    from spalloc.cli._connection import Connection
     from spalloc.config import SpallocConfig
+    from spalloc.service.base import Service
     from spalloc.ui.options import ServerSettings
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CliError",
+    "deadline",
     "load_cli_config",
     "make_parser",
     "open_client",
@@ -215,23 +216,26 @@ def server_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def open_client(settings: ServerSettings) -> Connection:
-    """Connect (within the timeout) and check the server's version.
+def open_client(settings: ServerSettings) -> Service:
+    """The server, connected (within the timeout) and its version checked: a
+    :class:`~spalloc.service.base.Service` on the caller's thread.
 
     Raises:
-        ProtocolError: the server could not be reached (connection refused, timed out, …).
+        ServerConnectionError: the server could not be reached (refused, timed out, …).
         IncompatibleServerError: the server's version is not one we know, unless ignored.
     """
-    from spalloc._protocol import check_server_version
-    from spalloc.cli._connection import Connection
+    from spalloc._deadline import deadline_of
+    from spalloc.service import open_service
 
     host, port = _resolve(settings)
-    connection = Connection(host, port, settings.timeout)
-    try:
-        version = connection.call("version")
-        if not settings.ignore_version:
-            check_server_version(version)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+    service = open_service(host, port, timeout=settings.timeout,
+                           check_version=not settings.ignore_version, light=True)
+    service.connect(deadline_of(settings.timeout))
+    return service
+
+
+def deadline(settings: ServerSettings) -> float | None:
+    """The deadline of one request made now, from the tool's ``--timeout``."""
+    from spalloc._deadline import deadline_of
+
+    return deadline_of(settings.timeout)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from spalloc.cli._common import (
     COMMON_EXIT_CODES,
     CliError,
+    deadline,
     load_cli_config,
     make_parser,
     open_client,
@@ -92,14 +93,13 @@ def build_parser(config: Any = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _choose_job(client: Any, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from spalloc.models import parse_jobs
-
+def _choose_job(service: Any, settings: Any, args: argparse.Namespace,
+                parser: argparse.ArgumentParser) -> int:
     if args.job_id is not None:
         return int(args.job_id)
     if not args.owner:
         parser.error("job ID (or --owner) not specified")
-    mine = [job.job_id for job in parse_jobs(client.call("list_jobs"))
+    mine = [job.job_id for job in service.list_jobs(deadline(settings))
             if job.owner == args.owner]
     if not mine:
         raise CliError(EXIT_NO_JOB, f"Owner {args.owner} has no live jobs")
@@ -113,33 +113,33 @@ UNKNOWN_JOB = ("Job {} is unknown to the server: it never existed, or it was des
                "and has been forgotten")
 
 
-def _info_frame(client: Any, job_id: int, seen: list[JobState]) -> tuple[list, bool]:
-    from spalloc.models import JobMachineInfo, JobStateInfo, parse_jobs
+def _info_frame(service: Any, settings: Any, job_id: int,
+                seen: list[JobState]) -> tuple[list, bool]:
+    from spalloc.models import JobMachineInfo, JobStateInfo
     from spalloc.ui.render import job_info
 
-    # Like the official tool, ask get_job_state only for a job that is no longer live: for a
-    # live job it would move the job's "Owner host" to this machine.
-    jobs_reply, info_reply = client.call_many([
-        ("list_jobs", (), {}), ("get_job_machine_info", (job_id,), {})])
-    job = next((j for j in parse_jobs(jobs_reply) if j.job_id == job_id), None)
+    # Like the official tool, ask for the job's state only when it is no longer live: for a
+    # live job that would move the job's "Owner host" to this machine.
+    jobs = service.list_jobs(deadline(settings))
+    job = next((j for j in jobs if j.job_id == job_id), None)
     if job is not None:
         state = JobStateInfo(job.state, job.power, job.keepalive, None, job.start_time,
                              job.keepalivehost)
-        info: JobMachineInfo | None = JobMachineInfo.from_wire(info_reply)
+        info: JobMachineInfo | None = service.job_machine_info(job_id, deadline(settings))
     else:
-        state = JobStateInfo.from_wire(client.call("get_job_state", job_id))
+        state = service.job_state(job_id, deadline(settings))
         info = None
     finished = state.state in (JobState.destroyed, JobState.unknown)
     seen.append(state.state)
     return job_info(job_id, job, state, info), finished
 
 
-def _power(client: Any, job_id: int, on: bool) -> int:
+def _power(service: Any, settings: Any, job_id: int, on: bool) -> int:
     from spalloc.cli._watch import wait_for_change
     from spalloc.models import JobStateInfo
 
     def state() -> JobStateInfo:
-        return JobStateInfo.from_wire(client.call("get_job_state", job_id))
+        return service.job_state(job_id, deadline(settings))
 
     current = state()
     if current.state not in (JobState.ready, JobState.power):
@@ -148,8 +148,8 @@ def _power(client: Any, job_id: int, on: bool) -> int:
                        f"Error: Cannot power {'on' if on else 'off'} job {job_id} "
                        f"in state {name}")
     try:
-        client.call("notify_job", job_id)
-        client.call("power_on_job_boards" if on else "power_off_job_boards", job_id)
+        service.follow_jobs(deadline(settings), job_id)
+        service.set_power(job_id, on, deadline(settings))
         while True:
             current = state()
             if current.state == JobState.ready:
@@ -158,7 +158,7 @@ def _power(client: Any, job_id: int, on: bool) -> int:
                 name = current.state.name
                 reason = f": {current.reason}" if current.reason else ""
                 raise CliError(EXIT_BAD_STATE, f"Error: job {job_id} is {name}{reason}")
-            wait_for_change(client)
+            wait_for_change(service)
     except KeyboardInterrupt:
         return EXIT_POWER_INTERRUPTED
 
@@ -172,13 +172,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.job_id is None and not args.owner:
         parser.error("job ID (or --owner) not specified")
     out = Output()
-    client = open_client(settings)
+    service = open_client(settings)
     try:
-        job_id = _choose_job(client, args, parser)
+        job_id = _choose_job(service, settings, args, parser)
         seen: list[JobState] = []
 
         def frame() -> tuple[Any, bool]:
-            return _info_frame(client, job_id, seen)
+            return _info_frame(service, settings, job_id, seen)
 
         def shown(code: int) -> int:
             # A job ID that names nothing is most likely a typo: keep the output (scripts
@@ -188,16 +188,15 @@ def _main(argv: Sequence[str] | None) -> int:
             return code
 
         if args.watch:
-            return shown(show(out, frame, client, watch=True,
-                              subscribe=[("notify_job", job_id)]))
+            return shown(show(out, frame, service, watch=True,
+                              follow=lambda: service.follow_jobs(deadline(settings), job_id)))
         if args.power_on or args.power_off:
-            return _power(client, job_id, bool(args.power_on))
+            return _power(service, settings, job_id, bool(args.power_on))
         if args.ethernet_ips:
-            from spalloc.models import JobMachineInfo
             from spalloc.ui.render import ethernet_csv
 
-            info = JobMachineInfo.from_wire(client.call("get_job_machine_info", job_id))
-            if info.connections is None:
+            info = service.job_machine_info(job_id, deadline(settings))
+            if info is None or info.connections is None:
                 raise CliError(EXIT_NOT_ALLOCATED, f"Job {job_id} is queued or does not exist")
             out.stream.write(ethernet_csv(info.connections.items()))
             out.flush()
@@ -206,11 +205,11 @@ def _main(argv: Sequence[str] | None) -> int:
             # Never send an empty reason (B21): say who destroyed it.
             reason = args.destroy or (f"Destroyed by {args.owner}" if args.owner
                                       else "Destroyed with spalloc-job")
-            client.call("destroy_job", job_id, reason=reason)
+            service.send_destroy(job_id, reason, deadline(settings)).wait()
             return 0
-        return shown(show(out, frame, client, watch=False))
+        return shown(show(out, frame, service, watch=False))
     finally:
-        client.close()
+        service.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

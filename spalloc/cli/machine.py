@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from spalloc.cli._common import (
     COMMON_EXIT_CODES,
     CliError,
+    deadline,
     load_cli_config,
     make_parser,
     open_client,
@@ -48,7 +49,6 @@ def build_parser(config: object = None) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.models import parse_jobs, parse_machines
     from spalloc.ui.render import machine_by_name, machine_detail, machine_list
 
     parser = build_parser(load_cli_config())
@@ -58,14 +58,11 @@ def _main(argv: Sequence[str] | None) -> int:
     settings = settings_or_exit(parser, args)
     out = Output()
     width = terminal_width() if out.tty else 80
-    client = open_client(settings)
+    service = open_client(settings)
     try:
         def frame() -> tuple[list, bool]:
-            # Both requests travel together: one round trip.
-            machines_reply, jobs_reply = client.call_many([
-                ("list_machines", (), {}), ("list_jobs", (), {})])
-            machines = parse_machines(machines_reply)
-            jobs = parse_jobs(jobs_reply)
+            machines = service.list_machines(deadline(settings))
+            jobs = service.list_jobs(deadline(settings))
             if args.machine is None:
                 return machine_list(machines, jobs), False
             machine = machine_by_name(machines, args.machine)
@@ -73,11 +70,14 @@ def _main(argv: Sequence[str] | None) -> int:
                 raise CliError(EXIT_NO_MACHINE, f"No machine '{args.machine}' was found")
             return machine_detail(machine, jobs, detailed=args.detailed, width=width), False
 
-        # Jobs too, so that power changes redraw the map (the official tool missed them).
-        return show(out, frame, client, watch=args.watch,
-                    subscribe=[("notify_machine", args.machine), ("notify_job",)])
+        def follow() -> None:
+            service.follow_machines(deadline(settings), args.machine)
+            # Jobs too, so that power changes redraw the map (the official tool missed them).
+            service.follow_jobs(deadline(settings))
+
+        return show(out, frame, service, watch=args.watch, follow=follow)
     finally:
-        client.close()
+        service.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from spalloc.cli._common import (
     COMMON_EXIT_CODES,
+    deadline,
     load_cli_config,
     make_parser,
     open_client,
@@ -42,22 +43,22 @@ def build_parser(config: object = None) -> argparse.ArgumentParser:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.models import parse_jobs
     from spalloc.ui.render import ps_table
 
     parser = build_parser(load_cli_config())
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser, args)
     out = Output()
-    client = open_client(settings)
+    service = open_client(settings)
     try:
         def frame() -> tuple[list, bool]:
-            jobs = parse_jobs(client.call("list_jobs"))
+            jobs = service.list_jobs(deadline(settings))
             return ps_table(jobs, machine=args.machine, owner=args.owner), False
 
-        return show(out, frame, client, watch=args.watch, subscribe=[("notify_job",)])
+        return show(out, frame, service, watch=args.watch,
+                    follow=lambda: service.follow_jobs(deadline(settings)))
     finally:
-        client.close()
+        service.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

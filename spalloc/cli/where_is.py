@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from spalloc.cli._common import (
     COMMON_EXIT_CODES,
     CliError,
+    deadline,
     load_cli_config,
     make_parser,
     open_client,
@@ -93,18 +94,18 @@ def query_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     return {"job_id": int(job_id), "chip_x": int(x), "chip_y": int(y)}, True
 
 
-def _why_no_job_boards(client: Any, job_id: int) -> tuple[int, str]:
+def _why_no_job_boards(service: Any, settings: Any, job_id: int) -> tuple[int, str]:
     """The exit code, and why a job has no such chip: ``": job 7 is queued"`` or ``""``."""
-    from spalloc.models import JobStateInfo, parse_jobs
     from spalloc.states import JobState
 
-    # list_jobs first: get_job_state of a live job would move its "owner host" here.
-    job = next((j for j in parse_jobs(client.call("list_jobs")) if j.job_id == job_id), None)
+    # The list first: asking a live job's state would move its "owner host" here.
+    jobs = service.list_jobs(deadline(settings))
+    job = next((j for j in jobs if j.job_id == job_id), None)
     if job is not None:
         state = job.state
         reason = None
     else:
-        info = JobStateInfo.from_wire(client.call("get_job_state", job_id))
+        info = service.job_state(job_id, deadline(settings))
         state, reason = info.state, info.reason
     if state == JobState.unknown:
         return EXIT_UNKNOWN_JOB, f": job {job_id} is unknown to the server"
@@ -118,7 +119,6 @@ def _why_no_job_boards(client: Any, job_id: int) -> tuple[int, str]:
 
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
-    from spalloc.models import WhereIs
     from spalloc.ui.render import where_is_info
 
     parser = build_parser(load_cli_config())
@@ -128,18 +128,18 @@ def _main(argv: Sequence[str] | None) -> int:
     except ValueError as exc:
         parser.error(f"Error: {exc}")
     settings = settings_or_exit(parser, args)
-    client = open_client(settings)
+    service = open_client(settings)
     try:
-        # Every form is sent by keyword, which both the Python and the Java server accept
-        # (the official 7.4 client could only send the job form: B11).
-        location = WhereIs.from_wire(client.call("where_is", **query))
+        # Every form is sent by keyword (the official 7.4 client could only send the job
+        # form: B11).
+        location = service.where_is(deadline(settings), **query)
         if location is None:
             code, why = EXIT_NOT_FOUND, ""
             if "job_id" in query:
-                code, why = _why_no_job_boards(client, query["job_id"])
+                code, why = _why_no_job_boards(service, settings, query["job_id"])
             raise CliError(code, f"No boards at the specified location{why}")
     finally:
-        client.close()
+        service.close()
     Output().lines(where_is_info(location, show_board_chip=show_board_chip))
     return 0
 

@@ -1,4 +1,5 @@
-"""A small blocking connection for the admin tools (spalloc-ps, -job, -machine, -where-is).
+"""A small blocking v1 connection for the admin tools (spalloc-ps, -job, -machine, -where-is),
+under :class:`~spalloc.service.v1light.V1LightService`.
 
 Why not :class:`spalloc.client.ProtocolClient`? Start-up time. These tools make one or two
 requests and exit, and ``spalloc-ps`` is timed as a whole process: the full client (reader
@@ -118,18 +119,43 @@ class Connection:
 
     def call_many(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]]
                   ) -> list[Any]:
-        """Send several commands back to back, then collect their replies in order."""
+        """Send several commands back to back, then collect their replies in order.
+
+        Raises:
+            SpallocServerException: the first refusal (every reply is read all the same).
+        """
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        outcomes = self.exchange(requests, deadline)
+        for outcome in outcomes:
+            if isinstance(outcome, SpallocServerException):
+                raise outcome
+        return outcomes
+
+    def exchange(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]],
+                 deadline: float | None) -> list[Any]:
+        """Send several commands back to back and read every reply by *deadline*: each
+        outcome is the reply's value or the :class:`SpallocServerException` it was.
+
+        Raises:
+            ProtocolTimeoutError: a reply did not come in time (the connection is then closed:
+                a late reply would be taken for the next request's).
+            ProtocolError: the connection failed or the server sent garbage.
+        """
         sock = self._require()
         data = b"".join(encode_request(name, args, kwargs) for name, args, kwargs in requests)
         try:
-            sock.settimeout(self.timeout)
+            sock.settimeout(None if deadline is None
+                            else max(deadline - time.monotonic(), 1e-3))
             sock.sendall(data)
         except OSError as exc:
             raise self._failed(exc, requests[0][0]) from exc
         for name, _, _ in requests:
             self._session.expect(name)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        return [self._reply(name, deadline) for name, _, _ in requests]
+        try:
+            return [self._reply(name, deadline) for name, _, _ in requests]
+        except ProtocolTimeoutError:
+            self.close()
+            raise
 
     def _reply(self, command: str, deadline: float | None) -> Any:
         while True:
@@ -139,7 +165,7 @@ class Connection:
                 continue
             self._owner(message)
             if isinstance(message, ServerError):
-                raise SpallocServerException(message.text, command=command)
+                return SpallocServerException(message.text, command=command)
             return message.value
 
     def _owner(self, message: Any) -> Any:
