@@ -163,6 +163,15 @@ class SpallocMagics(Magics):
             return True
         return getattr(self.shell, "kernel", None) is not None
 
+    def display_job(self, job: Any) -> None:
+        """Display a :class:`spalloc.Job` (registered with IPython's display formatter).
+
+        Displayed rather than returned as a bundle so that the output gets a display id:
+        when the job ends, or the kernel or the extension goes, the output is replaced by
+        the job's final static view.
+        """
+        _api.display_job(job, widget=self._widgets_enabled())
+
     def format_job(self, job: Any) -> dict[str, Any]:
         """The display bundle of a :class:`spalloc.Job` (registered with the formatter)."""
         return _api.job_bundle(job, widget=self._widgets_enabled())

@@ -217,3 +217,72 @@ def test_exit_is_not_held_up_by_a_silent_server(kernel: Kernel, emulator: Emulat
         assert process.returncode == 0
     finally:
         silent.close()
+
+
+def drain_iopub(kernel: Kernel, seconds: float = 5.0) -> list[dict[str, Any]]:
+    """Every IOPub message until the channel stays quiet (bounded in time)."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            messages.append(kernel.client.get_iopub_msg(timeout=0.5))
+        except Exception:  # queue.Empty: quiet for half a second
+            break
+    return messages
+
+
+def test_shutdown_replaces_live_outputs_with_the_final_view(kernel: Kernel,
+                                                           emulator: Emulator) -> None:
+    shown: list[dict[str, Any]] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "display_data":
+            shown.append(msg["content"])
+
+    reply = kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait",
+                                              timeout=30, output_hook=hook)
+    assert reply["content"]["status"] == "ok"
+    (live,) = shown
+    display_id = live["transient"]["display_id"]
+    assert "application/vnd.jupyter.widget-view+json" in live["data"]
+    job_id = int(live["data"]["text/plain"].split(":")[0].split()[1])
+    drain_iopub(kernel, 1.0)
+    kernel.manager.shutdown_kernel(now=False)
+    updates = [m["content"] for m in drain_iopub(kernel)
+               if m["msg_type"] == "update_display_data"]
+    assert [u["transient"]["display_id"] for u in updates] == [display_id]
+    (final,) = updates
+    assert "application/vnd.jupyter.widget-view+json" not in final["data"]
+    assert final["data"]["text/plain"].startswith(f"Job {job_id} \u2014 destroyed: "
+                                                  "Kernel shut down")
+    assert "Boards held" in final["data"]["text/html"]
+    assert emulator.retired_jobs()[job_id] == "Kernel shut down."
+
+
+def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
+        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SPALLOC_HOSTNAME", emulator.host)
+    monkeypatch.setenv("SPALLOC_PORT", str(emulator.port))
+    monkeypatch.setenv("SPALLOC_OWNER", OWNER)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipy"))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    book = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%load_ext spalloc_nb"),
+        nbformat.v4.new_code_cell("job = %spalloc 1 --wait\njob"),
+        nbformat.v4.new_code_cell("%spalloc machine m4x2"),
+        nbformat.v4.new_code_cell("%unload_ext spalloc_nb"),
+    ])
+    NotebookClient(book, timeout=60, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    job_output = book.cells[1].outputs[-1]
+    assert "application/vnd.jupyter.widget-view+json" not in job_output["data"]
+    assert job_output["data"]["text/plain"].startswith("Job ")
+    assert "destroyed: Notebook extension unloaded" in job_output["data"]["text/plain"]
+    map_output = book.cells[2].outputs[-1]
+    assert "application/vnd.jupyter.widget-view+json" not in map_output["data"]
+    assert "no longer live: Notebook extension unloaded" in map_output["data"]["text/html"]
+    assert map_output["data"]["text/html"].count("<polygon") == 24

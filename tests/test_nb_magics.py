@@ -47,6 +47,30 @@ def ip(shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPa
             shell.user_ns.pop(name, None)
 
 
+@pytest.fixture
+def published(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every display the shell publishes: ``{"data", "transient", "update"}``."""
+    seen: list[dict[str, Any]] = []
+    original = ip.display_pub.publish
+
+    def publish(data: Any, metadata: Any = None, *args: Any, transient: Any = None,
+                update: bool = False, **kwargs: Any) -> None:
+        seen.append({"data": data, "transient": transient or {}, "update": update})
+        original(data, metadata, *args, transient=transient, update=update, **kwargs)
+
+    monkeypatch.setattr(ip.display_pub, "publish", publish)
+    return seen
+
+
+def shown(ip: InteractiveShell, published: list[dict[str, Any]], obj: Any) -> dict[str, Any]:
+    """Display ``obj`` as IPython would; return the bundle published for it."""
+    before = len(published)
+    data, _ = ip.display_formatter.format(obj)
+    assert data == {}, "displayed by the extension itself, with a display id"
+    (new,) = published[before:]
+    return new
+
+
 def live_ids(emulator: Emulator) -> set[int]:
     return {job.job_id for job in emulator.jobs()}
 
@@ -149,14 +173,15 @@ def test_config_hostname_local_uses_the_embedded_emulator(ip: InteractiveShell) 
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_local_option(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_option(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
+                      published: list[dict[str, Any]]) -> None:
     from spalloc._local import local_emulator
 
     monkeypatch.delenv("SPALLOC_OWNER")
     job = ip.run_line_magic("spalloc", "--local 1 --wait")
     assert job.state is JobState.ready
     assert job.id in {j.job_id for j in local_emulator().jobs()}
-    assert "[emulated]" in ip.display_formatter.format(job)[0]["text/plain"]
+    assert "[emulated]" in shown(ip, published, job)["data"]["text/plain"]
 
 
 def test_cell_magic_binds_runs_and_destroys(ip: InteractiveShell, emulator: Emulator) -> None:
@@ -278,21 +303,40 @@ def test_job_subcommand_shows_an_existing_job(ip: InteractiveShell, emulator: Em
     ip.run_line_magic("load_ext", "spalloc_nb")
 
 
-def test_display_text_html_and_widget(ip: InteractiveShell) -> None:
+def test_display_text_html_and_widget(ip: InteractiveShell,
+                                      published: list[dict[str, Any]]) -> None:
     job = ip.run_line_magic("spalloc", "1 --wait")
-    data, _ = ip.display_formatter.format(job)
+    first = shown(ip, published, job)
+    data = first["data"]
     assert set(data) == {"text/plain", "text/html"}
     assert data["text/plain"].startswith(f"Job {job.id}: ready, power on, 1 board on ")
     assert "<table" in data["text/html"]
+    assert first["transient"]["display_id"].startswith("spalloc-")
     ip.run_line_magic("config", "SpallocMagics.use_widgets = 'always'")
+    key = "application/vnd.jupyter.widget-view+json"
     try:
-        data, _ = ip.display_formatter.format(job)
-        assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(data)
-        again, _ = ip.display_formatter.format(job)
-        key = "application/vnd.jupyter.widget-view+json"
-        assert again[key]["model_id"] == data[key]["model_id"]  # one widget per job
+        widget = shown(ip, published, job)
+        assert {key, "text/html", "text/plain"} <= set(widget["data"])
+        again = shown(ip, published, job)
+        assert again["data"][key]["model_id"] == widget["data"][key]["model_id"]  # one widget
+        ids = {first["transient"]["display_id"], widget["transient"]["display_id"],
+               again["transient"]["display_id"]}
+        assert len(ids) == 3
     finally:
         ip.run_line_magic("config", "SpallocMagics.use_widgets = 'auto'")
+    # Destroyed: every output of the job is replaced by its final static view.
+    before = len(published)
+    job.destroy("done here")
+    wait_for(lambda: len(published) - before >= 3)
+    updates = published[before:]
+    assert {u["transient"]["display_id"] for u in updates} == ids
+    for update in updates:
+        assert update["update"] and key not in update["data"]
+        assert update["data"]["text/plain"].startswith(f"Job {job.id} \u2014 destroyed: done here")
+        assert "Boards held" in update["data"]["text/html"]
+    # A destroyed job is shown static from the start, with nothing left to update.
+    final = shown(ip, published, job)
+    assert key not in final["data"] and "display_id" not in final["transient"]
 
 
 def test_owned_jobs_listing(ip: InteractiveShell) -> None:

@@ -204,7 +204,7 @@ def test_mimebundle_has_three_renderings(make_job: Callable[..., Job],
     data = widget._repr_mimebundle_()
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
     assert data["text/plain"].startswith(f"Job {job.id}: ready")
-    assert data["text/html"].startswith('<div class="spalloc-job"')
+    assert data["text/html"].startswith('<div class="spalloc-job spalloc-job-live"')
     widget.close()
 
 
@@ -247,8 +247,8 @@ def test_job_text_lines() -> None:
         "Job 7: ready, power on, 2 boards on m, 10.0.0.1 (16\u00d78 chips)"
     destroyed = snapshot(state=JobState.destroyed, reason="Job timed out.", power=None,
                          boards=None, connections=None)
-    assert job_text(job_view(destroyed)) == "Job 7: destroyed (Job timed out.)"
-    assert "Reason" in job_html(job_view(destroyed))
+    assert job_text(job_view(destroyed)) == "Job 7 \u2014 destroyed: Job timed out"
+    assert "destroyed: Job timed out" in job_html(job_view(destroyed))
     queued = snapshot(state=JobState.queued, power=None, boards=None, connections=None)
     assert job_text(job_view(queued, emulated=True)) == "Job 7: queued [emulated]"
 
@@ -298,7 +298,9 @@ def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulat
         data = summary._repr_mimebundle_()
         assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == \
             summary.board_map.model_id
-        assert f"A:{job.id}" in data["text/plain"] and "<pre>" in data["text/html"]
+        assert f"A:{job.id}" in data["text/plain"] and "<pre>" not in data["text/html"]
+        # The static picture is the live map's drawing: one hexagon per board, as SVG.
+        assert data["text/html"].count("<polygon") == 24
         wait_for(lambda: any(j.get("id") == job.id for j in summary.board_map.jobs))
     finally:
         summary.board_map.close()

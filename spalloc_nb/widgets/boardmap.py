@@ -21,6 +21,7 @@ import itertools
 import math
 import queue
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
     from spalloc.client import ProtocolClient
     from spalloc.models import MachineDescription, WhereIs
 
-__all__ = ["JOB_COLOURS", "BoardMap", "hex_cell", "job_colour", "job_key", "static_html"]
+__all__ = ["JOB_COLOURS", "BoardMap", "hex_cell", "job_colour", "job_key", "job_records",
+           "machine_records",
+           "static_html"]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -107,9 +110,40 @@ def _hexagon(cx: float, cy: float, radius: float) -> str:
                     f"{cy - radius * math.sin(math.pi / 3 * k):.1f}" for k in range(6))
 
 
+def machine_records(entry: MachineDescription, jobs: Iterable[Any], owner: str | None = None
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Board and job records of one machine, as the map's ``boards`` and ``jobs`` traits.
+
+    Board locations and IPs are left out (``None``): they need more than the two lists.
+    """
+    dead = frozenset(entry.dead_boards)
+    boards = []
+    for x, y, z in itertools.product(range(entry.width), range(entry.height), range(3)):
+        col, row = hex_cell((x, y, z))
+        boards.append({"x": x, "y": y, "z": z, "col": col, "row": row, "loc": None, "ip": None,
+                       "dead": (x, y, z) in dead})
+    return boards, job_records(entry.name, jobs, owner)
+
+
+def job_records(machine: str, jobs: Iterable[Any], owner: str | None = None
+                ) -> list[dict[str, Any]]:
+    """The map's ``jobs`` trait: the jobs holding boards of ``machine``, keyed A, B, ..."""
+    on_machine = [j for j in jobs if j.allocated_machine_name == machine and j.boards]
+    return [
+        {"id": j.job_id, "key": job_key(i), "owner": j.owner or "",
+         "boards": [list(b) for b in sorted(j.boards or ())],
+         "colour": job_colour(j.job_id), "mine": bool(owner) and j.owner == owner}
+        for i, j in enumerate(on_machine)
+    ]
+
+
 def static_html(machine: str, boards: list[dict[str, Any]], jobs: list[dict[str, Any]],
-                dead_links: list[list[int]]) -> str:
-    """The map as self-contained HTML (inline SVG and a legend) for renderers without widgets."""
+                dead_links: list[list[int]], *, note: str | None = None) -> str:
+    """The map as self-contained HTML (inline SVG and a legend) for renderers without widgets.
+
+    The same hexagons, colours and keys as the live map draws; ``note`` says what the
+    picture is (e.g. that it no longer follows the server).
+    """
     owner = {tuple(b): j for j in jobs for b in j["boards"]}
     where = {(b["x"], b["y"], b["z"]): _centre(b["col"], b["row"]) for b in boards}
     shapes: list[str] = []
@@ -148,7 +182,9 @@ def static_html(machine: str, boards: list[dict[str, Any]], jobs: list[dict[str,
         f"{' (you)' if j.get('mine') else ''} · {len(j['boards'])} "
         f"board{'' if len(j['boards']) == 1 else 's'}</li>"
         for j in jobs)
-    return (f'<div class="spalloc-boardmap-static"><div><b>{html.escape(machine)}</b></div>{svg}'
+    caption = f" <span style=\"color:#555\">{html.escape(note)}</span>" if note else ""
+    return (f'<div class="spalloc-boardmap-static"><div><b>{html.escape(machine)}</b>{caption}'
+            f"</div>{svg}"
             f'<ul style="list-style:none;padding:0">{items}</ul></div>')
 
 
@@ -213,6 +249,22 @@ class BoardMap(anywidget.AnyWidget):
             bundle[0]["text/html"] = static_html(self.machine, self.boards, self.jobs,
                                                  self.dead_links)
         return bundle
+
+    def final_bundle(self, reason: str) -> dict[str, Any]:
+        """The static picture that replaces this map's outputs once it stops following."""
+        stamp = time.strftime("%H:%M:%S")
+        note = f"as of {stamp}; no longer live: {reason}"
+        return {"text/html": static_html(self.machine, self.boards, self.jobs, self.dead_links,
+                                         note=note),
+                "text/plain": f"{self!r} ({note})"}
+
+    def _ipython_display_(self) -> None:
+        # A display id per output, so the output can end as a true static picture.
+        from spalloc_nb._displays import show
+
+        bundle = self._repr_mimebundle_()
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, None)
+        show(self, data, self.final_bundle, metadata=metadata)
 
     def __repr__(self) -> str:
         # Cheap and meaningful in terminals and text/plain bundles.
@@ -314,6 +366,9 @@ class BoardMap(anywidget.AnyWidget):
         follower, self._follower = self._follower, None
         if follower is not None:
             follower.stop(timeout=timeout)
+            from spalloc_nb._displays import displays
+
+            displays.finish(self, "the map was stopped")
 
     def close(self) -> None:
         """Stop following and close the widget."""
@@ -623,17 +678,9 @@ class _Follower:
             self._set(status=f"no machine named {name!r} on the server", jobs=[])
             return False
         boards = self._board_records(client, entry)
-        mine = self._widget.my_owner
-        on_machine = [j for j in jobs if j.allocated_machine_name == name and j.boards]
-        job_records = [
-            {"id": j.job_id, "key": job_key(i), "owner": j.owner or "",
-             "boards": [list(b) for b in sorted(j.boards or ())],
-             "colour": job_colour(j.job_id), "mine": bool(mine) and j.owner == mine}
-            for i, j in enumerate(on_machine)
-        ]
         self._set(machine=name, width=entry.width, height=entry.height, tags=list(entry.tags),
                   boards=boards, dead_links=[list(lk) for lk in sorted(entry.dead_links)],
-                  jobs=job_records, status="live")
+                  jobs=job_records(entry.name, jobs, self._widget.my_owner), status="live")
         return True
 
     def _board_records(self, client: ProtocolClient,

@@ -12,13 +12,15 @@ import html
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 from traitlets import Int, Unicode
 
 from spalloc.states import JobState
-from spalloc_nb._html import JobView, job_html, job_text, job_view
+from spalloc_nb._displays import displays, show, show_static
+from spalloc_nb._html import JobView, final_view, job_html, job_text, job_view
 from spalloc_nb._registry import registry
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ class JobWidget(widgets.VBox):
         self._queued_for: float | None = None
         self._seen_waiting = False
         self._view: JobView | None = None
+        self._held: tuple[tuple[int, int, int], ...] = ()
         self._remove_listener: Callable[[], None] | None = None
 
         self._summary = widgets.HTML()
@@ -94,6 +97,9 @@ class JobWidget(widgets.VBox):
 
         super().__init__([self._summary, self._buttons, self._confirm, self._message,
                           self._map_box], **kwargs)
+        # The stylesheet (shipped with the status panel) greys the widget out when the
+        # front end loses its kernel.
+        self.add_class("spalloc-job-widget")
         self._apply(job.snapshot)
         self._remove_listener = job.add_state_listener(self._on_job_change)
         # The job may have changed between the first snapshot and the subscription.
@@ -121,6 +127,9 @@ class JobWidget(widgets.VBox):
     def _apply(self, snapshot: JobSnapshot) -> None:
         with self._lock:
             view = self._make_view(snapshot)
+            if view.boards:
+                self._held = view.boards
+            view = replace(view, held=self._held)
             self._view = view
             self.job_id = view.job_id
             self.state = view.state
@@ -135,6 +144,9 @@ class JobWidget(widgets.VBox):
             self._destroy.disabled = not view.live
             if not view.live:
                 self._confirm.layout.display = "none"
+        if not view.live:
+            # The job is over: its outputs become the final static view, for good.
+            displays.finish(self._job, view.reason or "Job ended.")
 
     def _make_view(self, snapshot: JobSnapshot) -> JobView:
         state = snapshot.state
@@ -217,6 +229,23 @@ class JobWidget(widgets.VBox):
         return self._map_box.children[0] if self._map_box.children else None
 
     # -- renderings and lifetime ----------------------------------------------------------
+
+    def final_bundle(self, reason: str) -> dict[str, Any]:
+        """The static bundle that replaces this widget's outputs once it stops following."""
+        try:
+            self._apply(self._job.snapshot)
+        except Exception:  # at exit the job may be half torn down: keep the last view
+            pass
+        view = final_view(self.view, reason)
+        return {"text/html": job_html(view), "text/plain": job_text(view)}
+
+    def _ipython_display_(self) -> None:
+        # A display id per output, so the output can be replaced by the final view.
+        if not self.view.live:
+            view = final_view(self.view, self.view.reason or "Job ended.")
+            show_static({"text/html": job_html(view), "text/plain": job_text(view)})
+            return
+        show(self._job, self._repr_mimebundle_(), self.final_bundle)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
