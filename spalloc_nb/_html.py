@@ -235,8 +235,12 @@ def job_html(view: JobView) -> str:
     if view.live:
         keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
         rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
+    # Rows that only a live view may show; a disconnected front end hides them.
+    live_only = {"State", "Power", "Keepalive", "Ready since"} if view.live else set()
+    live_class = ' class="spalloc-live-row"'
     body = "".join(
-        f'<tr><th style="text-align:right;padding:1px 1em 1px 0">{label}</th>'
+        f'<tr{live_class if label in live_only else ""}>'
+        f'<th style="text-align:right;padding:1px 1em 1px 0">{label}</th>'
         f'<td style="text-align:left;padding:1px 0">{value}</td></tr>'
         for label, value in rows if value
     )

@@ -103,8 +103,16 @@ function htmlEl(doc, name, className, text) {
 
 const points = (pts) => pts.map((p) => `${p[0].toFixed(2)},${p[1].toFixed(2)}`).join(" ");
 
+/** True if `el` or an ancestor is a widget view whose kernel connection is gone. */
+export function isDisconnected(el) {
+  for (let node = el; node; node = node.parentElement) {
+    if (node.classList && node.classList.contains("jupyter-widgets-disconnected")) return true;
+  }
+  return false;
+}
+
 /** Draw the map into `el`; returns a cleanup function (anywidget render contract). */
-export function render({ model, el }) {
+function render({ model, el }) {
   const doc = el.ownerDocument;
   let zoom = 0; // index into ZOOMS; 0 = fit to width
   let index = new Map(); // "x,y,z" -> board record
@@ -343,7 +351,12 @@ export function render({ model, el }) {
     const w = model.get("width");
     const h = model.get("height");
     title.textContent = name ? `${name} (${w}×${h} triads)` : "spalloc board map";
-    status.textContent = model.get("status") || "";
+    // A map whose kernel is gone never claims to be live.
+    const gone = isDisconnected(el);
+    root.classList.toggle("sbm-gone", gone);
+    status.textContent = gone
+      ? "disconnected from the kernel: not live (the picture is from the last update)"
+      : model.get("status") || "";
   }
 
   function boardFromEvent(evt) {
@@ -437,12 +450,27 @@ export function render({ model, el }) {
   ];
   for (const [ev, fn] of handlers) model.on(ev, fn);
 
+  // ipywidgets marks views whose comm died with a class; watch this view and its containers.
+  const watched = new doc.defaultView.MutationObserver(drawStatus);
+  const watch = () => {
+    for (let node = el; node; node = node.parentElement) {
+      watched.observe(node, { attributes: true, attributeFilter: ["class"] });
+    }
+    drawStatus();
+  };
+  model.on("comm_live_update", drawStatus);
+  const later = setTimeout(watch, 0); // containers are attached after this view renders
+
   drawStatus();
   drawBoards();
   drawChipForm();
   drawAnswer();
+  watch();
 
   return () => {
+    clearTimeout(later);
+    watched.disconnect();
+    model.off("comm_live_update", drawStatus);
     for (const [ev, fn] of handlers) model.off(ev, fn);
     root.remove(); // a re-render (e.g. hot reload) starts from an empty element
   };

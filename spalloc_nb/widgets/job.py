@@ -13,8 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anywidget
 import ipywidgets as widgets
 from traitlets import Int, Unicode
 
@@ -26,9 +28,19 @@ from spalloc_nb._registry import registry
 if TYPE_CHECKING:
     from spalloc.models import JobSnapshot
 
-__all__ = ["JobWidget", "board_map_class"]
+__all__ = ["JobStatus", "JobWidget", "board_map_class"]
 
 _LIVE = ("queued", "power", "ready")
+_HERE = Path(__file__).resolve().parent
+
+
+class JobStatus(anywidget.AnyWidget):
+    """The summary panel: the job's HTML, and "disconnected" once the kernel is gone."""
+
+    _esm = _HERE / "jobstatus.js"
+    _css = _HERE / "jobstatus.css"
+
+    value = Unicode("").tag(sync=True)
 
 
 def board_map_class() -> Any:
@@ -62,7 +74,7 @@ class JobWidget(widgets.VBox):
         self._held: tuple[tuple[int, int, int], ...] = ()
         self._remove_listener: Callable[[], None] | None = None
 
-        self._summary = widgets.HTML()
+        self._summary = JobStatus()
         self._message = widgets.HTML()
         self._power_on = widgets.Button(description="Power on", icon="play",
                                         tooltip="Power the job's boards on")

@@ -78,7 +78,7 @@ function setup(extra = {}) {
     ...extra,
   };
   const model = fakeModel(state);
-  const cleanup = mod.render({ model, el });
+  const cleanup = mod.default.render({ model, el });
   return { dom, el, model, cleanup, window: dom.window };
 }
 
@@ -278,4 +278,16 @@ test("a click inside a board also picks the chip under the pointer", () => {
   assert.deepEqual(model.get("selected"), [1, 0, 2]);
   assert.deepEqual(model.get("selected_chip"), [5, 1]);
   assert.deepEqual(model.sent, [{ ask: "board", board: [1, 0, 2], chip: [5, 1] }]);
+});
+
+test("a map whose kernel is gone says it is not live", async () => {
+  const { el, model, cleanup } = setup();
+  assert.match(el.querySelector(".sbm-status").textContent, /live/);
+  el.classList.add("jupyter-widgets-disconnected");
+  model.set("status", "live"); // any redraw, or the class change itself
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.match(el.querySelector(".sbm-status").textContent, /disconnected from the kernel: not live/);
+  assert.ok(el.querySelector(".spalloc-boardmap").classList.contains("sbm-gone"));
+  assert.equal(mod.render, undefined, "default export only (anywidget deprecation)");
+  cleanup();
 });

@@ -1,0 +1,84 @@
+// The job widget's status panel: a view whose kernel is gone never claims a live job.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { JSDOM } from "jsdom";
+
+const source = readFileSync(new URL("../../spalloc_nb/widgets/jobstatus.js", import.meta.url), "utf8");
+const mod = await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
+
+function fakeModel(state) {
+  const handlers = new Map();
+  return {
+    get: (k) => state[k],
+    set(k, v) {
+      state[k] = v;
+      for (const fn of handlers.get(`change:${k}`) || []) fn();
+    },
+    on(ev, fn) {
+      if (!handlers.has(ev)) handlers.set(ev, []);
+      handlers.get(ev).push(fn);
+    },
+    off(ev, fn) {
+      handlers.set(ev, (handlers.get(ev) || []).filter((f) => f !== fn));
+    },
+    trigger(ev) {
+      for (const fn of handlers.get(ev) || []) fn();
+    },
+  };
+}
+
+const LIVE = '<div class="spalloc-job spalloc-job-live"><strong>Job 3</strong><table>' +
+  '<tr class="spalloc-live-row"><th>State</th><td>ready</td></tr>' +
+  "<tr><th>Boards</th><td>1: (0, 0, 0)</td></tr></table></div>";
+
+function setup() {
+  const dom = new JSDOM(
+    "<!doctype html><body><div class='spalloc-job-widget' id='box'><div id='out'></div></div></body>");
+  const el = dom.window.document.getElementById("out");
+  const model = fakeModel({ value: LIVE });
+  const cleanup = mod.default.render({ model, el });
+  return { dom, el, model, cleanup, box: dom.window.document.getElementById("box") };
+}
+
+const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+test("renders the kernel's summary and follows changes", () => {
+  const { el, model, cleanup } = setup();
+  assert.match(el.textContent, /Job 3/);
+  model.set("value", "<b>Job 3 — destroyed</b>");
+  assert.match(el.textContent, /destroyed/);
+  assert.equal(el.querySelector(".spalloc-gone"), null);
+  cleanup();
+  assert.equal(el.children.length, 0);
+});
+
+test("a disconnected view says so and marks the live rows to be hidden", async () => {
+  const { el, model, box, cleanup } = setup();
+  await settle();
+  // What ipywidgets does when the comm dies (kernel restart or shutdown).
+  box.classList.add("jupyter-widgets-disconnected");
+  model.trigger("comm_live_update");
+  await settle();
+  const root = el.querySelector(".spalloc-job-status");
+  assert.ok(root.classList.contains("spalloc-gone"));
+  assert.ok(box.classList.contains("spalloc-gone"), "the whole job widget greys out");
+  assert.match(root.querySelector(".spalloc-job-disconnected").textContent, /Disconnected/);
+  assert.ok(root.querySelector(".spalloc-live-row"), "the stylesheet hides these rows");
+  // Reconnected (e.g. the page reloaded while the kernel lives): live again.
+  box.classList.remove("jupyter-widgets-disconnected");
+  await settle();
+  assert.ok(!root.classList.contains("spalloc-gone"));
+  cleanup();
+});
+
+test("the stylesheet hides live rows and disables buttons once disconnected", () => {
+  const css = readFileSync(new URL("../../spalloc_nb/widgets/jobstatus.css", import.meta.url), "utf8");
+  assert.match(css, /\.spalloc-gone \.spalloc-live-row \{ display: none; \}/);
+  assert.match(css, /jupyter-widgets-disconnected button/);
+});
+
+test("only a default export: anywidget warns about a named render export", () => {
+  assert.equal(mod.render, undefined);
+  assert.equal(typeof mod.default.render, "function");
+});
