@@ -286,3 +286,42 @@ def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
     assert "application/vnd.jupyter.widget-view+json" not in map_output["data"]
     assert "no longer live: Notebook extension unloaded" in map_output["data"]["text/html"]
     assert map_output["data"]["text/html"].count("<polygon") == 24
+
+
+def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(kernel: Kernel,
+                                                               emulator: Emulator) -> None:
+    """What JupyterLab >= 4.4 does with ``commsOverSubshells``: clicks go to a subshell."""
+    job_id, button, destroy, yes = kernel.run(
+        "%load_ext spalloc_nb\n"
+        "from spalloc_nb import job_widget\n"
+        "a = %spalloc 1 --wait\n"
+        "w = job_widget(a)\n"
+        "print(a.id, w._power_off.model_id, w._destroy.model_id, w._confirm_yes.model_id)"
+    )[1].split()
+    (job,) = [j for j in emulator.jobs() if j.job_id == int(job_id)]
+    create = kernel.client.session.msg("create_subshell_request", {})
+    kernel.client.control_channel.send(create)
+    reply = kernel.client.get_control_msg(timeout=10)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    subshell = reply["content"]["subshell_id"]
+    kernel.client.execute("import time; time.sleep(20)")  # the busy main shell
+
+    def click(model_id: str) -> None:
+        msg = kernel.client.session.msg("comm_msg", {
+            "comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}})
+        msg["header"]["subshell_id"] = subshell
+        kernel.client.shell_channel.send(msg)
+
+    time.sleep(0.5)  # the sleep has started
+    started = time.monotonic()
+    click(button)
+    wait_for(lambda: emulator.board_power(job.machine, job.boards[0]) is False, timeout=10)
+    powered_off = time.monotonic() - started
+    click(destroy)
+    click(yes)
+    wait_for(lambda: int(job_id) not in live(emulator), timeout=10)
+    destroyed = time.monotonic() - started
+    print(f"power off after {powered_off:.2f} s, destroyed after {destroyed:.2f} s")
+    # Long before the 20 s cell ends (the bound is generous for a loaded 2-core box).
+    assert destroyed < 10
+    kernel.manager.interrupt_kernel()

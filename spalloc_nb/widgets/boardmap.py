@@ -229,6 +229,10 @@ class BoardMap(anywidget.AnyWidget):
         super().__init__(**kwargs)
         self._follower: _Follower | None = None
         self.on_msg(self._on_message)
+        # Clicks are answered while a cell runs (see answer_on_frontend_subshell).
+        from spalloc_nb.widgets.job import answer_on_frontend_subshell
+
+        answer_on_frontend_subshell(self)
         if server is not None:
             if not self.machine:
                 raise ValueError("BoardMap(machine_name, server): a machine name is needed")

@@ -28,10 +28,27 @@ from spalloc_nb._registry import registry
 if TYPE_CHECKING:
     from spalloc.models import JobSnapshot
 
-__all__ = ["JobStatus", "JobWidget", "board_map_class"]
+__all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class"]
 
 _LIVE = ("queued", "power", "ready")
 _HERE = Path(__file__).resolve().parent
+
+
+def answer_on_frontend_subshell(widget: Any) -> None:
+    """Let the front end's messages to ``widget`` run on the subshell it sends them to.
+
+    JupyterLab >= 4.4 sends comm messages to a kernel subshell (``commsOverSubshells``,
+    default one subshell per comm target), so a click need not wait for a running cell.
+    But ipykernel 7 routes an incoming comm message to the subshell that last *published*
+    on that comm (``BaseComm._reply_subshell_for``, meant for a cell awaiting a widget's
+    reply), and our widgets publish from the main shell, where they were created: so every
+    click went back to the busy main shell and waited for the cell to end. Our handlers
+    never await replies, so the front end's own choice of subshell is the right one.
+    Without subshells (older kernels or front ends) the default is the main shell, as before.
+    """
+    comm = getattr(widget, "comm", None)
+    if comm is not None and hasattr(comm, "_reply_subshell_for"):
+        comm._reply_subshell_for = lambda _data, default: default
 
 
 class JobStatus(anywidget.AnyWidget):
@@ -112,6 +129,9 @@ class JobWidget(widgets.VBox):
         # The stylesheet (shipped with the status panel) greys the widget out when the
         # front end loses its kernel.
         self.add_class("spalloc-job-widget")
+        for child in (self, self._summary, self._power_on, self._power_off, self._reset,
+                      self._destroy, self._confirm_yes, self._confirm_no, self._map_button):
+            answer_on_frontend_subshell(child)
         self._apply(job.snapshot)
         self._remove_listener = job.add_state_listener(self._on_job_change)
         # The job may have changed between the first snapshot and the subscription.
@@ -231,6 +251,7 @@ class JobWidget(widgets.VBox):
         except Exception as exc:  # e.g. the job is not connected: say so in the widget
             self._message.value = f"Map unavailable: {html.escape(str(exc))}"
             return
+        answer_on_frontend_subshell(board_map)
         self._map_box.children = (board_map,)
 
     def show_map(self, show: bool = True) -> Any:
