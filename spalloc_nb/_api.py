@@ -75,11 +75,10 @@ class MachineSummary:
         return f"<div>{self.details._repr_html_()}{picture}{self.jobs._repr_html_()}</div>"
 
     def _final_bundle(self, reason: str) -> dict[str, Any]:
-        picture = self.board_map_svg
-        if self.board_map is not None:
-            picture = self.board_map.final_bundle(reason)["text/html"]
-        html_text = f"<div>{self.details._repr_html_()}{picture}{self.jobs._repr_html_()}</div>"
-        return {"text/html": html_text, "text/plain": str(self)}
+        # Only the map's last picture: the tables were true when shown, not at the end.
+        if self.board_map is None:
+            return {"text/html": self._repr_html_(), "text/plain": str(self)}
+        return self.board_map.final_bundle(reason)
 
     def _ipython_display_(self) -> None:
         # With a live map, a display id lets the output end as a static picture.
@@ -94,9 +93,7 @@ class MachineSummary:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.board_map is not None:
-            bundle = self.board_map._repr_mimebundle_(**kwargs) or {}
-            # anywidget answers (data, metadata); ipywidgets just data.
-            data.update(bundle[0] if isinstance(bundle, tuple) else bundle)
+            data.update(self.board_map.live_bundle())
         data["text/html"] = self._repr_html_()
         data["text/plain"] = str(self)
         return data

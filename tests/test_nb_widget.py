@@ -296,8 +296,11 @@ def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulat
     try:
         assert summary.board_map is not None
         data = summary._repr_mimebundle_()
-        assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == \
-            summary.board_map.model_id
+        # The map is shown inside a one-child box (which the front end marks when the
+        # kernel is gone).
+        box = summary.board_map._box
+        assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == box.model_id
+        assert box.children == (summary.board_map,)
         assert f"A:{job.id}" in data["text/plain"] and "<pre>" not in data["text/html"]
         # The static picture is the live map's drawing: one hexagon per board, as SVG.
         assert data["text/html"].count("<polygon") == 24

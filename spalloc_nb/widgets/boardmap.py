@@ -228,6 +228,7 @@ class BoardMap(anywidget.AnyWidget):
             kwargs.setdefault("machine", machine_name)
         super().__init__(**kwargs)
         self._follower: _Follower | None = None
+        self._box: Any = None
         self.on_msg(self._on_message)
         # Clicks are answered while a cell runs (see answer_on_frontend_subshell).
         from spalloc_nb.widgets.job import answer_on_frontend_subshell
@@ -262,13 +263,33 @@ class BoardMap(anywidget.AnyWidget):
                                          note=note),
                 "text/plain": f"{self!r} ({note})"}
 
+    def live_bundle(self) -> dict[str, Any]:
+        """The bundle for an output of this map: the live view, static HTML and text.
+
+        The view sits in a one-child box: ipywidgets marks a container view whose kernel
+        is gone with ``jupyter-widgets-disconnected`` (an anywidget view gets no such mark
+        in JupyterLab 4.6), and the map's front end reads that mark to stop saying "live".
+        """
+        import ipywidgets
+
+        box = self._box
+        if box is None or box.comm is None:
+            box = self._box = ipywidgets.VBox([self])
+            box.add_class("spalloc-map-box")
+            from spalloc_nb.widgets.job import answer_on_frontend_subshell
+
+            answer_on_frontend_subshell(box)
+        bundle = box._repr_mimebundle_() or {}
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+        data["text/html"] = static_html(self.machine, self.boards, self.jobs, self.dead_links)
+        data["text/plain"] = repr(self)
+        return data
+
     def _ipython_display_(self) -> None:
         # A display id per output, so the output can end as a true static picture.
         from spalloc_nb._displays import show
 
-        bundle = self._repr_mimebundle_()
-        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, None)
-        show(self, data, self.final_bundle, metadata=metadata)
+        show(self, self.live_bundle(), self.final_bundle)
 
     def __repr__(self) -> str:
         # Cheap and meaningful in terminals and text/plain bundles.
@@ -377,6 +398,9 @@ class BoardMap(anywidget.AnyWidget):
     def close(self) -> None:
         """Stop following and close the widget."""
         self.stop()
+        box, self._box = self._box, None
+        if box is not None:
+            box.close()
         super().close()
 
     # --- observers: run in the kernel's thread, hand work to the follower ---------------------

@@ -1,0 +1,151 @@
+"""Job outputs in JupyterLab while a cell runs, after a restart, and saved then reopened.
+
+The notebook's kernel talks to the emulator this test owns (``SPALLOC_HOSTNAME``/``PORT``),
+so the test asks the server itself when a click took effect.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .labdriver import OWNER, LabServer, Notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def write_notebook(lab: LabServer, name: str, sources: list[str]) -> str:
+    import nbformat
+
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                   "language": "python"}
+    nbformat.write(book, lab.root_dir / name)
+    return name
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 20.0) -> float:
+    """Poll *predicate* (bounded); return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def our_jobs(emulator: Any) -> list[Any]:
+    return [job for job in emulator.jobs() if job.owner == OWNER]
+
+
+def run_first_cells(notebook: Notebook) -> None:
+    notebook.command("notebook:run-all-cells")
+
+
+def shot(locator: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    locator.screenshot(path=str(SHOTS / name))
+
+
+def test_buttons_act_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    name = write_notebook(lab, "busy.ipynb", [
+        "%load_ext spalloc_nb",
+        "job = %spalloc 1 --wait --name job\njob",
+        "import time\ntime.sleep(30)",
+    ])
+    notebook = Notebook(page, lab, name).open()
+    run_first_cells(notebook)
+    widget = notebook.output(1).locator(".spalloc-job-widget")
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
+    [job] = our_jobs(lab_emulator)
+    # The third cell is running (its prompt shows "*").
+    expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
+        "*", timeout=10_000)
+    page.wait_for_timeout(500)
+
+    widget.get_by_role("button", name="Power off").click()
+    took = wait_until(lambda: not any(lab_emulator.board_power(job.machine, b)
+                                      for b in job.boards), "the boards to go off", 20)
+    print(f"Power off reached the server {took:.2f} s after the click, cell still running")
+    assert took < 2.0
+    expect(widget.locator(".spalloc-job")).to_contain_text("off", timeout=5_000)
+    shot(widget, "after-busy-cell-power-off.png")
+
+    widget.get_by_role("button", name="Destroy").click()
+    widget.get_by_role("button", name="Yes, destroy").click()
+    took = wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 20)
+    print(f"Destroy reached the server {took:.2f} s after the click, cell still running")
+    assert took < 2.0
+    # The output becomes the job's final static view (no widget left to go stale).
+    out = notebook.output(1)
+    expect(out).to_contain_text(f"Job {job.job_id} \u2014 destroyed", timeout=10_000)
+    expect(out.locator(".spalloc-job-widget")).to_have_count(0)
+    shot(out, "after-destroyed-final-view.png")
+    assert "*" in page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt").inner_text()
+    notebook.command("kernelmenu:interrupt")
+
+
+def test_restart_then_shutdown_save_and_reopen(lab: LabServer, lab_emulator: Any,
+                                               page: Any) -> None:
+    from playwright.sync_api import expect
+
+    name = write_notebook(lab, "lifetime.ipynb", [
+        "%load_ext spalloc_nb",
+        "job = %spalloc 1 --wait --name job\njob",
+        "%spalloc machine m4x2",
+    ])
+    notebook = Notebook(page, lab, name).open()
+    notebook.run_all(timeout=120)
+    widget = notebook.output(1).locator(".spalloc-job-widget")
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=30_000)
+    [job] = our_jobs(lab_emulator)
+    shot(widget, "after-widget-live.png")
+
+    # Restart: the old output must stop saying "ready" at once.
+    notebook.restart_kernel()
+    wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 30)
+    status = widget.locator(".spalloc-job-status")
+    expect(status).to_have_class(lambda_class("spalloc-gone"), timeout=15_000)
+    expect(status.locator(".spalloc-job-disconnected")).to_be_visible()
+    expect(status.locator(".spalloc-live-row").first).to_be_hidden()
+    board_map = notebook.output(2).locator(".spalloc-boardmap")
+    expect(board_map.locator(".sbm-status")).to_contain_text("not live", timeout=15_000)
+    shot(notebook.output(1), "after-restart-disconnected.png")
+
+    # Run again, shut the kernel down, save, reopen: the final static views are shown.
+    notebook.run_all(timeout=120)
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=30_000)
+    [job] = our_jobs(lab_emulator)
+    notebook.command("kernelmenu:shutdown")
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    page.wait_for_timeout(1000)
+    if accept.count():  # JupyterLab asks for confirmation in some versions
+        accept.click()
+    wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 30)
+    out = notebook.output(1)
+    expect(out).to_contain_text(f"Job {job.job_id} \u2014 destroyed: Kernel shut down",
+                                timeout=15_000)
+    expect(notebook.output(2)).to_contain_text("no longer live: Kernel shut down",
+                                               timeout=15_000)
+    notebook.command("docmanager:save")
+    page.wait_for_timeout(1500)
+    reopened = Notebook(page, lab, name).open()
+    expect(reopened.output(1)).to_contain_text("destroyed", timeout=30_000)
+    text = page.locator(".jp-Notebook").inner_text()
+    assert "model not found" not in text
+    assert f"Job {job.job_id} \u2014 destroyed: Kernel shut down" in text
+    expect(reopened.output(2).locator("svg polygon")).to_have_count(24)
+    shot(page.locator(".jp-Notebook"), "after-reopened-final-view.png")
+
+
+def lambda_class(name: str) -> Any:
+    import re
+
+    return re.compile(rf"(^|\s){re.escape(name)}(\s|$)")
