@@ -149,3 +149,41 @@ def lambda_class(name: str) -> Any:
     import re
 
     return re.compile(rf"(^|\s){re.escape(name)}(\s|$)")
+
+
+def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any,
+                                             page: Any) -> None:
+    """Notebook 7 shares JupyterLab's kernel services: clicks reach a subshell there too."""
+    from playwright.sync_api import expect
+
+    pytest.importorskip("notebook")
+    name = write_notebook(lab, "busy7.ipynb", [
+        "%load_ext spalloc_nb",
+        "job = %spalloc 1 --wait --name job\njob",
+        "import time\ntime.sleep(30)",
+    ])
+    page.goto(f"{lab.url}/notebooks/{name}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel); }", timeout=60_000)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    widget = page.locator(".jp-Cell").nth(1).locator(".spalloc-job-widget")
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
+    [job] = our_jobs(lab_emulator)
+    expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
+        "*", timeout=10_000)
+    page.wait_for_timeout(500)
+    widget.get_by_role("button", name="Power off").click()
+    took = wait_until(lambda: not any(lab_emulator.board_power(job.machine, b)
+                                      for b in job.boards), "the boards to go off", 40)
+    print(f"Notebook 7: Power off reached the server {took:.2f} s after the click")
+    assert took < 2.0
+    widget.get_by_role("button", name="Destroy").click()
+    widget.get_by_role("button", name="Yes, destroy").click()
+    took = wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 40)
+    print(f"Notebook 7: Destroy reached the server {took:.2f} s after the click")
+    assert took < 2.0
+    shot(page.locator(".jp-Notebook"), "after-notebook7-busy-cell.png")
+    page.evaluate("() => { window.jupyterapp.commands.execute('kernelmenu:interrupt'); }")
