@@ -240,7 +240,8 @@ def job_html(view: JobView) -> str:
     live_class = ' class="spalloc-live-row"'
     body = "".join(
         f'<tr{live_class if label in live_only else ""}>'
-        f'<th style="text-align:right;padding:1px 1em 1px 0">{label}</th>'
+        # A fixed label width: the values do not jump as rows come and go between states.
+        f'<th style="text-align:right;padding:1px 1em 1px 0;width:7.5em">{label}</th>'
         f'<td style="text-align:left;padding:1px 0">{value}</td></tr>'
         for label, value in rows if value
     )

@@ -268,8 +268,13 @@ def test_for_job_outlines_the_job_and_knows_its_ips(emulator: Emulator,
         assert len(held) == 3
         assert {b: ips[b] for b in held} == {b: machine.board_ips[b] for b in held}
         assert all(ip is None for b, ip in ips.items() if b not in held)
+        widget.where_is_board(*sorted(held)[0])
+        wait_for(lambda: widget.answer.get("job_id") == job.id)
         job.destroy("bye")
         wait_for(lambda: widget.jobs == [])
+        # Not "live" as if nothing happened, and no answer naming the gone job.
+        wait_for(lambda: widget.status == f"live; job {job.id} has ended and holds no boards")
+        assert widget.answer == {} and widget.highlight_job is None
     finally:
         job.destroy()
 

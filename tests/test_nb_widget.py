@@ -127,13 +127,20 @@ def test_buttons_act_on_the_boards(make_job: Callable[..., Job], emulator: Emula
     widget = JobWidget(job)
     widget._power_off.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "off")
+    # The click was acknowledged as soon as the kernel took it up.
+    states = [m["data"]["state"] for m in sent(comms) if m["data"].get("method") == "update"]
+    assert {"busy": "Powering off\u2026"} in [{k: v for k, v in st.items() if k == "busy"}
+                                              for st in states]
     assert emulator.board_power(job.machine_name, board) is False
     widget._power_on.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "on")
     assert emulator.board_power(job.machine_name, board) is True
+    acks = widget._summary.ack
     widget._reset.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "on")
-    assert widget._message.value == ""
+    # Feedback even where a reset changes nothing visible: it is said to be done.
+    assert "Reset: done at " in widget._message.value
+    assert widget._summary.ack == acks + 1 and widget._summary.busy == ""
     widget.close()
 
 

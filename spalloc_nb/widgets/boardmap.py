@@ -706,9 +706,19 @@ class _Follower:
             self._set(status=f"no machine named {name!r} on the server", jobs=[])
             return False
         boards = self._board_records(client, entry)
+        status = "live"
+        extra: dict[str, Any] = {}
+        if self._job_id is not None and not any(j.job_id == self._job_id for j in jobs):
+            # The followed job ended: say so, and forget answers that still name it.
+            status = f"live; job {self._job_id} has ended and holds no boards"
+            if self._widget.answer.get("job_id") == self._job_id:
+                extra["answer"] = {}
+            if self._widget.highlight_job == self._job_id:
+                extra["highlight_job"] = None
         self._set(machine=name, width=entry.width, height=entry.height, tags=list(entry.tags),
                   boards=boards, dead_links=[list(lk) for lk in sorted(entry.dead_links)],
-                  jobs=job_records(entry.name, jobs, self._widget.my_owner), status="live")
+                  jobs=job_records(entry.name, jobs, self._widget.my_owner), status=status,
+                  **extra)
         return True
 
     def _board_records(self, client: ProtocolClient,

@@ -58,6 +58,10 @@ class JobStatus(anywidget.AnyWidget):
     _css = _HERE / "jobstatus.css"
 
     value = Unicode("").tag(sync=True)
+    #: what the kernel is doing for a click right now ("Powering off…"), or ""
+    busy = Unicode("").tag(sync=True)
+    #: counts the clicks the kernel has handled; the front end clears its "sent" note
+    ack = Int(0).tag(sync=True)
 
 
 def board_map_class() -> Any:
@@ -169,10 +173,11 @@ class JobWidget(widgets.VBox):
             self.reason = view.reason if view.state == "destroyed" else None
             self.health = view.health
             self._summary.value = job_html(view)
-            has_boards = view.state in ("power", "ready")
-            self._power_on.disabled = not has_boards
-            self._power_off.disabled = not has_boards
-            self._reset.disabled = not has_boards
+            # Not while the boards are being powered: the click would only queue up.
+            ready = view.state == "ready"
+            self._power_on.disabled = not ready
+            self._power_off.disabled = not ready
+            self._reset.disabled = not ready
             self._destroy.disabled = not view.live
             if not view.live:
                 self._confirm.layout.display = "none"
@@ -194,7 +199,9 @@ class JobWidget(widgets.VBox):
 
     # -- actions (the buttons call these) -------------------------------------------------
 
-    def _act(self, what: str, action: Callable[[], Any]) -> bool:
+    def _act(self, what: str, action: Callable[[], Any], doing: str = "") -> bool:
+        # Said at once (from the subshell that handles the click), then the outcome.
+        self._summary.busy = doing or f"{what}\u2026"
         try:
             action()
         except Exception as exc:  # shown in the widget: the user clicked, the user reads it
@@ -202,21 +209,25 @@ class JobWidget(widgets.VBox):
                                    f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
                                    "</span>")
             return False
-        self._message.value = ""
+        finally:
+            self._summary.busy = ""
+            self._summary.ack += 1
+        self._message.value = (f'<span class="spalloc-done">{html.escape(what)}: done at '
+                               f'{time.strftime("%H:%M:%S")}</span>')
         self._apply(self._job.snapshot)
         return True
 
     def power_on(self) -> bool:
         """Power the boards on (this power-cycles boards that are already on)."""
-        return self._act("Power on", lambda: self._job.set_power(True))
+        return self._act("Power on", lambda: self._job.set_power(True), "Powering on\u2026")
 
     def power_off(self) -> bool:
         """Power the boards off."""
-        return self._act("Power off", lambda: self._job.set_power(False))
+        return self._act("Power off", lambda: self._job.set_power(False), "Powering off\u2026")
 
     def reset(self) -> bool:
         """Reset (power-cycle) the boards."""
-        return self._act("Reset", self._job.reset)
+        return self._act("Reset", self._job.reset, "Resetting (power-cycling) the boards\u2026")
 
     def ask_destroy(self) -> None:
         """Show the confirmation row; nothing is destroyed until it is confirmed."""
@@ -230,7 +241,8 @@ class JobWidget(widgets.VBox):
     def destroy(self, reason: str | None = None) -> bool:
         """Destroy the job (also what the confirmation button does)."""
         self._confirm.layout.display = "none"
-        ok = self._act("Destroy", lambda: self._job.destroy(reason or self._destroy_reason))
+        ok = self._act("Destroy", lambda: self._job.destroy(reason or self._destroy_reason),
+                       "Destroying\u2026")
         if ok:
             registry.release_job(self._job)
         return ok

@@ -20,6 +20,16 @@ export const DISCONNECTED_TEXT =
   "Disconnected from the kernel: this view no longer follows the job, so its state is " +
   "unknown here. (A kernel restart or shutdown destroys the jobs the notebook created.)";
 
+/** Labels of the buttons whose clicks the panel acknowledges at once. */
+export const ACTIONS = ["Power on", "Power off", "Reset", "Yes, destroy"];
+/** Milliseconds without word from the kernel before a click is called queued. */
+export const QUEUED_AFTER = 1500;
+
+export function queuedText(label) {
+  return `${label}: waiting for the kernel. It is busy (a cell is running?) and this ` +
+    "front end cannot reach it meanwhile; the click is handled when it is free.";
+}
+
 function render({ model, el }) {
   const doc = el.ownerDocument;
   const root = doc.createElement("div");
@@ -30,8 +40,56 @@ function render({ model, el }) {
   note.textContent = DISCONNECTED_TEXT;
   const body = doc.createElement("div");
   body.className = "spalloc-job-body";
-  root.append(note, body);
+  const progress = doc.createElement("div");
+  progress.className = "spalloc-job-progress";
+  progress.setAttribute("role", "status");
+  root.append(note, body, progress);
   el.append(root);
+
+  // Feedback for a click: "sent" at once, what the kernel is doing once it starts, and
+  // "waiting for the kernel" if it says nothing (no subshell and a cell running).
+  let pending = null;
+  let timer = null;
+  const say = (text) => {
+    progress.textContent = text;
+    progress.hidden = !text;
+  };
+  const onBusy = () => {
+    const busy = model.get("busy") || "";
+    if (busy) {
+      clearTimeout(timer);
+      say(busy);
+    } else if (!pending) {
+      say("");
+    }
+  };
+  const onAck = () => {
+    pending = null;
+    clearTimeout(timer);
+    say(model.get("busy") || "");
+  };
+  const onClick = (evt) => {
+    const button = evt.target && evt.target.closest ? evt.target.closest("button") : null;
+    if (!button || button.disabled) return;
+    const label = button.textContent.trim();
+    if (!ACTIONS.includes(label)) return;
+    pending = label;
+    say(`${label}: sent to the kernel\u2026`);
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (pending === label && !model.get("busy")) say(queuedText(label));
+    }, QUEUED_AFTER);
+  };
+  let clickBox = null;
+  const listen = () => {
+    const box = el.closest ? el.closest(".spalloc-job-widget") : null;
+    if (box && box !== clickBox) {
+      if (clickBox) clickBox.removeEventListener("click", onClick, true);
+      box.addEventListener("click", onClick, true);
+      clickBox = box;
+    }
+  };
+  say("");
 
   const draw = () => {
     body.innerHTML = model.get("value") || "";
@@ -50,9 +108,12 @@ function render({ model, el }) {
     if (node.classList && node.classList.contains("spalloc-job-widget")) break;
   }
   model.on("change:value", draw);
+  model.on("change:busy", onBusy);
+  model.on("change:ack", onAck);
   model.on("comm_live_update", check);
   draw();
   check();
+  listen();
   // The container is attached after this view is rendered: look again once it is.
   const later = setTimeout(() => {
     for (let node = el.parentElement; node; node = node.parentElement) {
@@ -60,12 +121,17 @@ function render({ model, el }) {
       if (node.classList && node.classList.contains("spalloc-job-widget")) break;
     }
     check();
+    listen();
   }, 0);
 
   return () => {
     clearTimeout(later);
+    clearTimeout(timer);
+    if (clickBox) clickBox.removeEventListener("click", onClick, true);
     observer.disconnect();
     model.off("change:value", draw);
+    model.off("change:busy", onBusy);
+    model.off("change:ack", onAck);
     model.off("comm_live_update", check);
     root.remove();
   };

@@ -34,9 +34,10 @@ const LIVE = '<div class="spalloc-job spalloc-job-live"><strong>Job 3</strong><t
 
 function setup() {
   const dom = new JSDOM(
-    "<!doctype html><body><div class='spalloc-job-widget' id='box'><div id='out'></div></div></body>");
+    "<!doctype html><body><div class='spalloc-job-widget' id='box'><div id='out'></div>" +
+    "<button id='off'>Power off</button><button id='map'>Map</button></div></body>");
   const el = dom.window.document.getElementById("out");
-  const model = fakeModel({ value: LIVE });
+  const model = fakeModel({ value: LIVE, busy: "", ack: 0 });
   const cleanup = mod.default.render({ model, el });
   return { dom, el, model, cleanup, box: dom.window.document.getElementById("box") };
 }
@@ -81,4 +82,28 @@ test("the stylesheet hides live rows and disables buttons once disconnected", ()
 test("only a default export: anywidget warns about a named render export", () => {
   assert.equal(mod.render, undefined);
   assert.equal(typeof mod.default.render, "function");
+});
+
+test("a click is acknowledged at once, then by the kernel", async () => {
+  const { el, model, dom, cleanup } = setup();
+  const progress = el.querySelector(".spalloc-job-progress");
+  assert.ok(progress.hidden);
+  dom.window.document.getElementById("map").click(); // not an action: no note
+  assert.ok(progress.hidden);
+  dom.window.document.getElementById("off").click();
+  assert.equal(progress.textContent, "Power off: sent to the kernel\u2026");
+  model.set("busy", "Powering off\u2026");
+  assert.equal(progress.textContent, "Powering off\u2026");
+  model.set("busy", "");
+  model.set("ack", 1);
+  assert.ok(progress.hidden);
+  cleanup();
+});
+
+test("a click the kernel does not answer is said to be waiting for it", async () => {
+  const { el, dom, cleanup } = setup();
+  dom.window.document.getElementById("off").click();
+  await new Promise((resolve) => setTimeout(resolve, mod.QUEUED_AFTER + 100));
+  assert.equal(el.querySelector(".spalloc-job-progress").textContent, mod.queuedText("Power off"));
+  cleanup();
 });
