@@ -7,7 +7,6 @@ command-line tool, then the work is done by :class:`spalloc.Job` and :mod:`spall
 from __future__ import annotations
 
 import contextlib
-import getpass
 import shlex
 import sys
 import warnings
@@ -264,8 +263,11 @@ class SpallocMagics(Magics):
     def _create(self, args: Any) -> Any:
         from spalloc.ui.options import LOCAL, job_arguments
 
-        if args.hostname == LOCAL and not args.owner and args.resume is None:
-            args.owner = f"{getpass.getuser()}@localhost"
+        if args.resume is None:
+            # The library's one rule: with no owner given, ``<login>@local`` on the emulator.
+            from spalloc._local import default_owner
+
+            args.owner = default_owner(args.hostname, args.owner)
         if args.name is not None and not args.name.isidentifier():
             raise UsageError(f"--name {args.name!r} is not a valid variable name")
         try:

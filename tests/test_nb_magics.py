@@ -452,3 +452,22 @@ def test_local_warning_is_one_plain_line(ip: InteractiveShell, monkeypatch: pyte
         job.destroy()
         assert fresh is not None
         fresh.stop()
+
+
+def test_one_owner_rule_on_the_emulator(ip: InteractiveShell,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from spalloc._local import default_owner
+
+    monkeypatch.delenv("SPALLOC_OWNER")
+    job = ip.run_line_magic("spalloc", "--local 1")
+    try:
+        assert job.owner == default_owner("local", None) == f"{getpass.getuser()}@local"
+        # The library applies the same rule by itself (the README's example).
+        with Job(1, hostname="local", config_filenames=[]) as plain:
+            assert plain.owner == job.owner
+    finally:
+        job.destroy("test over")
+    assert default_owner("local", "me@example.org") == "me@example.org"
+    assert default_owner("spalloc.example.org", None) is None
