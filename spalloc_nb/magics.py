@@ -99,6 +99,15 @@ class SpallocMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         registry.destroy_at_exit = self.destroy_at_exit
         self.observe(self._destroy_at_exit_changed, names="destroy_at_exit")
+        #: (hostname, port) of the server last named on a command; later commands use it
+        self._last_server: tuple[str, int] | None = None
+        self._last_server_said = False
+        self._base_server: tuple[Any, Any] = (None, None)
+        self.observe(self._server_changed, names=["hostname", "port"])
+
+    def _server_changed(self, change: dict[str, Any]) -> None:
+        # Told otherwise: the configured server applies again.
+        self._last_server = None
 
     def _destroy_at_exit_changed(self, change: dict[str, Any]) -> None:
         registry.destroy_at_exit = bool(change["new"])
@@ -144,7 +153,33 @@ class SpallocMagics(Magics):
         for key in JOB_SETTINGS:
             if settings[key] is not None or settings.get(f"_{key}_none"):
                 values[key] = settings[key]
+        self._base_server = (values["hostname"], values["port"])
+        if self._last_server is not None:
+            # A kernel keeps using the server it last used, until told otherwise.
+            values["hostname"], values["port"] = self._last_server
         return SimpleNamespace(**values)
+
+    def _remember_server(self, args: Any) -> None:
+        """Remember a server named on this command; say once when a remembered one is used."""
+        hostname, port = getattr(args, "hostname", None), getattr(args, "port", None)
+        if not hostname:
+            return
+        server = (str(hostname), int(port)) if port is not None else None
+        if server is None:
+            return
+        if server == self._last_server:
+            # Used because it was remembered (or named again): say so the first time.
+            if not self._last_server_said:
+                self._last_server_said = True
+                where = ("the built-in emulator" if _is_local(server[0])
+                         else f"{server[0]}:{server[1]}")
+                print(f"spalloc: using {where}, the server this kernel last used "
+                      "(--hostname/--port or %config SpallocMagics.hostname to change)",
+                      file=sys.stderr)
+            return
+        # Named on this command: remembered, unless it is the configured one anyway.
+        self._last_server = None if server == self._base_server else server
+        self._last_server_said = False
 
     @property
     def _shell(self) -> Any:
@@ -232,7 +267,7 @@ class SpallocMagics(Magics):
         Settings: ``%config SpallocMagics`` (over the spalloc config file).
         """
         __tracebackhide__ = True  # a failing %%spalloc body's traceback starts at the body
-        tokens = _split(line)
+        tokens = _subcommand_first(_split(line))
         try:
             if tokens and tokens[0] in SUBCOMMANDS:
                 if cell is not None:
@@ -320,6 +355,7 @@ class SpallocMagics(Magics):
 
     def _line(self, tokens: list[str]) -> Any:
         args = self._alloc_parser(cell=False).parse_args(tokens)
+        self._remember_server(args)
         job = self._create(args)
         if args.wait:
             try:
@@ -337,6 +373,7 @@ class SpallocMagics(Magics):
     def _cell(self, tokens: list[str], cell: str) -> None:
         __tracebackhide__ = True  # IPython hides this frame in tracebacks
         args = self._alloc_parser(cell=True).parse_args(tokens)
+        self._remember_server(args)
         name = args.name or self.default_name
         if not name.isidentifier():
             raise UsageError(f"--name {name!r} is not a valid variable name")
@@ -345,7 +382,7 @@ class SpallocMagics(Magics):
         try:
             self._wait(job, show_now=self._widgets_enabled())
             self._shell.user_ns[name] = job
-            result = self._shell.run_cell(cell, store_history=False)
+            result = self._run_body(cell)
             error = result.error_before_exec or result.error_in_exec
         except BaseException as exc:
             reason = _reason(exc)
@@ -363,6 +400,20 @@ class SpallocMagics(Magics):
                 registry.release_job(job)
             else:
                 _destroy(job, reason)
+
+    def _run_body(self, cell: str) -> Any:
+        """Run a ``%%spalloc`` body so that its tracebacks name the cell the user ran.
+
+        IPython has already counted the outer cell (``execution_count`` is one ahead while it
+        runs), so a body run without history would be called ``Cell In[N+1]``.
+        """
+        shell = self._shell
+        counted = shell.execution_count
+        shell.execution_count = max(1, counted - 1)
+        try:
+            return shell.run_cell(cell, store_history=False)
+        finally:
+            shell.execution_count = counted
 
     # -- the twins of the command-line tools ----------------------------------------------
 
@@ -393,6 +444,7 @@ class SpallocMagics(Magics):
             forms.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
                                type=int)
         args = parser.parse_args(argv)
+        self._remember_server(args)
         try:
             server = server_settings(args)
         except ValueError as exc:
@@ -436,6 +488,9 @@ class SpallocMagics(Magics):
         _Parser("%spalloc jobs", "The jobs this kernel created.").parse_args(argv)
         from spalloc_nb._html import Table, job_view
 
+        if not registry.jobs():
+            return _api.Message("No jobs created by this kernel are alive "
+                                "(%spalloc N creates one).")
         rows = []
         for job in registry.jobs():
             view = job_view(job.snapshot)
@@ -453,6 +508,34 @@ _SUBCOMMAND_HELP = {
     "destroy": "Destroy a job by id.",
     "where-is": "Find a board or chip by logical, physical, chip or job-chip coordinates.",
 }
+
+
+# Options of %spalloc that take a value (the others are flags), so that options written
+# before a subcommand can be stepped over: ``%spalloc -H host -P 1234 machine m``.
+_VALUED = {"--hostname", "-H", "--port", "-P", "--timeout", "--owner", "--keepalive",
+           "--reconnect-delay", "--ignore_version", "--name", "--machine", "-m", "--tags",
+           "-t", "--min-ratio", "--max-dead-boards", "--max-dead-links", "--resume", "-r"}
+
+
+def _subcommand_first(tokens: list[str]) -> list[str]:
+    """Move a subcommand written after options to the front; anything else is unchanged."""
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in SUBCOMMANDS:
+            return [token, *tokens[:i], *tokens[i + 1:]] if i else tokens
+        if not token.startswith("-") or token == "-":
+            return tokens  # a positional (e.g. WHAT): an allocation
+        if token in _VALUED:
+            i += 1  # its value, which may look like a subcommand ("--machine machine")
+        i += 1
+    return tokens
+
+
+def _is_local(hostname: str) -> bool:
+    from spalloc._local import is_local
+
+    return is_local(hostname)
 
 
 def _where_kwargs(args: Any) -> dict[str, Any]:

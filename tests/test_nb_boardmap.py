@@ -268,6 +268,9 @@ def test_for_job_outlines_the_job_and_knows_its_ips(emulator: Emulator,
         assert len(held) == 3
         assert {b: ips[b] for b in held} == {b: machine.board_ips[b] for b in held}
         assert all(ip is None for b, ip in ips.items() if b not in held)
+        widget.where_is_job_chip(99, 5)  # a 3-board job is 16x16 chips: no silent wrap
+        assert "is outside job" in widget.answer["error"]
+        assert "16\u00d716 chips" in widget.answer["error"]
         widget.where_is_board(*sorted(held)[0])
         wait_for(lambda: widget.answer.get("job_id") == job.id)
         job.destroy("bye")

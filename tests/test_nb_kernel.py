@@ -145,6 +145,11 @@ def test_cell_magic_failure_fails_the_cell(kernel: Kernel, emulator: Emulator) -
     assert content["status"] == "error" and content["ename"] == "CellFailed"
     # The body's own traceback, then one summary line (not the same traceback twice).
     assert [e["ename"] for e in errors] == ["ZeroDivisionError", "CellFailed"]
+    # The body's traceback names the cell the user ran, not the next one.
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", "".join(errors[0]["traceback"]))
+    assert f"Cell In[{content['execution_count']}]" in plain, plain
     assert len(errors[-1]["traceback"]) == 1 and "division by zero" in errors[-1]["traceback"][0]
     (job_id,) = kernel.ids("print(seen)")
     assert emulator.retired_jobs()[job_id] == "Cell failed: ZeroDivisionError"

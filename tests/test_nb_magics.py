@@ -339,6 +339,10 @@ def test_display_text_html_and_widget(ip: InteractiveShell,
     assert key not in final["data"] and "display_id" not in final["transient"]
 
 
+def test_owned_jobs_listing_when_there_are_none(ip: InteractiveShell) -> None:
+    assert "No jobs created by this kernel" in str(ip.run_line_magic("spalloc", "jobs"))
+
+
 def test_owned_jobs_listing(ip: InteractiveShell) -> None:
     job = ip.run_line_magic("spalloc", "1")
     table = ip.run_line_magic("spalloc", "jobs")
@@ -471,3 +475,39 @@ def test_one_owner_rule_on_the_emulator(ip: InteractiveShell,
         job.destroy("test over")
     assert default_owner("local", "me@example.org") == "me@example.org"
     assert default_owner("spalloc.example.org", None) is None
+
+
+def test_options_may_come_before_the_subcommand(ip: InteractiveShell, emulator: Emulator,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from spalloc_nb.magics import _subcommand_first
+
+    monkeypatch.delenv("SPALLOC_HOSTNAME")
+    table = ip.run_line_magic(
+        "spalloc", f"--hostname {emulator.host} --port {emulator.port} machine m4x2")
+    assert table.name == "m4x2"
+    assert _subcommand_first(["-m", "machines", "3"]) == ["-m", "machines", "3"]
+    assert _subcommand_first(["--local", "ps", "-o", "x"]) == ["ps", "--local", "-o", "x"]
+    assert _subcommand_first(["3", "ps"]) == ["3", "ps"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_kernel_keeps_using_the_server_it_last_used(
+        ip: InteractiveShell, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    job = ip.run_line_magic("spalloc", "--local 1")
+    try:
+        capsys.readouterr()
+        table = ip.run_line_magic("spalloc", "machines")
+        assert table.title == "Machines (emulated)"
+        assert "the server this kernel last used" in capsys.readouterr().err
+        ip.run_line_magic("spalloc", "ps")
+        assert capsys.readouterr().err == ""  # said once
+        # Told otherwise: the named server, which then becomes the remembered one.
+        table = ip.run_line_magic("spalloc", f"machines -H {emulator.host} -P {emulator.port}")
+        assert table.title == "Machines"
+        # Configuring a server forgets the remembered one.
+        ip.run_line_magic("spalloc", "--local ps")
+        ip.run_line_magic("config", f"SpallocMagics.hostname = {emulator.host!r}")
+        assert ip.run_line_magic("spalloc", "machines").title == "Machines"
+    finally:
+        ip.run_line_magic("config", "SpallocMagics.hostname = None")
+        job.destroy("test over")

@@ -438,8 +438,25 @@ class BoardMap(anywidget.AnyWidget):
         elif follower is None:
             self.answer = {"query": f"chip ({x}, {y}) of job {job_id}",
                            "error": "the map is not following a server"}
+        elif (size := self._job_size(job_id)) is not None and not (
+                0 <= x < size[0] and 0 <= y < size[1]):
+            # The server would wrap the chip around the job; say it is outside instead.
+            self.answer = {"query": f"chip ({x}, {y}) of job {job_id}",
+                           "error": f"chip ({x}, {y}) is outside job {job_id}, which is "
+                                    f"{size[0]}\u00d7{size[1]} chips (x < {size[0]}, "
+                                    f"y < {size[1]})"}
         else:
             follower.ask_job_chip(job_id, (x, y))
+
+    def _job_size(self, job_id: int) -> tuple[int, int] | None:
+        """The followed job's size in chips, when this map follows that job."""
+        follower = self._follower
+        job = None if follower is None else follower._job
+        if job is None or int(job.id) != job_id:
+            return None
+        snap = getattr(job, "snapshot", None)
+        width, height = getattr(snap, "width", None), getattr(snap, "height", None)
+        return (int(width), int(height)) if width and height else None
 
 
 def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
