@@ -15,6 +15,7 @@ connections of the job given to :meth:`BoardMap.for_job`.
 
 from __future__ import annotations
 
+import colorsys
 import contextlib
 import html
 import itertools
@@ -37,9 +38,10 @@ if TYPE_CHECKING:
     from spalloc.client import ProtocolClient
     from spalloc.models import MachineDescription, WhereIs
 
-__all__ = ["JOB_COLOURS", "BoardMap", "hex_cell", "job_colour", "job_key", "job_records",
-           "machine_records",
-           "static_html"]
+__all__ = [
+    "FOLD_MIN_BOARDS", "JOB_COLOURS", "BoardMap", "fold_column", "hex_cell", "job_colour",
+    "job_key", "job_records", "machine_records", "static_html",
+]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -66,9 +68,26 @@ def hex_cell(board: Board) -> tuple[int, int]:
     return column, -row
 
 
-def job_colour(job_id: int) -> str:
-    """The fill colour of a job's boards."""
-    return JOB_COLOURS[job_id % len(JOB_COLOURS)]
+def job_colour(index: int) -> str:
+    """The fill colour of the ``index``-th job on a map (keys A, B, ... in the same order).
+
+    Colours go by place on the map, not by job id, so the jobs on screen never share one:
+    the palette first, then hues a golden angle apart (light enough for black letters).
+    """
+    if index < len(JOB_COLOURS):
+        return JOB_COLOURS[index]
+    hue = (index - len(JOB_COLOURS)) * 137.508 + 20.0
+    red, green, blue = colorsys.hls_to_rgb((hue % 360.0) / 360.0, 0.74, 0.62)
+    return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+
+
+#: Machines with at least this many boards are drawn folded into a rectangle (boardmap.js).
+FOLD_MIN_BOARDS = 100
+
+
+def fold_column(col: int, width: int, fold: bool) -> int:
+    """A layout column folded modulo ``2 * width`` (see ``foldColumn`` in boardmap.js)."""
+    return col % (2 * width) if fold and width else col
 
 
 def _board(value: Any) -> Board:
@@ -132,7 +151,7 @@ def job_records(machine: str, jobs: Iterable[Any], owner: str | None = None
     return [
         {"id": j.job_id, "key": job_key(i), "owner": j.owner or "",
          "boards": [list(b) for b in sorted(j.boards or ())],
-         "colour": job_colour(j.job_id), "mine": bool(owner) and j.owner == owner}
+         "colour": job_colour(i), "mine": bool(owner) and j.owner == owner}
         for i, j in enumerate(on_machine)
     ]
 
@@ -145,7 +164,10 @@ def static_html(machine: str, boards: list[dict[str, Any]], jobs: list[dict[str,
     picture is (e.g. that it no longer follows the server).
     """
     owner = {tuple(b): j for j in jobs for b in j["boards"]}
-    where = {(b["x"], b["y"], b["z"]): _centre(b["col"], b["row"]) for b in boards}
+    fold = len(boards) >= FOLD_MIN_BOARDS
+    width = 1 + max((b["x"] for b in boards), default=0)
+    where = {(b["x"], b["y"], b["z"]): _centre(fold_column(b["col"], width, fold), b["row"])
+             for b in boards}
     shapes: list[str] = []
     for b in boards:
         cx, cy = where[(b["x"], b["y"], b["z"])]
