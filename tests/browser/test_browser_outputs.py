@@ -187,3 +187,53 @@ def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any,
     assert took < 2.0
     shot(page.locator(".jp-Notebook"), "after-notebook7-busy-cell.png")
     page.evaluate("() => { window.jupyterapp.commands.execute('kernelmenu:interrupt'); }")
+
+
+def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
+    """A 1200-board machine with 30 jobs: readable, filling the frame, compact legend."""
+    from playwright.sync_api import expect
+
+    from spalloc.client import ProtocolClient
+    from spalloc.emulator import Emulator
+    from tests.test_nb_boardmap import standard_machine
+
+    big = standard_machine("big", 20, 20)
+    with Emulator([big], free_delay=0.01) as emulator, \
+            ProtocolClient(*emulator.address, timeout=10) as client:
+        for i in range(30):
+            client.create_job(1 + i % 12, owner=f"user{i}@example.org", keepalive=None,
+                              machine="big")
+        name = write_notebook(lab, "big.ipynb", [
+            "from spalloc_nb.widgets.boardmap import BoardMap\n"
+            f"BoardMap.for_machine(({emulator.host!r}, {emulator.port}), 'big',"
+            " owner='user3@example.org')",
+        ])
+        notebook = Notebook(page, lab, name).open()
+        notebook.run_all(timeout=120)
+        board_map = notebook.output(0).locator(".spalloc-boardmap")
+        expect(board_map.locator("polygon[data-i]")).to_have_count(1200, timeout=30_000)
+        expect(board_map.locator(".sbm-legend-row")).to_have_count(30, timeout=30_000)
+        page.wait_for_timeout(500)
+        svg = board_map.locator("svg.sbm-svg").bounding_box()
+        frame = board_map.bounding_box()
+        hexagon = board_map.locator("polygon[data-i]").first.bounding_box()
+        legend = board_map.locator(".sbm-legend").bounding_box()
+        assert svg is not None and frame is not None and hexagon is not None and legend
+        print(f"1200-board map at fit: map {svg['width']:.0f}x{svg['height']:.0f} px in a "
+              f"{frame['width']:.0f} px frame; hexagon {hexagon['width']:.1f}x"
+              f"{hexagon['height']:.1f} px; legend {legend['height']:.0f} px high")
+        # The whole machine is visible at fit, within the viewport height.
+        assert svg["height"] <= 0.75 * 900 + 2
+        # The legend stays compact however many jobs there are.
+        assert legend["height"] <= 0.25 * 900
+        # Letters are either readable or hidden (hover and zoom show them).
+        small = "sbm-small" in (board_map.get_attribute("class") or "")
+        label_px = 6 * svg["width"] / float(
+            board_map.locator("svg.sbm-svg").get_attribute("viewBox").split()[2])
+        assert small == (label_px < 7), (small, label_px)
+        shot(board_map, "after-big-map-fit.png")
+        board_map.locator(".sbm-zoom-in").click()
+        board_map.locator(".sbm-zoom-in").click()
+        page.wait_for_timeout(300)
+        assert "sbm-small" not in (board_map.get_attribute("class") or "")
+        shot(board_map, "after-big-map-zoomed.png")
