@@ -67,6 +67,7 @@ def load_ipython_extension(ip: Any) -> None:
     ip.register_magics(magics)
     ip.display_formatter.ipython_display_formatter.for_type_by_name(*_JOB_TYPE,
                                                                      magics.display_job)
+    ip.events.register("post_execute", displays.resend_from_threads)
 
 
 def unload_ipython_extension(ip: Any) -> None:
@@ -74,6 +75,11 @@ def unload_ipython_extension(ip: Any) -> None:
     # Destroy first, so the outputs on screen end showing the jobs as destroyed.
     registry.destroy_all("Notebook extension unloaded.")
     displays.finish_all("Notebook extension unloaded.")
+    displays.resend_from_threads()
+    try:
+        ip.events.unregister("post_execute", displays.resend_from_threads)
+    except ValueError:  # not registered (loaded by an older version before a reload)
+        pass
     registry.close_all()
     magics = _loaded(ip)
     for formatter in (ip.display_formatter.ipython_display_formatter,

@@ -322,19 +322,21 @@ def _static_bundle(job: Any, reason: str | None = None) -> dict[str, Any]:
     return {"text/html": job_html(view), "text/plain": job_text(view)}
 
 
-def display_job(job: Any, *, widget: bool) -> None:
-    """Display ``job`` with a display id, so that its output ends as a true final view."""
+def display_job(job: Any, *, widget: bool) -> str | None:
+    """Display ``job`` with a display id, so that its output ends as a true final view.
+
+    Returns the display id (``None`` for a job that already ended: shown static).
+    """
     if widget:
-        job_widget(job)._ipython_display_()
-        return
+        return job_widget(job).show()
     from spalloc_nb._displays import displays, show_static
 
     if not job.snapshot.state.is_live:
         show_static(_static_bundle(job))
-        return
-    show(job, _static_bundle(job), lambda reason: _static_bundle(job, reason))
+        return None
+    display_id = show(job, _static_bundle(job), lambda reason: _static_bundle(job, reason))
     if not registry.owns(job):
-        return
+        return display_id
 
     def ended(changed: Any) -> None:
         if not changed.snapshot.state.is_live:
@@ -342,3 +344,4 @@ def display_job(job: Any, *, widget: bool) -> None:
 
     remove = job.add_state_listener(ended)
     registry.add_closer(ended, remove)
+    return display_id

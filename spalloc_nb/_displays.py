@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["WIDGET_VIEW", "Displays", "displays", "show", "show_static"]
+__all__ = ["WIDGET_VIEW", "Displays", "displays", "new_display_id", "show", "show_static"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -31,6 +31,10 @@ class Displays:
         self._lock = threading.Lock()
         # id(key) -> (display ids, final bundle maker); the key's owner keeps it alive
         self._live: dict[int, tuple[list[str], Final]] = {}
+        # Final views sent from a background thread, sent again from the next cell's end:
+        # an update from a thread has no cell as parent, and nbclient (so a notebook run
+        # headless and saved) only applies updates that belong to a cell.
+        self._from_threads: list[tuple[list[str], dict[str, Any]]] = []
 
     def add(self, key: object, display_id: str, final: Final) -> None:
         """Remember that ``display_id`` shows ``key`` live until :meth:`finish`."""
@@ -38,6 +42,20 @@ class Displays:
             ids, _old = self._live.get(id(key), ([], final))
             ids.append(display_id)
             self._live[id(key)] = (ids, final)
+
+    def discard(self, key: object, display_id: str) -> None:
+        """Stop updating one output of ``key`` (e.g. a progress view that was cleared)."""
+        with self._lock:
+            entry = self._live.get(id(key))
+            if entry is not None and display_id in entry[0]:
+                entry[0].remove(display_id)
+
+    def resend_from_threads(self, *_args: Any) -> None:
+        """Send again, from this cell, the final views a background thread sent."""
+        with self._lock:
+            pending, self._from_threads = self._from_threads, []
+        for ids, bundle in pending:
+            _update(ids, bundle)
 
     def ids(self, key: object) -> list[str]:
         """The live display ids of ``key``."""
@@ -67,6 +85,9 @@ class Displays:
             return False
         bundle.pop(WIDGET_VIEW, None)
         _update(ids, bundle)
+        if threading.current_thread() is not threading.main_thread():
+            with self._lock:
+                self._from_threads.append((ids, bundle))
         return True
 
 
@@ -87,10 +108,15 @@ def show(key: object, bundle: dict[str, Any], final: Final,
     """Display ``bundle`` with a new display id that :meth:`Displays.finish` can replace."""
     from IPython.display import display
 
-    display_id = f"spalloc-{uuid.uuid4().hex}"
+    display_id = new_display_id()
     displays.add(key, display_id, final)
     display(bundle, raw=True, metadata=metadata or None, display_id=display_id)
     return display_id
+
+
+def new_display_id() -> str:
+    """A display id of ours (``spalloc-<hex>``)."""
+    return f"spalloc-{uuid.uuid4().hex}"
 
 
 def show_static(bundle: dict[str, Any]) -> None:

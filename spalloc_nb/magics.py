@@ -159,7 +159,7 @@ class SpallocMagics(Magics):
             values["hostname"], values["port"] = self._last_server
         return SimpleNamespace(**values)
 
-    def _remember_server(self, args: Any) -> None:
+    def _remember_server(self, args: Any, tokens: list[str]) -> None:
         """Remember a server named on this command; say once when a remembered one is used."""
         hostname, port = getattr(args, "hostname", None), getattr(args, "port", None)
         if not hostname:
@@ -167,8 +167,9 @@ class SpallocMagics(Magics):
         server = (str(hostname), int(port)) if port is not None else None
         if server is None:
             return
-        if server == self._last_server:
-            # Used because it was remembered (or named again): say so the first time.
+        named = any(t.split("=")[0] in _SERVER_OPTIONS for t in tokens)
+        if server == self._last_server and not named:
+            # Used because it was remembered: say so the first time.
             if not self._last_server_said:
                 self._last_server_said = True
                 where = ("the built-in emulator" if _is_local(server[0])
@@ -177,6 +178,8 @@ class SpallocMagics(Magics):
                       "(--hostname/--port or %config SpallocMagics.hostname to change)",
                       file=sys.stderr)
             return
+        if server == self._last_server:
+            return  # named again: nothing new to remember or to say
         # Named on this command: remembered, unless it is the configured one anyway.
         self._last_server = None if server == self._base_server else server
         self._last_server_said = False
@@ -328,10 +331,11 @@ class SpallocMagics(Magics):
 
     def _show_progress(self, job: Any) -> Any:
         """Show the job while a blocking wait goes on; returns a display handle or ``None``."""
-        from IPython.display import display
+        from IPython.display import DisplayHandle
 
         if self._widgets_enabled():
-            return display(self.format_job(job), raw=True, display_id=True)
+            display_id = _api.display_job(job, widget=True)
+            return None if display_id is None else DisplayHandle(display_id)
         snapshot = getattr(job, "snapshot", None)
         state = getattr(getattr(snapshot, "state", None), "name", "waiting")
         print(f"Job {job.id}: {state}, waiting until ready...", file=sys.stderr)
@@ -355,7 +359,7 @@ class SpallocMagics(Magics):
 
     def _line(self, tokens: list[str]) -> Any:
         args = self._alloc_parser(cell=False).parse_args(tokens)
-        self._remember_server(args)
+        self._remember_server(args, tokens)
         job = self._create(args)
         if args.wait:
             try:
@@ -365,6 +369,9 @@ class SpallocMagics(Magics):
                 raise
             if handle is not None:
                 # The result below shows the job; drop the progress view to avoid a twin.
+                from spalloc_nb._displays import displays
+
+                displays.discard(job, handle.display_id)
                 handle.update({"text/plain": ""}, raw=True)
         if args.name:
             self._shell.user_ns[args.name] = job
@@ -373,7 +380,7 @@ class SpallocMagics(Magics):
     def _cell(self, tokens: list[str], cell: str) -> None:
         __tracebackhide__ = True  # IPython hides this frame in tracebacks
         args = self._alloc_parser(cell=True).parse_args(tokens)
-        self._remember_server(args)
+        self._remember_server(args, tokens)
         name = args.name or self.default_name
         if not name.isidentifier():
             raise UsageError(f"--name {name!r} is not a valid variable name")
@@ -444,7 +451,7 @@ class SpallocMagics(Magics):
             forms.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
                                type=int)
         args = parser.parse_args(argv)
-        self._remember_server(args)
+        self._remember_server(args, argv)
         try:
             server = server_settings(args)
         except ValueError as exc:
@@ -517,6 +524,9 @@ _VALUED = {"--hostname", "-H", "--port", "-P", "--timeout", "--owner", "--keepal
            "-t", "--min-ratio", "--max-dead-boards", "--max-dead-links", "--resume", "-r"}
 
 
+_SERVER_OPTIONS = {"--hostname", "-H", "--port", "-P", "--local"}
+
+
 def _subcommand_first(tokens: list[str]) -> list[str]:
     """Move a subcommand written after options to the front; anything else is unchanged."""
     i = 0
@@ -580,8 +590,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def _destroy(job: Any, reason: str) -> None:
+    from spalloc_nb._displays import displays
+
     registry.release_job(job)
     try:
         job.destroy(reason)
     except Exception:  # destroy is best effort here; the keepalive frees the boards anyway
         pass
+    # Now, from this cell: the job's outputs end as its final view (saved with the cell).
+    displays.finish(job, reason)

@@ -181,7 +181,8 @@ def test_result_has_three_renderings_and_buttons_work_between_cells(
     results: list[dict[str, Any]] = []
 
     def hook(msg: dict[str, Any]) -> None:
-        if msg["msg_type"] == "execute_result":
+        # Displayed with a display id (so it can end as a final view), not as a result.
+        if msg["msg_type"] in ("execute_result", "display_data"):
             results.append(msg["content"]["data"])
 
     kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30,
@@ -279,6 +280,9 @@ def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
         nbformat.v4.new_code_cell("%load_ext spalloc_nb"),
         nbformat.v4.new_code_cell("job = %spalloc 1 --wait\njob"),
         nbformat.v4.new_code_cell("%spalloc machine m4x2"),
+        nbformat.v4.new_code_cell("other = %spalloc 1 --wait\nother"),
+        nbformat.v4.new_code_cell("other.destroy('Done with it.')"),
+        nbformat.v4.new_code_cell("%%spalloc 1\nprint(job.id)"),
         nbformat.v4.new_code_cell("%unload_ext spalloc_nb"),
     ])
     NotebookClient(book, timeout=60, kernel_name="python3",
@@ -291,6 +295,12 @@ def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
     assert "application/vnd.jupyter.widget-view+json" not in map_output["data"]
     assert "no longer live: Notebook extension unloaded" in map_output["data"]["text/html"]
     assert map_output["data"]["text/html"].count("<polygon") == 24
+    # Destroyed by a later cell (through the job's listener thread): saved as destroyed.
+    other_output = book.cells[3].outputs[-1]
+    assert "destroyed: Done with it" in other_output["data"]["text/plain"]
+    # The job of a %%spalloc cell ends with the cell, and so does its output.
+    cell_job = book.cells[5].outputs[0]
+    assert "destroyed: Cell finished" in cell_job["data"]["text/plain"]
 
 
 def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(kernel: Kernel,
@@ -330,3 +340,27 @@ def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(kernel: Kernel,
     # Long before the 20 s cell ends (the bound is generous for a loaded 2-core box).
     assert destroyed < 10
     kernel.manager.interrupt_kernel()
+
+
+def test_a_job_destroyed_elsewhere_ends_its_output(kernel: Kernel, emulator: Emulator) -> None:
+    """The job's listener thread replaces the output: no cell runs when the job ends."""
+    shown: list[dict[str, Any]] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "display_data":
+            shown.append(msg["content"])
+
+    kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30,
+                                      output_hook=hook)
+    (live,) = shown
+    job_id = int(live["data"]["text/plain"].split(":")[0].split()[1])
+    drain_iopub(kernel, 1.0)
+    from spalloc.client import ProtocolClient
+
+    with ProtocolClient(emulator.host, emulator.port, timeout=10) as other:
+        other.destroy_job(job_id, "Taken back by the admin.")
+    updates = [m["content"] for m in drain_iopub(kernel)
+               if m["msg_type"] == "update_display_data"]
+    assert [u["transient"]["display_id"] for u in updates] == [live["transient"]["display_id"]]
+    assert updates[0]["data"]["text/plain"].startswith(
+        f"Job {job_id} \u2014 destroyed: Taken back by the admin")

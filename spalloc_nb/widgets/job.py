@@ -284,13 +284,17 @@ class JobWidget(widgets.VBox):
         view = final_view(self.view, reason)
         return {"text/html": job_html(view), "text/plain": job_text(view)}
 
-    def _ipython_display_(self) -> None:
-        # A display id per output, so the output can be replaced by the final view.
+    def show(self) -> str | None:
+        """Display this widget with a display id; returns it (``None``: the job ended)."""
         if not self.view.live:
             view = final_view(self.view, self.view.reason or "Job ended.")
             show_static({"text/html": job_html(view), "text/plain": job_text(view)})
-            return
-        show(self._job, self._repr_mimebundle_(), self.final_bundle)
+            return None
+        return show(self._job, self._repr_mimebundle_(), self.final_bundle)
+
+    def _ipython_display_(self) -> None:
+        # A display id per output, so the output can be replaced by the final view.
+        self.show()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}
