@@ -224,6 +224,7 @@ def job_html(view: JobView) -> str:
         ("State", _badge(view.state)),
     ]
     rows.append(("Power", esc(view.power)))
+    rows.extend((esc(label), esc(value)) for label, value in view.extra.items())
     rows.extend((label, esc(value)) for label, value in _timing_rows(view))
     shown_boards = view.boards if view.live else (view.held or view.boards)
     if shown_boards:
@@ -237,7 +238,8 @@ def job_html(view: JobView) -> str:
         keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
         rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
     # Rows that only a live view may show; a disconnected front end hides them.
-    live_only = {"State", "Power", "Keepalive", "Ready since"} if view.live else set()
+    live_only = {"State", "Power", "Keepalive", "Ready since", *view.extra} if view.live \
+        else set()
     live_class = ' class="spalloc-live-row"'
     body = "".join(
         f'<tr{live_class if label in live_only else ""}>'

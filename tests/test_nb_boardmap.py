@@ -423,8 +423,11 @@ def test_for_a_queued_job_the_map_appears_once_it_is_allocated(
         try:
             widget = BoardMap.for_job(job)
             maps.append(widget)
-            assert widget.status == f"job {job.id} is not allocated yet"
-            assert widget.boards == []
+            # Queued: the map shows the machine it waits for and the job holding it.
+            assert widget.status == (f"live; job {job.id} is queued for board1: "
+                                     "the jobs shown hold its boards")
+            assert widget.machine == "board1" and len(widget.boards) == 3
+            assert [j["id"] for j in widget.jobs] == [blocker]
             client.destroy_job(blocker)
             wait_for(lambda: widget.machine == "board1" and widget.status == "live")
             wait_for(lambda: [j["id"] for j in widget.jobs] == [job.id])

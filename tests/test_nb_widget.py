@@ -314,3 +314,19 @@ def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulat
         wait_for(lambda: any(j.get("id") == job.id for j in summary.board_map.jobs))
     finally:
         summary.board_map.close()
+
+
+def test_a_queued_job_says_what_it_waits_for(make_job: Callable[..., Job],
+                                             other: ProtocolClient,
+                                             comms: list[RecordingComm]) -> None:
+    blocker = other.create_job(owner="hal", keepalive=60, machine="board1")
+    first = make_job(machine="board1")
+    second = make_job(machine="board1")
+    try:
+        widget = JobWidget(second)
+        wait_for(lambda: "Waiting" in widget._summary.value)
+        assert "free boards on board1; 1 queued job ahead (checked " in widget._summary.value
+        assert first.state is JobState.queued and widget.state == "queued"
+        widget.close()
+    finally:
+        other.destroy_job(blocker)

@@ -549,6 +549,7 @@ class _Follower:
         self._locations: dict[Board, list[int] | None] = {}
         #: how many times the traits were recomputed from the server (for tests)
         self.refreshes = 0
+        self._watching: str | None = None  # the machine a queued job waits for
         self._threads = [
             threading.Thread(target=self._follow_loop, name=f"spalloc-boardmap-follow-{port}",
                              daemon=True),
@@ -731,23 +732,36 @@ class _Follower:
         jobs = client.list_jobs()
         self.refreshes += 1
         name = self._machine_name
+        queued_for: str | None = None
         if name is None and self._job_id is not None:
             # A queued job: its machine is known once it is allocated.
-            name = next((j.allocated_machine_name for j in jobs if j.job_id == self._job_id),
-                        None)
+            mine = next((j for j in jobs if j.job_id == self._job_id), None)
+            name = None if mine is None else mine.allocated_machine_name
             if name is None:
-                self._set(status=f"job {self._job_id} is not allocated yet")
-                return False
-            self._machine_name = name
-            client.notify_machine(name)
+                # Meanwhile, show the machine it waits for and what holds that machine.
+                queued_for = _requested_machine(mine, machines)
+                if queued_for is None:
+                    self._set(status=f"job {self._job_id} is not allocated yet")
+                    return False
+                if queued_for != self._watching:
+                    client.notify_machine(queued_for)
+                    self._watching = queued_for
+                name = queued_for
+            else:
+                self._machine_name = name
+                client.notify_machine(name)
         entry = next((m for m in machines if m.name == name), None)
         if entry is None:
             self._set(status=f"no machine named {name!r} on the server", jobs=[])
             return False
         boards = self._board_records(client, entry)
         status = "live"
+        if queued_for is not None:
+            status = (f"live; job {self._job_id} is queued for {queued_for}: "
+                      "the jobs shown hold its boards")
         extra: dict[str, Any] = {}
-        if self._job_id is not None and not any(j.job_id == self._job_id for j in jobs):
+        if self._job_id is not None and queued_for is None and \
+                not any(j.job_id == self._job_id for j in jobs):
             # The followed job ended: say so, and forget answers that still name it.
             status = f"live; job {self._job_id} has ended and holds no boards"
             if self._widget.answer.get("job_id") == self._job_id:
@@ -816,6 +830,18 @@ class _Follower:
             for name, value in values.items():
                 if getattr(widget, name) != value:
                     setattr(widget, name, value)
+
+
+def _requested_machine(job: Any, machines: Any) -> str | None:
+    """The machine a queued job waits for: the one it named, else the first its tags fit."""
+    if job is None:
+        return None
+    kwargs = getattr(job, "kwargs", None) or {}
+    named = kwargs.get("machine")
+    if isinstance(named, str):
+        return named
+    tags = set(kwargs.get("tags") or ("default",))
+    return next((m.name for m in machines if tags <= set(m.tags)), None)
 
 
 def _pairs(connections: Any) -> Iterable[tuple[tuple[int, int], str]]:

@@ -28,7 +28,8 @@ from spalloc_nb._registry import registry
 if TYPE_CHECKING:
     from spalloc.models import JobSnapshot
 
-__all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class"]
+__all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class",
+           "queue_note"]
 
 _LIVE = ("queued", "power", "ready")
 _HERE = Path(__file__).resolve().parent
@@ -49,6 +50,26 @@ def answer_on_frontend_subshell(widget: Any) -> None:
     comm = getattr(widget, "comm", None)
     if comm is not None and hasattr(comm, "_reply_subshell_for"):
         comm._reply_subshell_for = lambda _data, default: default
+
+
+def queue_note(hostname: str, port: int, job_id: int, timeout: float = 5.0) -> str:
+    """What a queued job waits for: the machine and the queued jobs ahead of it."""
+    from spalloc.client import ProtocolClient
+
+    with ProtocolClient(hostname, port, timeout=timeout) as client:
+        jobs = client.list_jobs()
+        machines = client.list_machines()
+    mine = next((j for j in jobs if j.job_id == job_id), None)
+    if mine is None:
+        return "the server no longer lists this job"
+    from spalloc_nb.widgets.boardmap import _requested_machine
+
+    machine = _requested_machine(mine, machines)
+    ahead = sum(1 for j in jobs if j.state is JobState.queued and j.job_id < job_id
+                and (machine is None or _requested_machine(j, machines) == machine))
+    where = f" on {machine}" if machine else ""
+    return (f"free boards{where}; {ahead} queued job{'s' if ahead != 1 else ''} ahead "
+            f"(checked {time.strftime('%H:%M:%S')})")
 
 
 class JobStatus(anywidget.AnyWidget):
@@ -93,6 +114,8 @@ class JobWidget(widgets.VBox):
         self._seen_waiting = False
         self._view: JobView | None = None
         self._held: tuple[tuple[int, int, int], ...] = ()
+        self._queue_note: str | None = None
+        self._probing = False
         self._remove_listener: Callable[[], None] | None = None
 
         self._summary = JobStatus()
@@ -158,6 +181,8 @@ class JobWidget(widgets.VBox):
 
     def _on_job_change(self, job: Any) -> None:
         # Called on the job's background thread: assign traits only.
+        if job.snapshot.state is JobState.queued:
+            self._queue_note = None  # ask again: the queue may have moved
         self._apply(job.snapshot)
 
     def _apply(self, snapshot: JobSnapshot) -> None:
@@ -181,6 +206,9 @@ class JobWidget(widgets.VBox):
             self._destroy.disabled = not view.live
             if not view.live:
                 self._confirm.layout.display = "none"
+        if view.state == "queued" and self._queue_note is None:
+            self._queue_note = ""  # asked once per state change (see _on_job_change)
+            self._probe_queue()
         if not view.live:
             # The job is over: its outputs become the final static view, for good.
             displays.finish(self._job, view.reason or "Job ended.")
@@ -194,8 +222,35 @@ class JobWidget(widgets.VBox):
             self._ready_at = now
             if self._seen_waiting and snapshot.start_time is not None:
                 self._queued_for = max(0.0, now - snapshot.start_time)
-        return job_view(snapshot, ready_at=self._ready_at, queued_for=self._queued_for,
+        view = job_view(snapshot, ready_at=self._ready_at, queued_for=self._queued_for,
                         emulated=self._emulated)
+        if state is JobState.queued and self._queue_note:
+            view = replace(view, extra={"Waiting": self._queue_note})
+        return view
+
+    def _probe_queue(self) -> None:
+        """Find out (on a thread of its own) what the queued job waits for, and behind whom.
+
+        Asked again at each state change of the job; the note says when it was checked.
+        """
+        with self._lock:
+            if self._probing:
+                return
+            self._probing = True
+
+        def probe() -> None:
+            try:
+                client = self._job.client
+                note = queue_note(client.hostname, client.port, int(self._job.id))
+            except Exception as exc:  # a note, not a failure: the job itself is fine
+                note = f"unknown ({type(exc).__name__}: {exc})"
+            finally:
+                with self._lock:
+                    self._probing = False
+            self._queue_note = note
+            self._apply(self._job.snapshot)
+
+        threading.Thread(target=probe, name="spalloc-nb-queue", daemon=True).start()
 
     # -- actions (the buttons call these) -------------------------------------------------
 
