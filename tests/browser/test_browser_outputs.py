@@ -237,3 +237,49 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
         page.wait_for_timeout(300)
         assert "sbm-small" not in (board_map.get_attribute("class") or "")
         shot(board_map, "after-big-map-zoomed.png")
+
+
+def test_saved_widget_state_reopened_without_its_kernel_is_not_live(
+        lab: LabServer, lab_emulator: Any, browser: Any) -> None:
+    """With "save widget state" on, a reopened widget is drawn from saved state: not live."""
+    import json
+
+    from playwright.sync_api import expect
+
+    settings = lab.home / "settings/@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"saveState": True}))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        name = write_notebook(lab, "state.ipynb", [
+            "%load_ext spalloc_nb",
+            "job = %spalloc 1 --wait --name job\njob",
+            "%spalloc machine m4x2",
+        ])
+        notebook = Notebook(page, lab, name).open()
+        notebook.run_all(timeout=120)
+        expect(notebook.output(1).locator(".spalloc-job")).to_contain_text("ready")
+        expect(notebook.output(2).locator(".sbm-status")).to_contain_text("live")
+        notebook.command("docmanager:save")
+        page.wait_for_timeout(1500)
+        saved = json.loads((lab.root_dir / name).read_text())
+        assert saved["metadata"].get("widgets"), "the widget state was saved"
+        # Shut the kernel down and leave without saving again: the file keeps the state
+        # saved while the job was live.
+        page.evaluate("() => window.jupyterapp.serviceManager.kernels.shutdownAll()")
+        page.close()
+        wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 30)
+
+        page = context.new_page()
+        reopened = Notebook(page, lab, name).open()
+        status = reopened.output(1).locator(".spalloc-job-status")
+        expect(status.locator(".spalloc-job-disconnected")).to_be_visible(timeout=30_000)
+        expect(status.locator(".spalloc-live-row").first).to_be_hidden()
+        expect(reopened.output(2).locator(".sbm-status")).to_contain_text("not live")
+        assert "model not found" not in page.locator(".jp-Notebook").inner_text()
+        shot(page.locator(".jp-Notebook"), "after-reopened-saved-widget-state.png")
+    finally:
+        settings.unlink()
+        context.close()
