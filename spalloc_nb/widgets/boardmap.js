@@ -133,6 +133,31 @@ export function isDisconnected(el) {
   return false;
 }
 
+const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
+
+/** Replace every output of the notebook that shows widget `modelId` (see jobstatus.js). */
+export function replaceOutputs(manager, modelId, data) {
+  const notebook = manager && manager.context && manager.context.model;
+  const cells = notebook && notebook.cells;
+  if (!modelId || !cells || typeof cells.get !== "function") return 0;
+  let replaced = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const outputs = cells.get(i).outputs;
+    if (!outputs || typeof outputs.get !== "function") continue;
+    for (let j = 0; j < outputs.length; j++) {
+      const output = outputs.get(j);
+      const view = output && output.data && output.data[WIDGET_VIEW];
+      if (view && view.model_id === modelId) {
+        outputs.set(j, { output_type: "display_data", data, metadata: {} });
+        replaced += 1;
+      }
+    }
+  }
+  return replaced;
+}
+
+const escapeHtml = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
 /** Draw the map into `el`; returns a cleanup function (anywidget render contract). */
 function render({ model, el }) {
   const doc = el.ownerDocument;
@@ -526,6 +551,44 @@ function render({ model, el }) {
   };
   model.on("comm_live_update", drawStatus);
   const later = setTimeout(watch, 0); // containers are attached after this view renders
+
+  // A notebook saved after the kernel went away keeps the last picture as static SVG
+  // (colours inlined, since the stylesheet is not saved), not a widget view that a
+  // reopened notebook could only show as "model not found".
+  const saveStatic = () => {
+    if (!isDisconnected(el)) return;
+    const picture = svg.cloneNode(true);
+    const view = doc.defaultView;
+    const originals = svg.querySelectorAll("polygon, line, text, circle");
+    picture.querySelectorAll("polygon, line, text, circle").forEach((node, i) => {
+      const style = view.getComputedStyle(originals[i]);
+      for (const prop of ["fill", "stroke", "stroke-width", "opacity", "display", "font-size",
+        "vector-effect", "text-anchor", "dominant-baseline"]) {
+        const value = style.getPropertyValue(prop);
+        if (value) node.setAttribute(prop, value);
+      }
+    });
+    picture.removeAttribute("class");
+    const natural = svg.style.getPropertyValue("--sbm-natural") || "900px";
+    picture.setAttribute("style", `display:block;width:100%;max-width:${natural}`);
+    const name = model.get("machine") || "board map";
+    const note = `${name}: this map lost its kernel (restart or shutdown) before ` +
+      `${new Date().toTimeString().slice(0, 8)}; the picture is its last update, not live.`;
+    const jobs = (model.get("jobs") || []).map((j) =>
+      `<li>${escapeHtml(j.key)}: job ${j.id} \u00b7 ${escapeHtml(j.owner)} \u00b7 ` +
+      `${j.boards.length} board${j.boards.length === 1 ? "" : "s"}</li>`).join("");
+    replaceOutputs(model.widget_manager, model.get("box_id"), {
+      "text/html": `<div><p><strong>${escapeHtml(note)}</strong></p>${picture.outerHTML}` +
+        `<ul style="list-style:none;padding:0">${jobs}</ul></div>`,
+      "text/plain": note,
+    });
+  };
+  const context = model.widget_manager && model.widget_manager.context;
+  const saving = context && context.saveState;
+  const onSave = (_sender, state) => {
+    if (state === "started") saveStatic();
+  };
+  if (saving && typeof saving.connect === "function") saving.connect(onSave);
   const Resize = doc.defaultView && doc.defaultView.ResizeObserver;
   const resized = Resize ? new Resize(() => sizeLabels()) : null;
   if (resized) resized.observe(viewport);
@@ -538,6 +601,7 @@ function render({ model, el }) {
 
   return () => {
     clearTimeout(later);
+    if (saving && typeof saving.disconnect === "function") saving.disconnect(onSave);
     if (resized) resized.disconnect();
     watched.disconnect();
     model.off("comm_live_update", drawStatus);

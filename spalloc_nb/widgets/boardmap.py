@@ -242,6 +242,9 @@ class BoardMap(anywidget.AnyWidget):
     #: the server's where-is answer for the last query, ``{"query", ...}`` or ``{"error"}``
     answer = traitlets.Dict().tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
+    #: model id of the box this map is shown in (its outputs are made static when a
+    #: notebook is saved after the kernel went away)
+    box_id = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, machine_name: str | None = None, server: Any = None,
                  **kwargs: Any) -> None:
@@ -298,6 +301,7 @@ class BoardMap(anywidget.AnyWidget):
         if box is None or box.comm is None:
             box = self._box = ipywidgets.VBox([self])
             box.add_class("spalloc-map-box")
+            self.box_id = box.model_id
             from spalloc_nb.widgets.job import answer_on_frontend_subshell
 
             answer_on_frontend_subshell(box)

@@ -83,6 +83,9 @@ class JobStatus(anywidget.AnyWidget):
     busy = Unicode("").tag(sync=True)
     #: counts the clicks the kernel has handled; the front end clears its "sent" note
     ack = Int(0).tag(sync=True)
+    #: model id of the job widget shown in outputs (its outputs are made static when a
+    #: notebook is saved after the kernel went away)
+    root_id = Unicode("").tag(sync=True)
 
 
 def board_map_class() -> Any:
@@ -156,6 +159,7 @@ class JobWidget(widgets.VBox):
         # The stylesheet (shipped with the status panel) greys the widget out when the
         # front end loses its kernel.
         self.add_class("spalloc-job-widget")
+        self._summary.root_id = self.model_id
         for child in (self, self._summary, self._power_on, self._power_off, self._reset,
                       self._destroy, self._confirm_yes, self._confirm_no, self._map_button):
             answer_on_frontend_subshell(child)

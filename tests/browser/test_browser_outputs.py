@@ -119,6 +119,21 @@ def test_restart_then_shutdown_save_and_reopen(lab: LabServer, lab_emulator: Any
     expect(board_map.locator(".sbm-status")).to_contain_text("not live", timeout=15_000)
     shot(notebook.output(1), "after-restart-disconnected.png")
 
+    # Saved after the restart and reopened: static outputs that claim nothing live.
+    notebook.command("docmanager:save")
+    page.wait_for_timeout(1500)
+    saved = (lab.root_dir / name).read_text()
+    assert "application/vnd.jupyter.widget-view+json" not in saved
+    notebook = Notebook(page, lab, name).open()
+    expect(notebook.output(1)).to_contain_text("state unknown: this output lost its kernel",
+                                               timeout=30_000)
+    expect(notebook.output(2)).to_contain_text("the picture is its last update, not live")
+    expect(notebook.output(2).locator("svg polygon")).to_have_count(24)
+    text = page.locator(".jp-Notebook").inner_text()
+    assert "model not found" not in text and "ready" not in text
+    shot(page.locator(".jp-Notebook"), "after-restart-saved-reopened.png")
+    widget = notebook.output(1).locator(".spalloc-job-widget")
+
     # Run again, shut the kernel down, save, reopen: the final static views are shown.
     notebook.run_all(timeout=120)
     expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=30_000)

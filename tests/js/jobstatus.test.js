@@ -107,3 +107,44 @@ test("a click the kernel does not answer is said to be waiting for it", async ()
   assert.equal(el.querySelector(".spalloc-job-progress").textContent, mod.queuedText("Power off"));
   cleanup();
 });
+
+function fakeNotebook(outputsPerCell) {
+  const cells = outputsPerCell.map((outs) => {
+    const list = [...outs];
+    return { outputs: { get length() { return list.length; }, get: (j) => list[j], set: (j, v) => { list[j] = { type: v.output_type, data: v.data }; }, list } };
+  });
+  return { context: { model: { cells: { length: cells.length, get: (i) => cells[i] } } }, cells };
+}
+
+test("replaceOutputs swaps only the outputs showing that widget", () => {
+  const view = (id) => ({ data: { "application/vnd.jupyter.widget-view+json": { model_id: id }, "text/plain": "live" } });
+  const manager = fakeNotebook([[view("a"), { data: { "text/plain": "other" } }], [], [view("b"), view("a")]]);
+  const n = mod.replaceOutputs(manager, "a", { "text/plain": "final" });
+  assert.equal(n, 2);
+  assert.deepEqual(manager.cells[0].outputs.list[0].data, { "text/plain": "final" });
+  assert.equal(manager.cells[0].outputs.list[1].data["text/plain"], "other");
+  assert.equal(manager.cells[2].outputs.list[0].data["text/plain"], "live");
+  assert.equal(mod.replaceOutputs({}, "a", {}), 0, "no document context: nothing to do");
+});
+
+test("saved while disconnected: the output becomes static, without live rows", async () => {
+  const dom = new JSDOM("<!doctype html><body><div class='spalloc-job-widget' id='box'><div id='out'></div></div></body>");
+  const el = dom.window.document.getElementById("out");
+  const manager = fakeNotebook([[{ data: { "application/vnd.jupyter.widget-view+json": { model_id: "root" } } }]]);
+  const slots = [];
+  manager.context.saveState = { connect: (s) => slots.push(s), disconnect: (s) => slots.splice(slots.indexOf(s), 1) };
+  const model = fakeModel({ value: LIVE, busy: "", ack: 0, root_id: "root" });
+  model.widget_manager = manager;
+  const cleanup = mod.default.render({ model, el });
+  for (const slot of slots) slot(null, "started"); // connected: nothing changes
+  assert.ok(manager.cells[0].outputs.list[0].data["application/vnd.jupyter.widget-view+json"]);
+  dom.window.document.getElementById("box").classList.add("jupyter-widgets-disconnected");
+  for (const slot of slots) slot(null, "started");
+  const saved = manager.cells[0].outputs.list[0].data;
+  assert.equal(saved["application/vnd.jupyter.widget-view+json"], undefined);
+  assert.match(saved["text/plain"], /^Job 3 — state unknown: this output lost its kernel/);
+  assert.doesNotMatch(saved["text/html"], /ready/);
+  assert.match(saved["text/html"], /Boards/);
+  cleanup();
+  assert.equal(slots.length, 0);
+});
