@@ -474,7 +474,9 @@ class SpallocMagics(Magics):
                         registry.release_job(job)  # nothing left to destroy at exit
                 return message
             if name == "where-is":
-                return _api.where_is(**_where_kwargs(args), **where)
+                kwargs = _where_kwargs(args)
+                _check_job_chip(kwargs)
+                return _api.where_is(**kwargs, **where)
             return self._existing_job(args)
         return None  # pragma: no cover - every subcommand returns above
 
@@ -546,6 +548,20 @@ def _is_local(hostname: str) -> bool:
     from spalloc._local import is_local
 
     return is_local(hostname)
+
+
+def _check_job_chip(kwargs: dict[str, Any]) -> None:
+    """A chip outside one of our jobs is an error (the server would wrap it around)."""
+    if "job_id" not in kwargs:
+        return
+    for job in registry.jobs():
+        if job.id != kwargs["job_id"]:
+            continue
+        width, height = job.snapshot.width, job.snapshot.height
+        x, y = kwargs["chip_x"], kwargs["chip_y"]
+        if width and height and not (0 <= x < width and 0 <= y < height):
+            raise UsageError(f"%spalloc where-is: chip ({x}, {y}) is outside job {job.id}, "
+                             f"which is {width}\u00d7{height} chips")
 
 
 def _where_kwargs(args: Any) -> dict[str, Any]:

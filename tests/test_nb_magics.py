@@ -283,6 +283,9 @@ def test_where_is_and_destroy(ip: InteractiveShell, emulator: Emulator) -> None:
     assert dict(table.rows)["Board coordinate"] == str((x, y, z))
     with pytest.raises(UsageError):
         ip.run_line_magic("spalloc", "where-is --chip m x 0")
+    # A one-board job is 8x8 chips: (99, 5) is outside it, not wrapped to (3, 5).
+    with pytest.raises(UsageError, match=r"chip \(99, 5\) is outside job"):
+        ip.run_line_magic("spalloc", f"where-is --job-chip {job.id} 99 5")
     message = ip.run_line_magic("spalloc", f"destroy {job.id} no longer needed")
     assert "destroyed" in str(message)
     assert not registry.owns(job)
