@@ -51,7 +51,8 @@ extensions = [
     "spalloc_data",  # docs/_ext: an entry for every public constant in an __all__
 ]
 
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+# screenshots/: the before-and-after pictures of the notebook work, for reviewers, not a page.
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "screenshots/README.md"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
 root_doc = "index"
 

@@ -4,7 +4,7 @@
 
 Each notebook runs top to bottom in a fresh kernel against the embedded emulator. The stored
 outputs are what GitHub and nbviewer show, so no widget state is saved (it would render blank
-offline): widgets fall back to the ``text/html`` summary next to them. ``04-admin.ipynb`` is
+offline): widget views are dropped and the ``text/html`` summary next to them is kept. ``04-admin.ipynb`` is
 also compared strictly by ``tests/test_notebooks.py``, so refresh it after changing a renderer.
 """
 
@@ -27,6 +27,12 @@ def refresh(path: Path) -> None:
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     book.metadata.pop("widgets", None)
+    # Without saved widget state a widget view can never be drawn again: keep only the
+    # static renderings next to it, so no front end tries (and says "model not found").
+    for cell in book.cells:
+        for output in cell.get("outputs", ()):
+            output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+            output.get("metadata", {}).pop("application/vnd.jupyter.widget-view+json", None)
     nbformat.write(book, path)
 
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from spalloc.emulator import Emulator
 
-__all__ = ["LOCAL_HOSTNAME", "EmulatedBoardsWarning", "local_emulator", "running_local_emulator"]
+__all__ = ["LOCAL_HOSTNAME", "EmulatedBoardsWarning", "default_owner", "local_emulator",
+           "running_local_emulator"]
 
 #: The hostname that selects the built-in emulator.
 LOCAL_HOSTNAME = "local"
@@ -26,6 +27,22 @@ class EmulatedBoardsWarning(UserWarning):
 def is_local(hostname: object) -> bool:
     """True if *hostname* asks for the built-in emulator."""
     return isinstance(hostname, str) and hostname.strip().lower() == LOCAL_HOSTNAME
+
+
+def default_owner(hostname: object, owner: str | None) -> str | None:
+    """The one owner rule for new jobs, shared by the library, the CLIs and the notebook.
+
+    The owner given (or configured) wins. With none, jobs on the built-in emulator belong
+    to ``<login>@local`` (nobody else shares it); a real server gets ``None``, and creating
+    a job there fails asking for an owner.
+    """
+    if owner:
+        return owner
+    if is_local(hostname):
+        import getpass
+
+        return f"{getpass.getuser()}@local"
+    return owner
 
 
 def local_emulator(*, stacklevel: int = 2) -> Emulator:

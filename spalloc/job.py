@@ -162,7 +162,8 @@ class Job:
         if timeout is not None and timeout < 0:
             raise ValueError("timeout must be None or a number of seconds >= 0")
 
-        from spalloc._local import is_local, local_emulator
+        from spalloc._local import default_owner, is_local, local_emulator
+        owner = default_owner(hostname, pick("owner", owner))
         if is_local(hostname):
             emulator = local_emulator(stacklevel=2)
             hostname, port = emulator.host, emulator.port

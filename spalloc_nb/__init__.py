@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spalloc_nb._api import destroy, job_widget, machine, machines, ps, where_is
+from spalloc_nb._displays import displays
 from spalloc_nb._registry import EXIT_BUDGET, registry
 
 if TYPE_CHECKING:
@@ -64,20 +65,29 @@ def load_ipython_extension(ip: Any) -> None:
     if magics not in ip.configurables:  # IPython < 9 does not add it by itself
         ip.configurables.append(magics)
     ip.register_magics(magics)
-    ip.display_formatter.mimebundle_formatter.for_type_by_name(*_JOB_TYPE, magics.format_job)
+    ip.display_formatter.ipython_display_formatter.for_type_by_name(*_JOB_TYPE,
+                                                                     magics.display_job)
+    ip.events.register("post_execute", displays.resend_from_threads)
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """Destroy the jobs the extension created, close its widgets, remove its magics."""
-    # Destroy first, so the widgets still on screen show the jobs as destroyed.
+    # Destroy first, so the outputs on screen end showing the jobs as destroyed.
     registry.destroy_all("Notebook extension unloaded.")
+    displays.finish_all("Notebook extension unloaded.")
+    displays.resend_from_threads()
+    try:
+        ip.events.unregister("post_execute", displays.resend_from_threads)
+    except ValueError:  # not registered (loaded by an older version before a reload)
+        pass
     registry.close_all()
     magics = _loaded(ip)
-    formatter = ip.display_formatter.mimebundle_formatter
-    try:
-        formatter.pop(".".join(_JOB_TYPE))
-    except KeyError:
-        pass
+    for formatter in (ip.display_formatter.ipython_display_formatter,
+                      ip.display_formatter.mimebundle_formatter):
+        try:
+            formatter.pop(".".join(_JOB_TYPE))
+        except KeyError:
+            pass
     if magics is not None:
         magics._spalloc_nb_active = False  # type: ignore[attr-defined]
         table = ip.magics_manager.magics

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spalloc_nb._config import ServerAddress, resolve_server
-from spalloc_nb._html import Table, job_html, job_text, job_view
+from spalloc_nb._displays import show
+from spalloc_nb._html import Table, final_view, job_html, job_text, job_view
 from spalloc_nb._registry import registry
 
 __all__ = [
     "MachineSummary",
     "Message",
     "destroy",
+    "display_job",
     "job_bundle",
     "job_widget",
     "machine",
@@ -52,27 +54,46 @@ class Message:
 
 @dataclass(frozen=True)
 class MachineSummary:
-    """One machine: its figures, its jobs, a text board map and (when available) a live map."""
+    """One machine: its figures, its jobs, a board map as text and SVG, and a live map.
+
+    The static HTML draws the same hexagons as the live map (inline SVG), so nbconvert,
+    nbviewer and GitHub show the machine as the notebook did.
+    """
 
     name: str
     details: Table
     jobs: Table
     board_map_text: str
     board_map: Any = field(default=None, compare=False)
+    board_map_svg: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.board_map_text}\n\n{self.jobs}"
 
     def _repr_html_(self) -> str:
-        return (f"<div>{self.details._repr_html_()}<pre>{html.escape(self.board_map_text)}</pre>"
-                f"{self.jobs._repr_html_()}</div>")
+        picture = self.board_map_svg or f"<pre>{html.escape(self.board_map_text)}</pre>"
+        return f"<div>{self.details._repr_html_()}{picture}{self.jobs._repr_html_()}</div>"
+
+    def _final_bundle(self, reason: str) -> dict[str, Any]:
+        # Only the map's last picture: the tables were true when shown, not at the end.
+        if self.board_map is None:
+            return {"text/html": self._repr_html_(), "text/plain": str(self)}
+        return self.board_map.final_bundle(reason)
+
+    def _ipython_display_(self) -> None:
+        # With a live map, a display id lets the output end as a static picture.
+        data = self._repr_mimebundle_()
+        if self.board_map is None:
+            from IPython.display import display
+
+            display(data, raw=True)
+            return
+        show(self.board_map, data, self._final_bundle)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.board_map is not None:
-            bundle = self.board_map._repr_mimebundle_(**kwargs) or {}
-            # anywidget answers (data, metadata); ipywidgets just data.
-            data.update(bundle[0] if isinstance(bundle, tuple) else bundle)
+            data.update(self.board_map.live_bundle())
         data["text/html"] = self._repr_html_()
         data["text/plain"] = str(self)
         return data
@@ -172,7 +193,16 @@ def machine(name: str, *, hostname: str | None = None, port: int | None = None,
     board_map = _board_map(name, address, owner) if live_map else None
     return MachineSummary(name, details,
                           Table(("Key", "Job ID", "Num boards", "Owner (Host)"), job_rows),
-                          text_map, board_map)
+                          text_map, board_map, _svg_map(found, jobs, owner))
+
+
+def _svg_map(found: Any, jobs: Any, owner: str | None) -> str:
+    try:
+        from spalloc_nb.widgets.boardmap import machine_records, static_html
+    except ImportError:  # no anywidget: the text map stands in
+        return ""
+    boards, records = machine_records(found, jobs, owner)
+    return static_html(found.name, boards, records, [list(lk) for lk in sorted(found.dead_links)])
 
 
 def _board_map(name: str, address: ServerAddress, owner: str | None) -> Any:
@@ -283,3 +313,35 @@ def job_bundle(job: Any, *, widget: bool) -> dict[str, Any]:
         return job_widget(job)._repr_mimebundle_()
     view = job_view(job.snapshot, emulated=_is_emulated(job))
     return {"text/html": job_html(view), "text/plain": job_text(view)}
+
+
+def _static_bundle(job: Any, reason: str | None = None) -> dict[str, Any]:
+    view = job_view(job.snapshot, emulated=_is_emulated(job))
+    if reason is not None or not view.live:
+        view = final_view(view, reason or view.reason or "Job ended.")
+    return {"text/html": job_html(view), "text/plain": job_text(view)}
+
+
+def display_job(job: Any, *, widget: bool) -> str | None:
+    """Display ``job`` with a display id, so that its output ends as a true final view.
+
+    Returns the display id (``None`` for a job that already ended: shown static).
+    """
+    if widget:
+        return job_widget(job).show()
+    from spalloc_nb._displays import displays, show_static
+
+    if not job.snapshot.state.is_live:
+        show_static(_static_bundle(job))
+        return None
+    display_id = show(job, _static_bundle(job), lambda reason: _static_bundle(job, reason))
+    if not registry.owns(job):
+        return display_id
+
+    def ended(changed: Any) -> None:
+        if not changed.snapshot.state.is_live:
+            displays.finish(job, changed.snapshot.reason or "Job ended.")
+
+    remove = job.add_state_listener(ended)
+    registry.add_closer(ended, remove)
+    return display_id

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JobView",
     "Table",
+    "final_view",
     "format_duration",
     "format_time",
     "job_html",
@@ -28,7 +29,8 @@ __all__ = [
     "table_text",
 ]
 
-_STATE_COLOURS = {"queued": "#1565c0", "power": "#b26a00", "ready": "#2e7d32",
+# Each at least 5:1 against the white badge text (WCAG AA asks 4.5:1).
+_STATE_COLOURS = {"queued": "#1565c0", "power": "#9a5b00", "ready": "#2e7d32",
                   "destroyed": "#c62828", "unknown": "#616161"}
 
 
@@ -54,6 +56,10 @@ class JobView:
     queued_for: float | None = None
     emulated: bool = False
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: the boards the job held before it ended (its final view lists them)
+    held: tuple[tuple[int, int, int], ...] = ()
+    #: True in the static view that replaces a live output for good
+    final: bool = False
 
     @property
     def live(self) -> bool:
@@ -110,6 +116,23 @@ def job_view(snapshot: JobSnapshot, *, ready_at: float | None = None,
     )
 
 
+def final_view(view: JobView, reason: str) -> JobView:
+    """The view that replaces a live output when it stops following the job.
+
+    A job that ended says why; one still alive as far as we know (its destroy was not
+    confirmed, or it is kept) is shown as ``unknown`` with ``reason``, never as live.
+    """
+    held = view.held or view.boards
+    if view.state == "destroyed":
+        return replace(view, held=held, final=True, reason=view.reason or reason,
+                       health="stopped")
+    if view.live:
+        note = f"{reason} This output no longer follows the job."
+        return replace(view, state="unknown", power="", reason=note, held=held, final=True,
+                       health="not followed")
+    return replace(view, held=held, final=True, reason=view.reason or reason)
+
+
 def format_time(stamp: float | None) -> str:
     """Local wall-clock time as ``YYYY-MM-DD HH:MM:SS`` (blank when unknown)."""
     if stamp is None:
@@ -140,9 +163,9 @@ def _size(view: JobView) -> str:
 
 def job_text(view: JobView) -> str:
     """One line of plain text, e.g. ``Job 7: ready, power on, 3 boards on m, 10.2.0.1 (...)``."""
+    if not view.live:
+        return _ended_text(view)
     parts = [view.state]
-    if view.state == "destroyed" and view.reason:
-        parts[0] = f"destroyed ({view.reason})"
     if view.power:
         parts.append(f"power {view.power}")
     if view.boards:
@@ -154,6 +177,22 @@ def job_text(view: JobView) -> str:
     ident = f" {view.job_id}" if view.job_id is not None else ""
     suffix = " [emulated]" if view.emulated else ""
     return f"{label}{ident}: {', '.join(parts)}{suffix}"
+
+
+def _ended_title(view: JobView) -> str:
+    ident = f"Job {view.job_id}" if view.job_id is not None else "Job"
+    reason = (view.reason or "").rstrip(".")
+    state = view.state if view.state != "unknown" or not view.final else "no longer followed"
+    return f"{ident} \u2014 {state}" + (f": {reason}" if reason else "")
+
+
+def _ended_text(view: JobView) -> str:
+    held = view.held or view.boards
+    text = _ended_title(view)
+    if held:
+        where = f" on {view.machine}" if view.machine else ""
+        text += f"; it held {len(held)} board{'s' if len(held) != 1 else ''}{where}"
+    return text + (" [emulated]" if view.emulated else "")
 
 
 def _timing_rows(view: JobView) -> list[tuple[str, str]]:
@@ -175,6 +214,8 @@ def job_html(view: JobView) -> str:
     """A self-contained HTML summary of a job (no scripts, inline styles only)."""
     esc = html.escape
     title = f"Job {view.job_id}" if view.job_id is not None else "Job"
+    if not view.live:
+        title = _ended_title(view)
     if view.emulated:
         title += " (emulated boards)"
     rows: list[tuple[str, str]] = [
@@ -182,28 +223,37 @@ def job_html(view: JobView) -> str:
         ("Machine", esc(view.machine or "")),
         ("State", _badge(view.state)),
     ]
-    if view.state == "destroyed":
-        rows.append(("Reason", esc(view.reason or "")))
     rows.append(("Power", esc(view.power)))
+    rows.extend((esc(label), esc(value)) for label, value in view.extra.items())
     rows.extend((label, esc(value)) for label, value in _timing_rows(view))
-    if view.boards:
-        boards = ", ".join(f"({x}, {y}, {z})" for x, y, z in view.boards)
-        rows.append(("Boards", f"{len(view.boards)}: {esc(boards)}"))
-    if view.hostname:
+    shown_boards = view.boards if view.live else (view.held or view.boards)
+    if shown_boards:
+        boards = ", ".join(f"({x}, {y}, {z})" for x, y, z in shown_boards)
+        label = "Boards" if view.live else "Boards held"
+        rows.append((label, f"{len(shown_boards)}: {esc(boards)}"))
+    if view.hostname and view.live:
         rows.append(("Hostname", f"<code>{esc(view.hostname)}</code>"))
         rows.append(("Size", esc(_size(view))))
-    keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
-    rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
+    if view.live:
+        keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
+        rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
+    # Rows that only a live view may show; a disconnected front end hides them.
+    live_only = {"State", "Power", "Keepalive", "Ready since", *view.extra} if view.live \
+        else set()
+    live_class = ' class="spalloc-live-row"'
     body = "".join(
-        f'<tr><th style="text-align:right;padding:1px 1em 1px 0">{label}</th>'
+        f'<tr{live_class if label in live_only else ""}>'
+        # A fixed label width: the values do not jump as rows come and go between states.
+        f'<th style="text-align:right;padding:1px 1em 1px 0;width:7.5em">{label}</th>'
         f'<td style="text-align:left;padding:1px 0">{value}</td></tr>'
         for label, value in rows if value
     )
     # Inline styles only: notebook front ends strip <style> and classes mean nothing on GitHub.
     # The line height undoes the tall rows ipywidgets gives HTML widgets.
-    parts = [f'<div class="spalloc-job" style="line-height:1.4"><strong>{esc(title)}</strong>',
+    kind = "spalloc-job" + (" spalloc-job-live" if view.live else " spalloc-job-ended")
+    parts = [f'<div class="{kind}" style="line-height:1.4"><strong>{esc(title)}</strong>',
              f'<table style="border-collapse:collapse">{body}</table>']
-    if len(view.connections) > 1 or (view.connections and view.hostname is None):
+    if view.live and (len(view.connections) > 1 or (view.connections and view.hostname is None)):
         parts.append("<div><strong>Ethernet-connected chips</strong></div>")
         parts.append(table_html(("x", "y", "hostname"),
                                 [(x, y, host) for x, y, host in view.connections]))

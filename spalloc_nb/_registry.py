@@ -107,6 +107,11 @@ class Registry:
         # every second counts against the kernel's SIGTERM.
         if self.destroy_at_exit:
             self.destroy_all("Kernel shut down.")
+        # Then the outputs on screen (and so in the saved notebook) become final views.
+        # ipykernel's IOPub thread stops in an earlier-registered atexit hook, so after this.
+        from spalloc_nb._displays import displays
+
+        displays.finish_all("Kernel shut down.")
 
 
 def _destroy_quietly(job: Any, reason: str) -> None:

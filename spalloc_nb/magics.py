@@ -7,7 +7,6 @@ command-line tool, then the work is done by :class:`spalloc.Job` and :mod:`spall
 from __future__ import annotations
 
 import contextlib
-import getpass
 import shlex
 import sys
 import warnings
@@ -101,6 +100,15 @@ class SpallocMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         registry.destroy_at_exit = self.destroy_at_exit
         self.observe(self._destroy_at_exit_changed, names="destroy_at_exit")
+        #: (hostname, port) of the server last named on a command; later commands use it
+        self._last_server: tuple[str, int] | None = None
+        self._last_server_said = False
+        self._base_server: tuple[Any, Any] = (None, None)
+        self.observe(self._server_changed, names=["hostname", "port"])
+
+    def _server_changed(self, change: dict[str, Any]) -> None:
+        # Told otherwise: the configured server applies again.
+        self._last_server = None
 
     def _destroy_at_exit_changed(self, change: dict[str, Any]) -> None:
         registry.destroy_at_exit = bool(change["new"])
@@ -146,7 +154,36 @@ class SpallocMagics(Magics):
         for key in JOB_SETTINGS:
             if settings[key] is not None or settings.get(f"_{key}_none"):
                 values[key] = settings[key]
+        self._base_server = (values["hostname"], values["port"])
+        if self._last_server is not None:
+            # A kernel keeps using the server it last used, until told otherwise.
+            values["hostname"], values["port"] = self._last_server
         return SimpleNamespace(**values)
+
+    def _remember_server(self, args: Any, tokens: list[str]) -> None:
+        """Remember a server named on this command; say once when a remembered one is used."""
+        hostname, port = getattr(args, "hostname", None), getattr(args, "port", None)
+        if not hostname:
+            return
+        server = (str(hostname), int(port)) if port is not None else None
+        if server is None:
+            return
+        named = any(t.split("=")[0] in _SERVER_OPTIONS for t in tokens)
+        if server == self._last_server and not named:
+            # Used because it was remembered: say so the first time.
+            if not self._last_server_said:
+                self._last_server_said = True
+                where = ("the built-in emulator" if _is_local(server[0])
+                         else f"{server[0]}:{server[1]}")
+                print(f"spalloc: using {where}, the server this kernel last used "
+                      "(--hostname/--port or %config SpallocMagics.hostname to change)",
+                      file=sys.stderr)
+            return
+        if server == self._last_server:
+            return  # named again: nothing new to remember or to say
+        # Named on this command: remembered, unless it is the configured one anyway.
+        self._last_server = None if server == self._base_server else server
+        self._last_server_said = False
 
     @property
     def _shell(self) -> Any:
@@ -163,6 +200,15 @@ class SpallocMagics(Magics):
         if self.use_widgets == "always":
             return True
         return getattr(self.shell, "kernel", None) is not None
+
+    def display_job(self, job: Any) -> None:
+        """Display a :class:`spalloc.Job` (registered with IPython's display formatter).
+
+        Displayed rather than returned as a bundle so that the output gets a display id:
+        when the job ends, or the kernel or the extension goes, the output is replaced by
+        the job's final static view.
+        """
+        _api.display_job(job, widget=self._widgets_enabled())
 
     def format_job(self, job: Any) -> dict[str, Any]:
         """The display bundle of a :class:`spalloc.Job` (registered with the formatter)."""
@@ -225,7 +271,7 @@ class SpallocMagics(Magics):
         Settings: ``%config SpallocMagics`` (over the spalloc config file).
         """
         __tracebackhide__ = True  # a failing %%spalloc body's traceback starts at the body
-        tokens = _split(line)
+        tokens = _subcommand_first(_split(line))
         try:
             if tokens and tokens[0] in SUBCOMMANDS:
                 if cell is not None:
@@ -256,8 +302,11 @@ class SpallocMagics(Magics):
     def _create(self, args: Any) -> Any:
         from spalloc.ui.options import LOCAL, job_arguments
 
-        if args.hostname == LOCAL and not args.owner and args.resume is None:
-            args.owner = f"{getpass.getuser()}@localhost"
+        if args.resume is None:
+            # The library's one rule: with no owner given, ``<login>@local`` on the emulator.
+            from spalloc._local import default_owner
+
+            args.owner = default_owner(args.hostname, args.owner)
         if args.name is not None and not args.name.isidentifier():
             raise UsageError(f"--name {args.name!r} is not a valid variable name")
         try:
@@ -283,10 +332,11 @@ class SpallocMagics(Magics):
 
     def _show_progress(self, job: Any) -> Any:
         """Show the job while a blocking wait goes on; returns a display handle or ``None``."""
-        from IPython.display import display
+        from IPython.display import DisplayHandle
 
         if self._widgets_enabled():
-            return display(self.format_job(job), raw=True, display_id=True)
+            display_id = _api.display_job(job, widget=True)
+            return None if display_id is None else DisplayHandle(display_id)
         snapshot = getattr(job, "snapshot", None)
         state = getattr(getattr(snapshot, "state", None), "name", "waiting")
         print(f"Job {job.id}: {state}, waiting until ready...", file=sys.stderr)
@@ -310,6 +360,7 @@ class SpallocMagics(Magics):
 
     def _line(self, tokens: list[str]) -> Any:
         args = self._alloc_parser(cell=False).parse_args(tokens)
+        self._remember_server(args, tokens)
         job = self._create(args)
         if args.wait:
             try:
@@ -319,6 +370,9 @@ class SpallocMagics(Magics):
                 raise
             if handle is not None:
                 # The result below shows the job; drop the progress view to avoid a twin.
+                from spalloc_nb._displays import displays
+
+                displays.discard(job, handle.display_id)
                 handle.update({"text/plain": ""}, raw=True)
         if args.name:
             self._shell.user_ns[args.name] = job
@@ -327,6 +381,7 @@ class SpallocMagics(Magics):
     def _cell(self, tokens: list[str], cell: str) -> None:
         __tracebackhide__ = True  # IPython hides this frame in tracebacks
         args = self._alloc_parser(cell=True).parse_args(tokens)
+        self._remember_server(args, tokens)
         name = args.name or self.default_name
         if not name.isidentifier():
             raise UsageError(f"--name {name!r} is not a valid variable name")
@@ -335,7 +390,7 @@ class SpallocMagics(Magics):
         try:
             self._wait(job, show_now=self._widgets_enabled())
             self._shell.user_ns[name] = job
-            result = self._shell.run_cell(cell, store_history=False)
+            result = self._run_body(cell)
             error = result.error_before_exec or result.error_in_exec
         except BaseException as exc:
             reason = _reason(exc)
@@ -353,6 +408,20 @@ class SpallocMagics(Magics):
                 registry.release_job(job)
             else:
                 _destroy(job, reason)
+
+    def _run_body(self, cell: str) -> Any:
+        """Run a ``%%spalloc`` body so that its tracebacks name the cell the user ran.
+
+        IPython has already counted the outer cell (``execution_count`` is one ahead while it
+        runs), so a body run without history would be called ``Cell In[N+1]``.
+        """
+        shell = self._shell
+        counted = shell.execution_count
+        shell.execution_count = max(1, counted - 1)
+        try:
+            return shell.run_cell(cell, store_history=False)
+        finally:
+            shell.execution_count = counted
 
     # -- the twins of the command-line tools ----------------------------------------------
 
@@ -383,6 +452,7 @@ class SpallocMagics(Magics):
             forms.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
                                type=int)
         args = parser.parse_args(argv)
+        self._remember_server(args, argv)
         try:
             server = server_settings(args)
         except ValueError as exc:
@@ -405,7 +475,9 @@ class SpallocMagics(Magics):
                         registry.release_job(job)  # nothing left to destroy at exit
                 return message
             if name == "where-is":
-                return _api.where_is(**_where_kwargs(args), **where)
+                kwargs = _where_kwargs(args)
+                _check_job_chip(kwargs)
+                return _api.where_is(**kwargs, **where)
             return self._existing_job(args)
         return None  # pragma: no cover - every subcommand returns above
 
@@ -426,6 +498,9 @@ class SpallocMagics(Magics):
         _Parser("%spalloc jobs", "The jobs this kernel created.").parse_args(argv)
         from spalloc_nb._html import Table, job_view
 
+        if not registry.jobs():
+            return _api.Message("No jobs created by this kernel are alive "
+                                "(%spalloc N creates one).")
         rows = []
         for job in registry.jobs():
             view = job_view(job.snapshot)
@@ -443,6 +518,51 @@ _SUBCOMMAND_HELP = {
     "destroy": "Destroy a job by id.",
     "where-is": "Find a board or chip by logical, physical, chip or job-chip coordinates.",
 }
+
+
+# Options of %spalloc that take a value (the others are flags), so that options written
+# before a subcommand can be stepped over: ``%spalloc -H host -P 1234 machine m``.
+_VALUED = {"--hostname", "-H", "--port", "-P", "--timeout", "--owner", "--keepalive",
+           "--reconnect-delay", "--ignore_version", "--name", "--machine", "-m", "--tags",
+           "-t", "--min-ratio", "--max-dead-boards", "--max-dead-links", "--resume", "-r"}
+
+
+_SERVER_OPTIONS = {"--hostname", "-H", "--port", "-P", "--local"}
+
+
+def _subcommand_first(tokens: list[str]) -> list[str]:
+    """Move a subcommand written after options to the front; anything else is unchanged."""
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token in SUBCOMMANDS:
+            return [token, *tokens[:i], *tokens[i + 1:]] if i else tokens
+        if not token.startswith("-") or token == "-":
+            return tokens  # a positional (e.g. WHAT): an allocation
+        if token in _VALUED:
+            i += 1  # its value, which may look like a subcommand ("--machine machine")
+        i += 1
+    return tokens
+
+
+def _is_local(hostname: str) -> bool:
+    from spalloc._local import is_local
+
+    return is_local(hostname)
+
+
+def _check_job_chip(kwargs: dict[str, Any]) -> None:
+    """A chip outside one of our jobs is an error (the server would wrap it around)."""
+    if "job_id" not in kwargs:
+        return
+    for job in registry.jobs():
+        if job.id != kwargs["job_id"]:
+            continue
+        width, height = job.snapshot.width, job.snapshot.height
+        x, y = kwargs["chip_x"], kwargs["chip_y"]
+        if width and height and not (0 <= x < width and 0 <= y < height):
+            raise UsageError(f"%spalloc where-is: chip ({x}, {y}) is outside job {job.id}, "
+                             f"which is {width}\u00d7{height} chips")
 
 
 def _where_kwargs(args: Any) -> dict[str, Any]:
@@ -487,8 +607,12 @@ def _reason(exc: BaseException) -> str:
 
 
 def _destroy(job: Any, reason: str) -> None:
+    from spalloc_nb._displays import displays
+
     registry.release_job(job)
     try:
         job.destroy(reason)
     except Exception:  # destroy is best effort here; the keepalive frees the boards anyway
         pass
+    # Now, from this cell: the job's outputs end as its final view (saved with the cell).
+    displays.finish(job, reason)

@@ -7,6 +7,7 @@ bounded in time and count.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -110,8 +111,13 @@ def test_every_board_of_a_1200_board_machine_has_its_own_hexagon() -> None:
 def test_job_keys_and_colours() -> None:
     assert [job_key(i) for i in (0, 1, 25, 26, 27, 51, 52)] == [
         "A", "B", "Z", "AA", "AB", "AZ", "BA"]
-    assert job_colour(61) == JOB_COLOURS[61 % 15]
+    assert [job_colour(i) for i in range(15)] == list(JOB_COLOURS)
     assert len(set(JOB_COLOURS)) == 15
+    # The jobs on one map never share a colour, however many there are.
+    many = [job_colour(i) for i in range(120)]
+    assert len(set(many)) == 120
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in many)
+    assert not {"#eef0f2", "#9a9a9a"} & set(many)  # free and dead boards
 
 
 def test_owner_change_marks_jobs_mine_without_a_server() -> None:
@@ -160,8 +166,8 @@ def test_jobs_appear_and_vanish_live(emulator: Emulator, maps: list[BoardMap]) -
         assert by_id[mine]["mine"] is True and by_id[theirs]["mine"] is False
         assert by_id[mine]["owner"] == "alice" and by_id[theirs]["owner"] == "bob"
         assert len(by_id[mine]["boards"]) == 3 and len(by_id[theirs]["boards"]) == 1
-        assert by_id[mine]["colour"] == job_colour(mine)
         assert [j["key"] for j in jobs] == ["A", "B"]
+        assert [j["colour"] for j in jobs] == [job_colour(0), job_colour(1)]
         on_server = {j.job_id: sorted(j.boards or ()) for j in client.list_jobs()}
         assert by_id[mine]["boards"] == [list(b) for b in on_server[mine]]
 
@@ -268,8 +274,16 @@ def test_for_job_outlines_the_job_and_knows_its_ips(emulator: Emulator,
         assert len(held) == 3
         assert {b: ips[b] for b in held} == {b: machine.board_ips[b] for b in held}
         assert all(ip is None for b, ip in ips.items() if b not in held)
+        widget.where_is_job_chip(99, 5)  # a 3-board job is 16x16 chips: no silent wrap
+        assert "is outside job" in widget.answer["error"]
+        assert "16\u00d716 chips" in widget.answer["error"]
+        widget.where_is_board(*sorted(held)[0])
+        wait_for(lambda: widget.answer.get("job_id") == job.id)
         job.destroy("bye")
         wait_for(lambda: widget.jobs == [])
+        # Not "live" as if nothing happened, and no answer naming the gone job.
+        wait_for(lambda: widget.status == f"live; job {job.id} has ended and holds no boards")
+        assert widget.answer == {} and widget.highlight_job is None
     finally:
         job.destroy()
 
@@ -376,7 +390,7 @@ def test_mime_bundle_has_widget_text_and_static_html(emulator: Emulator,
         assert data["text/plain"] == repr(widget)
         page = data["text/html"]
         assert page.count("<polygon") == 24
-        assert page.count(f'fill="{job_colour(job_id)}"') == 3
+        assert page.count(f'fill="{job_colour(0)}"') == 3
         assert f"job {job_id} · gina (you) · 3 boards" in page
         client.destroy_job(job_id)
 
@@ -409,8 +423,11 @@ def test_for_a_queued_job_the_map_appears_once_it_is_allocated(
         try:
             widget = BoardMap.for_job(job)
             maps.append(widget)
-            assert widget.status == f"job {job.id} is not allocated yet"
-            assert widget.boards == []
+            # Queued: the map shows the machine it waits for and the job holding it.
+            assert widget.status == (f"live; job {job.id} is queued for board1: "
+                                     "the jobs shown hold its boards")
+            assert widget.machine == "board1" and len(widget.boards) == 3
+            assert [j["id"] for j in widget.jobs] == [blocker]
             client.destroy_job(blocker)
             wait_for(lambda: widget.machine == "board1" and widget.status == "live")
             wait_for(lambda: [j["id"] for j in widget.jobs] == [job.id])
@@ -436,3 +453,19 @@ def test_local_jobs_map_knows_every_ip(maps: list[BoardMap]) -> None:
                    for b in widget.boards)
     finally:
         job.destroy()
+
+
+def test_static_map_of_a_big_machine_is_folded_like_the_live_one() -> None:
+    from spalloc_nb.widgets.boardmap import FOLD_MIN_BOARDS, fold_column
+
+    boards = []
+    for x, y, z in itertools.product(range(20), range(20), range(3)):
+        col, row = hex_cell((x, y, z))
+        boards.append({"x": x, "y": y, "z": z, "col": col, "row": row, "dead": False})
+    page = static_html("big", boards, [], [])
+    width, height = (float(v) for v in re.search(r'viewBox="\S+ \S+ (\S+) (\S+)"', page).groups())
+    # 2 * 20 columns of 1.5 radii (10 units) plus padding: not the 90 radii of the slant.
+    assert 580 < width < 630 and 0.9 < width / height < 1.4
+    assert page.count("<polygon") == 1200
+    assert len(set(re.findall(r'points="([^"]+)"', page))) == 1200  # no overlap
+    assert FOLD_MIN_BOARDS <= 1200 and fold_column(-3, 20, True) == 37

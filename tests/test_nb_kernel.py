@@ -145,6 +145,11 @@ def test_cell_magic_failure_fails_the_cell(kernel: Kernel, emulator: Emulator) -
     assert content["status"] == "error" and content["ename"] == "CellFailed"
     # The body's own traceback, then one summary line (not the same traceback twice).
     assert [e["ename"] for e in errors] == ["ZeroDivisionError", "CellFailed"]
+    # The body's traceback names the cell the user ran, not the next one.
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", "".join(errors[0]["traceback"]))
+    assert f"Cell In[{content['execution_count']}]" in plain, plain
     assert len(errors[-1]["traceback"]) == 1 and "division by zero" in errors[-1]["traceback"][0]
     (job_id,) = kernel.ids("print(seen)")
     assert emulator.retired_jobs()[job_id] == "Cell failed: ZeroDivisionError"
@@ -176,7 +181,8 @@ def test_result_has_three_renderings_and_buttons_work_between_cells(
     results: list[dict[str, Any]] = []
 
     def hook(msg: dict[str, Any]) -> None:
-        if msg["msg_type"] == "execute_result":
+        # Displayed with a display id (so it can end as a final view), not as a result.
+        if msg["msg_type"] in ("execute_result", "display_data"):
             results.append(msg["content"]["data"])
 
     kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30,
@@ -217,3 +223,144 @@ def test_exit_is_not_held_up_by_a_silent_server(kernel: Kernel, emulator: Emulat
         assert process.returncode == 0
     finally:
         silent.close()
+
+
+def drain_iopub(kernel: Kernel, seconds: float = 5.0) -> list[dict[str, Any]]:
+    """Every IOPub message until the channel stays quiet (bounded in time)."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            messages.append(kernel.client.get_iopub_msg(timeout=0.5))
+        except Exception:  # queue.Empty: quiet for half a second
+            break
+    return messages
+
+
+def test_shutdown_replaces_live_outputs_with_the_final_view(kernel: Kernel,
+                                                           emulator: Emulator) -> None:
+    shown: list[dict[str, Any]] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "display_data":
+            shown.append(msg["content"])
+
+    reply = kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait",
+                                              timeout=30, output_hook=hook)
+    assert reply["content"]["status"] == "ok"
+    (live,) = shown
+    display_id = live["transient"]["display_id"]
+    assert "application/vnd.jupyter.widget-view+json" in live["data"]
+    job_id = int(live["data"]["text/plain"].split(":")[0].split()[1])
+    drain_iopub(kernel, 1.0)
+    kernel.manager.shutdown_kernel(now=False)
+    updates = [m["content"] for m in drain_iopub(kernel)
+               if m["msg_type"] == "update_display_data"]
+    assert [u["transient"]["display_id"] for u in updates] == [display_id]
+    (final,) = updates
+    assert "application/vnd.jupyter.widget-view+json" not in final["data"]
+    assert final["data"]["text/plain"].startswith(f"Job {job_id} \u2014 destroyed: "
+                                                  "Kernel shut down")
+    assert "Boards held" in final["data"]["text/html"]
+    assert emulator.retired_jobs()[job_id] == "Kernel shut down."
+
+
+def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
+        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("SPALLOC_HOSTNAME", emulator.host)
+    monkeypatch.setenv("SPALLOC_PORT", str(emulator.port))
+    monkeypatch.setenv("SPALLOC_OWNER", OWNER)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipy"))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    book = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%load_ext spalloc_nb"),
+        nbformat.v4.new_code_cell("job = %spalloc 1 --wait\njob"),
+        nbformat.v4.new_code_cell("%spalloc machine m4x2"),
+        nbformat.v4.new_code_cell("other = %spalloc 1 --wait\nother"),
+        nbformat.v4.new_code_cell("other.destroy('Done with it.')"),
+        nbformat.v4.new_code_cell("%%spalloc 1\nprint(job.id)"),
+        nbformat.v4.new_code_cell("%unload_ext spalloc_nb"),
+    ])
+    NotebookClient(book, timeout=60, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    job_output = book.cells[1].outputs[-1]
+    assert "application/vnd.jupyter.widget-view+json" not in job_output["data"]
+    assert job_output["data"]["text/plain"].startswith("Job ")
+    assert "destroyed: Notebook extension unloaded" in job_output["data"]["text/plain"]
+    map_output = book.cells[2].outputs[-1]
+    assert "application/vnd.jupyter.widget-view+json" not in map_output["data"]
+    assert "no longer live: Notebook extension unloaded" in map_output["data"]["text/html"]
+    assert map_output["data"]["text/html"].count("<polygon") == 24
+    # Destroyed by a later cell (through the job's listener thread): saved as destroyed.
+    other_output = book.cells[3].outputs[-1]
+    assert "destroyed: Done with it" in other_output["data"]["text/plain"]
+    # The job of a %%spalloc cell ends with the cell, and so does its output.
+    cell_job = book.cells[5].outputs[0]
+    assert "destroyed: Cell finished" in cell_job["data"]["text/plain"]
+
+
+def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(kernel: Kernel,
+                                                               emulator: Emulator) -> None:
+    """What JupyterLab >= 4.4 does with ``commsOverSubshells``: clicks go to a subshell."""
+    job_id, button, destroy, yes = kernel.run(
+        "%load_ext spalloc_nb\n"
+        "from spalloc_nb import job_widget\n"
+        "a = %spalloc 1 --wait\n"
+        "w = job_widget(a)\n"
+        "print(a.id, w._power_off.model_id, w._destroy.model_id, w._confirm_yes.model_id)"
+    )[1].split()
+    (job,) = [j for j in emulator.jobs() if j.job_id == int(job_id)]
+    create = kernel.client.session.msg("create_subshell_request", {})
+    kernel.client.control_channel.send(create)
+    reply = kernel.client.get_control_msg(timeout=10)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    subshell = reply["content"]["subshell_id"]
+    kernel.client.execute("import time; time.sleep(20)")  # the busy main shell
+
+    def click(model_id: str) -> None:
+        msg = kernel.client.session.msg("comm_msg", {
+            "comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}})
+        msg["header"]["subshell_id"] = subshell
+        kernel.client.shell_channel.send(msg)
+
+    time.sleep(0.5)  # the sleep has started
+    started = time.monotonic()
+    click(button)
+    wait_for(lambda: emulator.board_power(job.machine, job.boards[0]) is False, timeout=10)
+    powered_off = time.monotonic() - started
+    click(destroy)
+    click(yes)
+    wait_for(lambda: int(job_id) not in live(emulator), timeout=10)
+    destroyed = time.monotonic() - started
+    print(f"power off after {powered_off:.2f} s, destroyed after {destroyed:.2f} s")
+    # Long before the 20 s cell ends (the bound is generous for a loaded 2-core box).
+    assert destroyed < 10
+    kernel.manager.interrupt_kernel()
+
+
+def test_a_job_destroyed_elsewhere_ends_its_output(kernel: Kernel, emulator: Emulator) -> None:
+    """The job's listener thread replaces the output: no cell runs when the job ends."""
+    shown: list[dict[str, Any]] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        if msg["msg_type"] == "display_data":
+            shown.append(msg["content"])
+
+    kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30,
+                                      output_hook=hook)
+    (live,) = shown
+    job_id = int(live["data"]["text/plain"].split(":")[0].split()[1])
+    drain_iopub(kernel, 1.0)
+    from spalloc.client import ProtocolClient
+
+    with ProtocolClient(emulator.host, emulator.port, timeout=10) as other:
+        other.destroy_job(job_id, "Taken back by the admin.")
+    updates = [m["content"] for m in drain_iopub(kernel)
+               if m["msg_type"] == "update_display_data"]
+    assert [u["transient"]["display_id"] for u in updates] == [live["transient"]["display_id"]]
+    assert updates[0]["data"]["text/plain"].startswith(
+        f"Job {job_id} \u2014 destroyed: Taken back by the admin")

@@ -47,6 +47,30 @@ def ip(shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPa
             shell.user_ns.pop(name, None)
 
 
+@pytest.fixture
+def published(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every display the shell publishes: ``{"data", "transient", "update"}``."""
+    seen: list[dict[str, Any]] = []
+    original = ip.display_pub.publish
+
+    def publish(data: Any, metadata: Any = None, *args: Any, transient: Any = None,
+                update: bool = False, **kwargs: Any) -> None:
+        seen.append({"data": data, "transient": transient or {}, "update": update})
+        original(data, metadata, *args, transient=transient, update=update, **kwargs)
+
+    monkeypatch.setattr(ip.display_pub, "publish", publish)
+    return seen
+
+
+def shown(ip: InteractiveShell, published: list[dict[str, Any]], obj: Any) -> dict[str, Any]:
+    """Display ``obj`` as IPython would; return the bundle published for it."""
+    before = len(published)
+    data, _ = ip.display_formatter.format(obj)
+    assert data == {}, "displayed by the extension itself, with a display id"
+    (new,) = published[before:]
+    return new
+
+
 def live_ids(emulator: Emulator) -> set[int]:
     return {job.job_id for job in emulator.jobs()}
 
@@ -149,14 +173,15 @@ def test_config_hostname_local_uses_the_embedded_emulator(ip: InteractiveShell) 
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_local_option(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_option(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
+                      published: list[dict[str, Any]]) -> None:
     from spalloc._local import local_emulator
 
     monkeypatch.delenv("SPALLOC_OWNER")
     job = ip.run_line_magic("spalloc", "--local 1 --wait")
     assert job.state is JobState.ready
     assert job.id in {j.job_id for j in local_emulator().jobs()}
-    assert "[emulated]" in ip.display_formatter.format(job)[0]["text/plain"]
+    assert "[emulated]" in shown(ip, published, job)["data"]["text/plain"]
 
 
 def test_cell_magic_binds_runs_and_destroys(ip: InteractiveShell, emulator: Emulator) -> None:
@@ -258,6 +283,9 @@ def test_where_is_and_destroy(ip: InteractiveShell, emulator: Emulator) -> None:
     assert dict(table.rows)["Board coordinate"] == str((x, y, z))
     with pytest.raises(UsageError):
         ip.run_line_magic("spalloc", "where-is --chip m x 0")
+    # A one-board job is 8x8 chips: (99, 5) is outside it, not wrapped to (3, 5).
+    with pytest.raises(UsageError, match=r"chip \(99, 5\) is outside job"):
+        ip.run_line_magic("spalloc", f"where-is --job-chip {job.id} 99 5")
     message = ip.run_line_magic("spalloc", f"destroy {job.id} no longer needed")
     assert "destroyed" in str(message)
     assert not registry.owns(job)
@@ -278,21 +306,44 @@ def test_job_subcommand_shows_an_existing_job(ip: InteractiveShell, emulator: Em
     ip.run_line_magic("load_ext", "spalloc_nb")
 
 
-def test_display_text_html_and_widget(ip: InteractiveShell) -> None:
+def test_display_text_html_and_widget(ip: InteractiveShell,
+                                      published: list[dict[str, Any]]) -> None:
     job = ip.run_line_magic("spalloc", "1 --wait")
-    data, _ = ip.display_formatter.format(job)
+    first = shown(ip, published, job)
+    data = first["data"]
     assert set(data) == {"text/plain", "text/html"}
     assert data["text/plain"].startswith(f"Job {job.id}: ready, power on, 1 board on ")
     assert "<table" in data["text/html"]
+    assert first["transient"]["display_id"].startswith("spalloc-")
     ip.run_line_magic("config", "SpallocMagics.use_widgets = 'always'")
+    key = "application/vnd.jupyter.widget-view+json"
     try:
-        data, _ = ip.display_formatter.format(job)
-        assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(data)
-        again, _ = ip.display_formatter.format(job)
-        key = "application/vnd.jupyter.widget-view+json"
-        assert again[key]["model_id"] == data[key]["model_id"]  # one widget per job
+        widget = shown(ip, published, job)
+        assert {key, "text/html", "text/plain"} <= set(widget["data"])
+        again = shown(ip, published, job)
+        assert again["data"][key]["model_id"] == widget["data"][key]["model_id"]  # one widget
+        ids = {first["transient"]["display_id"], widget["transient"]["display_id"],
+               again["transient"]["display_id"]}
+        assert len(ids) == 3
     finally:
         ip.run_line_magic("config", "SpallocMagics.use_widgets = 'auto'")
+    # Destroyed: every output of the job is replaced by its final static view.
+    before = len(published)
+    job.destroy("done here")
+    wait_for(lambda: len(published) - before >= 3)
+    updates = published[before:]
+    assert {u["transient"]["display_id"] for u in updates} == ids
+    for update in updates:
+        assert update["update"] and key not in update["data"]
+        assert update["data"]["text/plain"].startswith(f"Job {job.id} \u2014 destroyed: done here")
+        assert "Boards held" in update["data"]["text/html"]
+    # A destroyed job is shown static from the start, with nothing left to update.
+    final = shown(ip, published, job)
+    assert key not in final["data"] and "display_id" not in final["transient"]
+
+
+def test_owned_jobs_listing_when_there_are_none(ip: InteractiveShell) -> None:
+    assert "No jobs created by this kernel" in str(ip.run_line_magic("spalloc", "jobs"))
 
 
 def test_owned_jobs_listing(ip: InteractiveShell) -> None:
@@ -421,3 +472,58 @@ def test_without_tags_or_machine_the_default_tag_is_asked_for(
             (entry,) = [j for j in raw.call("list_jobs") if j["job_id"] == job.id]
         assert (entry["kwargs"]["tags"], entry["kwargs"].get("machine")) == expected, line
         job.destroy()
+
+
+def test_one_owner_rule_on_the_emulator(ip: InteractiveShell,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    from spalloc._local import default_owner
+
+    monkeypatch.delenv("SPALLOC_OWNER")
+    job = ip.run_line_magic("spalloc", "--local 1")
+    try:
+        assert job.owner == default_owner("local", None) == f"{getpass.getuser()}@local"
+        # The library applies the same rule by itself (the README's example).
+        with Job(1, hostname="local", config_filenames=[]) as plain:
+            assert plain.owner == job.owner
+    finally:
+        job.destroy("test over")
+    assert default_owner("local", "me@example.org") == "me@example.org"
+    assert default_owner("spalloc.example.org", None) is None
+
+
+def test_options_may_come_before_the_subcommand(ip: InteractiveShell, emulator: Emulator,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from spalloc_nb.magics import _subcommand_first
+
+    monkeypatch.delenv("SPALLOC_HOSTNAME")
+    table = ip.run_line_magic(
+        "spalloc", f"--hostname {emulator.host} --port {emulator.port} machine m4x2")
+    assert table.name == "m4x2"
+    assert _subcommand_first(["-m", "machines", "3"]) == ["-m", "machines", "3"]
+    assert _subcommand_first(["--local", "ps", "-o", "x"]) == ["ps", "--local", "-o", "x"]
+    assert _subcommand_first(["3", "ps"]) == ["3", "ps"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_kernel_keeps_using_the_server_it_last_used(
+        ip: InteractiveShell, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    job = ip.run_line_magic("spalloc", "--local 1")
+    try:
+        capsys.readouterr()
+        table = ip.run_line_magic("spalloc", "machines")
+        assert table.title == "Machines (emulated)"
+        assert "the server this kernel last used" in capsys.readouterr().err
+        ip.run_line_magic("spalloc", "ps")
+        assert capsys.readouterr().err == ""  # said once
+        # Told otherwise: the named server, which then becomes the remembered one.
+        table = ip.run_line_magic("spalloc", f"machines -H {emulator.host} -P {emulator.port}")
+        assert table.title == "Machines"
+        # Configuring a server forgets the remembered one.
+        ip.run_line_magic("spalloc", "--local ps")
+        ip.run_line_magic("config", f"SpallocMagics.hostname = {emulator.host!r}")
+        assert ip.run_line_magic("spalloc", "machines").title == "Machines"
+    finally:
+        ip.run_line_magic("config", "SpallocMagics.hostname = None")
+        job.destroy("test over")

@@ -127,13 +127,20 @@ def test_buttons_act_on_the_boards(make_job: Callable[..., Job], emulator: Emula
     widget = JobWidget(job)
     widget._power_off.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "off")
+    # The click was acknowledged as soon as the kernel took it up.
+    states = [m["data"]["state"] for m in sent(comms) if m["data"].get("method") == "update"]
+    assert {"busy": "Powering off\u2026"} in [{k: v for k, v in st.items() if k == "busy"}
+                                              for st in states]
     assert emulator.board_power(job.machine_name, board) is False
     widget._power_on.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "on")
     assert emulator.board_power(job.machine_name, board) is True
+    acks = widget._summary.ack
     widget._reset.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "on")
-    assert widget._message.value == ""
+    # Feedback even where a reset changes nothing visible: it is said to be done.
+    assert "Reset: done at " in widget._message.value
+    assert widget._summary.ack == acks + 1 and widget._summary.busy == ""
     widget.close()
 
 
@@ -204,7 +211,7 @@ def test_mimebundle_has_three_renderings(make_job: Callable[..., Job],
     data = widget._repr_mimebundle_()
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == widget.model_id
     assert data["text/plain"].startswith(f"Job {job.id}: ready")
-    assert data["text/html"].startswith('<div class="spalloc-job"')
+    assert data["text/html"].startswith('<div class="spalloc-job spalloc-job-live"')
     widget.close()
 
 
@@ -247,8 +254,8 @@ def test_job_text_lines() -> None:
         "Job 7: ready, power on, 2 boards on m, 10.0.0.1 (16\u00d78 chips)"
     destroyed = snapshot(state=JobState.destroyed, reason="Job timed out.", power=None,
                          boards=None, connections=None)
-    assert job_text(job_view(destroyed)) == "Job 7: destroyed (Job timed out.)"
-    assert "Reason" in job_html(job_view(destroyed))
+    assert job_text(job_view(destroyed)) == "Job 7 \u2014 destroyed: Job timed out"
+    assert "destroyed: Job timed out" in job_html(job_view(destroyed))
     queued = snapshot(state=JobState.queued, power=None, boards=None, connections=None)
     assert job_text(job_view(queued, emulated=True)) == "Job 7: queued [emulated]"
 
@@ -296,9 +303,30 @@ def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulat
     try:
         assert summary.board_map is not None
         data = summary._repr_mimebundle_()
-        assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == \
-            summary.board_map.model_id
-        assert f"A:{job.id}" in data["text/plain"] and "<pre>" in data["text/html"]
+        # The map is shown inside a one-child box (which the front end marks when the
+        # kernel is gone).
+        box = summary.board_map._box
+        assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == box.model_id
+        assert box.children == (summary.board_map,)
+        assert f"A:{job.id}" in data["text/plain"] and "<pre>" not in data["text/html"]
+        # The static picture is the live map's drawing: one hexagon per board, as SVG.
+        assert data["text/html"].count("<polygon") == 24
         wait_for(lambda: any(j.get("id") == job.id for j in summary.board_map.jobs))
     finally:
         summary.board_map.close()
+
+
+def test_a_queued_job_says_what_it_waits_for(make_job: Callable[..., Job],
+                                             other: ProtocolClient,
+                                             comms: list[RecordingComm]) -> None:
+    blocker = other.create_job(owner="hal", keepalive=60, machine="board1")
+    first = make_job(machine="board1")
+    second = make_job(machine="board1")
+    try:
+        widget = JobWidget(second)
+        wait_for(lambda: "Waiting" in widget._summary.value)
+        assert "free boards on board1; 1 queued job ahead (checked " in widget._summary.value
+        assert first.state is JobState.queued and widget.state == "queued"
+        widget.close()
+    finally:
+        other.destroy_job(blocker)

@@ -15,14 +15,36 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const R = 10; // hexagon circumradius in SVG units
+const LABEL_UNITS = 6; // the job letters' font size in SVG units (boardmap.css)
 const SQRT3 = Math.sqrt(3);
 // Centroid of the 48 chips of a SpiNN-5 board, in board-local chip coordinates.
 const CENTROID = [11 / 3, 10 / 3];
 const ZOOMS = [1, 1.5, 2, 3, 4, 6, 8];
+// More jobs than this and the legend becomes a compact grid.
+const COMPACT_LEGEND = 8;
 
 /** Centre of a board's hexagon from its layout cell (col, row in half-hex units). */
 export function hexCentre(col, row) {
   return [1.5 * R * col, (SQRT3 / 2) * R * row];
+}
+
+/** Machines with at least this many boards are drawn folded into a rectangle. */
+export const FOLD_MIN_BOARDS = 100;
+/** Below this many screen pixels the job letters are hidden (hover shows the job). */
+export const MIN_LABEL_PX = 7;
+
+/**
+ * A board's layout column, folded for big machines.
+ *
+ * The triad layout slants (column 2x - y): a square machine fills only half of a
+ * rectangular frame. Moving x by the machine's width moves a board by exactly 2·width
+ * columns, so taking columns modulo 2·width re-tiles the same hexagons into a rectangle
+ * (the cut is a wrap-around seam, as on the torus itself).
+ */
+export function foldColumn(col, width, fold) {
+  if (!fold || !width) return col;
+  const period = 2 * width;
+  return ((col % period) + period) % period;
 }
 
 /** Corner `i` (0..5, anticlockwise from east) of a flat-topped hexagon. */
@@ -103,8 +125,41 @@ function htmlEl(doc, name, className, text) {
 
 const points = (pts) => pts.map((p) => `${p[0].toFixed(2)},${p[1].toFixed(2)}`).join(" ");
 
+/** True if `el` or an ancestor is a widget view whose kernel connection is gone. */
+export function isDisconnected(el) {
+  for (let node = el; node; node = node.parentElement) {
+    if (node.classList && node.classList.contains("jupyter-widgets-disconnected")) return true;
+  }
+  return false;
+}
+
+const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
+
+/** Replace every output of the notebook that shows widget `modelId` (see jobstatus.js). */
+export function replaceOutputs(manager, modelId, data) {
+  const notebook = manager && manager.context && manager.context.model;
+  const cells = notebook && notebook.cells;
+  if (!modelId || !cells || typeof cells.get !== "function") return 0;
+  let replaced = 0;
+  for (let i = 0; i < cells.length; i++) {
+    const outputs = cells.get(i).outputs;
+    if (!outputs || typeof outputs.get !== "function") continue;
+    for (let j = 0; j < outputs.length; j++) {
+      const output = outputs.get(j);
+      const view = output && output.data && output.data[WIDGET_VIEW];
+      if (view && view.model_id === modelId) {
+        outputs.set(j, { output_type: "display_data", data, metadata: {} });
+        replaced += 1;
+      }
+    }
+  }
+  return replaced;
+}
+
+const escapeHtml = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
 /** Draw the map into `el`; returns a cleanup function (anywidget render contract). */
-export function render({ model, el }) {
+function render({ model, el }) {
   const doc = el.ownerDocument;
   let zoom = 0; // index into ZOOMS; 0 = fit to width
   let index = new Map(); // "x,y,z" -> board record
@@ -150,29 +205,39 @@ export function render({ model, el }) {
   // The hexagons are built only when the board list changes; a job change restyles them.
   let built = null;
   let hexNodes = [];
+  let fold = false;
+  const col = (c) => foldColumn(c, model.get("width"), fold);
+  const at = (b) => hexCentre(col(b.col), b.row);
 
   function buildBoards(boards) {
     gBoards.replaceChildren();
+    fold = boards.length >= FOLD_MIN_BOARDS;
+    root.classList.toggle("sbm-folded", fold);
     hexNodes = boards.map((b, i) => {
-      const c = hexCentre(b.col, b.row);
+      const c = at(b);
       const hex = svgEl(doc, "polygon", {
         points: points([0, 1, 2, 3, 4, 5].map((k) => corner(c, k, R * 0.97))),
         "data-i": i,
+        // Reachable by keyboard: Tab to a board, Enter asks where it is.
+        tabindex: 0,
+        role: "button",
       });
       hex.append(svgEl(doc, "title"));
       gBoards.append(hex);
       return hex;
     });
-    const xs = boards.map((b) => hexCentre(b.col, b.row)[0]);
-    const ys = boards.map((b) => hexCentre(b.col, b.row)[1]);
+    const xs = boards.map((b) => at(b)[0]);
+    const ys = boards.map((b) => at(b)[1]);
     const x0 = boards.length ? Math.min(...xs) : 0;
     const y0 = boards.length ? Math.min(...ys) : 0;
     const pad = R * 1.3;
     const w = (boards.length ? Math.max(...xs) : 0) - x0 + 2 * pad;
     const h = (boards.length ? Math.max(...ys) : 0) - y0 + 2 * pad;
     svg.setAttribute("viewBox", `${(x0 - pad).toFixed(2)} ${(y0 - pad).toFixed(2)} ${w.toFixed(2)} ${h.toFixed(2)}`);
-    // Natural size keeps one board from filling a whole notebook column.
+    // Natural size keeps one board from filling a whole notebook column; the aspect lets
+    // "fit" show the whole machine within the frame's height too.
     svg.style.setProperty("--sbm-natural", `${Math.round(w * 4)}px`);
+    svg.style.setProperty("--sbm-aspect", (w / h).toFixed(4));
     built = boards;
   }
 
@@ -198,7 +263,7 @@ export function render({ model, el }) {
       hex.style.fill = job ? job.colour : "";
       hex.firstChild.textContent = describeBoard(b, job);
       if (job || b.dead) {
-        const c = hexCentre(b.col, b.row);
+        const c = at(b);
         const label = svgEl(doc, "text", { x: c[0], y: c[1], class: "sbm-label" });
         label.textContent = b.dead ? "×" : job.key;
         gLabels.append(label);
@@ -215,7 +280,7 @@ export function render({ model, el }) {
     for (const [x, y, z, link] of model.get("dead_links") || []) {
       const b = index.get(key3([x, y, z]));
       if (!b) continue;
-      const [p, q] = linkEdge(hexCentre(b.col, b.row), link, R * 0.8);
+      const [p, q] = linkEdge(at(b), link, R * 0.8);
       const line = svgEl(doc, "line", { class: "sbm-dead-link", x1: p[0], y1: p[1], x2: q[0], y2: q[1] });
       const tip = svgEl(doc, "title");
       tip.textContent = `Dead link ${link} of board (${x}, ${y}, ${z})`;
@@ -236,14 +301,14 @@ export function render({ model, el }) {
       for (const t of job.boards) {
         const b = index.get(key3(t));
         if (b) {
-          cells.add(`${b.col},${b.row}`);
+          cells.add(`${col(b.col)},${b.row}`);
           mine.push(b);
         }
       }
       for (const b of mine) {
         LINK_STEP.forEach(([dc, dr], link) => {
-          if (cells.has(`${b.col + dc},${b.row + dr}`)) return;
-          const [p, q] = linkEdge(hexCentre(b.col, b.row), link);
+          if (cells.has(`${col(b.col + dc)},${b.row + dr}`)) return;
+          const [p, q] = linkEdge(at(b), link);
           gMarks.append(svgEl(doc, "line", { class: "sbm-outline", x1: p[0], y1: p[1], x2: q[0], y2: q[1] }));
         });
       }
@@ -251,16 +316,16 @@ export function render({ model, el }) {
     const sel = model.get("selected");
     const b = sel ? index.get(key3(sel)) : undefined;
     if (b) {
-      const c = hexCentre(b.col, b.row);
+      const c = at(b);
       gMarks.append(svgEl(doc, "polygon", {
         class: "sbm-selected",
         points: points([0, 1, 2, 3, 4, 5].map((k) => corner(c, k, R * 0.97))),
       }));
     }
     const ans = model.get("answer") || {};
-    const at = ans.logical ? index.get(key3(ans.logical)) : undefined;
-    if (at && ans.board_chip) {
-      const c = hexCentre(at.col, at.row);
+    const where = ans.logical ? index.get(key3(ans.logical)) : undefined;
+    if (where && ans.board_chip) {
+      const c = at(where);
       const d = chipOffset(ans.board_chip[0], ans.board_chip[1]);
       gMarks.append(svgEl(doc, "circle", { class: "sbm-chip", cx: c[0] + d[0], cy: c[1] + d[1], r: R / 6 }));
     }
@@ -276,17 +341,22 @@ export function render({ model, el }) {
     legend.append(htmlEl(doc, "div", "sbm-summary",
       `${boards.length - dead} boards, ${used} in use, ${jobs.length} job${jobs.length === 1 ? "" : "s"}` +
       (dead ? `, ${dead} dead` : "")));
+    // Many jobs: a compact grid of short rows (the full text is the row's tooltip).
+    const rows = htmlEl(doc, "div", "sbm-legend-rows" + (jobs.length > COMPACT_LEGEND ? " sbm-compact" : ""));
     for (const job of jobs) {
       const row = htmlEl(doc, "div", "sbm-legend-row" + (job.mine ? " sbm-mine" : "") + (job.id === hl ? " sbm-hl" : ""));
       row.dataset.job = String(job.id);
-      row.title = "Click to outline this job's boards";
+      row.tabIndex = 0;
+      row.setAttribute("role", "button");
       const swatch = htmlEl(doc, "span", "sbm-swatch", job.key);
       swatch.style.background = job.colour;
       const n = job.boards.length;
-      row.append(swatch, htmlEl(doc, "span", "sbm-legend-text",
-        `job ${job.id} · ${job.owner}${job.mine ? " (you)" : ""} · ${n} board${n === 1 ? "" : "s"}`));
-      legend.append(row);
+      const full = `job ${job.id} · ${job.owner}${job.mine ? " (you)" : ""} · ${n} board${n === 1 ? "" : "s"}`;
+      row.title = `${full}. Click (or Enter) to outline this job's boards`;
+      row.append(swatch, htmlEl(doc, "span", "sbm-legend-text", full));
+      rows.append(row);
     }
+    legend.append(rows);
   }
 
   function drawAnswer() {
@@ -336,6 +406,16 @@ export function render({ model, el }) {
     zoomFit.disabled = zoom === 0;
     zoomOut.disabled = zoom === 0;
     zoomIn.disabled = zoom === ZOOMS.length - 1;
+    sizeLabels();
+  }
+
+  // Letters a few pixels high are noise: hide them below MIN_LABEL_PX (zoom in, or hover
+  // a board, to read its job).
+  function sizeLabels() {
+    const rect = svg.getBoundingClientRect ? svg.getBoundingClientRect() : null;
+    const box = svg.viewBox && svg.viewBox.baseVal;
+    const scale = rect && box && box.width ? rect.width / box.width : 0;
+    root.classList.toggle("sbm-small", scale > 0 && LABEL_UNITS * scale < MIN_LABEL_PX);
   }
 
   function drawStatus() {
@@ -343,7 +423,12 @@ export function render({ model, el }) {
     const w = model.get("width");
     const h = model.get("height");
     title.textContent = name ? `${name} (${w}×${h} triads)` : "spalloc board map";
-    status.textContent = model.get("status") || "";
+    // A map whose kernel is gone never claims to be live.
+    const gone = isDisconnected(el);
+    root.classList.toggle("sbm-gone", gone);
+    status.textContent = gone
+      ? "disconnected from the kernel: not live (the picture is from the last update)"
+      : model.get("status") || "";
   }
 
   function boardFromEvent(evt) {
@@ -354,6 +439,7 @@ export function render({ model, el }) {
 
   // Click position in SVG units, or null where the browser cannot tell (e.g. jsdom).
   function svgPoint(evt) {
+    if (typeof evt.clientX !== "number") return null; // a key press has no position
     if (typeof svg.getScreenCTM === "function" && typeof svg.createSVGPoint === "function") {
       const m = svg.getScreenCTM();
       if (m) {
@@ -377,7 +463,7 @@ export function render({ model, el }) {
     const p = svgPoint(evt);
     let chip = null;
     if (p && !b.dead) {
-      const c = hexCentre(b.col, b.row);
+      const c = at(b);
       chip = chipAt(p[0] - c[0], p[1] - c[1]);
     }
     model.set("selected", [b.x, b.y, b.z]);
@@ -386,6 +472,21 @@ export function render({ model, el }) {
     // One message per click: asking about the same board twice still gets an answer.
     model.send({ ask: "board", board: [b.x, b.y, b.z], chip });
   };
+  const onKey = (evt) => {
+    if (evt.key !== "Enter" && evt.key !== " ") return;
+    const b = boardFromEvent(evt);
+    if (b) {
+      evt.preventDefault();
+      onClick(evt); // no pointer position: the whole board is asked about
+      return;
+    }
+    const row = evt.target.closest ? evt.target.closest(".sbm-legend-row") : null;
+    if (row) {
+      evt.preventDefault();
+      onLegend(evt);
+    }
+  };
+  const onFocus = (evt) => onOver(evt);
   const onLegend = (evt) => {
     const row = evt.target.closest ? evt.target.closest(".sbm-legend-row") : null;
     if (!row) return;
@@ -409,8 +510,11 @@ export function render({ model, el }) {
     applyZoom();
   };
   svg.addEventListener("mouseover", onOver);
+  svg.addEventListener("focusin", onFocus);
   svg.addEventListener("click", onClick);
+  svg.addEventListener("keydown", onKey);
   legend.addEventListener("click", onLegend);
+  legend.addEventListener("keydown", onKey);
   chipForm.addEventListener("submit", onChip);
   zoomIn.addEventListener("click", setZoom(() => zoom + 1));
   zoomOut.addEventListener("click", setZoom(() => zoom - 1));
@@ -437,12 +541,70 @@ export function render({ model, el }) {
   ];
   for (const [ev, fn] of handlers) model.on(ev, fn);
 
+  // ipywidgets marks views whose comm died with a class; watch this view and its containers.
+  const watched = new doc.defaultView.MutationObserver(drawStatus);
+  const watch = () => {
+    for (let node = el; node; node = node.parentElement) {
+      watched.observe(node, { attributes: true, attributeFilter: ["class"] });
+    }
+    drawStatus();
+  };
+  model.on("comm_live_update", drawStatus);
+  const later = setTimeout(watch, 0); // containers are attached after this view renders
+
+  // A notebook saved after the kernel went away keeps the last picture as static SVG
+  // (colours inlined, since the stylesheet is not saved), not a widget view that a
+  // reopened notebook could only show as "model not found".
+  const saveStatic = () => {
+    if (!isDisconnected(el)) return;
+    const picture = svg.cloneNode(true);
+    const view = doc.defaultView;
+    const originals = svg.querySelectorAll("polygon, line, text, circle");
+    picture.querySelectorAll("polygon, line, text, circle").forEach((node, i) => {
+      const style = view.getComputedStyle(originals[i]);
+      for (const prop of ["fill", "stroke", "stroke-width", "opacity", "display", "font-size",
+        "vector-effect", "text-anchor", "dominant-baseline"]) {
+        const value = style.getPropertyValue(prop);
+        if (value) node.setAttribute(prop, value);
+      }
+    });
+    picture.removeAttribute("class");
+    const natural = svg.style.getPropertyValue("--sbm-natural") || "900px";
+    picture.setAttribute("style", `display:block;width:100%;max-width:${natural}`);
+    const name = model.get("machine") || "board map";
+    const note = `${name}: this map lost its kernel (restart or shutdown) before ` +
+      `${new Date().toTimeString().slice(0, 8)}; the picture is its last update, not live.`;
+    const jobs = (model.get("jobs") || []).map((j) =>
+      `<li>${escapeHtml(j.key)}: job ${j.id} \u00b7 ${escapeHtml(j.owner)} \u00b7 ` +
+      `${j.boards.length} board${j.boards.length === 1 ? "" : "s"}</li>`).join("");
+    replaceOutputs(model.widget_manager, model.get("box_id"), {
+      "text/html": `<div><p><strong>${escapeHtml(note)}</strong></p>${picture.outerHTML}` +
+        `<ul style="list-style:none;padding:0">${jobs}</ul></div>`,
+      "text/plain": note,
+    });
+  };
+  const context = model.widget_manager && model.widget_manager.context;
+  const saving = context && context.saveState;
+  const onSave = (_sender, state) => {
+    if (state === "started") saveStatic();
+  };
+  if (saving && typeof saving.connect === "function") saving.connect(onSave);
+  const Resize = doc.defaultView && doc.defaultView.ResizeObserver;
+  const resized = Resize ? new Resize(() => sizeLabels()) : null;
+  if (resized) resized.observe(viewport);
+
   drawStatus();
   drawBoards();
   drawChipForm();
   drawAnswer();
+  watch();
 
   return () => {
+    clearTimeout(later);
+    if (saving && typeof saving.disconnect === "function") saving.disconnect(onSave);
+    if (resized) resized.disconnect();
+    watched.disconnect();
+    model.off("comm_live_update", drawStatus);
     for (const [ev, fn] of handlers) model.off(ev, fn);
     root.remove(); // a re-render (e.g. hot reload) starts from an empty element
   };

@@ -15,12 +15,14 @@ connections of the job given to :meth:`BoardMap.for_job`.
 
 from __future__ import annotations
 
+import colorsys
 import contextlib
 import html
 import itertools
 import math
 import queue
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +38,10 @@ if TYPE_CHECKING:
     from spalloc.client import ProtocolClient
     from spalloc.models import MachineDescription, WhereIs
 
-__all__ = ["JOB_COLOURS", "BoardMap", "hex_cell", "job_colour", "job_key", "static_html"]
+__all__ = [
+    "FOLD_MIN_BOARDS", "JOB_COLOURS", "BoardMap", "fold_column", "hex_cell", "job_colour",
+    "job_key", "job_records", "machine_records", "static_html",
+]
 
 _HERE = Path(__file__).resolve().parent
 
@@ -63,9 +68,26 @@ def hex_cell(board: Board) -> tuple[int, int]:
     return column, -row
 
 
-def job_colour(job_id: int) -> str:
-    """The fill colour of a job's boards."""
-    return JOB_COLOURS[job_id % len(JOB_COLOURS)]
+def job_colour(index: int) -> str:
+    """The fill colour of the ``index``-th job on a map (keys A, B, ... in the same order).
+
+    Colours go by place on the map, not by job id, so the jobs on screen never share one:
+    the palette first, then hues a golden angle apart (light enough for black letters).
+    """
+    if index < len(JOB_COLOURS):
+        return JOB_COLOURS[index]
+    hue = (index - len(JOB_COLOURS)) * 137.508 + 20.0
+    red, green, blue = colorsys.hls_to_rgb((hue % 360.0) / 360.0, 0.74, 0.62)
+    return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
+
+
+#: Machines with at least this many boards are drawn folded into a rectangle (boardmap.js).
+FOLD_MIN_BOARDS = 100
+
+
+def fold_column(col: int, width: int, fold: bool) -> int:
+    """A layout column folded modulo ``2 * width`` (see ``foldColumn`` in boardmap.js)."""
+    return col % (2 * width) if fold and width else col
 
 
 def _board(value: Any) -> Board:
@@ -107,11 +129,45 @@ def _hexagon(cx: float, cy: float, radius: float) -> str:
                     f"{cy - radius * math.sin(math.pi / 3 * k):.1f}" for k in range(6))
 
 
+def machine_records(entry: MachineDescription, jobs: Iterable[Any], owner: str | None = None
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Board and job records of one machine, as the map's ``boards`` and ``jobs`` traits.
+
+    Board locations and IPs are left out (``None``): they need more than the two lists.
+    """
+    dead = frozenset(entry.dead_boards)
+    boards = []
+    for x, y, z in itertools.product(range(entry.width), range(entry.height), range(3)):
+        col, row = hex_cell((x, y, z))
+        boards.append({"x": x, "y": y, "z": z, "col": col, "row": row, "loc": None, "ip": None,
+                       "dead": (x, y, z) in dead})
+    return boards, job_records(entry.name, jobs, owner)
+
+
+def job_records(machine: str, jobs: Iterable[Any], owner: str | None = None
+                ) -> list[dict[str, Any]]:
+    """The map's ``jobs`` trait: the jobs holding boards of ``machine``, keyed A, B, ..."""
+    on_machine = [j for j in jobs if j.allocated_machine_name == machine and j.boards]
+    return [
+        {"id": j.job_id, "key": job_key(i), "owner": j.owner or "",
+         "boards": [list(b) for b in sorted(j.boards or ())],
+         "colour": job_colour(i), "mine": bool(owner) and j.owner == owner}
+        for i, j in enumerate(on_machine)
+    ]
+
+
 def static_html(machine: str, boards: list[dict[str, Any]], jobs: list[dict[str, Any]],
-                dead_links: list[list[int]]) -> str:
-    """The map as self-contained HTML (inline SVG and a legend) for renderers without widgets."""
+                dead_links: list[list[int]], *, note: str | None = None) -> str:
+    """The map as self-contained HTML (inline SVG and a legend) for renderers without widgets.
+
+    The same hexagons, colours and keys as the live map draws; ``note`` says what the
+    picture is (e.g. that it no longer follows the server).
+    """
     owner = {tuple(b): j for j in jobs for b in j["boards"]}
-    where = {(b["x"], b["y"], b["z"]): _centre(b["col"], b["row"]) for b in boards}
+    fold = len(boards) >= FOLD_MIN_BOARDS
+    width = 1 + max((b["x"] for b in boards), default=0)
+    where = {(b["x"], b["y"], b["z"]): _centre(fold_column(b["col"], width, fold), b["row"])
+             for b in boards}
     shapes: list[str] = []
     for b in boards:
         cx, cy = where[(b["x"], b["y"], b["z"])]
@@ -148,7 +204,9 @@ def static_html(machine: str, boards: list[dict[str, Any]], jobs: list[dict[str,
         f"{' (you)' if j.get('mine') else ''} · {len(j['boards'])} "
         f"board{'' if len(j['boards']) == 1 else 's'}</li>"
         for j in jobs)
-    return (f'<div class="spalloc-boardmap-static"><div><b>{html.escape(machine)}</b></div>{svg}'
+    caption = f" <span style=\"color:#555\">{html.escape(note)}</span>" if note else ""
+    return (f'<div class="spalloc-boardmap-static"><div><b>{html.escape(machine)}</b>{caption}'
+            f"</div>{svg}"
             f'<ul style="list-style:none;padding:0">{items}</ul></div>')
 
 
@@ -184,6 +242,9 @@ class BoardMap(anywidget.AnyWidget):
     #: the server's where-is answer for the last query, ``{"query", ...}`` or ``{"error"}``
     answer = traitlets.Dict().tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
+    #: model id of the box this map is shown in (its outputs are made static when a
+    #: notebook is saved after the kernel went away)
+    box_id = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, machine_name: str | None = None, server: Any = None,
                  **kwargs: Any) -> None:
@@ -192,7 +253,12 @@ class BoardMap(anywidget.AnyWidget):
             kwargs.setdefault("machine", machine_name)
         super().__init__(**kwargs)
         self._follower: _Follower | None = None
+        self._box: Any = None
         self.on_msg(self._on_message)
+        # Clicks are answered while a cell runs (see answer_on_frontend_subshell).
+        from spalloc_nb.widgets.job import answer_on_frontend_subshell
+
+        answer_on_frontend_subshell(self)
         if server is not None:
             if not self.machine:
                 raise ValueError("BoardMap(machine_name, server): a machine name is needed")
@@ -213,6 +279,43 @@ class BoardMap(anywidget.AnyWidget):
             bundle[0]["text/html"] = static_html(self.machine, self.boards, self.jobs,
                                                  self.dead_links)
         return bundle
+
+    def final_bundle(self, reason: str) -> dict[str, Any]:
+        """The static picture that replaces this map's outputs once it stops following."""
+        stamp = time.strftime("%H:%M:%S")
+        note = f"as of {stamp}; no longer live: {reason}"
+        return {"text/html": static_html(self.machine, self.boards, self.jobs, self.dead_links,
+                                         note=note),
+                "text/plain": f"{self!r} ({note})"}
+
+    def live_bundle(self) -> dict[str, Any]:
+        """The bundle for an output of this map: the live view, static HTML and text.
+
+        The view sits in a one-child box: ipywidgets marks a container view whose kernel
+        is gone with ``jupyter-widgets-disconnected`` (an anywidget view gets no such mark
+        in JupyterLab 4.6), and the map's front end reads that mark to stop saying "live".
+        """
+        import ipywidgets
+
+        box = self._box
+        if box is None or box.comm is None:
+            box = self._box = ipywidgets.VBox([self])
+            box.add_class("spalloc-map-box")
+            self.box_id = box.model_id
+            from spalloc_nb.widgets.job import answer_on_frontend_subshell
+
+            answer_on_frontend_subshell(box)
+        bundle = box._repr_mimebundle_() or {}
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+        data["text/html"] = static_html(self.machine, self.boards, self.jobs, self.dead_links)
+        data["text/plain"] = repr(self)
+        return data
+
+    def _ipython_display_(self) -> None:
+        # A display id per output, so the output can end as a true static picture.
+        from spalloc_nb._displays import show
+
+        show(self, self.live_bundle(), self.final_bundle)
 
     def __repr__(self) -> str:
         # Cheap and meaningful in terminals and text/plain bundles.
@@ -314,10 +417,16 @@ class BoardMap(anywidget.AnyWidget):
         follower, self._follower = self._follower, None
         if follower is not None:
             follower.stop(timeout=timeout)
+            from spalloc_nb._displays import displays
+
+            displays.finish(self, "the map was stopped")
 
     def close(self) -> None:
         """Stop following and close the widget."""
         self.stop()
+        box, self._box = self._box, None
+        if box is not None:
+            box.close()
         super().close()
 
     # --- observers: run in the kernel's thread, hand work to the follower ---------------------
@@ -355,8 +464,25 @@ class BoardMap(anywidget.AnyWidget):
         elif follower is None:
             self.answer = {"query": f"chip ({x}, {y}) of job {job_id}",
                            "error": "the map is not following a server"}
+        elif (size := self._job_size(job_id)) is not None and not (
+                0 <= x < size[0] and 0 <= y < size[1]):
+            # The server would wrap the chip around the job; say it is outside instead.
+            self.answer = {"query": f"chip ({x}, {y}) of job {job_id}",
+                           "error": f"chip ({x}, {y}) is outside job {job_id}, which is "
+                                    f"{size[0]}\u00d7{size[1]} chips (x < {size[0]}, "
+                                    f"y < {size[1]})"}
         else:
             follower.ask_job_chip(job_id, (x, y))
+
+    def _job_size(self, job_id: int) -> tuple[int, int] | None:
+        """The followed job's size in chips, when this map follows that job."""
+        follower = self._follower
+        job = None if follower is None else follower._job
+        if job is None or int(job.id) != job_id:
+            return None
+        snap = getattr(job, "snapshot", None)
+        width, height = getattr(snap, "width", None), getattr(snap, "height", None)
+        return (int(width), int(height)) if width and height else None
 
 
 def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
@@ -427,6 +553,7 @@ class _Follower:
         self._locations: dict[Board, list[int] | None] = {}
         #: how many times the traits were recomputed from the server (for tests)
         self.refreshes = 0
+        self._watching: str | None = None  # the machine a queued job waits for
         self._threads = [
             threading.Thread(target=self._follow_loop, name=f"spalloc-boardmap-follow-{port}",
                              daemon=True),
@@ -609,31 +736,46 @@ class _Follower:
         jobs = client.list_jobs()
         self.refreshes += 1
         name = self._machine_name
+        queued_for: str | None = None
         if name is None and self._job_id is not None:
             # A queued job: its machine is known once it is allocated.
-            name = next((j.allocated_machine_name for j in jobs if j.job_id == self._job_id),
-                        None)
+            mine = next((j for j in jobs if j.job_id == self._job_id), None)
+            name = None if mine is None else mine.allocated_machine_name
             if name is None:
-                self._set(status=f"job {self._job_id} is not allocated yet")
-                return False
-            self._machine_name = name
-            client.notify_machine(name)
+                # Meanwhile, show the machine it waits for and what holds that machine.
+                queued_for = _requested_machine(mine, machines)
+                if queued_for is None:
+                    self._set(status=f"job {self._job_id} is not allocated yet")
+                    return False
+                if queued_for != self._watching:
+                    client.notify_machine(queued_for)
+                    self._watching = queued_for
+                name = queued_for
+            else:
+                self._machine_name = name
+                client.notify_machine(name)
         entry = next((m for m in machines if m.name == name), None)
         if entry is None:
             self._set(status=f"no machine named {name!r} on the server", jobs=[])
             return False
         boards = self._board_records(client, entry)
-        mine = self._widget.my_owner
-        on_machine = [j for j in jobs if j.allocated_machine_name == name and j.boards]
-        job_records = [
-            {"id": j.job_id, "key": job_key(i), "owner": j.owner or "",
-             "boards": [list(b) for b in sorted(j.boards or ())],
-             "colour": job_colour(j.job_id), "mine": bool(mine) and j.owner == mine}
-            for i, j in enumerate(on_machine)
-        ]
+        status = "live"
+        if queued_for is not None:
+            status = (f"live; job {self._job_id} is queued for {queued_for}: "
+                      "the jobs shown hold its boards")
+        extra: dict[str, Any] = {}
+        if self._job_id is not None and queued_for is None and \
+                not any(j.job_id == self._job_id for j in jobs):
+            # The followed job ended: say so, and forget answers that still name it.
+            status = f"live; job {self._job_id} has ended and holds no boards"
+            if self._widget.answer.get("job_id") == self._job_id:
+                extra["answer"] = {}
+            if self._widget.highlight_job == self._job_id:
+                extra["highlight_job"] = None
         self._set(machine=name, width=entry.width, height=entry.height, tags=list(entry.tags),
                   boards=boards, dead_links=[list(lk) for lk in sorted(entry.dead_links)],
-                  jobs=job_records, status="live")
+                  jobs=job_records(entry.name, jobs, self._widget.my_owner), status=status,
+                  **extra)
         return True
 
     def _board_records(self, client: ProtocolClient,
@@ -692,6 +834,18 @@ class _Follower:
             for name, value in values.items():
                 if getattr(widget, name) != value:
                     setattr(widget, name, value)
+
+
+def _requested_machine(job: Any, machines: Any) -> str | None:
+    """The machine a queued job waits for: the one it named, else the first its tags fit."""
+    if job is None:
+        return None
+    kwargs = getattr(job, "kwargs", None) or {}
+    named = kwargs.get("machine")
+    if isinstance(named, str):
+        return named
+    tags = set(kwargs.get("tags") or ("default",))
+    return next((m.name for m in machines if tags <= set(m.tags)), None)
 
 
 def _pairs(connections: Any) -> Iterable[tuple[tuple[int, int], str]]:

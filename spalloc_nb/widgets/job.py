@@ -12,21 +12,80 @@ import html
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anywidget
 import ipywidgets as widgets
 from traitlets import Int, Unicode
 
 from spalloc.states import JobState
-from spalloc_nb._html import JobView, job_html, job_text, job_view
+from spalloc_nb._displays import displays, show, show_static
+from spalloc_nb._html import JobView, final_view, job_html, job_text, job_view
 from spalloc_nb._registry import registry
 
 if TYPE_CHECKING:
     from spalloc.models import JobSnapshot
 
-__all__ = ["JobWidget", "board_map_class"]
+__all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class",
+           "queue_note"]
 
 _LIVE = ("queued", "power", "ready")
+_HERE = Path(__file__).resolve().parent
+
+
+def answer_on_frontend_subshell(widget: Any) -> None:
+    """Let the front end's messages to ``widget`` run on the subshell it sends them to.
+
+    JupyterLab >= 4.4 sends comm messages to a kernel subshell (``commsOverSubshells``,
+    default one subshell per comm target), so a click need not wait for a running cell.
+    But ipykernel 7 routes an incoming comm message to the subshell that last *published*
+    on that comm (``BaseComm._reply_subshell_for``, meant for a cell awaiting a widget's
+    reply), and our widgets publish from the main shell, where they were created: so every
+    click went back to the busy main shell and waited for the cell to end. Our handlers
+    never await replies, so the front end's own choice of subshell is the right one.
+    Without subshells (older kernels or front ends) the default is the main shell, as before.
+    """
+    comm = getattr(widget, "comm", None)
+    if comm is not None and hasattr(comm, "_reply_subshell_for"):
+        comm._reply_subshell_for = lambda _data, default: default
+
+
+def queue_note(hostname: str, port: int, job_id: int, timeout: float = 5.0) -> str:
+    """What a queued job waits for: the machine and the queued jobs ahead of it."""
+    from spalloc.client import ProtocolClient
+
+    with ProtocolClient(hostname, port, timeout=timeout) as client:
+        jobs = client.list_jobs()
+        machines = client.list_machines()
+    mine = next((j for j in jobs if j.job_id == job_id), None)
+    if mine is None:
+        return "the server no longer lists this job"
+    from spalloc_nb.widgets.boardmap import _requested_machine
+
+    machine = _requested_machine(mine, machines)
+    ahead = sum(1 for j in jobs if j.state is JobState.queued and j.job_id < job_id
+                and (machine is None or _requested_machine(j, machines) == machine))
+    where = f" on {machine}" if machine else ""
+    return (f"free boards{where}; {ahead} queued job{'s' if ahead != 1 else ''} ahead "
+            f"(checked {time.strftime('%H:%M:%S')})")
+
+
+class JobStatus(anywidget.AnyWidget):
+    """The summary panel: the job's HTML, and "disconnected" once the kernel is gone."""
+
+    _esm = _HERE / "jobstatus.js"
+    _css = _HERE / "jobstatus.css"
+
+    value = Unicode("").tag(sync=True)
+    #: what the kernel is doing for a click right now ("Powering off…"), or ""
+    busy = Unicode("").tag(sync=True)
+    #: counts the clicks the kernel has handled; the front end clears its "sent" note
+    ack = Int(0).tag(sync=True)
+    #: model id of the job widget shown in outputs (its outputs are made static when a
+    #: notebook is saved after the kernel went away)
+    root_id = Unicode("").tag(sync=True)
 
 
 def board_map_class() -> Any:
@@ -57,9 +116,12 @@ class JobWidget(widgets.VBox):
         self._queued_for: float | None = None
         self._seen_waiting = False
         self._view: JobView | None = None
+        self._held: tuple[tuple[int, int, int], ...] = ()
+        self._queue_note: str | None = None
+        self._probing = False
         self._remove_listener: Callable[[], None] | None = None
 
-        self._summary = widgets.HTML()
+        self._summary = JobStatus()
         self._message = widgets.HTML()
         self._power_on = widgets.Button(description="Power on", icon="play",
                                         tooltip="Power the job's boards on")
@@ -94,6 +156,13 @@ class JobWidget(widgets.VBox):
 
         super().__init__([self._summary, self._buttons, self._confirm, self._message,
                           self._map_box], **kwargs)
+        # The stylesheet (shipped with the status panel) greys the widget out when the
+        # front end loses its kernel.
+        self.add_class("spalloc-job-widget")
+        self._summary.root_id = self.model_id
+        for child in (self, self._summary, self._power_on, self._power_off, self._reset,
+                      self._destroy, self._confirm_yes, self._confirm_no, self._map_button):
+            answer_on_frontend_subshell(child)
         self._apply(job.snapshot)
         self._remove_listener = job.add_state_listener(self._on_job_change)
         # The job may have changed between the first snapshot and the subscription.
@@ -116,11 +185,16 @@ class JobWidget(widgets.VBox):
 
     def _on_job_change(self, job: Any) -> None:
         # Called on the job's background thread: assign traits only.
+        if job.snapshot.state is JobState.queued:
+            self._queue_note = None  # ask again: the queue may have moved
         self._apply(job.snapshot)
 
     def _apply(self, snapshot: JobSnapshot) -> None:
         with self._lock:
             view = self._make_view(snapshot)
+            if view.boards:
+                self._held = view.boards
+            view = replace(view, held=self._held)
             self._view = view
             self.job_id = view.job_id
             self.state = view.state
@@ -128,13 +202,20 @@ class JobWidget(widgets.VBox):
             self.reason = view.reason if view.state == "destroyed" else None
             self.health = view.health
             self._summary.value = job_html(view)
-            has_boards = view.state in ("power", "ready")
-            self._power_on.disabled = not has_boards
-            self._power_off.disabled = not has_boards
-            self._reset.disabled = not has_boards
+            # Not while the boards are being powered: the click would only queue up.
+            ready = view.state == "ready"
+            self._power_on.disabled = not ready
+            self._power_off.disabled = not ready
+            self._reset.disabled = not ready
             self._destroy.disabled = not view.live
             if not view.live:
                 self._confirm.layout.display = "none"
+        if view.state == "queued" and self._queue_note is None:
+            self._queue_note = ""  # asked once per state change (see _on_job_change)
+            self._probe_queue()
+        if not view.live:
+            # The job is over: its outputs become the final static view, for good.
+            displays.finish(self._job, view.reason or "Job ended.")
 
     def _make_view(self, snapshot: JobSnapshot) -> JobView:
         state = snapshot.state
@@ -145,12 +226,41 @@ class JobWidget(widgets.VBox):
             self._ready_at = now
             if self._seen_waiting and snapshot.start_time is not None:
                 self._queued_for = max(0.0, now - snapshot.start_time)
-        return job_view(snapshot, ready_at=self._ready_at, queued_for=self._queued_for,
+        view = job_view(snapshot, ready_at=self._ready_at, queued_for=self._queued_for,
                         emulated=self._emulated)
+        if state is JobState.queued and self._queue_note:
+            view = replace(view, extra={"Waiting": self._queue_note})
+        return view
+
+    def _probe_queue(self) -> None:
+        """Find out (on a thread of its own) what the queued job waits for, and behind whom.
+
+        Asked again at each state change of the job; the note says when it was checked.
+        """
+        with self._lock:
+            if self._probing:
+                return
+            self._probing = True
+
+        def probe() -> None:
+            try:
+                client = self._job.client
+                note = queue_note(client.hostname, client.port, int(self._job.id))
+            except Exception as exc:  # a note, not a failure: the job itself is fine
+                note = f"unknown ({type(exc).__name__}: {exc})"
+            finally:
+                with self._lock:
+                    self._probing = False
+            self._queue_note = note
+            self._apply(self._job.snapshot)
+
+        threading.Thread(target=probe, name="spalloc-nb-queue", daemon=True).start()
 
     # -- actions (the buttons call these) -------------------------------------------------
 
-    def _act(self, what: str, action: Callable[[], Any]) -> bool:
+    def _act(self, what: str, action: Callable[[], Any], doing: str = "") -> bool:
+        # Said at once (from the subshell that handles the click), then the outcome.
+        self._summary.busy = doing or f"{what}\u2026"
         try:
             action()
         except Exception as exc:  # shown in the widget: the user clicked, the user reads it
@@ -158,21 +268,25 @@ class JobWidget(widgets.VBox):
                                    f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
                                    "</span>")
             return False
-        self._message.value = ""
+        finally:
+            self._summary.busy = ""
+            self._summary.ack += 1
+        self._message.value = (f'<span class="spalloc-done">{html.escape(what)}: done at '
+                               f'{time.strftime("%H:%M:%S")}</span>')
         self._apply(self._job.snapshot)
         return True
 
     def power_on(self) -> bool:
         """Power the boards on (this power-cycles boards that are already on)."""
-        return self._act("Power on", lambda: self._job.set_power(True))
+        return self._act("Power on", lambda: self._job.set_power(True), "Powering on\u2026")
 
     def power_off(self) -> bool:
         """Power the boards off."""
-        return self._act("Power off", lambda: self._job.set_power(False))
+        return self._act("Power off", lambda: self._job.set_power(False), "Powering off\u2026")
 
     def reset(self) -> bool:
         """Reset (power-cycle) the boards."""
-        return self._act("Reset", self._job.reset)
+        return self._act("Reset", self._job.reset, "Resetting (power-cycling) the boards\u2026")
 
     def ask_destroy(self) -> None:
         """Show the confirmation row; nothing is destroyed until it is confirmed."""
@@ -186,7 +300,8 @@ class JobWidget(widgets.VBox):
     def destroy(self, reason: str | None = None) -> bool:
         """Destroy the job (also what the confirmation button does)."""
         self._confirm.layout.display = "none"
-        ok = self._act("Destroy", lambda: self._job.destroy(reason or self._destroy_reason))
+        ok = self._act("Destroy", lambda: self._job.destroy(reason or self._destroy_reason),
+                       "Destroying\u2026")
         if ok:
             registry.release_job(self._job)
         return ok
@@ -207,6 +322,7 @@ class JobWidget(widgets.VBox):
         except Exception as exc:  # e.g. the job is not connected: say so in the widget
             self._message.value = f"Map unavailable: {html.escape(str(exc))}"
             return
+        answer_on_frontend_subshell(board_map)
         self._map_box.children = (board_map,)
 
     def show_map(self, show: bool = True) -> Any:
@@ -217,6 +333,27 @@ class JobWidget(widgets.VBox):
         return self._map_box.children[0] if self._map_box.children else None
 
     # -- renderings and lifetime ----------------------------------------------------------
+
+    def final_bundle(self, reason: str) -> dict[str, Any]:
+        """The static bundle that replaces this widget's outputs once it stops following."""
+        try:
+            self._apply(self._job.snapshot)
+        except Exception:  # at exit the job may be half torn down: keep the last view
+            pass
+        view = final_view(self.view, reason)
+        return {"text/html": job_html(view), "text/plain": job_text(view)}
+
+    def show(self) -> str | None:
+        """Display this widget with a display id; returns it (``None``: the job ended)."""
+        if not self.view.live:
+            view = final_view(self.view, self.view.reason or "Job ended.")
+            show_static({"text/html": job_html(view), "text/plain": job_text(view)})
+            return None
+        return show(self._job, self._repr_mimebundle_(), self.final_bundle)
+
+    def _ipython_display_(self) -> None:
+        # A display id per output, so the output can be replaced by the final view.
+        self.show()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs) or {}

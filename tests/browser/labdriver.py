@@ -131,6 +131,8 @@ class LabServer:
             "--ip=127.0.0.1", "--port=0", "--ServerApp.port_retries=0",
             "--IdentityProvider.token=", "--ServerApp.password=",
             "--LabApp.expose_app_in_browser=True",
+            # Notebook 7 (same server) exposes its app as window.jupyterapp too.
+            "--JupyterNotebookApp.expose_app_in_browser=True",
             f"--LabApp.user_settings_dir={self.home / 'settings'}",
             f"--LabApp.workspaces_dir={self.home / 'workspaces'}",
             f"--ServerApp.root_dir={self.root_dir}",

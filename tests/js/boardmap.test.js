@@ -78,7 +78,7 @@ function setup(extra = {}) {
     ...extra,
   };
   const model = fakeModel(state);
-  const cleanup = mod.render({ model, el });
+  const cleanup = mod.default.render({ model, el });
   return { dom, el, model, cleanup, window: dom.window };
 }
 
@@ -278,4 +278,59 @@ test("a click inside a board also picks the chip under the pointer", () => {
   assert.deepEqual(model.get("selected"), [1, 0, 2]);
   assert.deepEqual(model.get("selected_chip"), [5, 1]);
   assert.deepEqual(model.sent, [{ ask: "board", board: [1, 0, 2], chip: [5, 1] }]);
+});
+
+test("a map whose kernel is gone says it is not live", async () => {
+  const { el, model, cleanup } = setup();
+  assert.match(el.querySelector(".sbm-status").textContent, /live/);
+  el.classList.add("jupyter-widgets-disconnected");
+  model.set("status", "live"); // any redraw, or the class change itself
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.match(el.querySelector(".sbm-status").textContent, /disconnected from the kernel: not live/);
+  assert.ok(el.querySelector(".spalloc-boardmap").classList.contains("sbm-gone"));
+  assert.equal(mod.render, undefined, "default export only (anywidget deprecation)");
+  cleanup();
+});
+
+test("a big machine is folded into a rectangle that fills the frame", () => {
+  const boards = machine(20, 20);
+  const { el } = setup({ width: 20, height: 20, boards, jobs: [], dead_links: [] });
+  const polys = hexes(el);
+  assert.equal(new Set(polys.map((p) => p.getAttribute("points"))).size, 1200, "no overlap");
+  const [, , w, h] = el.querySelector("svg").getAttribute("viewBox").split(" ").map(Number);
+  // Slanted, a 20x20 machine is 90 radii wide; folded it is 2*20 columns = 60 radii.
+  assert.ok(w < 62 * 10 && w > 58 * 10, `width ${w}`);
+  assert.ok(w / h > 0.9 && w / h < 1.4, `aspect ${w / h}`);
+  assert.ok(el.querySelector(".spalloc-boardmap").classList.contains("sbm-folded"));
+  assert.equal(mod.foldColumn(-3, 20, true), 37);
+  assert.equal(mod.foldColumn(-3, 20, false), -3);
+  // A small machine keeps the layout of spalloc-machine's text map.
+  const small = setup();
+  assert.ok(!small.el.querySelector(".spalloc-boardmap").classList.contains("sbm-folded"));
+});
+
+test("boards and legend rows answer the keyboard", () => {
+  const { el, model, window } = setup();
+  const hex = hexOf(el, model, 1, 0, 2);
+  assert.equal(hex.getAttribute("tabindex"), "0");
+  hex.dispatchEvent(new window.KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+  assert.deepEqual(model.sent.at(-1), { ask: "board", board: [1, 0, 2], chip: null });
+  const row = el.querySelector('.sbm-legend-row[data-job="9"]');
+  assert.equal(row.tabIndex, 0);
+  row.dispatchEvent(new window.KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+  assert.equal(model.get("highlight_job"), 9);
+});
+
+test("thirty jobs make a compact legend, each row titled in full", () => {
+  const boards = machine(20, 20);
+  const jobs = Array.from({ length: 30 }, (_, i) => ({
+    id: 100 + i, key: String.fromCharCode(65 + (i % 26)), owner: `user${i}@example.org`,
+    boards: [[i % 20, Math.floor(i / 20), 0]], colour: "#80b1d3", mine: false,
+  }));
+  const { el } = setup({ width: 20, height: 20, boards, jobs, dead_links: [] });
+  assert.ok(el.querySelector(".sbm-legend-rows").classList.contains("sbm-compact"));
+  const rows = el.querySelectorAll(".sbm-legend-row");
+  assert.equal(rows.length, 30);
+  assert.match(rows[29].title, /job 129 · user29@example.org · 1 board/);
+  assert.ok(!setup().el.querySelector(".sbm-legend-rows").classList.contains("sbm-compact"));
 });

@@ -1,0 +1,300 @@
+"""Job outputs in JupyterLab while a cell runs, after a restart, and saved then reopened.
+
+The notebook's kernel talks to the emulator this test owns (``SPALLOC_HOSTNAME``/``PORT``),
+so the test asks the server itself when a click took effect.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .labdriver import OWNER, LabServer, Notebook
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def write_notebook(lab: LabServer, name: str, sources: list[str]) -> str:
+    import nbformat
+
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                   "language": "python"}
+    nbformat.write(book, lab.root_dir / name)
+    return name
+
+
+def wait_until(predicate: Any, what: str, timeout: float = 20.0) -> float:
+    """Poll *predicate* (bounded); return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def our_jobs(emulator: Any) -> list[Any]:
+    return [job for job in emulator.jobs() if job.owner == OWNER]
+
+
+def run_first_cells(notebook: Notebook) -> None:
+    notebook.command("notebook:run-all-cells")
+
+
+def shot(locator: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    locator.screenshot(path=str(SHOTS / name))
+
+
+def test_buttons_act_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    name = write_notebook(lab, "busy.ipynb", [
+        "%load_ext spalloc_nb",
+        "job = %spalloc 1 --wait --name job\njob",
+        "import time\ntime.sleep(30)",
+    ])
+    notebook = Notebook(page, lab, name).open()
+    run_first_cells(notebook)
+    widget = notebook.output(1).locator(".spalloc-job-widget")
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
+    [job] = our_jobs(lab_emulator)
+    # The third cell is running (its prompt shows "*").
+    expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
+        "*", timeout=10_000)
+    page.wait_for_timeout(500)
+
+    widget.get_by_role("button", name="Power off").click()
+    took = wait_until(lambda: not any(lab_emulator.board_power(job.machine, b)
+                                      for b in job.boards), "the boards to go off", 20)
+    print(f"Power off reached the server {took:.2f} s after the click, cell still running")
+    assert took < 2.0
+    expect(widget.locator(".spalloc-job")).to_contain_text("off", timeout=5_000)
+    shot(widget, "after-busy-cell-power-off.png")
+
+    widget.get_by_role("button", name="Destroy").click()
+    widget.get_by_role("button", name="Yes, destroy").click()
+    took = wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 20)
+    print(f"Destroy reached the server {took:.2f} s after the click, cell still running")
+    assert took < 2.0
+    # The output becomes the job's final static view (no widget left to go stale).
+    out = notebook.output(1)
+    expect(out).to_contain_text(f"Job {job.job_id} \u2014 destroyed", timeout=10_000)
+    expect(out.locator(".spalloc-job-widget")).to_have_count(0)
+    shot(out, "after-destroyed-final-view.png")
+    assert "*" in page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt").inner_text()
+    notebook.command("kernelmenu:interrupt")
+
+
+def test_restart_then_shutdown_save_and_reopen(lab: LabServer, lab_emulator: Any,
+                                               page: Any) -> None:
+    from playwright.sync_api import expect
+
+    name = write_notebook(lab, "lifetime.ipynb", [
+        "%load_ext spalloc_nb",
+        "job = %spalloc 1 --wait --name job\njob",
+        "%spalloc machine m4x2",
+    ])
+    notebook = Notebook(page, lab, name).open()
+    notebook.run_all(timeout=120)
+    widget = notebook.output(1).locator(".spalloc-job-widget")
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=30_000)
+    [job] = our_jobs(lab_emulator)
+    shot(widget, "after-widget-live.png")
+
+    # Restart: the old output must stop saying "ready" at once.
+    notebook.restart_kernel()
+    wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 30)
+    status = widget.locator(".spalloc-job-status")
+    expect(status).to_have_class(lambda_class("spalloc-gone"), timeout=15_000)
+    expect(status.locator(".spalloc-job-disconnected")).to_be_visible()
+    expect(status.locator(".spalloc-live-row").first).to_be_hidden()
+    board_map = notebook.output(2).locator(".spalloc-boardmap")
+    expect(board_map.locator(".sbm-status")).to_contain_text("not live", timeout=15_000)
+    shot(notebook.output(1), "after-restart-disconnected.png")
+
+    # Saved after the restart and reopened: static outputs that claim nothing live.
+    notebook.command("docmanager:save")
+    page.wait_for_timeout(1500)
+    saved = (lab.root_dir / name).read_text()
+    assert "application/vnd.jupyter.widget-view+json" not in saved
+    notebook = Notebook(page, lab, name).open()
+    expect(notebook.output(1)).to_contain_text("state unknown: this output lost its kernel",
+                                               timeout=30_000)
+    expect(notebook.output(2)).to_contain_text("the picture is its last update, not live")
+    expect(notebook.output(2).locator("svg polygon")).to_have_count(24)
+    text = page.locator(".jp-Notebook").inner_text()
+    assert "model not found" not in text and "ready" not in text
+    shot(page.locator(".jp-Notebook"), "after-restart-saved-reopened.png")
+    widget = notebook.output(1).locator(".spalloc-job-widget")
+
+    # Run again, shut the kernel down, save, reopen: the final static views are shown.
+    notebook.run_all(timeout=120)
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=30_000)
+    [job] = our_jobs(lab_emulator)
+    notebook.command("kernelmenu:shutdown")
+    accept = page.locator(".jp-Dialog .jp-mod-accept")
+    page.wait_for_timeout(1000)
+    if accept.count():  # JupyterLab asks for confirmation in some versions
+        accept.click()
+    wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 30)
+    out = notebook.output(1)
+    expect(out).to_contain_text(f"Job {job.job_id} \u2014 destroyed: Kernel shut down",
+                                timeout=15_000)
+    expect(notebook.output(2)).to_contain_text("no longer live: Kernel shut down",
+                                               timeout=15_000)
+    notebook.command("docmanager:save")
+    page.wait_for_timeout(1500)
+    reopened = Notebook(page, lab, name).open()
+    expect(reopened.output(1)).to_contain_text("destroyed", timeout=30_000)
+    text = page.locator(".jp-Notebook").inner_text()
+    assert "model not found" not in text
+    assert f"Job {job.job_id} \u2014 destroyed: Kernel shut down" in text
+    expect(reopened.output(2).locator("svg polygon")).to_have_count(24)
+    shot(page.locator(".jp-Notebook"), "after-reopened-final-view.png")
+
+
+def lambda_class(name: str) -> Any:
+    import re
+
+    return re.compile(rf"(^|\s){re.escape(name)}(\s|$)")
+
+
+def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any,
+                                             page: Any) -> None:
+    """Notebook 7 shares JupyterLab's kernel services: clicks reach a subshell there too."""
+    from playwright.sync_api import expect
+
+    pytest.importorskip("notebook")
+    name = write_notebook(lab, "busy7.ipynb", [
+        "%load_ext spalloc_nb",
+        "job = %spalloc 1 --wait --name job\njob",
+        "import time\ntime.sleep(30)",
+    ])
+    page.goto(f"{lab.url}/notebooks/{name}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel); }", timeout=60_000)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    widget = page.locator(".jp-Cell").nth(1).locator(".spalloc-job-widget")
+    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
+    [job] = our_jobs(lab_emulator)
+    expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
+        "*", timeout=10_000)
+    page.wait_for_timeout(500)
+    widget.get_by_role("button", name="Power off").click()
+    took = wait_until(lambda: not any(lab_emulator.board_power(job.machine, b)
+                                      for b in job.boards), "the boards to go off", 40)
+    print(f"Notebook 7: Power off reached the server {took:.2f} s after the click")
+    assert took < 2.0
+    widget.get_by_role("button", name="Destroy").click()
+    widget.get_by_role("button", name="Yes, destroy").click()
+    took = wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 40)
+    print(f"Notebook 7: Destroy reached the server {took:.2f} s after the click")
+    assert took < 2.0
+    shot(page.locator(".jp-Notebook"), "after-notebook7-busy-cell.png")
+    page.evaluate("() => { window.jupyterapp.commands.execute('kernelmenu:interrupt'); }")
+
+
+def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
+    """A 1200-board machine with 30 jobs: readable, filling the frame, compact legend."""
+    from playwright.sync_api import expect
+
+    from spalloc.client import ProtocolClient
+    from spalloc.emulator import Emulator
+    from tests.test_nb_boardmap import standard_machine
+
+    big = standard_machine("big", 20, 20)
+    with Emulator([big], free_delay=0.01) as emulator, \
+            ProtocolClient(*emulator.address, timeout=10) as client:
+        for i in range(30):
+            client.create_job(1 + i % 12, owner=f"user{i}@example.org", keepalive=None,
+                              machine="big")
+        name = write_notebook(lab, "big.ipynb", [
+            "from spalloc_nb.widgets.boardmap import BoardMap\n"
+            f"BoardMap.for_machine(({emulator.host!r}, {emulator.port}), 'big',"
+            " owner='user3@example.org')",
+        ])
+        notebook = Notebook(page, lab, name).open()
+        notebook.run_all(timeout=120)
+        board_map = notebook.output(0).locator(".spalloc-boardmap")
+        expect(board_map.locator("polygon[data-i]")).to_have_count(1200, timeout=30_000)
+        expect(board_map.locator(".sbm-legend-row")).to_have_count(30, timeout=30_000)
+        page.wait_for_timeout(500)
+        svg = board_map.locator("svg.sbm-svg").bounding_box()
+        frame = board_map.bounding_box()
+        hexagon = board_map.locator("polygon[data-i]").first.bounding_box()
+        legend = board_map.locator(".sbm-legend").bounding_box()
+        assert svg is not None and frame is not None and hexagon is not None and legend
+        print(f"1200-board map at fit: map {svg['width']:.0f}x{svg['height']:.0f} px in a "
+              f"{frame['width']:.0f} px frame; hexagon {hexagon['width']:.1f}x"
+              f"{hexagon['height']:.1f} px; legend {legend['height']:.0f} px high")
+        # The whole machine is visible at fit, within the viewport height.
+        assert svg["height"] <= 0.75 * 900 + 2
+        # The legend stays compact however many jobs there are.
+        assert legend["height"] <= 0.25 * 900
+        # Letters are either readable or hidden (hover and zoom show them).
+        small = "sbm-small" in (board_map.get_attribute("class") or "")
+        label_px = 6 * svg["width"] / float(
+            board_map.locator("svg.sbm-svg").get_attribute("viewBox").split()[2])
+        assert small == (label_px < 7), (small, label_px)
+        shot(board_map, "after-big-map-fit.png")
+        board_map.locator(".sbm-zoom-in").click()
+        board_map.locator(".sbm-zoom-in").click()
+        page.wait_for_timeout(300)
+        assert "sbm-small" not in (board_map.get_attribute("class") or "")
+        shot(board_map, "after-big-map-zoomed.png")
+
+
+def test_saved_widget_state_reopened_without_its_kernel_is_not_live(
+        lab: LabServer, lab_emulator: Any, browser: Any) -> None:
+    """With "save widget state" on, a reopened widget is drawn from saved state: not live."""
+    import json
+
+    from playwright.sync_api import expect
+
+    settings = lab.home / "settings/@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({"saveState": True}))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        name = write_notebook(lab, "state.ipynb", [
+            "%load_ext spalloc_nb",
+            "job = %spalloc 1 --wait --name job\njob",
+            "%spalloc machine m4x2",
+        ])
+        notebook = Notebook(page, lab, name).open()
+        notebook.run_all(timeout=120)
+        expect(notebook.output(1).locator(".spalloc-job")).to_contain_text("ready")
+        expect(notebook.output(2).locator(".sbm-status")).to_contain_text("live")
+        notebook.command("docmanager:save")
+        page.wait_for_timeout(1500)
+        saved = json.loads((lab.root_dir / name).read_text())
+        assert saved["metadata"].get("widgets"), "the widget state was saved"
+        # Shut the kernel down and leave without saving again: the file keeps the state
+        # saved while the job was live.
+        page.evaluate("() => window.jupyterapp.serviceManager.kernels.shutdownAll()")
+        page.close()
+        wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 30)
+
+        page = context.new_page()
+        reopened = Notebook(page, lab, name).open()
+        status = reopened.output(1).locator(".spalloc-job-status")
+        expect(status.locator(".spalloc-job-disconnected")).to_be_visible(timeout=30_000)
+        expect(status.locator(".spalloc-live-row").first).to_be_hidden()
+        expect(reopened.output(2).locator(".sbm-status")).to_contain_text("not live")
+        assert "model not found" not in page.locator(".jp-Notebook").inner_text()
+        shot(page.locator(".jp-Notebook"), "after-reopened-saved-widget-state.png")
+    finally:
+        settings.unlink()
+        context.close()
