@@ -2,8 +2,8 @@
 
 A Job talks to its server through one :class:`~spalloc.service.Service` (the v1 protocol's
 is :class:`~spalloc.service.v1.V1Service`). It follows its job's changes (v1: ``jobs_changed``
-notifications) and keeps a cached :class:`~spalloc.models.JobSnapshot`
-current from them, so waits wake on server events rather than polling. A background thread
+notifications) and keeps a cached :class:`~spalloc.models.JobSnapshot` current from them
+(:mod:`spalloc._jobsync`), so waits wake on server events rather than polling. A background thread
 (a :class:`~spalloc.follow.Follower`) sends ``job_keepalive`` every keepalive/2 seconds and,
 when the connection drops, stalls or the server restarts, reconnects (at once, then every
 ``reconnect_delay`` seconds) and re-subscribes; waits carry on meanwhile. ``destroy()`` never
@@ -18,17 +18,18 @@ raises for an unreachable server.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from spalloc._connection import deadline_of, remaining
+from spalloc._deadline import deadline_of, remaining
 from spalloc._dispatch import Dispatcher
+from spalloc._jobrequest import job_request, no_hostname_message
+from spalloc._jobsync import JobSync, bounded
 from spalloc._unset import UNSET as _UNSET
-from spalloc.config import SpallocConfig, load_config, search_path
+from spalloc.config import load_config
 from spalloc.exceptions import (
     ConfigError,
     JobDestroyedError,
@@ -38,8 +39,8 @@ from spalloc.exceptions import (
     StateChangeTimeoutError,
 )
 from spalloc.follow import Follower
-from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
-from spalloc.service import JobRequest, Pending, Service, open_service
+from spalloc.models import JobSnapshot, JobStateInfo
+from spalloc.service import Pending, Service, open_service
 from spalloc.states import JobState
 
 if TYPE_CHECKING:
@@ -51,35 +52,9 @@ log = logging.getLogger(__name__)
 
 #: Longest ``destroy()`` waits for the server when the Job's ``timeout`` is ``None``.
 DESTROY_TIMEOUT = 10.0
-#: Share of the keepalive interval a keepalive's reply may take before the connection is taken
-#: for stalled (frozen without FIN or RST) and replaced. Beats go every interval/2, so a fresh
-#: connection still has a quarter of the interval to reach the server before the job expires.
-_STALL_SHARE = 0.25
-# Bound on background calls (keepalive, refresh) when neither timeout nor keepalive bounds them.
-_BACKGROUND_TIMEOUT = 30.0
 
 
-def _bounded(timeout: float | None, cap: float | None) -> float | None:
-    if cap is None:
-        return timeout
-    return cap if timeout is None else min(timeout, cap)
-
-
-def _no_hostname_message(config: SpallocConfig, config_filenames: Any) -> str:
-    if config_filenames is None:
-        try:
-            where = search_path()[1]
-        except Exception:  # platformdirs trouble must not hide the real message
-            where = "~/.config/spalloc"
-        place = f"in a config file such as {where} (see: python -m spalloc.config)"
-    else:
-        place = "in one of the config files given"
-    return ("No spalloc server hostname is configured. Pass hostname=..., set the "
-            f"SPALLOC_HOSTNAME environment variable, or put 'hostname = <server>' under "
-            f"[spalloc] {place}. Use hostname 'local' to run against the built-in emulator.")
-
-
-class Job:
+class Job(JobSync):
     """A request for SpiNNaker boards, kept alive until destroyed.
 
     Positional arguments choose what to allocate: ``Job()`` or ``Job(1)`` one board,
@@ -154,7 +129,7 @@ class Job:
         timeout = pick("timeout", timeout)
         ignore_version = bool(pick("ignore_version", ignore_version))
         if not hostname:
-            raise ConfigError(_no_hostname_message(config, config_filenames), key="hostname")
+            raise ConfigError(no_hostname_message(config, config_filenames), key="hostname")
         if port is None:
             raise ValueError("A port must be specified.")
         if reconnect_delay is None or reconnect_delay < 0:
@@ -175,8 +150,8 @@ class Job:
 
         request = None
         if resume_job_id is None:
-            request = self._request(args, config, owner, keepalive, machine, tags, min_ratio,
-                                    max_dead_boards, max_dead_links, require_torus)
+            request = job_request(args, config, owner, keepalive, machine, tags, min_ratio,
+                                  max_dead_boards, max_dead_links, require_torus)
 
         service = open_service(self._hostname_server, port, timeout=timeout,
                                check_version=not ignore_version)
@@ -219,190 +194,6 @@ class Job:
             else:
                 self.close()
             raise
-
-    @staticmethod
-    def _request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepalive: Any,
-                 machine: Any, tags: Any, min_ratio: Any, max_dead_boards: Any,
-                 max_dead_links: Any, require_torus: Any) -> JobRequest:
-        if "tags" not in config.explicit:  # the config reports None; "default" applies here
-            config = config._replace(tags=("default",))
-
-        def pick(name: str, value: Any) -> Any:
-            return getattr(config, name) if value is _UNSET else value
-
-        owner = pick("owner", owner)
-        if owner is None:
-            raise ValueError("An owner must be specified: pass owner=..., set SPALLOC_OWNER "
-                             "or put 'owner = <your email>' in the config file.")
-        keepalive = pick("keepalive", keepalive)
-        if keepalive is not None and (isinstance(keepalive, bool) or keepalive <= 0):
-            raise ValueError("keepalive must be None or a number of seconds > 0")
-        if isinstance(tags, str):
-            tags = [tags]
-        if machine is not _UNSET and tags is not _UNSET:
-            if machine is not None and tags is not None:
-                raise ValueError("Only one of tags and machine may be specified.")
-        elif machine is not _UNSET:
-            tags = None if machine is not None else pick("tags", tags)
-        elif tags is not _UNSET:
-            machine = None if tags is not None else config.machine
-        else:
-            machine = config.machine
-            # A machine named in the config wins over the default tag set.
-            tags = None if machine is not None else config.tags
-            if (machine is not None and "tags" in config.explicit
-                    and config.tags is not None):
-                raise ConfigError("the config sets both machine and tags; only one of them "
-                                  "may be specified", key="tags", value=config.tags)
-        return JobRequest(
-            args=args,
-            owner=str(owner),
-            keepalive=None if keepalive is None else float(keepalive),
-            machine=machine,
-            tags=None if tags is None else tuple(str(t) for t in tags),
-            min_ratio=float(pick("min_ratio", min_ratio)),
-            max_dead_boards=pick("max_dead_boards", max_dead_boards),
-            max_dead_links=pick("max_dead_links", max_dead_links),
-            require_torus=bool(pick("require_torus", require_torus)),
-        )
-
-    # --- keeping the snapshot current ------------------------------------------------------
-
-    def _update(self, seq: int | None = None, **changes: Any) -> None:
-        with self._cond:
-            if seq is not None:
-                # Replies come back in the order asked: an older fetch finishing late must
-                # not overwrite what a newer one saw.
-                if seq < self._applied:
-                    return
-                self._applied = seq
-            new = self._snapshot._replace(**changes)
-            if new == self._snapshot:
-                return
-            self._snapshot = new
-            self._cond.notify_all()
-            listeners = list(self._state_listeners)
-        for fn in listeners:
-            self._events.submit(fn, self)
-
-    def _apply(self, state: JobStateInfo, info: JobMachineInfo | None,
-               seq: int | None = None) -> None:
-        # A job without boards has no power (None) and no reason is None: the Java server
-        # says False and "" there. Its "keepalive" is the time of the last keepalive, not the
-        # interval, so the snapshot keeps the interval this Job knows.
-        has_boards = state.state in (JobState.power, JobState.ready)
-        changes: dict[str, Any] = {
-            "state": state.state, "power": state.power if has_boards else None,
-            "reason": state.reason or None,
-            "start_time": state.start_time, "keepalivehost": state.keepalivehost or None,
-        }
-        if info is not None and (state.state.is_live or info.machine_name is not None):
-            # Once the job is gone the server forgets its boards; keep the last ones known.
-            changes.update(machine_name=info.machine_name, boards=info.boards,
-                           width=info.width, height=info.height, connections=info.connections)
-        self._update(seq, **changes)
-        if not state.state.is_live and self._keeper is not None:
-            # The server has let the job go: nothing is left to keep alive or to follow.
-            self._keeper.stop(timeout=0)
-
-    def _fetch(self, timeout: float | None, *, keepalive: bool = False,
-               follow: bool = False) -> None:
-        """Ask for state and machine info (plus a keepalive, or following the job)."""
-        service = self._require_service()
-        job_id = self._require_id()
-        deadline = deadline_of(timeout)
-        # The lock only keeps fetches in order and numbers them; it is never held while
-        # waiting for an answer, so a silent server cannot block destroy() behind it.
-        with self._sending(deadline, "get_job_state"):
-            self._fetches += 1
-            seq = self._fetches
-            pending = service.send_fetch(job_id, deadline, keepalive=keepalive, follow=follow)
-        status = pending.wait()
-        self._apply(status.state, status.info, seq)
-
-    @contextlib.contextmanager
-    def _sending(self, deadline: float | None, command: str) -> Iterator[None]:
-        left = remaining(deadline)
-        if not self._refresh_lock.acquire(timeout=-1 if left is None else left):
-            raise ProtocolTimeoutError(f"could not send {command} in time: another request "
-                                       "to the server is stuck", command=command)
-        try:
-            yield
-        finally:
-            self._refresh_lock.release()
-
-    def _follow_and_refresh(self, timeout: float | None) -> None:
-        self._fetch(timeout, follow=True)
-        if self._keepalive is not None:
-            # Reading the state refreshes the job's keepalive timer on the server too.
-            self._update(last_keepalive_ok=time.time(), keepalive_error=None)
-
-    def _on_jobs_changed(self, job_ids: Sequence[int]) -> None:
-        if self._id not in job_ids or self._finished:
-            return
-        if self._keeper is not None:
-            self._keeper.changed()
-
-    def _refresh_quietly(self) -> None:
-        try:
-            self._fetch(self._background_timeout())
-        except SpallocError as exc:
-            log.debug("refresh of job %s after a notification failed: %s", self._id, exc)
-
-    def _on_disconnect(self, error: ProtocolError) -> None:
-        if self._finished:
-            return
-        log.warning("lost connection to spalloc server for job %s: %s", self._id, error)
-        self._update(connected=False, keepalive_error=f"connection lost: {error}")
-        if self._keeper is not None:
-            self._keeper.wake()
-
-    def _background_timeout(self) -> float | None:
-        """How long a background exchange may take before the connection counts as stalled."""
-        stall = None if self._keepalive is None else self._keepalive * _STALL_SHARE
-        return _bounded(_bounded(self._timeout, stall), _BACKGROUND_TIMEOUT)
-
-    def _beat(self) -> None:
-        service = self._require_service()
-        timeout = self._background_timeout()
-        try:
-            self._fetch(timeout, keepalive=self._keepalive is not None)
-        except ProtocolTimeoutError as exc:
-            # A connection that stops answering is as good as lost: start again.
-            self._update(keepalive_error=str(exc), connected=False)
-            service.disconnect()
-            raise
-        except SpallocError as exc:
-            self._update(keepalive_error=str(exc))
-            raise
-        if self._keepalive is not None:
-            self._update(last_keepalive_ok=time.time(), keepalive_error=None)
-
-    def _reconnect(self) -> None:
-        service = self._require_service()
-        timeout = self._background_timeout()
-        if self._finished:
-            return  # destroy() or close() owns the connection now
-        try:
-            deadline = deadline_of(timeout)
-            service.connect(deadline)
-            self._follow_and_refresh(remaining(deadline))
-        except BaseException as exc:
-            service.disconnect()
-            self._update(connected=False, keepalive_error=f"reconnection failed: {exc}")
-            raise
-        log.info("reconnected to spalloc server for job %s", self._id)
-        self._update(connected=True)
-
-    def _require_service(self) -> Service:
-        if self._service is None:
-            raise ProtocolError("not connected")
-        return self._service
-
-    def _require_id(self) -> int:
-        if self._id is None:
-            raise ProtocolError("no job")
-        return self._id
 
     # --- public: listeners and snapshot ------------------------------------------------------
 
@@ -617,7 +408,7 @@ class Job:
         confirmed: str | None = None
         # One deadline for every step: sending, reconnecting if need be, the replies, and
         # waiting for the keepalive thread to end.
-        timeout = _bounded(self._timeout, DESTROY_TIMEOUT)
+        timeout = bounded(self._timeout, DESTROY_TIMEOUT)
         deadline = deadline_of(timeout)
         self._signal_background()
         if service is not None and self._id is not None:
@@ -627,7 +418,7 @@ class Job:
                 if sent is None:
                     # The keepalive thread may be reconnecting: let it finish (or give up)
                     # rather than have two connects race.
-                    self._join_background(_bounded(remaining(deadline), 1.0))
+                    self._join_background(bounded(remaining(deadline), 1.0))
                     service.connect(deadline)
                     sent = self._send_destroy(service, reason, deadline)
                 if sent is None:
@@ -673,20 +464,6 @@ class Job:
         self._join_background(DESTROY_TIMEOUT)
         self._update(connected=False)
         self._events.stop()
-
-    def _signal_background(self) -> None:
-        """Stop listening and ask the keepalive thread to end, without waiting for it."""
-        for remove in self._removers:
-            remove()
-        self._removers = []
-        if self._keeper is not None:
-            self._keeper.stop(timeout=0)
-        with self._cond:
-            self._cond.notify_all()  # waits see _finished and return
-
-    def _join_background(self, timeout: float | None) -> None:
-        if self._keeper is not None:
-            self._keeper.stop(timeout=timeout)
 
     # --- context manager -------------------------------------------------------------------------
 

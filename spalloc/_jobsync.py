@@ -1,0 +1,215 @@
+"""Keeping a ``Job``'s snapshot in step with the server: the half of :class:`~spalloc.job.Job`
+that runs in the background (fetches, keepalive beats, reconnection, notifications).
+
+:class:`JobSync` holds no state of its own: ``Job.__init__`` sets the attributes declared here.
+No lock a public method needs is held across a network wait: ``_refresh_lock`` only keeps
+fetches in order while they are sent, and numbered fetches keep a late answer from overwriting a
+newer one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from spalloc._deadline import deadline_of, remaining
+from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, SpallocError
+from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
+from spalloc.states import JobState
+
+if TYPE_CHECKING:
+    from spalloc._dispatch import Dispatcher
+    from spalloc.follow import Follower
+    from spalloc.service import Service
+
+__all__ = ["JobSync", "bounded"]
+
+log = logging.getLogger("spalloc.job")
+
+#: Share of the keepalive interval a keepalive's reply may take before the connection is taken
+#: for stalled (frozen without FIN or RST) and replaced. Beats go every interval/2, so a fresh
+#: connection still has a quarter of the interval to reach the server before the job expires.
+_STALL_SHARE = 0.25
+# Bound on background calls (keepalive, refresh) when neither timeout nor keepalive bounds them.
+_BACKGROUND_TIMEOUT = 30.0
+
+
+def bounded(timeout: float | None, cap: float | None) -> float | None:
+    """The smaller of two timeouts, ``None`` being the largest."""
+    if cap is None:
+        return timeout
+    return cap if timeout is None else min(timeout, cap)
+
+
+class JobSync:
+    """The background half of :class:`~spalloc.job.Job` (see the module's docstring)."""
+
+    _id: int | None
+    _service: Service | None
+    _keeper: Follower | None
+    _finished: str | None
+    _keepalive: float | None
+    _timeout: float | None
+    _cond: threading.Condition
+    _refresh_lock: threading.Lock
+    _fetches: int
+    _applied: int
+    _state_listeners: list[Callable[[Any], None]]
+    _removers: list[Callable[[], None]]
+    _snapshot: JobSnapshot
+    _events: Dispatcher
+
+
+    def _update(self, seq: int | None = None, **changes: Any) -> None:
+        with self._cond:
+            if seq is not None:
+                # Replies come back in the order asked: an older fetch finishing late must
+                # not overwrite what a newer one saw.
+                if seq < self._applied:
+                    return
+                self._applied = seq
+            new = self._snapshot._replace(**changes)
+            if new == self._snapshot:
+                return
+            self._snapshot = new
+            self._cond.notify_all()
+            listeners = list(self._state_listeners)
+        for fn in listeners:
+            self._events.submit(fn, self)
+
+    def _apply(self, state: JobStateInfo, info: JobMachineInfo | None,
+               seq: int | None = None) -> None:
+        # A job without boards has no power (None) and no reason is None: the Java server
+        # says False and "" there. Its "keepalive" is the time of the last keepalive, not the
+        # interval, so the snapshot keeps the interval this Job knows.
+        has_boards = state.state in (JobState.power, JobState.ready)
+        changes: dict[str, Any] = {
+            "state": state.state, "power": state.power if has_boards else None,
+            "reason": state.reason or None,
+            "start_time": state.start_time, "keepalivehost": state.keepalivehost or None,
+        }
+        if info is not None and (state.state.is_live or info.machine_name is not None):
+            # Once the job is gone the server forgets its boards; keep the last ones known.
+            changes.update(machine_name=info.machine_name, boards=info.boards,
+                           width=info.width, height=info.height, connections=info.connections)
+        self._update(seq, **changes)
+        if not state.state.is_live and self._keeper is not None:
+            # The server has let the job go: nothing is left to keep alive or to follow.
+            self._keeper.stop(timeout=0)
+
+    def _fetch(self, timeout: float | None, *, keepalive: bool = False,
+               follow: bool = False) -> None:
+        """Ask for state and machine info (plus a keepalive, or following the job)."""
+        service = self._require_service()
+        job_id = self._require_id()
+        deadline = deadline_of(timeout)
+        # The lock only keeps fetches in order and numbers them; it is never held while
+        # waiting for an answer, so a silent server cannot block destroy() behind it.
+        with self._sending(deadline, "get_job_state"):
+            self._fetches += 1
+            seq = self._fetches
+            pending = service.send_fetch(job_id, deadline, keepalive=keepalive, follow=follow)
+        status = pending.wait()
+        self._apply(status.state, status.info, seq)
+
+    @contextlib.contextmanager
+    def _sending(self, deadline: float | None, command: str) -> Iterator[None]:
+        left = remaining(deadline)
+        if not self._refresh_lock.acquire(timeout=-1 if left is None else left):
+            raise ProtocolTimeoutError(f"could not send {command} in time: another request "
+                                       "to the server is stuck", command=command)
+        try:
+            yield
+        finally:
+            self._refresh_lock.release()
+
+    def _follow_and_refresh(self, timeout: float | None) -> None:
+        self._fetch(timeout, follow=True)
+        if self._keepalive is not None:
+            # Reading the state refreshes the job's keepalive timer on the server too.
+            self._update(last_keepalive_ok=time.time(), keepalive_error=None)
+
+    def _on_jobs_changed(self, job_ids: Sequence[int]) -> None:
+        if self._id not in job_ids or self._finished:
+            return
+        if self._keeper is not None:
+            self._keeper.changed()
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self._fetch(self._background_timeout())
+        except SpallocError as exc:
+            log.debug("refresh of job %s after a notification failed: %s", self._id, exc)
+
+    def _on_disconnect(self, error: ProtocolError) -> None:
+        if self._finished:
+            return
+        log.warning("lost connection to spalloc server for job %s: %s", self._id, error)
+        self._update(connected=False, keepalive_error=f"connection lost: {error}")
+        if self._keeper is not None:
+            self._keeper.wake()
+
+    def _background_timeout(self) -> float | None:
+        """How long a background exchange may take before the connection counts as stalled."""
+        stall = None if self._keepalive is None else self._keepalive * _STALL_SHARE
+        return bounded(bounded(self._timeout, stall), _BACKGROUND_TIMEOUT)
+
+    def _beat(self) -> None:
+        service = self._require_service()
+        timeout = self._background_timeout()
+        try:
+            self._fetch(timeout, keepalive=self._keepalive is not None)
+        except ProtocolTimeoutError as exc:
+            # A connection that stops answering is as good as lost: start again.
+            self._update(keepalive_error=str(exc), connected=False)
+            service.disconnect()
+            raise
+        except SpallocError as exc:
+            self._update(keepalive_error=str(exc))
+            raise
+        if self._keepalive is not None:
+            self._update(last_keepalive_ok=time.time(), keepalive_error=None)
+
+    def _reconnect(self) -> None:
+        service = self._require_service()
+        timeout = self._background_timeout()
+        if self._finished:
+            return  # destroy() or close() owns the connection now
+        try:
+            deadline = deadline_of(timeout)
+            service.connect(deadline)
+            self._follow_and_refresh(remaining(deadline))
+        except BaseException as exc:
+            service.disconnect()
+            self._update(connected=False, keepalive_error=f"reconnection failed: {exc}")
+            raise
+        log.info("reconnected to spalloc server for job %s", self._id)
+        self._update(connected=True)
+
+    def _require_service(self) -> Service:
+        if self._service is None:
+            raise ProtocolError("not connected")
+        return self._service
+
+    def _require_id(self) -> int:
+        if self._id is None:
+            raise ProtocolError("no job")
+        return self._id
+
+    def _signal_background(self) -> None:
+        """Stop listening and ask the keepalive thread to end, without waiting for it."""
+        for remove in self._removers:
+            remove()
+        self._removers = []
+        if self._keeper is not None:
+            self._keeper.stop(timeout=0)
+        with self._cond:
+            self._cond.notify_all()  # waits see _finished and return
+
+    def _join_background(self, timeout: float | None) -> None:
+        if self._keeper is not None:
+            self._keeper.stop(timeout=timeout)
