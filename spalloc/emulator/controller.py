@@ -18,10 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spalloc.emulator._jobs import CommandError, Job, JobSpec, parse_create_job
-from spalloc.emulator._where import board_at_position, board_position, where_is
+from spalloc.emulator._commands import (
+    EMULATOR_VERSION,
+    V1Commands,
+    _hashable,
+)
+from spalloc.emulator._jobs import CommandError, Job, parse_create_job
 from spalloc.emulator.allocator import Allocation, MachineAllocator
-from spalloc.geometry import Board, Machine, job_connections
+from spalloc.geometry import Board, Machine
 from spalloc.states import JobState
 
 __all__ = [
@@ -33,19 +37,8 @@ __all__ = [
     "UnknownCommand",
 ]
 
-#: What ``version`` answers: plain X.Y.Z below 5.0.1, so both official clients accept it
-#: (the Java server says the same).
-EMULATOR_VERSION = "5.0.0"
-
-_CANCELLED_NO_MACHINE = "Cancelled: No suitable machines available."
 _TIMED_OUT = "Job timed out."
 _CANCELLED_TIMED_OUT = "Cancelled: Job timed out."
-
-_UNKNOWN_STATE = {"state": int(JobState.unknown), "power": None, "keepalive": None,
-                  "reason": None, "start_time": None, "keepalivehost": None}
-_NO_MACHINE_INFO = {"width": None, "height": None, "connections": None,
-                    "machine_name": None, "boards": None}
-
 
 class UnknownCommand(Exception):
     """The request names no command; the server closes the connection, like the reference."""
@@ -83,13 +76,7 @@ class JobInfo:
     boards: tuple[Board, ...]
 
 
-def _hashable(name: str, value: Any) -> Any:
-    if isinstance(value, (list, dict)):
-        raise CommandError(f"{name} must be a number or string, not {type(value).__name__}")
-    return value
-
-
-class Controller:
+class Controller(V1Commands):
     """All server state and the rules of PROTOCOL.md §2 to §4, §6.7 and §6.8.
 
     Args:
@@ -400,168 +387,3 @@ class Controller:
         if job.pending_power == 0:
             job.state = JobState.ready
             self._job_changed(job)
-
-    # --- commands ----------------------------------------------------------------------------
-
-    def _cmd_version(self, session: Session, /) -> str:
-        return EMULATOR_VERSION
-
-    def _cmd_create_job(self, session: Session, /, *args: Any, **kwargs: Any) -> int:
-        return self._create(session, parse_create_job(list(args), kwargs))
-
-    def _create(self, session: Session, spec: JobSpec) -> int:
-        if spec.machine is not None:
-            named = self._by_name.get(spec.machine)
-            candidates = [named] if named is not None else []
-        else:
-            candidates = [m for m in self.machines if spec.tags <= m.tags]
-        feasible = [m for m in candidates
-                    if self._allocators[m.name].feasible(spec.request)]
-        now = self._clock()
-        job = Job(job_id=self._next_id, spec=spec, start_time=self._wall_clock(),
-                  keepalive_host=session.host, keepalive_time=self._wall_clock(),
-                  deadline=None if spec.keepalive is None else now + spec.keepalive)
-        self._next_id += 1
-        self._jobs[job.job_id] = job
-        self._job_changed(job)
-        if not feasible:
-            self._retire(job, _CANCELLED_NO_MACHINE)
-            return job.job_id
-        job.candidates = [m.name for m in feasible]
-        for machine in feasible:
-            self._queues[machine.name].append(job)
-        if job.deadline is not None:
-            self._at(job.deadline, self._check_keepalive, job)
-        self._run_queues()
-        return job.job_id
-
-    def _cmd_job_keepalive(self, session: Session, /, job_id: Any) -> None:
-        job = self._lookup(job_id)
-        if job is not None:
-            self._refresh(session, job)
-
-    def _cmd_get_job_state(self, session: Session, /, job_id: Any) -> dict[str, Any]:
-        job = self._lookup(job_id)
-        if job is not None:
-            self._refresh(session, job)
-            return {"state": int(job.state), "power": job.power, "keepalive": job.spec.keepalive,
-                    "reason": None, "start_time": job.start_time,
-                    "keepalivehost": job.keepalive_host}
-        key = _hashable("job_id", job_id)
-        if key in self._retired:
-            return dict(_UNKNOWN_STATE, state=int(JobState.destroyed),
-                        reason=self._retired[key].reason)
-        return dict(_UNKNOWN_STATE)
-
-    def _cmd_get_job_machine_info(self, session: Session, /, job_id: Any) -> dict[str, Any]:
-        job = self._lookup(job_id)
-        if job is None:
-            return dict(_NO_MACHINE_INFO)
-        self._refresh(session, job)
-        allocation, machine = job.allocation, job.machine
-        if allocation is None or machine is None:
-            return dict(_NO_MACHINE_INFO)
-        return {
-            "width": allocation.width,
-            "height": allocation.height,
-            "connections": [[list(chip), machine.ip(board)]
-                            for chip, board in job_connections(list(allocation.boards))],
-            "machine_name": machine.name,
-            "boards": [list(board) for board in allocation.boards],
-        }
-
-    def _cmd_power_on_job_boards(self, session: Session, /, job_id: Any) -> None:
-        job = self._lookup(job_id)
-        if job is not None:
-            self._refresh(session, job)
-            if job.allocation is not None:
-                self._power(job, on=True)
-
-    def _cmd_power_off_job_boards(self, session: Session, /, job_id: Any) -> None:
-        job = self._lookup(job_id)
-        if job is not None:
-            self._refresh(session, job)
-            if job.allocation is not None:
-                self._power(job, on=False)
-
-    def _cmd_destroy_job(self, session: Session, /, job_id: Any, reason: Any = None) -> None:
-        if reason is not None and not isinstance(reason, str):
-            raise CommandError(f"reason must be a string or null, not {type(reason).__name__}")
-        job = self._lookup(job_id)
-        if job is None:
-            return
-        if job.state is JobState.queued:
-            self._retire(job, "Cancelled: " + (reason or ""))
-        else:
-            self._retire(job, reason)
-
-    def _cmd_notify_job(self, session: Session, /, job_id: Any = None) -> None:
-        if job_id is None:
-            session.all_jobs = True
-        else:
-            session.jobs.add(_hashable("job_id", job_id))
-
-    def _cmd_no_notify_job(self, session: Session, /, job_id: Any = None) -> None:
-        if job_id is None:
-            session.all_jobs = False
-            session.jobs.clear()
-        else:
-            session.jobs.discard(_hashable("job_id", job_id))
-
-    def _cmd_notify_machine(self, session: Session, /, machine_name: Any = None) -> None:
-        if machine_name is None:
-            session.all_machines = True
-        else:
-            session.machines.add(_hashable("machine_name", machine_name))
-
-    def _cmd_no_notify_machine(self, session: Session, /, machine_name: Any = None) -> None:
-        if machine_name is None:
-            session.all_machines = False
-            session.machines.clear()
-        else:
-            session.machines.discard(_hashable("machine_name", machine_name))
-
-    def _cmd_list_jobs(self, session: Session, /) -> list[dict[str, Any]]:
-        return [self._job_entry(job) for job in self._jobs.values()]
-
-    def _job_entry(self, job: Job) -> dict[str, Any]:
-        spec: JobSpec = job.spec
-        return {
-            "job_id": job.job_id,
-            "owner": spec.owner,
-            "start_time": job.start_time,
-            "keepalive": spec.keepalive,
-            "state": int(job.state),
-            "power": job.power,
-            "args": list(spec.args),
-            "kwargs": dict(spec.kwargs),
-            "allocated_machine_name": job.machine.name if job.machine else None,
-            "boards": ([list(b) for b in job.allocation.boards]
-                       if job.allocation is not None else None),
-            "keepalivehost": job.keepalive_host or "",
-        }
-
-    def _cmd_list_machines(self, session: Session, /) -> list[dict[str, Any]]:
-        return [{"name": m.name, "tags": sorted(m.tags), "width": m.width, "height": m.height,
-                 "dead_boards": [list(b) for b in sorted(m.dead_boards)],
-                 "dead_links": [list(link) for link in sorted(m.dead_links)]}
-                for m in self.machines]
-
-    def _machine_arg(self, machine_name: Any) -> Machine | None:
-        if isinstance(machine_name, (list, dict)):
-            raise CommandError("machine_name must be a string")
-        return self._by_name.get(machine_name) if isinstance(machine_name, str) else None
-
-    def _cmd_get_board_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
-                                z: Any) -> list[int] | None:
-        return board_position(self._machine_arg(machine_name), x, y, z)
-
-    def _cmd_get_board_at_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
-                                   z: Any) -> list[int] | None:
-        return board_at_position(self._machine_arg(machine_name), x, y, z)
-
-    def _cmd_where_is(self, session: Session, /, **kwargs: Any) -> dict[str, Any] | None:
-        return where_is(kwargs, self._machine_arg, self._lookup, self._owner_of)
-
-    def _owner_of(self, machine: Machine, board: Board) -> Job | None:
-        return self._owners.get((machine.name, board))
