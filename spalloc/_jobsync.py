@@ -101,9 +101,10 @@ class JobSync:
             # The server has let the job go: nothing is left to keep alive or to follow.
             self._keeper.stop(timeout=0)
 
-    def _fetch(self, timeout: float | None, *, keepalive: bool = False,
-               follow: bool = False) -> None:
-        """Ask for state and machine info (plus a keepalive, or following the job)."""
+    def _fetch(self, timeout: float | None, *, keepalive: bool = False, follow: bool = False,
+               meanwhile: Callable[[], None] | None = None) -> None:
+        """Ask for state and machine info (plus a keepalive, or following the job), running
+        *meanwhile* while the server works."""
         service = self._require_service()
         job_id = self._require_id()
         deadline = deadline_of(timeout)
@@ -113,6 +114,8 @@ class JobSync:
             self._fetches += 1
             seq = self._fetches
             pending = service.send_fetch(job_id, deadline, keepalive=keepalive, follow=follow)
+        if meanwhile is not None:
+            meanwhile()
         status = pending.wait()
         self._apply(status.state, status.info, seq)
 
@@ -127,8 +130,9 @@ class JobSync:
         finally:
             self._refresh_lock.release()
 
-    def _follow_and_refresh(self, timeout: float | None) -> None:
-        self._fetch(timeout, follow=True)
+    def _follow_and_refresh(self, timeout: float | None,
+                            meanwhile: Callable[[], None] | None = None) -> None:
+        self._fetch(timeout, follow=True, meanwhile=meanwhile)
         if self._keepalive is not None:
             # Reading the state refreshes the job's keepalive timer on the server too.
             self._update(last_keepalive_ok=time.time(), keepalive_error=None)

@@ -183,9 +183,9 @@ class Job(JobSync):
                 None if self._keepalive is None else self._keepalive / 2,
                 self._reconnect_delay, self._beat, self._refresh_quietly, self._reconnect,
                 lambda: service.connected)
-            # Its first beat is keepalive/2 away: it cannot race the subscription below.
-            self._keeper.start()
-            self._follow_and_refresh(remaining(deadline))
+            # It starts while the server answers (its first beat is keepalive/2 away, so it
+            # cannot race the subscription).
+            self._follow_and_refresh(remaining(deadline), meanwhile=self._keeper.start)
         except BaseException:
             # Never leave a job (or a socket) behind because construction failed (B24),
             # nor a resumed job destroyed because we could not follow it.
@@ -423,6 +423,9 @@ class Job(JobSync):
                     sent = self._send_destroy(service, reason, deadline)
                 if sent is None:
                     raise ProtocolError("the connection failed while sending destroy_job")
+                # The keepalive thread ends while the server works (anything it still waits
+                # for was asked before our request, so is answered first).
+                self._join_background(remaining(deadline))
                 self._apply(sent.wait(), None)
                 log.info("Destroyed spalloc job %d", self._id)
             except SpallocError as exc:
