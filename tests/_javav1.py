@@ -160,9 +160,10 @@ class JavaStyleServer:
                  "boards": [[0, 0, 0]] if j.state == 3 else None, "keepalivehost": "127.0.0.1",
                  "reason": ""}
                 for j in self._jobs.values() if j.state in (1, 3)]}
-        job = self._jobs.get(args[0]) if args else None
-        if job is None:
+        found = self._jobs.get(args[0]) if args else None
+        if found is None:
             return {"exception": "no such job"}
+        job = found
         if command == "job_keepalive":
             if job.state in (1, 3):
                 job.last_keepalive = now

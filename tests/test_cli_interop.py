@@ -169,7 +169,7 @@ def test_same_output_as_the_official_tools(official60: Path, ours: tuple[str, in
                 out, err = capfd.readouterr()
                 # Deliberate differences: the same stdout, but a message and an exit code.
                 expected_code, expected_err = different.get(
-                    (tool, *argv), (done.returncode, done.stderr))
+                    (tool, *argv), (done.returncode, done.stderr))  # type: ignore[arg-type]
                 assert (code, TIME.sub("<t>", out)) == (
                     expected_code, TIME.sub("<t>", done.stdout)), (tool, argv, done.stderr)
                 assert err == expected_err, (tool, argv)

@@ -217,7 +217,7 @@ def test_records_are_built_like_named_tuples_and_are_not_hashable() -> None:
                                   ((), {"stat": 1}, "unexpected keyword argument 'stat'"),
                                   ((JobState.ready,), {"state": 1}, "multiple values")]:
         with pytest.raises(TypeError, match=message):
-            JobStateInfo(*args, **kwargs)
+            JobStateInfo(*args, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no fields"):
         state._replace(stat=1)
     with pytest.raises(TypeError, match="unhashable"):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _v2 import USERS, V2Server, make_ca
@@ -48,7 +49,8 @@ def test_malformed_and_mistyped_create_bodies(v2_server: V2Server, body: bytes,
 def test_bad_power_bodies(v2_server: V2Server) -> None:
     http = alice(v2_server)
     job_id = create(http)
-    for body in ({"power": "on"}, {"power": 1}, [], {"nothing": True}):
+    bodies: list[Any] = [{"power": "on"}, {"power": 1}, [], {"nothing": True}]
+    for body in bodies:
         reply = http.request("POST", f"srv/spalloc/jobs/{job_id}/machine/power", json_body=body)
         assert (reply.status, reply.text) == (400, "bad power description")
 

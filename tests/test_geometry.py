@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+from typing import TypeVar
 
 import pytest
 
@@ -26,6 +27,14 @@ from spalloc.geometry import (
     resolve_physical,
     standard_ip,
 )
+
+T = TypeVar("T")
+
+
+def found(value: T | None) -> T:
+    """*value*, which the test expects to be there."""
+    assert value is not None
+    return value
 
 
 def make_machine(name: str, width: int, height: int, base_ip: str = "10.11.0.0",
@@ -270,7 +279,7 @@ def test_machine_is_immutable_and_hashable():
     again = make_machine("m", 2, 2)
     assert m == again and hash(m) == hash(again)
     with pytest.raises(TypeError):
-        m.board_locations[(0, 0, 0)] = (9, 9, 9)
+        m.board_locations[(0, 0, 0)] = (9, 9, 9)  # type: ignore[index]
     assert m != make_machine("m", 2, 2, base_ip="10.12.0.0")
 
 
@@ -308,7 +317,7 @@ JOB3 = sorted(triads((1, 0), (1, 1)))  # 16x24 chips
 
 def test_where_is_job_chip_rows_44_to_47():
     assert resolve_job_chip(M, JOB3, 13, 14) is None             # row 45: board (0,1,*)
-    board, chip, local = resolve_job_chip(M, JOB3, 1, 14)         # row 47
+    board, chip, local = found(resolve_job_chip(M, JOB3, 1, 14))  # row 47
     assert (board, chip, local) == ((1, 1, 0), (13, 14), (1, 2))
     assert M.location(board) == (0, 0, 9)
     assert job_chip(board, local, JOB3, 16, 24) == (1, 14)
@@ -320,7 +329,7 @@ def test_where_is_machine_chip_row_49():
 
 
 def test_where_is_logical_row_51():
-    board, chip, local = resolve_logical(M, 1, 1, 2)
+    board, chip, local = found(resolve_logical(M, 1, 1, 2))
     assert (board, chip, local) == ((1, 1, 2), (16, 20), (0, 0))
     assert M.location(board) == (0, 0, 11)
     assert job_chip(board, local, JOB3, 16, 24) == (4, 20)
@@ -341,17 +350,17 @@ def test_where_is_dead_board_row_156():
 
 def test_where_is_wraps_logical_and_chip_coordinates():
     g = make_machine("g", 3, 2)
-    assert resolve_logical(g, 5, 0, 0)[0] == (2, 0, 0)
-    assert resolve_logical(g, -1, 0, 0)[0] == (2, 0, 0)
-    assert resolve_logical(g, 0, 0, 3)[0] == (0, 0, 0)   # z not in {1, 2} behaves as 0
-    assert resolve_chip(g, 39, -1)[1] == (3, 23)
+    assert found(resolve_logical(g, 5, 0, 0))[0] == (2, 0, 0)
+    assert found(resolve_logical(g, -1, 0, 0))[0] == (2, 0, 0)
+    assert found(resolve_logical(g, 0, 0, 3))[0] == (0, 0, 0)   # z not in {1, 2} behaves as 0
+    assert found(resolve_chip(g, 39, -1))[1] == (3, 23)
 
 
 def test_single_board_job_chip_on_a_one_triad_machine():
     f = make_machine("f", 1, 1)
     job = [(0, 0, 1)]
     assert job_origin(job) == (0, 0, 1)
-    board, chip, local = resolve_job_chip(f, job, 7, 7)
+    board, chip, local = found(resolve_job_chip(f, job, 7, 7))
     assert (board, chip, local) == ((0, 0, 1), (3, 11), (7, 7))
     assert job_chip(board, local, job, 8, 8) == (7, 7)
     assert resolve_job_chip(f, job, 5, 0) is None

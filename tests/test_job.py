@@ -766,8 +766,11 @@ def test_java_style_server() -> None:
                     reply(conn, {"return": "5.0.0"})
                 elif command == "create_job":
                     reply(conn, {"return": 7})
-                    threading.Timer(0.3, lambda: (ready.set(),
-                                                  reply(conn, {"jobs_changed": [7]}))).start()
+                    def allocated() -> None:
+                        ready.set()
+                        reply(conn, {"jobs_changed": [7]})
+
+                    threading.Timer(0.3, allocated).start()
                 elif command == "get_job_state":
                     state = 4 if destroyed else 3 if ready.is_set() else 1
                     reply(conn, {"return": {"state": state, "power": state == 3,

@@ -42,6 +42,7 @@ def _sent(emulator: Emulator, connect: Callable[..., LineClient],
     """Create a Job from the config (and *kwargs*); the keywords the server received."""
     job = Job(1, keepalive=None, **kwargs)
     try:
+        assert job.id is not None
         return _sent_kwargs(emulator, connect, job.id)
     finally:
         job.destroy()
@@ -122,14 +123,14 @@ def _same_as_sent(record: Any, sent: Any) -> None:
             change(record)
     assert record == sent  # nothing was lost
     with pytest.raises(AttributeError):
-        record.raw = {}
+        record.raw = {}  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
-        record.raw["x"] = 1
-    assert record.raw == sent
+        record.raw["x"] = 1  # type: ignore[attr-defined]
+    assert record.raw == sent  # type: ignore[attr-defined]
     copied = pickle.loads(pickle.dumps(record))
     assert type(copied) is type(record) and copied == record
-    assert [getattr(copied, key) for key in record._fields] == [
-        getattr(record, key) for key in record._fields]
+    fields = record._fields  # type: ignore[attr-defined]
+    assert [getattr(copied, key) for key in fields] == [getattr(record, key) for key in fields]
     assert copy.deepcopy(record) == record
 
 
@@ -176,7 +177,7 @@ def test_machine_info_jobs_machines_and_where_is_are_the_servers_objects(
     assert jobs == replies["list_jobs"] and machines == replies["list_machines"]
     assert json.loads(json.dumps([jobs, machines])) == [replies["list_jobs"],
                                                         replies["list_machines"]]
-    for record, sent in zip(jobs + machines, replies["list_jobs"] + replies["list_machines"],
+    for record, sent in zip([*jobs, *machines], replies["list_jobs"] + replies["list_machines"],
                             strict=True):
         _same_as_sent(record, sent)
     assert [job.job_id for job in jobs] == [job["job_id"] for job in jobs]
