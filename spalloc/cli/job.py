@@ -33,6 +33,9 @@ TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy see
 if TYPE_CHECKING:
     from typing import Any
 
+    from spalloc.service.base import Service
+    from spalloc.ui.options import ServerSettings
+
 __all__ = [
     "EXIT_BAD_STATE",
     "EXIT_NOT_ALLOCATED",
@@ -93,7 +96,7 @@ def build_parser(config: Any = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _choose_job(service: Any, settings: Any, args: argparse.Namespace,
+def _choose_job(service: Service, settings: ServerSettings, args: argparse.Namespace,
                 parser: argparse.ArgumentParser) -> int:
     if args.job_id is not None:
         return int(args.job_id)
@@ -113,8 +116,8 @@ UNKNOWN_JOB = ("Job {} is unknown to the server: it never existed, or it was des
                "and has been forgotten")
 
 
-def _info_frame(service: Any, settings: Any, job_id: int,
-                seen: list[JobState]) -> tuple[list, bool]:
+def _info_frame(service: Service, settings: ServerSettings, job_id: int,
+                seen: list[JobState]) -> tuple[list[Any], bool]:
     from spalloc.models import JobMachineInfo, JobStateInfo
     from spalloc.ui.render import job_info
 
@@ -134,7 +137,7 @@ def _info_frame(service: Any, settings: Any, job_id: int,
     return job_info(job_id, job, state, info), finished
 
 
-def _power(service: Any, settings: Any, job_id: int, on: bool) -> int:
+def _power(service: Service, settings: ServerSettings, job_id: int, on: bool) -> int:
     from spalloc.cli._watch import wait_for_change
     from spalloc.models import JobStateInfo
 

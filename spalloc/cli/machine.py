@@ -25,6 +25,10 @@ from spalloc.cli._common import (
 from spalloc.cli._watch import show
 from spalloc.ui.options import add_server_options
 
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["EXIT_NO_MACHINE", "build_parser", "main"]
 
 PROG = "spalloc-machine"
@@ -60,7 +64,7 @@ def _main(argv: Sequence[str] | None) -> int:
     width = terminal_width() if out.tty else 80
     service = open_client(settings)
     try:
-        def frame() -> tuple[list, bool]:
+        def frame() -> tuple[list[Any], bool]:
             machines = service.list_machines(deadline(settings))
             jobs = service.list_jobs(deadline(settings))
             if args.machine is None:

@@ -24,6 +24,10 @@ from spalloc.cli._common import (
 from spalloc.cli._watch import show
 from spalloc.ui.options import add_server_options
 
+TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
+if TYPE_CHECKING:
+    from typing import Any
+
 __all__ = ["build_parser", "main"]
 
 PROG = "spalloc-ps"
@@ -51,7 +55,7 @@ def _main(argv: Sequence[str] | None) -> int:
     out = Output()
     service = open_client(settings)
     try:
-        def frame() -> tuple[list, bool]:
+        def frame() -> tuple[list[Any], bool]:
             jobs = service.list_jobs(deadline(settings))
             return ps_table(jobs, machine=args.machine, owner=args.owner), False
 
