@@ -16,6 +16,7 @@ from spalloc.exceptions import (
     ServerConnectionError,
     SpallocServerException,
 )
+from spalloc.geometry import Machine
 from spalloc.service import JobRequest, Service, open_service
 from spalloc.states import JobState
 
@@ -183,3 +184,55 @@ def test_following_and_waiting_for_changes(opened: tuple[Service, Emulator]) -> 
     assert service.wait_for_change(WAIT) is True
     service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
     assert service.wait_for_change(WAIT) is True
+
+
+def test_board_locations(opened: tuple[Service, Emulator]) -> None:
+    service, emulator = opened
+    machine = next(m for m in emulator.machines if m.name == "m4x2")
+    found = service.board_locations("m4x2", deadline_of(WAIT))
+    assert dict(found) == {board: tuple(loc) for board, loc in machine.board_locations.items()}
+    assert len(found) == 24
+    assert dict(service.board_locations("no such machine", deadline_of(WAIT))) == {}
+
+
+@pytest.mark.parametrize("opener", [_v1, _v1light], ids=["v1", "v1light"])
+def test_board_locations_leave_dead_boards_out(
+        opener: Opener, emulator_factory: Callable[..., Emulator],
+        appendix_machines: list[Machine]) -> None:
+    service = opener(emulator_factory(appendix_machines))
+    service.connect(deadline_of(WAIT))
+    try:
+        found = service.board_locations("md", deadline_of(WAIT))
+    finally:
+        service.close()
+    assert len(found) == 11 and (1, 1, 1) not in found
+    md = next(m for m in appendix_machines if m.name == "md")
+    assert found[(1, 0, 2)] == tuple(md.board_locations[(1, 0, 2)])
+    assert {c for c, _f, _b in found.values()} == {1}  # md is cabinet 1
+
+
+def test_following_a_machine_reports_its_changes(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    removed: list[str] = []
+    kept: list[str] = []
+
+    remove = service.on_machine_changed(lambda names: removed.extend(names))
+    service.on_machine_changed(lambda names: kept.extend(names))
+    service.follow_machines(deadline_of(WAIT), "m4x2")
+    job_id = service.create_job(request(1, machine="m4x2", tags=None), deadline_of(WAIT))
+
+    def wait_for(names: list[str], count: int) -> None:
+        # Listeners run on the connection's thread, or inside wait_for_change (light driver).
+        for _ in range(100):
+            if len(names) >= count:
+                return
+            service.wait_for_change(0.05)
+        pytest.fail(f"no machine change reported: {names}")
+
+    wait_for(kept, 1)
+    assert "m4x2" in kept and "m4x2" in removed
+    remove()
+    before, seen = len(removed), len(kept)
+    service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
+    wait_for(kept, seen + 1)  # listeners are called in turn: the removed one would be first
+    assert len(removed) == before
