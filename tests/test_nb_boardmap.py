@@ -353,7 +353,7 @@ def test_stop_ends_the_threads_and_keeps_the_picture(emulator: Emulator) -> None
     assert follower is not None
     widget.stop()
     assert widget.status == "stopped" and len(widget.boards) == 24
-    assert not any(t.is_alive() for t in follower._threads)
+    assert not follower.alive
     widget.stop()  # idempotent
     widget.close()
 
