@@ -16,7 +16,6 @@ from spalloc.exceptions import (
     ServerConnectionError,
     SpallocServerException,
 )
-from spalloc.geometry import Machine
 from spalloc.service import JobRequest, Service, open_service
 from spalloc.states import JobState
 
@@ -195,20 +194,12 @@ def test_board_locations(opened: tuple[Service, Emulator]) -> None:
     assert dict(service.board_locations("no such machine", deadline_of(WAIT))) == {}
 
 
-@pytest.mark.parametrize("opener", [_v1, _v1light], ids=["v1", "v1light"])
-def test_board_locations_leave_dead_boards_out(
-        opener: Opener, emulator_factory: Callable[..., Emulator],
-        appendix_machines: list[Machine]) -> None:
-    service = opener(emulator_factory(appendix_machines))
-    service.connect(deadline_of(WAIT))
-    try:
-        found = service.board_locations("md", deadline_of(WAIT))
-    finally:
-        service.close()
-    assert len(found) == 11 and (1, 1, 1) not in found
-    md = next(m for m in appendix_machines if m.name == "md")
-    assert found[(1, 0, 2)] == tuple(md.board_locations[(1, 0, 2)])
-    assert {c for c, _f, _b in found.values()} == {1}  # md is cabinet 1
+def test_board_locations_leave_dead_boards_out(opened: tuple[Service, Emulator]) -> None:
+    service, emulator = opened
+    board1 = next(m for m in emulator.machines if m.name == "board1")
+    assert board1.dead_boards == {(0, 0, 1), (0, 0, 2)}
+    found = service.board_locations("board1", deadline_of(WAIT))
+    assert dict(found) == {(0, 0, 0): tuple(board1.board_locations[(0, 0, 0)])}
 
 
 def test_following_a_machine_reports_its_changes(opened: tuple[Service, Emulator]) -> None:
