@@ -7,15 +7,20 @@ notebook and as text elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spalloc_nb._config import ServerAddress, resolve_server
 from spalloc_nb._displays import show
 from spalloc_nb._html import Table, final_view, job_html, job_text, job_view
 from spalloc_nb._registry import registry
+
+if TYPE_CHECKING:
+    from spalloc.service import Service
 
 __all__ = [
     "MachineSummary",
@@ -104,22 +109,24 @@ def _server(hostname: str | None, port: int | None, timeout: float | None,
     return resolve_server(defaults, {"hostname": hostname, "port": port, "timeout": timeout})
 
 
-def _connect(address: ServerAddress) -> Any:
-    from spalloc.client import ProtocolClient
+@contextlib.contextmanager
+def _session(address: ServerAddress) -> Iterator[tuple[Service, float | None]]:
+    """A connected service for one question, and the deadline all its steps share.
 
-    client = ProtocolClient(address.hostname, address.port, timeout=address.timeout)
-    client.connect(timeout=address.timeout)
-    return client
+    The one-thread driver: a question or two, then the connection is closed.
+    """
+    from spalloc._deadline import deadline_of
+    from spalloc.service import open_service
 
-
-def _fetch(address: ServerAddress, *commands: tuple[str, tuple[Any, ...], dict[str, Any]]
-           ) -> list[Any]:
-    client = _connect(address)
+    deadline = deadline_of(address.timeout)
+    # No version check, as the listings never needed one: any spalloc server answers them.
+    service = open_service(address.hostname, address.port, timeout=address.timeout,
+                           check_version=False, light=True)
     try:
-        return [client.call(name, *args, timeout=address.timeout, **kwargs)
-                for name, args, kwargs in commands]
+        service.connect(deadline)
+        yield service, deadline
     finally:
-        client.close()
+        service.close()
 
 
 def _plain(cell: Any) -> Any:
@@ -130,12 +137,12 @@ def _plain(cell: Any) -> Any:
 def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | None = None,
        port: int | None = None, timeout: float | None = None) -> Table:
     """The live jobs on the server, like ``spalloc-ps``."""
-    from spalloc.models import parse_jobs
     from spalloc.ui.render import ps_rows
 
     address = _server(hostname, port, timeout)
-    (reply,) = _fetch(address, ("list_jobs", (), {}))
-    rows = ps_rows(parse_jobs(reply), machine=machine, owner=owner)
+    with _session(address) as (service, deadline):
+        jobs = service.list_jobs(deadline)
+    rows = ps_rows(list(jobs), machine=machine, owner=owner)
     headers = tuple(str(_plain(cell)) for cell in rows[0])
     body = tuple(tuple(_plain(cell) for cell in row) for row in rows[1:])
     title = f"Jobs on {address.hostname}:{address.port}"
@@ -147,14 +154,12 @@ def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | 
 def machines(*, hostname: str | None = None, port: int | None = None,
              timeout: float | None = None) -> Table:
     """The machines and their load, like ``spalloc-machine`` with no argument."""
-    from spalloc.models import parse_jobs, parse_machines
-
     address = _server(hostname, port, timeout)
-    machine_reply, jobs_reply = _fetch(address, ("list_machines", (), {}),
-                                       ("list_jobs", (), {}))
-    jobs = parse_jobs(jobs_reply)
+    with _session(address) as (service, deadline):
+        found = service.list_machines(deadline)
+        jobs = service.list_jobs(deadline)
     rows = []
-    for m in parse_machines(machine_reply):
+    for m in found:
         on_it = [job for job in jobs if job.allocated_machine_name == m.name]
         in_use = sum(len(job.boards or ()) for job in on_it)
         rows.append((m.name, m.num_boards, in_use, len(on_it), ", ".join(m.tags)))
@@ -170,16 +175,15 @@ def machine(name: str, *, hostname: str | None = None, port: int | None = None,
     Raises:
         LookupError: no machine of that name.
     """
-    from spalloc.models import parse_jobs, parse_machines
     from spalloc.ui.render import job_key, machine_detail, plain
 
     address = _server(hostname, port, timeout)
-    machine_reply, jobs_reply = _fetch(address, ("list_machines", (), {}),
-                                       ("list_jobs", (), {}))
-    found = next((m for m in parse_machines(machine_reply) if m.name == name), None)
+    with _session(address) as (service, deadline):
+        listed = service.list_machines(deadline)
+        jobs = list(service.list_jobs(deadline))
+    found = next((m for m in listed if m.name == name), None)
     if found is None:
         raise LookupError(f"No machine {name!r} was found")
-    jobs = parse_jobs(jobs_reply)
     on_it = [job for job in jobs if job.allocated_machine_name == name]
     in_use = sum(len(job.boards or ()) for job in on_it)
     details = Table(("Name", "Tags", "In-use", "Jobs"),
@@ -234,8 +238,6 @@ def where_is(*, machine: str | None = None, x: int | None = None, y: int | None 
     Raises:
         LookupError: nothing is at that location.
     """
-    from spalloc.models import WhereIs
-
     given = {"machine": machine, "x": x, "y": y, "z": z, "cabinet": cabinet, "frame": frame,
              "board": board, "chip_x": chip_x, "chip_y": chip_y, "job_id": job_id}
     kwargs = {key: value for key, value in given.items() if value is not None}
@@ -245,8 +247,8 @@ def where_is(*, machine: str | None = None, x: int | None = None, y: int | None 
         raise TypeError("give machine+x,y,z, machine+cabinet,frame,board, machine+chip_x,chip_y "
                         "or job_id+chip_x,chip_y")
     address = _server(hostname, port, timeout)
-    (reply,) = _fetch(address, ("where_is", (), kwargs))
-    location = WhereIs.from_wire(reply)
+    with _session(address) as (service, deadline):
+        location = service.where_is(deadline, **kwargs)
     if location is None:
         raise LookupError("No boards at the specified location")
     cabinet_, frame_, board_ = location.physical
@@ -268,8 +270,8 @@ def destroy(job_id: int, reason: str | None = None, *, hostname: str | None = No
             port: int | None = None, timeout: float | None = None) -> Message:
     """Destroy any job by id, like ``spalloc-job ID --destroy [REASON]``."""
     address = _server(hostname, port, timeout)
-    kwargs = {} if reason is None else {"reason": reason}
-    _fetch(address, ("destroy_job", (job_id,), kwargs))
+    with _session(address) as (service, deadline):
+        service.send_destroy(job_id, reason, deadline).wait()
     return Message(f"Job {job_id} destroyed." if reason is None
                    else f"Job {job_id} destroyed: {reason}")
 

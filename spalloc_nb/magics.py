@@ -1,13 +1,13 @@
 """``%spalloc`` and ``%%spalloc``: allocate SpiNNaker boards from a notebook.
 
 The magics are a thin layer: options are parsed with the same definitions as the ``spalloc``
-command-line tool, then the work is done by :class:`spalloc.Job` and :mod:`spalloc_nb._api`.
+command-line tool (:mod:`spalloc_nb._magicargs`), then the work is done by
+:class:`spalloc.Job` and :mod:`spalloc_nb._api`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shlex
 import sys
 import warnings
 from collections.abc import Iterator
@@ -16,42 +16,30 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
 from spalloc.exceptions import SpallocError
 from spalloc_nb import _api
 from spalloc_nb._config import JOB_SETTINGS, nearest_name
+from spalloc_nb._magicargs import (
+    SERVER_OPTIONS,
+    SUBCOMMANDS,
+    HelpRequested,
+    Parser,
+    alloc_parser,
+    check_job_chip,
+    split_line,
+    subcommand_first,
+    subcommand_parser,
+    where_kwargs,
+)
 from spalloc_nb._registry import registry
 
 __all__ = ["SpallocMagics"]
 
-SUBCOMMANDS = ("ps", "machines", "machine", "job", "destroy", "where-is", "jobs")
-
 # Settings where the command-line tools read a negative number as "none".
 _NEGATIVE_IS_NONE = ("keepalive", "reconnect_delay", "timeout", "max_dead_boards",
                      "max_dead_links")
-
-
-class _HelpRequested(Exception):
-    """``-h`` was given: the help has been printed, nothing else to do."""
-
-
-class _Parser(MagicArgumentParser):
-    """A ``MagicArgumentParser`` whose ``-h`` prints help instead of exiting the kernel."""
-
-    def __init__(self, prog: str, description: str | None = None) -> None:
-        super().__init__(prog=prog, description=description, add_help=True)
-
-    def exit(self, status: int = 0, message: str | None = None) -> Any:
-        raise _HelpRequested()
-
-
-def _split(line: str) -> list[str]:
-    try:
-        return shlex.split(line)
-    except ValueError as exc:
-        raise UsageError(f"%spalloc: {exc}") from None
 
 
 @magics_class
@@ -168,7 +156,7 @@ class SpallocMagics(Magics):
         server = (str(hostname), int(port)) if port is not None else None
         if server is None:
             return
-        named = any(t.split("=")[0] in _SERVER_OPTIONS for t in tokens)
+        named = any(t.split("=")[0] in SERVER_OPTIONS for t in tokens)
         if server == self._last_server and not named:
             # Used because it was remembered: say so the first time.
             if not self._last_server_said:
@@ -214,37 +202,6 @@ class SpallocMagics(Magics):
         """The display bundle of a :class:`spalloc.Job` (registered with the formatter)."""
         return _api.job_bundle(job, widget=self._widgets_enabled())
 
-    # -- parsers --------------------------------------------------------------------------
-
-    def _server_parser(self, prog: str, description: str, defaults: SimpleNamespace) -> _Parser:
-        from spalloc.ui.options import add_server_options
-
-        parser = _Parser(f"%spalloc {prog}".rstrip(), description)
-        add_server_options(parser, defaults)
-        return parser
-
-    def _alloc_parser(self, cell: bool) -> _Parser:
-        from spalloc.ui.options import add_job_options, add_server_options
-
-        prog = "%%spalloc" if cell else "%spalloc"
-        parser = _Parser(prog, "Allocate SpiNNaker boards." if not cell else
-                         "Allocate boards, run the cell with the job bound to a name, "
-                         "then destroy the job.")
-        defaults = self._defaults()
-        add_job_options(parser, defaults)
-        add_server_options(parser, defaults, owner=True, keepalive=True)
-        group = parser.add_argument_group("notebook arguments")
-        group.add_argument("--name", metavar="VAR",
-                           help="bind the job to this variable" +
-                                (f" (default: {self.default_name})" if cell else ""))
-        if cell:
-            group.add_argument("--keep", "--no-destroy", "-D", action="store_true",
-                               help="do not destroy the job when the cell ends")
-        else:
-            group.add_argument("--wait", action="store_true",
-                               help="block until the job is ready, showing progress")
-        return parser
-
     # -- the magic ------------------------------------------------------------------------
 
     @line_cell_magic
@@ -271,7 +228,7 @@ class SpallocMagics(Magics):
         Settings: ``%config SpallocMagics`` (over the spalloc config file).
         """
         __tracebackhide__ = True  # a failing %%spalloc body's traceback starts at the body
-        tokens = _subcommand_first(_split(line))
+        tokens = subcommand_first(split_line(line))
         try:
             if tokens and tokens[0] in SUBCOMMANDS:
                 if cell is not None:
@@ -281,7 +238,7 @@ class SpallocMagics(Magics):
             if cell is None:
                 return self._line(tokens)
             return self._cell(tokens, cell)
-        except _HelpRequested:
+        except HelpRequested:
             return None
 
     # -- allocation -----------------------------------------------------------------------
@@ -359,7 +316,7 @@ class SpallocMagics(Magics):
         return handle
 
     def _line(self, tokens: list[str]) -> Any:
-        args = self._alloc_parser(cell=False).parse_args(tokens)
+        args = alloc_parser(False, self._defaults(), self.default_name).parse_args(tokens)
         self._remember_server(args, tokens)
         job = self._create(args)
         if args.wait:
@@ -380,7 +337,7 @@ class SpallocMagics(Magics):
 
     def _cell(self, tokens: list[str], cell: str) -> None:
         __tracebackhide__ = True  # IPython hides this frame in tracebacks
-        args = self._alloc_parser(cell=True).parse_args(tokens)
+        args = alloc_parser(True, self._defaults(), self.default_name).parse_args(tokens)
         self._remember_server(args, tokens)
         name = args.name or self.default_name
         if not name.isidentifier():
@@ -431,27 +388,7 @@ class SpallocMagics(Magics):
         if name == "jobs":
             return self._owned_jobs(argv)
         defaults = self._defaults()  # read the config once per command
-        parser = self._server_parser(name, _SUBCOMMAND_HELP[name], defaults)
-        if name == "ps":
-            parser.add_argument("--owner", "-o", help="only jobs of this owner")
-            parser.add_argument("--machine", "-m", help="only jobs on this machine")
-        elif name == "machine":
-            parser.add_argument("machine_name", metavar="NAME", help="the machine")
-        elif name == "job":
-            parser.add_argument("job_id", type=int, metavar="ID", help="the job's id")
-        elif name == "destroy":
-            parser.add_argument("job_id", type=int, metavar="ID", help="the job's id")
-            parser.add_argument("reason", nargs="*", metavar="REASON", help="why")
-        elif name == "where-is":
-            forms = parser.add_mutually_exclusive_group(required=True)
-            forms.add_argument("--board", "--logical", "-b", "-l", nargs=4,
-                               metavar=("MACHINE", "X", "Y", "Z"))
-            forms.add_argument("--physical", "-p", nargs=4,
-                               metavar=("MACHINE", "CABINET", "FRAME", "BOARD"))
-            forms.add_argument("--chip", "-c", nargs=3, metavar=("MACHINE", "X", "Y"))
-            forms.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
-                               type=int)
-        args = parser.parse_args(argv)
+        args = subcommand_parser(name, defaults).parse_args(argv)
         self._remember_server(args, argv)
         try:
             server = server_settings(args)
@@ -475,8 +412,8 @@ class SpallocMagics(Magics):
                         registry.release_job(job)  # nothing left to destroy at exit
                 return message
             if name == "where-is":
-                kwargs = _where_kwargs(args)
-                _check_job_chip(kwargs)
+                kwargs = where_kwargs(args)
+                check_job_chip(kwargs)
                 return _api.where_is(**kwargs, **where)
             return self._existing_job(args)
         return None  # pragma: no cover - every subcommand returns above
@@ -495,7 +432,7 @@ class SpallocMagics(Magics):
         return job
 
     def _owned_jobs(self, argv: list[str]) -> Any:
-        _Parser("%spalloc jobs", "The jobs this kernel created.").parse_args(argv)
+        Parser("%spalloc jobs", "The jobs this kernel created.").parse_args(argv)
         from spalloc_nb._html import Table, job_view
 
         if not registry.jobs():
@@ -510,79 +447,10 @@ class SpallocMagics(Magics):
                      "Jobs created by this kernel")
 
 
-_SUBCOMMAND_HELP = {
-    "ps": "List the live jobs.",
-    "machines": "List the machines and their load.",
-    "machine": "Show one machine: its load, jobs and board map.",
-    "job": "Show (and keep alive) an existing job as a live widget.",
-    "destroy": "Destroy a job by id.",
-    "where-is": "Find a board or chip by logical, physical, chip or job-chip coordinates.",
-}
-
-
-# Options of %spalloc that take a value (the others are flags), so that options written
-# before a subcommand can be stepped over: ``%spalloc -H host -P 1234 machine m``.
-_VALUED = {"--hostname", "-H", "--port", "-P", "--timeout", "--owner", "--keepalive",
-           "--reconnect-delay", "--ignore_version", "--name", "--machine", "-m", "--tags",
-           "-t", "--min-ratio", "--max-dead-boards", "--max-dead-links", "--resume", "-r"}
-
-
-_SERVER_OPTIONS = {"--hostname", "-H", "--port", "-P", "--local"}
-
-
-def _subcommand_first(tokens: list[str]) -> list[str]:
-    """Move a subcommand written after options to the front; anything else is unchanged."""
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token in SUBCOMMANDS:
-            return [token, *tokens[:i], *tokens[i + 1:]] if i else tokens
-        if not token.startswith("-") or token == "-":
-            return tokens  # a positional (e.g. WHAT): an allocation
-        if token in _VALUED:
-            i += 1  # its value, which may look like a subcommand ("--machine machine")
-        i += 1
-    return tokens
-
-
 def _is_local(hostname: str) -> bool:
     from spalloc._local import is_local
 
     return is_local(hostname)
-
-
-def _check_job_chip(kwargs: dict[str, Any]) -> None:
-    """A chip outside one of our jobs is an error (the server would wrap it around)."""
-    if "job_id" not in kwargs:
-        return
-    for job in registry.jobs():
-        if job.id != kwargs["job_id"]:
-            continue
-        width, height = job.snapshot.width, job.snapshot.height
-        x, y = kwargs["chip_x"], kwargs["chip_y"]
-        if width and height and not (0 <= x < width and 0 <= y < height):
-            raise UsageError(f"%spalloc where-is: chip ({x}, {y}) is outside job {job.id}, "
-                             f"which is {width}\u00d7{height} chips")
-
-
-def _where_kwargs(args: Any) -> dict[str, Any]:
-    def ints(values: list[str]) -> list[int]:
-        try:
-            return [int(v) for v in values]
-        except ValueError as exc:
-            raise UsageError(f"%spalloc where-is: {exc}") from None
-
-    if args.board:
-        x, y, z = ints(args.board[1:])
-        return {"machine": args.board[0], "x": x, "y": y, "z": z}
-    if args.physical:
-        cabinet, frame, board = ints(args.physical[1:])
-        return {"machine": args.physical[0], "cabinet": cabinet, "frame": frame, "board": board}
-    if args.chip:
-        chip_x, chip_y = ints(args.chip[1:])
-        return {"machine": args.chip[0], "chip_x": chip_x, "chip_y": chip_y}
-    job_id, chip_x, chip_y = args.job_chip
-    return {"job_id": job_id, "chip_x": chip_x, "chip_y": chip_y}
 
 
 class CellFailed(SpallocError):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def imported_by(*modules: str) -> set[str]:
@@ -21,6 +25,44 @@ def test_the_notebook_extension_imports_no_cli_module() -> None:
                          "spalloc_nb.widgets.boardmap", "spalloc_nb._api", "spalloc_nb._html")
     assert "spalloc_nb.magics" in loaded
     assert sorted(m for m in loaded if m == "spalloc.cli" or m.startswith("spalloc.cli.")) == []
+
+
+#: What the notebook extension must reach only through spalloc.service (and spalloc.ui).
+_BELOW_THE_SERVICE = ("spalloc.client", "spalloc.cli", "spalloc.ProtocolClient")
+
+
+def forbidden_imports(source: str) -> list[str]:
+    """The imports in *source* (at any depth) of the client or the CLI, by full name."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found += [name for name in names
+                  if any(name == bad or name.startswith(bad + ".") for bad in _BELOW_THE_SERVICE)]
+    return found
+
+
+def test_the_notebook_extension_uses_the_service_not_the_client_or_the_cli() -> None:
+    # Not sys.modules: the v1 service loads the client underneath, as it should.
+    sources = sorted((ROOT / "spalloc_nb").rglob("*.py"))
+    assert len(sources) > 8
+    found = {str(path.relative_to(ROOT)): names for path in sources
+             if (names := forbidden_imports(path.read_text(encoding="utf-8")))}
+    assert found == {}
+
+
+def test_the_import_check_sees_every_form() -> None:
+    for line in ("import spalloc.client", "from spalloc.client import ProtocolClient",
+                 "from spalloc import client", "from spalloc import ProtocolClient",
+                 "from spalloc.cli._render import x", "from spalloc import cli",
+                 "def f():\n    from spalloc.cli import ps\n"):
+        assert forbidden_imports(line), line
+    assert forbidden_imports("from spalloc.service import open_service\n"
+                             "from spalloc.client_extra import x\n") == []
 
 
 @pytest.mark.parametrize("module", ["spalloc.job", "spalloc.client", "spalloc.ui.render",

@@ -353,7 +353,7 @@ def test_stop_ends_the_threads_and_keeps_the_picture(emulator: Emulator) -> None
     assert follower is not None
     widget.stop()
     assert widget.status == "stopped" and len(widget.boards) == 24
-    assert not any(t.is_alive() for t in follower._threads)
+    assert not follower.alive
     widget.stop()  # idempotent
     widget.close()
 
@@ -469,3 +469,35 @@ def test_static_map_of_a_big_machine_is_folded_like_the_live_one() -> None:
     assert page.count("<polygon") == 1200
     assert len(set(re.findall(r'points="([^"]+)"', page))) == 1200  # no overlap
     assert FOLD_MIN_BOARDS <= 1200 and fold_column(-3, 20, True) == 37
+
+
+def test_a_refresh_on_a_frozen_connection_reconnects(emulator: Emulator,
+                                                     maps: list[BoardMap]) -> None:
+    from tests.test_faults import FreezingProxy
+
+    proxy = FreezingProxy(emulator.address)
+    try:
+        widget = live_map(maps, (proxy.host, proxy.port), "m4x2", timeout=0.5,
+                          reconnect_delay=0.05)
+        assert proxy.accepted == 1
+        proxy.freeze()  # no FIN, no RST: only a request that goes unanswered shows it
+        widget.refresh()  # waits for the follower's refresh, which times out
+        wait_for(lambda: proxy.accepted == 2 and widget.status == "live")
+        with ProtocolClient(*emulator.address, timeout=WAIT) as client:
+            job_id = client.create_job(owner="kim", keepalive=60, machine="m4x2")
+            wait_for(lambda: [j["id"] for j in widget.jobs] == [job_id])
+            client.destroy_job(job_id)
+    finally:
+        proxy.close()
+
+
+def test_a_refresh_while_disconnected_returns_at_once(emulator: Emulator,
+                                                      maps: list[BoardMap]) -> None:
+    widget = live_map(maps, emulator, "m4x2", timeout=None, reconnect_delay=60.0)
+    follower = widget._follower
+    assert follower is not None
+    emulator.stop()
+    wait_for(lambda: "reconnect" in widget.status)
+    before = follower.refreshes
+    widget.refresh()  # no deadline, no server: it must not wait for either
+    assert follower.refreshes == before

@@ -495,7 +495,7 @@ def test_one_owner_rule_on_the_emulator(ip: InteractiveShell,
 
 def test_options_may_come_before_the_subcommand(ip: InteractiveShell, emulator: Emulator,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from spalloc_nb.magics import _subcommand_first
+    from spalloc_nb._magicargs import subcommand_first as _subcommand_first
 
     monkeypatch.delenv("SPALLOC_HOSTNAME")
     table = ip.run_line_magic(

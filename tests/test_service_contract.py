@@ -183,3 +183,47 @@ def test_following_and_waiting_for_changes(opened: tuple[Service, Emulator]) -> 
     assert service.wait_for_change(WAIT) is True
     service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
     assert service.wait_for_change(WAIT) is True
+
+
+def test_board_locations(opened: tuple[Service, Emulator]) -> None:
+    service, emulator = opened
+    machine = next(m for m in emulator.machines if m.name == "m4x2")
+    found = service.board_locations("m4x2", deadline_of(WAIT))
+    assert dict(found) == {board: tuple(loc) for board, loc in machine.board_locations.items()}
+    assert len(found) == 24
+    assert dict(service.board_locations("no such machine", deadline_of(WAIT))) == {}
+
+
+def test_board_locations_leave_dead_boards_out(opened: tuple[Service, Emulator]) -> None:
+    service, emulator = opened
+    board1 = next(m for m in emulator.machines if m.name == "board1")
+    assert board1.dead_boards == {(0, 0, 1), (0, 0, 2)}
+    found = service.board_locations("board1", deadline_of(WAIT))
+    assert dict(found) == {(0, 0, 0): tuple(board1.board_locations[(0, 0, 0)])}
+
+
+def test_following_a_machine_reports_its_changes(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    removed: list[str] = []
+    kept: list[str] = []
+
+    remove = service.on_machine_changed(lambda names: removed.extend(names))
+    service.on_machine_changed(lambda names: kept.extend(names))
+    service.follow_machines(deadline_of(WAIT), "m4x2")
+    job_id = service.create_job(request(1, machine="m4x2", tags=None), deadline_of(WAIT))
+
+    def wait_for(names: list[str], count: int) -> None:
+        # Listeners run on the connection's thread, or inside wait_for_change (light driver).
+        for _ in range(100):
+            if len(names) >= count:
+                return
+            service.wait_for_change(0.05)
+        pytest.fail(f"no machine change reported: {names}")
+
+    wait_for(kept, 1)
+    assert "m4x2" in kept and "m4x2" in removed
+    remove()
+    before, seen = len(removed), len(kept)
+    service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
+    wait_for(kept, seen + 1)  # listeners are called in turn: the removed one would be first
+    assert len(removed) == before

@@ -174,6 +174,27 @@ class V1Operations:
     def list_machines(self, deadline: float | None) -> list[MachineDescription]:
         return parse_machines(self._one(deadline, "list_machines"))
 
+    def board_locations(self, machine: str, deadline: float | None
+                        ) -> dict[tuple[int, int, int], tuple[int, int, int]]:
+        # v1 places one board per get_board_position: ask for every live board back to back
+        # (one round trip for the whole machine), by keyword, which the Java server needs.
+        entry = next((m for m in self.list_machines(deadline) if m.name == machine), None)
+        if entry is None:
+            return {}
+        dead = set(entry.dead_boards)
+        boards = [(x, y, z) for x in range(entry.width) for y in range(entry.height)
+                  for z in range(3) if (x, y, z) not in dead]
+        outcomes = self._send([("get_board_position", (),
+                                {"machine_name": machine, "x": x, "y": y, "z": z})
+                               for x, y, z in boards], deadline)()
+        found: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        for board, where in zip(boards, outcomes, strict=True):
+            # None, or an exception from a server that cannot place it: left out.
+            if isinstance(where, list) and len(where) == 3 and all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in where):
+                found[board] = (where[0], where[1], where[2])
+        return found
+
     # -- changes -----------------------------------------------------------------------------
 
     def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:

@@ -15,7 +15,7 @@ wait, and a server that pipelines (v1) answers several requests in one round tri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 from spalloc.exceptions import ProtocolError
@@ -148,6 +148,17 @@ class Service(Protocol):
         """Every machine, in the server's order."""
         ...
 
+    def board_locations(self, machine: str, deadline: float | None
+                        ) -> Mapping[tuple[int, int, int], tuple[int, int, int]]:
+        """Where each board of *machine* is: its physical ``(cabinet, frame, board)`` by its
+        logical ``(x, y, z)``.
+
+        Boards the server cannot place (dead ones) are left out; a machine the server does
+        not know has no boards. The answer changes only with the machine's configuration,
+        so callers may keep it while the machine's size and dead boards stay the same.
+        """
+        ...
+
     # -- changes -----------------------------------------------------------------------------
 
     def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
@@ -173,6 +184,12 @@ class Service(Protocol):
         inside a wait): it must return at once and must not call the service (wake a thread of
         your own instead).
         """
+        ...
+
+    def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
+        """Call ``fn(machine_names)`` when followed machines change (boards taken or freed,
+        dead boards or links); returns a function removing it. Same rules as
+        :meth:`on_job_changed`."""
         ...
 
     def on_connection_lost(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:

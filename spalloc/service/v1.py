@@ -90,5 +90,12 @@ class V1Service(V1Operations):
                 fn(changed)
         return self.client.add_notification_listener(relay, immediate=True)
 
+    def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
+        def relay(payload: dict[str, Any]) -> None:
+            changed = payload.get("machines_changed")
+            if isinstance(changed, list):
+                fn(changed)
+        return self.client.add_notification_listener(relay, immediate=True)
+
     def on_connection_lost(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:
         return self.client.add_disconnect_listener(fn, immediate=True)

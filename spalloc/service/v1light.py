@@ -9,8 +9,9 @@ operation is shared with the threaded driver (:class:`~spalloc.service._v1ops.V1
 and so is the wire handling (:class:`spalloc._protocol.ClientSession`).
 
 Changes are delivered on the caller's thread: :meth:`V1LightService.wait_for_change` reads
-the server and calls the ``on_job_changed`` listeners; ``on_connection_lost`` listeners are
-called when a request or a wait finds the connection gone.
+the server and calls the ``on_job_changed`` and ``on_machine_changed`` listeners;
+``on_connection_lost`` listeners are called when a request or a wait finds the connection
+gone.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class V1LightService(V1Operations):
         self._check_version = check_version
         self._conn: Connection | None = None
         self._changed: list[Callable[[Sequence[int]], None]] = []
+        self._machines_changed: list[Callable[[Sequence[str]], None]] = []
         self._lost: list[Callable[[ProtocolError], None]] = []
 
     def __repr__(self) -> str:
@@ -117,15 +119,25 @@ class V1LightService(V1Operations):
         while (more := conn.wait_for_notification(-1)) is not None:
             burst.append(more)  # a burst counts once
         for payload in burst:
-            changed = payload.get("jobs_changed") if payload is not None else None
-            if isinstance(changed, list):
+            if payload is None:
+                continue
+            jobs, machines = payload.get("jobs_changed"), payload.get("machines_changed")
+            if isinstance(jobs, list):
                 for fn in list(self._changed):
-                    fn(changed)
+                    fn(jobs)
+            if isinstance(machines, list):
+                for on_machines in list(self._machines_changed):
+                    on_machines(machines)
         return True
 
     def on_job_changed(self, fn: Callable[[Sequence[int]], None]) -> Callable[[], None]:
         self._changed.append(fn)
         return lambda: self._changed.remove(fn) if fn in self._changed else None
+
+    def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
+        self._machines_changed.append(fn)
+        return lambda: (self._machines_changed.remove(fn) if fn in self._machines_changed
+                        else None)
 
     def on_connection_lost(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:
         self._lost.append(fn)

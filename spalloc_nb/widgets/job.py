@@ -27,6 +27,7 @@ from spalloc_nb._registry import registry
 
 if TYPE_CHECKING:
     from spalloc.models import JobSnapshot
+    from spalloc.service import Service
 
 __all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class",
            "queue_note"]
@@ -52,21 +53,23 @@ def answer_on_frontend_subshell(widget: Any) -> None:
         comm._reply_subshell_for = lambda _data, default: default
 
 
-def queue_note(hostname: str, port: int, job_id: int, timeout: float = 5.0) -> str:
-    """What a queued job waits for: the machine and the queued jobs ahead of it."""
-    from spalloc.client import ProtocolClient
+def queue_note(service: Service, job_id: int, timeout: float | None = 5.0) -> str:
+    """What a queued job waits for: the machine and the queued jobs ahead of it.
 
-    with ProtocolClient(hostname, port, timeout=timeout) as client:
-        jobs = client.list_jobs()
-        machines = client.list_machines()
+    Asked through *service* (e.g. the job's own, ``job.service``), within *timeout* seconds.
+    """
+    from spalloc._deadline import deadline_of
+    from spalloc_nb.widgets._maptraits import requested_machine
+
+    deadline = deadline_of(timeout)
+    jobs = service.list_jobs(deadline)
+    machines = service.list_machines(deadline)
     mine = next((j for j in jobs if j.job_id == job_id), None)
     if mine is None:
         return "the server no longer lists this job"
-    from spalloc_nb.widgets.boardmap import _requested_machine
-
-    machine = _requested_machine(mine, machines)
+    machine = requested_machine(mine, machines)
     ahead = sum(1 for j in jobs if j.state is JobState.queued and j.job_id < job_id
-                and (machine is None or _requested_machine(j, machines) == machine))
+                and (machine is None or requested_machine(j, machines) == machine))
     where = f" on {machine}" if machine else ""
     return (f"free boards{where}; {ahead} queued job{'s' if ahead != 1 else ''} ahead "
             f"(checked {time.strftime('%H:%M:%S')})")
@@ -244,8 +247,11 @@ class JobWidget(widgets.VBox):
 
         def probe() -> None:
             try:
-                client = self._job.client
-                note = queue_note(client.hostname, client.port, int(self._job.id))
+                service = self._job.service
+                if service is None:
+                    raise RuntimeError("the job is not connected to a server")
+                # The job's own service: it is safe to share between threads.
+                note = queue_note(service, int(self._job.id))
             except Exception as exc:  # a note, not a failure: the job itself is fine
                 note = f"unknown ({type(exc).__name__}: {exc})"
             finally:
