@@ -221,3 +221,16 @@ def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.chdir(tmp_path)
+
+
+# --- spalloc v2 (issue 11): the emulator over HTTPS with a users file ---------------------------
+
+
+@pytest.fixture
+def v2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """An emulator serving v1 and v2 (HTTPS, throw-away CA, users file); yields a
+    ``_v2.V2Server``: ``base_url``, ``users`` (name -> credentials), ``ca_path``, ``emulator``."""
+    from _v2 import running_v2_server
+
+    with running_v2_server(tmp_path_factory.mktemp("v2")) as server:
+        yield server

@@ -7,14 +7,20 @@
         host, port = emulator.address
 
 The emulator speaks the v1 protocol like ``spalloc-server`` 1!7.0.0 (PROTOCOL.md), with
-board power simulated and the reference's bugs fixed where PROTOCOL.md §9 says so.
+board power simulated and the reference's bugs fixed where PROTOCOL.md §9 says so. With
+``http_port`` it also serves spalloc v2 (REST, logins, websocket proxy) over the same jobs::
+
+    with Emulator(http_port=0, users="users.toml") as emulator:
+        url = emulator.base_url       # "http://127.0.0.1:<port>/spalloc/"
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ipaddress
 import os
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +29,8 @@ from spalloc.emulator.controller import EMULATOR_VERSION, Controller, JobInfo
 from spalloc.emulator.server import EmulatorServer
 
 if TYPE_CHECKING:
+    from spalloc.emulator.http import HttpFrontDoor
+    from spalloc.emulator.users import Users
     from spalloc.geometry import Board, Machine
 
 __all__ = ["EMULATOR_VERSION", "Emulator", "JobInfo"]
@@ -38,6 +46,25 @@ def _load(machines: Any) -> list[Machine]:
     return list(machines)
 
 
+async def _cancel_tasks() -> None:
+    # Requests still being read when the service stops (a client that sent half a request)
+    # must end before the loop closes.
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Emulator:
     """A spalloc server running in a background thread.
 
@@ -48,15 +75,54 @@ class Emulator:
         power_delay: seconds a board power on/off takes.
         free_delay: seconds boards stay in quarantine after a job is destroyed.
         max_retired_jobs: how many destroyed jobs are remembered.
+        http_port: serve spalloc v2 on this port too (0 picks a free one); None: v1 only.
+        tls_cert, tls_key: PEM files; with them v2 is HTTPS and WSS.
+        users: v2 accounts: a TOML file, a :class:`~spalloc.emulator.users.Users`, or None
+            for the documented loopback-only default (see :mod:`spalloc.emulator.users`).
+        keepalive_cap: tests only: every v2 job's keepalive is at most this many seconds.
+        wait_limit: longest v2 long-poll, seconds.
+        emergency_stop_code: the v2 ``emergencyStop`` ``commandCode`` (None: always refused).
 
     Raises:
         spalloc.emulator.machines.MachineConfigError: a bad machines file.
+        spalloc.emulator.users.UserConfigError: a bad users file.
+        ValueError: v2 without a users file on an address other than loopback, or only
+            one of tls_cert and tls_key.
     """
 
     def __init__(self, machines: str | os.PathLike[str] | Sequence[Machine] | None = None, *,
                  host: str = "127.0.0.1", port: int = 0, power_delay: float = 0.0,
-                 free_delay: float = 0.1, max_retired_jobs: int = 1200) -> None:
+                 free_delay: float = 0.1, max_retired_jobs: int = 1200,
+                 http_port: int | None = None,
+                 tls_cert: str | os.PathLike[str] | None = None,
+                 tls_key: str | os.PathLike[str] | None = None,
+                 users: str | os.PathLike[str] | Users | None = None,
+                 keepalive_cap: float | None = None, wait_limit: float = 30.0,
+                 emergency_stop_code: str | None = None) -> None:
         self._machines = _load(machines)
+        self._http_port = http_port
+        self._http_bound: tuple[str, int] | None = None
+        self._http: HttpFrontDoor | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._http_options = {"keepalive_cap": keepalive_cap, "wait_limit": wait_limit,
+                              "emergency_stop_code": emergency_stop_code}
+        self._users: Users | None = None
+        if http_port is not None:
+            from spalloc.emulator.users import Users, default_users, load_users
+
+            if (tls_cert is None) != (tls_key is None):
+                raise ValueError("tls_cert and tls_key go together")
+            if users is None:
+                if not _is_loopback(host):
+                    raise ValueError(f"serving v2 on {host} needs a users file (the default "
+                                     f"account is only for loopback addresses)")
+                self._users = default_users()
+            else:
+                self._users = users if isinstance(users, Users) else load_users(users)
+            if tls_cert is not None and tls_key is not None:
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(os.fspath(tls_cert), os.fspath(tls_key))
+                self._ssl = context
         self._settings = {"power_delay": power_delay, "free_delay": free_delay,
                           "max_retired_jobs": max_retired_jobs}
         self._controller = Controller(self._machines, **self._settings)  # type: ignore[arg-type]
@@ -110,11 +176,24 @@ class Emulator:
         asyncio.set_event_loop(loop)
         try:
             address = loop.run_until_complete(server.start(self._host, port))
+            if self._http_port is not None:
+                loop.run_until_complete(self._start_http(server))
         except BaseException as exc:
+            loop.run_until_complete(server.stop())
             started.set_exception(exc)
             return
         started.set_result(address)
         loop.run_forever()
+
+    async def _start_http(self, server: EmulatorServer) -> None:
+        from spalloc.emulator.http import HttpFrontDoor
+
+        assert self._users is not None and self._http_port is not None
+        port = self._http_bound[1] if self._http_bound is not None else self._http_port
+        http = HttpFrontDoor(server, self._users, ssl_context=self._ssl,
+                             **self._http_options)  # type: ignore[arg-type]
+        self._http_bound = await http.start(self._host, port)
+        self._http = http
 
     def stop(self, *, timeout: float | None = 10.0) -> None:
         """Stop serving and drop every client (no-op if not running). Jobs are kept."""
@@ -123,7 +202,12 @@ class Emulator:
             if loop is None or server is None or thread is None:
                 return
             try:
+                http = self._http
+                if http is not None:
+                    asyncio.run_coroutine_threadsafe(http.stop(), loop).result(timeout)
+                    self._http = None
                 asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout)
+                asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop).result(timeout)
             finally:
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join(timeout)
@@ -156,6 +240,21 @@ class Emulator:
     def address(self) -> tuple[str, int]:
         """``(host, port)`` to connect to."""
         return self.host, self.port
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the v2 service once started, None without one."""
+        return self._http_bound
+
+    @property
+    def base_url(self) -> str | None:
+        """The v2 service's URL, ``http[s]://host:port/spalloc/``; None without v2."""
+        if self._http_bound is None:
+            return None
+        host, port = self._http_bound
+        scheme = "https" if self._ssl is not None else "http"
+        shown = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{shown}:{port}/spalloc/"
 
     @property
     def machines(self) -> list[Machine]:

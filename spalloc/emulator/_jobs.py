@@ -189,3 +189,9 @@ class Job:
     allocation: Allocation | None = None
     pending_power: int = 0
     candidates: list[str] = field(default_factory=list)
+    #: Wall-clock time of the last keepalive (creation counts), for v2's ``keep-alive-time``.
+    keepalive_time: float | None = None
+    finish_time: float | None = None
+    reason: str | None = None
+    #: The v2 create request as accepted (defaults filled in), None for v1 jobs.
+    original: dict[str, Any] | None = None

@@ -122,7 +122,8 @@ class Controller:
         self._wall_clock = wall_clock
         self._next_id = 1
         self._jobs: dict[int, Job] = {}
-        self._retired: OrderedDict[int, str | None] = OrderedDict()
+        # Destroyed jobs, kept (by count) so that v1 can tell their reason and v2 their record.
+        self._retired: OrderedDict[int, Job] = OrderedDict()
         self._owners: dict[tuple[str, Board], Job] = {}
         self._board_power: dict[tuple[str, Board], bool] = {}
         self._timers: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
@@ -227,7 +228,57 @@ class Controller:
 
     def retired(self) -> dict[int, str | None]:
         """The remembered destroyed jobs and their reasons, oldest first."""
-        return dict(self._retired)
+        return {job_id: job.reason for job_id, job in self._retired.items()}
+
+    # --- the v2 front door's interface -----------------------------------------------------
+
+    def find_job(self, job_id: int) -> Job | None:
+        """The live or remembered destroyed job *job_id* (read-only for callers), or None."""
+        return self._jobs.get(job_id) or self._retired.get(job_id)
+
+    def job_ids(self, *, deleted: bool = False) -> list[int]:
+        """Ids of the live jobs (and remembered destroyed ones if *deleted*), newest first."""
+        ids = list(self._jobs)
+        if deleted:
+            ids.extend(self._retired)
+        return sorted(ids, reverse=True)
+
+    def machine(self, name: str) -> Machine | None:
+        """The machine called *name*, or None."""
+        return self._by_name.get(name)
+
+    def owner_of(self, machine: Machine, board: Board) -> Job | None:
+        """The live job holding *board* of *machine*, or None."""
+        return self._owners.get((machine.name, board))
+
+    def create_job_v2(self, session: Session, args: list[Any], kwargs: dict[str, Any],
+                      original: dict[str, Any]) -> int:
+        """Create a job as v2 does: a request no machine could ever take is refused.
+
+        Raises:
+            CommandError: the text of the Java server's 400 reply.
+        """
+        spec = parse_create_job(list(args), kwargs)
+        if spec.machine is not None:
+            named = self._by_name.get(spec.machine)
+            candidates = [named] if named is not None else []
+        else:
+            candidates = [m for m in self.machines if spec.tags <= m.tags]
+        if not candidates:
+            raise CommandError("no machine available which matches allocation request")
+        if not any(self._allocators[m.name].feasible(spec.request) for m in candidates):
+            raise CommandError("request cannot fit on machine")
+        self.poll()
+        job_id = self._create(session, spec)
+        job = self.find_job(job_id)
+        if job is not None:
+            job.original = original
+        return job_id
+
+    def destroy_v2(self, job: Job, reason: str) -> None:
+        """Destroy a live job with *reason* exactly as given (v2 has no "Cancelled:" prefix)."""
+        if self._jobs.get(job.job_id) is job:
+            self._retire(job, reason)
 
     # --- timers and bookkeeping --------------------------------------------------------------
 
@@ -249,6 +300,7 @@ class Controller:
     def _refresh(self, session: Session, job: Job) -> None:
         # poll() ran before this command, so a job past its deadline is already gone.
         job.keepalive_host = session.host
+        job.keepalive_time = self._wall_clock()
         if job.spec.keepalive is not None:
             job.deadline = self._clock() + job.spec.keepalive
 
@@ -266,7 +318,9 @@ class Controller:
         """Destroy a live job: free its boards (after power-off and quarantine), remember it."""
         del self._jobs[job.job_id]
         job.state = JobState.destroyed
-        self._retired[job.job_id] = reason
+        job.reason = reason
+        job.finish_time = self._wall_clock()
+        self._retired[job.job_id] = job
         while len(self._retired) > self._max_retired:
             self._retired.popitem(last=False)
         self._job_changed(job)
@@ -353,7 +407,9 @@ class Controller:
         return EMULATOR_VERSION
 
     def _cmd_create_job(self, session: Session, /, *args: Any, **kwargs: Any) -> int:
-        spec = parse_create_job(list(args), kwargs)
+        return self._create(session, parse_create_job(list(args), kwargs))
+
+    def _create(self, session: Session, spec: JobSpec) -> int:
         if spec.machine is not None:
             named = self._by_name.get(spec.machine)
             candidates = [named] if named is not None else []
@@ -363,7 +419,7 @@ class Controller:
                     if self._allocators[m.name].feasible(spec.request)]
         now = self._clock()
         job = Job(job_id=self._next_id, spec=spec, start_time=self._wall_clock(),
-                  keepalive_host=session.host,
+                  keepalive_host=session.host, keepalive_time=self._wall_clock(),
                   deadline=None if spec.keepalive is None else now + spec.keepalive)
         self._next_id += 1
         self._jobs[job.job_id] = job
@@ -394,7 +450,7 @@ class Controller:
         key = _hashable("job_id", job_id)
         if key in self._retired:
             return dict(_UNKNOWN_STATE, state=int(JobState.destroyed),
-                        reason=self._retired[key])
+                        reason=self._retired[key].reason)
         return dict(_UNKNOWN_STATE)
 
     def _cmd_get_job_machine_info(self, session: Session, /, job_id: Any) -> dict[str, Any]:

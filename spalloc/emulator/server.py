@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 
 from spalloc._protocol import (
     BadMessage,
@@ -144,6 +145,9 @@ class EmulatorServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._flush_pending = False
+        #: Called as ``listener(jobs, machines)`` with each batch of changes (the v2 front
+        #: door's long-polls and the emulated boards hang off this).
+        self.listeners: list[Callable[[list[int], list[str]], None]] = []
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Bind and start accepting; returns the bound (host, port)."""
@@ -202,6 +206,8 @@ class EmulatorServer:
         self.controller.poll()
         jobs, machines = self.controller.take_changes()
         if jobs or machines:
+            for listener in list(self.listeners):
+                listener(jobs, machines)
             for connection in list(self.connections):
                 session = connection.session
                 if jobs and (session.all_jobs or session.jobs):

@@ -47,6 +47,8 @@ PEERS: dict[str, Peer] = {
         Peer("client74", "spalloc==1!7.4.1", "spalloc_client"),
         Peer("client60", "spalloc==1!6.0.0", "spalloc"),
         Peer("refserver", "spalloc-server==1!7.0.0", "spalloc_server.server"),
+        # The v2 client sPyNNaker uses (heavy: numpy, matplotlib), for the v2 front door.
+        Peer("spinnman", "SpiNNMan==1!7.4.1", "spinnman.spalloc"),
     )
 }
 

@@ -1,0 +1,240 @@
+"""Logins of the emulator's v2 service: sessions, the login form, HTTP Basic, bearer tokens
+and CSRF, as Spring Security does them for the Java server (V2_PROTOCOL.md §1.8).
+
+A session is a ``JSESSIONID`` cookie (32 upper-case hex digits) holding the user (None before
+the form login) and a CSRF token (a lower-case UUID). Secrets are compared in constant time and
+never written anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import html
+import json
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from spalloc.emulator.users import User, Users
+
+__all__ = ["CSRF_HEADER", "SESSION_COOKIE", "Caller", "HttpError", "Logins", "json_reply",
+           "text_reply"]
+
+SESSION_COOKIE = "JSESSIONID"
+CSRF_HEADER = "X-CSRF-TOKEN"
+_SESSION_TIMEOUT = 30 * 60.0
+_MAX_SESSIONS = 10_000
+_MAX_LOGIN_FAILURES = 3
+_LOCK_TIME = 24 * 3600.0
+_UNAUTHORISED = ("log in required, either with BASIC auth or HBP/EBRAINS bearer token "
+                 "(if they are enabled)")
+
+_LOGIN_PAGE = """<!DOCTYPE html>
+<html><head><title>Spalloc login</title></head>
+<body><h1>Log in to spalloc (emulator)</h1>
+<form action="{action}" method="post">
+<input type="hidden" name="_csrf" value="{csrf}" />
+<p><label>User name <input type="text" name="username" /></label></p>
+<p><label>Password <input type="password" name="password" /></label></p>
+<p><input type="submit" name="submit" value="submit" /></p>
+</form></body></html>
+"""
+
+
+class HttpError(Exception):
+    """A refusal: *status* with a ``text/plain`` body (204: no body)."""
+
+    def __init__(self, status: int, text: str = "", headers: dict[str, str] | None = None):
+        super().__init__(text)
+        self.status = status
+        self.text = text
+        self.headers = headers or {}
+
+
+@dataclass(eq=False)
+class WebSession:
+    """A login session: who (None before login) and its CSRF token."""
+
+    user: User | None
+    csrf: str = field(default_factory=lambda: str(uuid.uuid4()), repr=False)
+    expires: float = 0.0
+
+
+@dataclass
+class Caller:
+    """Who made a request, and the session it came with (if any)."""
+
+    user: User
+    session_id: str | None
+    session: WebSession | None
+    bearer: bool
+
+
+def text_reply(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+    """A ``text/plain`` response, as the Java server's errors are."""
+    return web.Response(status=status, text=text, content_type="text/plain",
+                        headers=headers)
+
+
+def json_reply(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """An ``application/json`` response."""
+    return web.Response(status=status, text=json.dumps(doc), content_type="application/json",
+                        headers=headers)
+
+
+class Logins:
+    """Sessions and credentials of one v2 service (methods run in the loop's thread).
+
+    Args:
+        users: who may log in.
+        secure: cookies get ``Secure`` (the service is HTTPS).
+    """
+
+    def __init__(self, users: Users, *, secure: bool) -> None:
+        self._users = users
+        self._secure = secure
+        self._sessions: OrderedDict[str, WebSession] = OrderedDict()
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def new_session(self, user: User | None) -> tuple[str, WebSession]:
+        """A fresh session (the least recently used one goes when there are too many)."""
+        while len(self._sessions) >= _MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        session_id = secrets.token_hex(16).upper()
+        session = WebSession(user, expires=time.monotonic() + _SESSION_TIMEOUT)
+        self._sessions[session_id] = session
+        return session_id, session
+
+    def set_cookie(self, response: web.StreamResponse, session_id: str) -> None:
+        """Send the session cookie with *response*."""
+        response.set_cookie(SESSION_COOKIE, session_id, path="/spalloc", httponly=True,
+                            secure=self._secure, samesite="Lax")
+
+    def cookie_session(self, request: web.Request) -> tuple[str | None, WebSession | None]:
+        """The live session named by the request's cookie (its idle timer restarts), or None."""
+        session_id = request.cookies.get(SESSION_COOKIE)
+        if session_id is None:
+            return None, None
+        session = self._sessions.get(session_id)
+        now = time.monotonic()
+        if session is None or session.expires < now:
+            self._sessions.pop(session_id, None)
+            return None, None
+        session.expires = now + _SESSION_TIMEOUT
+        self._sessions.move_to_end(session_id)
+        return session_id, session
+
+    def header_user(self, request: web.Request) -> tuple[User, bool] | None:
+        """The user named by an Authorization header (and whether it is a bearer token)."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            return None
+        scheme, _, value = header.strip().partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer" and value:
+            user = self._users.with_token(value)
+            if user is not None:
+                return user, True
+        elif scheme.lower() == "basic":
+            try:
+                name, _, password = base64.b64decode(value, validate=True).decode(
+                    "utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                raise self._unauthorised() from None
+            user = self._users.named(name)
+            if user is not None and not self._locked(name) and user.password_matches(password):
+                return user, False
+            if user is not None:
+                self._failed(name)
+        raise self._unauthorised()
+
+    @staticmethod
+    def _unauthorised() -> HttpError:
+        return HttpError(401, _UNAUTHORISED, {"WWW-Authenticate": (
+            'Basic realm="SpallocService", Bearer realm="SpallocService", '
+            'scope="openid, profile, roles, email, team, group"')})
+
+    def _locked(self, name: str) -> bool:
+        count, since = self._failures.get(name, (0, 0.0))
+        if count >= _MAX_LOGIN_FAILURES and time.monotonic() - since < _LOCK_TIME:
+            return True
+        if count >= _MAX_LOGIN_FAILURES:
+            del self._failures[name]
+        return False
+
+    def _failed(self, name: str) -> None:
+        count, _ = self._failures.get(name, (0, 0.0))
+        self._failures[name] = (count + 1, time.monotonic())
+
+    def caller(self, request: web.Request, *, csrf: bool) -> Caller:
+        """Who is calling; checks the CSRF token of state-changing requests.
+
+        Raises:
+            HttpError: 401 (nobody logged in) or 403 (bad CSRF token).
+        """
+        from_header = self.header_user(request)
+        session_id, session = self.cookie_session(request)
+        bearer = from_header is not None and from_header[1]
+        # As Spring: CSRF comes first and binds to the session; bearer requests are exempt.
+        if csrf and not bearer:
+            given = request.headers.get(CSRF_HEADER, "")
+            if session is None or not hmac.compare_digest(session.csrf.encode(),
+                                                          given.encode()):
+                raise HttpError(403, "Invalid CSRF token: missing or does not match the "
+                                      "session (send the X-CSRF-TOKEN header)")
+        if from_header is not None:
+            return Caller(from_header[0], session_id, session, bearer)
+        if session is not None and session.user is not None:
+            return Caller(session.user, session_id, session, False)
+        raise self._unauthorised()
+
+    # --- the login pages ------------------------------------------------------------------
+
+    async def login_page(self, request: web.Request) -> web.StreamResponse:
+        found = self.header_user(request)
+        session_id, session = self.new_session(found[0] if found else None)
+        response = web.Response(text=_LOGIN_PAGE.format(
+            action="/spalloc/system/perform_login", csrf=html.escape(session.csrf)),
+            content_type="text/html")
+        self.set_cookie(response, session_id)
+        return response
+
+    async def perform_login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        _, session = self.cookie_session(request)
+        given = str(form.get("_csrf", request.headers.get(CSRF_HEADER, "")))
+        if session is None or not hmac.compare_digest(session.csrf.encode(), given.encode()):
+            raise HttpError(403, "Invalid CSRF token: fetch the login page first")
+        name = str(form.get("username", ""))
+        password = str(form.get("password", ""))
+        user = self._users.named(name)
+        if user is not None and self._locked(name):
+            return json_reply({"message": "User account is locked"}, 401)
+        if user is None or not user.password_matches(password):
+            if user is not None:
+                self._failed(name)
+            return json_reply({"message": "Bad credentials"}, 401)
+        self._failures.pop(name, None)
+        old = request.cookies.get(SESSION_COOKIE)
+        if old is not None:
+            self._sessions.pop(old, None)
+        session_id, _ = self.new_session(user)   # a new id: no session fixation
+        response = web.Response(status=302, headers={"Location": "/spalloc/system/"})
+        self.set_cookie(response, session_id)
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        session_id, _ = self.cookie_session(request)
+        if session_id is not None:
+            self._sessions.pop(session_id, None)
+        response = web.Response(status=302,
+                                headers={"Location": "/spalloc/system/login.html"})
+        response.del_cookie(SESSION_COOKIE, path="/spalloc")
+        return response
