@@ -1,0 +1,315 @@
+"""One logged-in session with a spalloc v2 server, over one :class:`httpx.Client`.
+
+Logging in is SpiNNMan's (V2_PROTOCOL.md §3.3): a password goes through the login form (its
+CSRF token from ``login.html``, a new ``JSESSIONID`` from ``perform_login``); a bearer token
+goes on every request. Either way the service root then gives the session's CSRF token, sent
+on every request that changes something. A 401 on an ordinary request means the session has
+expired: the session logs in again, once, and repeats the request (SpiNNMan means to, but its
+renewal never runs).
+
+Every httpx exception becomes one of :mod:`spalloc.exceptions` in :meth:`Session.request`,
+the one place requests are made. Secrets are kept out of reprs, logs and messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import ssl
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+
+from spalloc._connection import remaining
+from spalloc.exceptions import (
+    IncompatibleServerError,
+    ProtocolError,
+    ProtocolTimeoutError,
+    ServerConnectionError,
+    SpallocServerException,
+)
+
+__all__ = ["Credentials", "Session", "resolve_credentials", "ssl_context"]
+
+log = logging.getLogger(__name__)
+
+_CSRF_INPUT = re.compile(r'<input[^>]*name="_csrf"[^>]*value="([^"]*)"')
+# How long a long-poll may take beyond the server's own limit (30 s) before it counts as lost.
+_POLL_SLACK = 30.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How to log in: a user and password, or a bearer token (never shown in a repr)."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
+def resolve_credentials(url: str, *, user: str | None = None, password: str | None = None,
+                        token: str | None = None,
+                        environ: Mapping[str, str] | None = None) -> tuple[str, Credentials]:
+    """The URL without user info, and the credentials to use, in this order: the keywords,
+    user info in the URL, ``SPALLOC_USER``/``SPALLOC_PASSWORD``, ``OIDC_BEARER_TOKEN``.
+
+    Raises:
+        ValueError: not an http(s) URL, or no credentials anywhere.
+    """
+    env = os.environ if environ is None else environ
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not a spalloc v2 URL (https://host/spalloc/): {parts.hostname!r}")
+    netloc = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    path = parts.path if parts.path.endswith("/") else parts.path + "/"
+    clean = urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
+    if token is not None or (user is not None and password is not None):
+        found = Credentials(user, password, token)
+    elif parts.username is not None and parts.password is not None:
+        found = Credentials(unquote(parts.username), unquote(parts.password))
+    elif env.get("SPALLOC_USER") and env.get("SPALLOC_PASSWORD") is not None:
+        found = Credentials(env["SPALLOC_USER"], env["SPALLOC_PASSWORD"])
+    elif env.get("OIDC_BEARER_TOKEN"):
+        found = Credentials(token=env["OIDC_BEARER_TOKEN"])
+    elif user is not None:
+        raise ValueError(f"no password for user {user!r} on {clean}: pass password=... or set "
+                         "SPALLOC_PASSWORD")
+    else:
+        raise ValueError(
+            f"no credentials for the spalloc v2 server {clean}: pass user= and password= (or "
+            "token=), put them in the URL (https://user:password@host/spalloc/), or set "
+            "SPALLOC_USER and SPALLOC_PASSWORD, or OIDC_BEARER_TOKEN")
+    return clean, found
+
+
+def ssl_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """The system's trusted CAs plus those in ``SSL_CERT_FILE``, ``SSL_CERT_DIR`` and
+    ``REQUESTS_CA_BUNDLE`` (for a private CA); verification is always on.
+
+    Raises:
+        ValueError: one of those names a file or directory that cannot be read as CAs.
+    """
+    env = os.environ if environ is None else environ
+    context = ssl.create_default_context()
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR"):
+        where = env.get(name)
+        if not where:
+            continue
+        try:
+            if name == "SSL_CERT_DIR":
+                context.load_verify_locations(capath=where)
+            else:
+                context.load_verify_locations(cafile=where)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"{name}={where!r} cannot be read as trusted CAs: {exc}") from exc
+    return context
+
+
+class Session:
+    """A logged-in session; safe to share between threads.
+
+    Args:
+        base: the service's URL, ending in ``/`` (``https://host/spalloc/``), no user info.
+        credentials: how to log in.
+        on_lost: called (outside any lock) when a request meets a transport error.
+    """
+
+    def __init__(self, base: str, credentials: Credentials,
+                 on_lost: Callable[[ServerConnectionError], None]) -> None:
+        self.base = base
+        self._credentials = credentials
+        self._on_lost = on_lost
+        parts = urlsplit(base)
+        self._host = parts.hostname or ""
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()  # guards _http, _csrf and _logins
+        self._login_lock = threading.Lock()  # one renewal at a time
+        self._csrf: tuple[str, str] | None = None
+        self._logins = 0
+        self.version: tuple[int, int, int] | None = None
+
+    def __repr__(self) -> str:
+        who = self._credentials.user or ("bearer token" if self._credentials.token else "?")
+        return f"<v2 Session {self.base} as {who}>"
+
+    @property
+    def open(self) -> bool:
+        """True between :meth:`login` and :meth:`close`."""
+        return self._http is not None
+
+    # --- logging in -----------------------------------------------------------------------
+
+    def login(self, deadline: float | None) -> None:
+        """Start a fresh client and log in (dropping any earlier session).
+
+        Raises:
+            ServerConnectionError, ProtocolTimeoutError: the server cannot be reached in time.
+            SpallocServerException: the server refused the credentials.
+            IncompatibleServerError: the service root is not a spalloc v2 one.
+        """
+        verify: ssl.SSLContext | bool = (ssl_context() if self.base.startswith("https:")
+                                         else False)
+        headers = {"User-Agent": "spalloc-nb"}
+        if self._credentials.token is not None:
+            headers["Authorization"] = f"Bearer {self._credentials.token}"
+        # trust_env=False: proxies and CAs are read by us (ssl_context), not guessed by httpx.
+        client = httpx.Client(base_url=self.base, verify=verify, headers=headers,
+                              follow_redirects=False, trust_env=False)
+        with self._lock:
+            old, self._http, self._csrf = self._http, client, None
+        if old is not None:
+            old.close()
+        self._login(client, deadline)
+
+    def _login(self, client: httpx.Client, deadline: float | None) -> None:
+        creds = self._credentials
+        if creds.token is None:
+            self._form_login(client, deadline)
+        root = self._send(client, "GET", "srv/spalloc/", deadline, "GET service root")
+        if root.status_code == 401:
+            who = "the bearer token" if creds.token is not None else f"user {creds.user!r}"
+            raise SpallocServerException(
+                f"the spalloc v2 server {self.base} refused {who}: {_text(root)}",
+                command="login")
+        self._check(root, "GET service root")
+        doc = _json(root, "service root")
+        version = doc.get("version") if isinstance(doc, Mapping) else None
+        if not isinstance(version, Mapping):
+            raise IncompatibleServerError(repr(version), f"{self.base} is not a spalloc v2 "
+                                          "service (no version in its root document)")
+        try:
+            self.version = (int(version.get("major-version", 0)),
+                            int(version.get("minor-version", 0)),
+                            int(version.get("revision", 0)))
+        except (TypeError, ValueError) as exc:
+            raise IncompatibleServerError(repr(version), "unreadable version") from exc
+        header, token = doc.get("csrf-header"), doc.get("csrf-token")
+        with self._lock:
+            self._csrf = ((header, token) if isinstance(header, str) and isinstance(token, str)
+                          else None)
+            self._logins += 1
+
+    def _form_login(self, client: httpx.Client, deadline: float | None) -> None:
+        creds = self._credentials
+        page = self._send(client, "GET", "system/login.html", deadline, "GET login page")
+        self._check(page, "GET login page")
+        match = _CSRF_INPUT.search(page.text)
+        if match is None:
+            raise ProtocolError(f"the login page of {self.base} has no CSRF token")
+        form = {"_csrf": match.group(1), "username": creds.user or "",
+                "password": creds.password or "", "submit": "submit"}
+        reply = self._send(client, "POST", "system/perform_login", deadline, "log in",
+                           data=form)
+        if reply.status_code in (301, 302, 303) and "error" not in reply.headers.get(
+                "Location", ""):
+            return
+        message = _text(reply)
+        with contextlib.suppress(ValueError, AttributeError):
+            message = str(reply.json()["message"])
+        raise SpallocServerException(
+            f"login to the spalloc v2 server {self.base} as {creds.user!r} failed: {message} "
+            "(check the user name and password)", command="login")
+
+    # --- requests -------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, deadline: float | None, what: str, *,
+                poll: bool = False, **kwargs: Any) -> httpx.Response:
+        """Send one request; after a 401 log in again once and repeat it.
+
+        Args:
+            method, path: the request; *path* is relative to the base URL.
+            deadline: ``time.monotonic()`` deadline for every step (``None``: none).
+            what: the operation, for messages.
+            poll: a long-poll: the read may take the server's whole wait (plus slack).
+
+        Returns:
+            The response, with a status below 400 (204 included).
+
+        Raises:
+            ProtocolError: not logged in; ServerConnectionError / ProtocolTimeoutError for
+                transport failures and timeouts.
+            SpallocServerException: a 4xx or 5xx answer (the server's text).
+        """
+        client = self._http
+        if client is None:
+            raise ProtocolError(f"{what}: not connected to {self.base}")
+        logins = self._logins
+        reply = self._send(client, method, path, deadline, what, poll=poll, **kwargs)
+        if reply.status_code == 401:
+            with self._login_lock:
+                if self._logins == logins and self._http is client:
+                    log.info("spalloc v2 session with %s expired; logging in again", self.base)
+                    self._login(client, deadline)
+            reply = self._send(client, method, path, deadline, what, poll=poll, **kwargs)
+        self._check(reply, what)
+        return reply
+
+    def _send(self, client: httpx.Client, method: str, path: str, deadline: float | None,
+              what: str, *, poll: bool = False, **kwargs: Any) -> httpx.Response:
+        left = remaining(deadline)
+        if left is not None and left <= 0:
+            raise ProtocolTimeoutError(f"{what}: no time left to ask {self.base}",
+                                       command=what, timeout=left)
+        timeout = httpx.Timeout(left, read=None if left is None and poll else left)
+        if poll and left is None:
+            timeout = httpx.Timeout(_POLL_SLACK, read=2 * _POLL_SLACK)
+        headers = dict(kwargs.pop("headers", None) or {})
+        csrf = self._csrf
+        if method != "GET" and csrf is not None:
+            headers[csrf[0]] = csrf[1]
+        with self._mapped(what, left):
+            return client.request(method, path, headers=headers, timeout=timeout, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover (for type checkers)
+
+    @contextlib.contextmanager
+    def _mapped(self, what: str, timeout: float | None) -> Iterator[None]:
+        """The one place httpx's exceptions become ours."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise ProtocolTimeoutError(f"{what}: no answer from {self.base} within {timeout} s",
+                                       command=what, timeout=timeout) from exc
+        except httpx.TransportError as exc:
+            error = ServerConnectionError(
+                f"{what}: cannot talk to the spalloc v2 server {self.base}: {exc or type(exc)}",
+                host=self._host, port=self._port)
+            error.__cause__ = exc
+            self._on_lost(error)
+            raise error from exc
+        except httpx.HTTPError as exc:
+            raise ProtocolError(f"{what}: {exc}") from exc
+        except RuntimeError as exc:  # a client closed under us (disconnect() from a thread)
+            raise ProtocolError(f"{what}: the connection to {self.base} was closed") from exc
+
+    @staticmethod
+    def _check(reply: httpx.Response, what: str) -> None:
+        if reply.status_code >= 400:
+            raise SpallocServerException(f"{what}: {_text(reply)}", command=what)
+
+    def close(self) -> None:
+        """Drop the client (idempotent); requests in flight fail."""
+        with self._lock:
+            client, self._http, self._csrf = self._http, None, None
+        if client is not None:
+            client.close()
+
+
+def _text(reply: httpx.Response) -> str:
+    text = reply.text.strip()
+    return text[:500] if text else f"HTTP {reply.status_code} {reply.reason_phrase}"
+
+
+def _json(reply: httpx.Response, what: str) -> Any:
+    try:
+        return reply.json()
+    except ValueError as exc:
+        raise ProtocolError(f"malformed {what} from the v2 server: {exc}") from exc
