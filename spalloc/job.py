@@ -89,6 +89,12 @@ class Job:
     keywords keep their documented meaning. ``hostname="local"`` uses the built-in
     emulator; ``ignore_version=True`` skips the server version check.
 
+    A *hostname* that is a URL, ``https://host/spalloc/``, selects a spalloc v2 server (``port``
+    is then ignored and ``owner`` not needed: the login owns the job). Its credentials come
+    from ``user=`` and ``password=`` (or ``token=``, a bearer token), else the URL's user
+    info, else ``SPALLOC_USER``/``SPALLOC_PASSWORD``, else ``OIDC_BEARER_TOKEN``; its
+    ``keepalive`` must be 30-300 s.
+
     Beyond the seed: :attr:`snapshot` (everything known, as one frozen value),
     :meth:`add_state_listener`, :meth:`refresh` and :attr:`client`.
 
@@ -117,7 +123,10 @@ class Job:
                  max_dead_boards: int | None = _UNSET,
                  max_dead_links: int | None = _UNSET,
                  require_torus: bool = _UNSET,
-                 ignore_version: bool = _UNSET) -> None:
+                 ignore_version: bool = _UNSET,
+                 user: str | None = None,
+                 password: str | None = None,
+                 token: str | None = None) -> None:
         # Attributes read by close()/destroy()/__repr__ even if construction fails.
         self._id: int | None = None
         self._service: Service | None = None
@@ -155,7 +164,9 @@ class Job:
         ignore_version = bool(pick("ignore_version", ignore_version))
         if not hostname:
             raise ConfigError(_no_hostname_message(config, config_filenames), key="hostname")
-        if port is None:
+        from spalloc.service import is_v2_url
+        v2 = is_v2_url(hostname)
+        if port is None and not v2:
             raise ValueError("A port must be specified.")
         if reconnect_delay is None or reconnect_delay < 0:
             raise ValueError("reconnect_delay must be a number of seconds >= 0")
@@ -175,10 +186,13 @@ class Job:
         request = None
         if resume_job_id is None:
             request = self._request(args, config, owner, keepalive, machine, tags, min_ratio,
-                                    max_dead_boards, max_dead_links, require_torus)
+                                    max_dead_boards, max_dead_links, require_torus,
+                                    need_owner=not v2)
 
         service = open_service(self._hostname_server, port, timeout=timeout,
-                               check_version=not ignore_version)
+                               check_version=not ignore_version, user=user,
+                               password=password, token=token)
+        self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service
         # One deadline for construction: connect, version, create (or resume), first fetch.
         deadline = deadline_of(timeout)
@@ -194,7 +208,7 @@ class Job:
                 self._id = resume_job_id
                 log.info("Resumed spalloc job %d", self._id)
             self._snapshot = JobSnapshot(
-                job_id=self._id, owner=None if request is None else request.owner,
+                job_id=self._id, owner=None if request is None else request.owner or None,
                 keepalive=self._keepalive, connected=True)
             self._events = Dispatcher(f"spalloc-job-{self._id}-listeners")
             self._removers = [
@@ -222,7 +236,8 @@ class Job:
     @staticmethod
     def _request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepalive: Any,
                  machine: Any, tags: Any, min_ratio: Any, max_dead_boards: Any,
-                 max_dead_links: Any, require_torus: Any) -> JobRequest:
+                 max_dead_links: Any, require_torus: Any, *,
+                 need_owner: bool = True) -> JobRequest:
         if "tags" not in config.explicit:  # the config reports None; "default" applies here
             config = config._replace(tags=("default",))
 
@@ -230,6 +245,8 @@ class Job:
             return getattr(config, name) if value is _UNSET else value
 
         owner = pick("owner", owner)
+        if owner is None and not need_owner:
+            owner = ""  # v2: the logged-in user owns the job; no owner is sent
         if owner is None:
             raise ValueError("An owner must be specified: pass owner=..., set SPALLOC_OWNER "
                              "or put 'owner = <your email>' in the config file.")

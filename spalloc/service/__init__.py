@@ -1,26 +1,49 @@
 """The server behind the tools, behind one interface: :class:`Service` (see :mod:`.base`).
 
-``open_service(hostname, port, ...)`` picks the implementation; today that is v1
-(:class:`~spalloc.service.v1.V1Service`), imported only when used.
+``open_service(hostname, port, ...)`` picks the implementation, imported only when used: an
+``http(s)://…/spalloc/`` URL is spalloc v2 (:class:`~spalloc.service.v2.V2Service`, over httpx),
+anything else a v1 host (:class:`~spalloc.service.v1.V1Service`).
 """
 
 from __future__ import annotations
 
 from spalloc.service.base import JobRequest, JobStatus, Pending, Service
 
-__all__ = ["JobRequest", "JobStatus", "Pending", "Service", "open_service"]
+__all__ = ["JobRequest", "JobStatus", "Pending", "Service", "is_v2_url", "open_service"]
 
 
-def open_service(hostname: str, port: int, *, timeout: float | None = None,
-                 check_version: bool = True) -> Service:
+def is_v2_url(hostname: object) -> bool:
+    """True if *hostname* is an ``http(s)://`` URL, which selects spalloc v2."""
+    return isinstance(hostname, str) and hostname.strip().lower().startswith(
+        ("http://", "https://"))
+
+
+def open_service(hostname: str, port: int | None, *, timeout: float | None = None,
+                 check_version: bool = True, user: str | None = None,
+                 password: str | None = None, token: str | None = None) -> Service:
     """A not yet connected :class:`Service` for the server at *hostname*.
 
     Args:
-        hostname: the server's name or address.
-        port: its v1 TCP port.
+        hostname: the server's name or address, or a v2 URL (``https://host/spalloc/``).
+        port: its v1 TCP port (ignored for a URL).
         timeout: the caller's default timeout, quoted in timeout errors.
         check_version: check the server's version on every (re)connection.
+        user, password, token: v2 credentials; without them the URL's user info, then
+            ``SPALLOC_USER``/``SPALLOC_PASSWORD``, then ``OIDC_BEARER_TOKEN``.
+
+    Raises:
+        ValueError: credentials for a v1 server, a v2 URL without credentials, no port.
     """
+    if is_v2_url(hostname):
+        from spalloc.service.v2 import V2Service
+
+        return V2Service(hostname, user=user, password=password, token=token,
+                         timeout=timeout, check_version=check_version)
+    if user is not None or password is not None or token is not None:
+        raise ValueError("user, password and token are for spalloc v2 servers (hostname "
+                         "https://host/spalloc/); a v1 server takes owner= instead")
+    if port is None:
+        raise ValueError("A port must be specified.")
     from spalloc.service.v1 import V1Service
 
     return V1Service(hostname, port, timeout=timeout, check_version=check_version)
