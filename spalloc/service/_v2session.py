@@ -3,9 +3,10 @@
 Logging in is SpiNNMan's (V2_PROTOCOL.md §3.3): a password goes through the login form (its
 CSRF token from ``login.html``, a new ``JSESSIONID`` from ``perform_login``); a bearer token
 goes on every request. Either way the service root then gives the session's CSRF token, sent
-on every request that changes something. A 401 on an ordinary request means the session has
-expired: the session logs in again, once, and repeats the request (SpiNNMan means to, but its
-renewal never runs).
+on every request that changes something. A 401 on an ordinary request (or a 403 from the CSRF
+check, which a forgotten session's token fails first) means the session has expired: the
+session logs in again, once, and repeats the request (SpiNNMan means to, but its renewal never
+runs).
 
 Every httpx exception becomes one of :mod:`spalloc.exceptions` in :meth:`Session.request`,
 the one place requests are made. Secrets are kept out of reprs, logs and messages.
@@ -244,7 +245,7 @@ class Session:
             raise ProtocolError(f"{what}: not connected to {self.base}")
         logins = self._logins
         reply = self._send(client, method, path, deadline, what, poll=poll, **kwargs)
-        if reply.status_code == 401:
+        if _expired(reply):
             with self._login_lock:
                 if self._logins == logins and self._http is client:
                     log.info("spalloc v2 session with %s expired; logging in again", self.base)
@@ -266,6 +267,7 @@ class Session:
         csrf = self._csrf
         if method != "GET" and csrf is not None:
             headers[csrf[0]] = csrf[1]
+        log.debug("%s %s", method, path)  # never the headers: they may carry a token
         with self._mapped(what, left):
             return client.request(method, path, headers=headers, timeout=timeout, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover (for type checkers)
@@ -301,6 +303,14 @@ class Session:
             client, self._http, self._csrf = self._http, None, None
         if client is not None:
             client.close()
+
+
+def _expired(reply: httpx.Response) -> bool:
+    """Does *reply* say the session has expired? A GET then gets 401; a POST, PUT or DELETE
+    meets Spring's CSRF check first, which refuses a token of a forgotten session with 403."""
+    if reply.status_code == 401:
+        return True
+    return reply.status_code == 403 and "csrf" in reply.text.lower()
 
 
 def _text(reply: httpx.Response) -> str:

@@ -24,14 +24,17 @@ from spalloc.states import JobState
 __all__ = [
     "KEEPALIVE_MAX",
     "KEEPALIVE_MIN",
+    "check_keepalive",
     "create_body",
     "iso_duration",
     "job_description",
     "job_state",
+    "keepalive_of",
     "machine_description",
     "machine_info",
     "parse_duration",
     "parse_time",
+    "state_of",
     "where_is",
 ]
 

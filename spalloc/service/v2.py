@@ -210,9 +210,14 @@ class V2Service:
 
     def _status(self, job_id: int, deadline: float | None, keepalive: bool) -> JobStatus:
         if keepalive:
-            self._session.request("PUT", f"srv/spalloc/jobs/{job_id}/keepalive", deadline,
-                                  f"keepalive of job {job_id}", content=b"alive",
-                                  headers={"Content-Type": "text/plain"})
+            try:
+                self._session.request("PUT", f"srv/spalloc/jobs/{job_id}/keepalive", deadline,
+                                      f"keepalive of job {job_id}", content=b"alive",
+                                      headers={"Content-Type": "text/plain"})
+            except SpallocServerException as exc:
+                # A job the server has forgotten reads as unknown below, as in v1.
+                if "no such job" not in str(exc).lower():
+                    raise
         doc = self._job_doc(job_id, deadline)
         if doc is None:
             return JobStatus(JobStateInfo(JobState.unknown, None, None, None, None, None), None)
