@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from _v2 import Http, V2Server, running_v2_server
 from conftest import make_appendix_machines, wait_for
+from test_emulator_v2 import long_polls
 
 from spalloc import Job, JobState
 from spalloc._connection import deadline_of
@@ -222,6 +224,31 @@ def test_machines_and_jobs_read_the_same_through_v1_and_v2(
         finally:
             v1.close()
             v2.close()
+
+
+def test_close_ends_the_long_poll_at_once_and_keeps_the_job(server: V2Server) -> None:
+    job = alice_job(server, 1)
+    job.wait_until_ready(WAIT)
+    polls = wait_for(lambda: [t for t in threading.enumerate()
+                              if t.name == f"spalloc-v2-follow-{job.id}"])
+    long_polls(server, lambda http: http._job_waiters.get(job.id))
+    job.close()  # the poll was blocked in a read for up to the server's 30 s
+    assert not any(t.is_alive() for t in polls)
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("spalloc-v2")])
+    [info] = server.emulator.jobs()
+    assert info.job_id == job.id and info.state is JobState.ready
+
+
+def test_a_restarted_server_is_reconnected_to(server: V2Server) -> None:
+    emulator = server.emulator
+    with alice_job(server, 1, reconnect_delay=0.1) as job:
+        emulator.stop()  # its sessions go with it
+        wait_for(lambda: not job.snapshot.connected)
+        emulator.start()
+        wait_for(lambda: job.snapshot.connected)
+        job.set_power(False)
+        job.wait_until_ready(WAIT)
+        assert job.power is False
 
 
 # --- keepalive -------------------------------------------------------------------------------

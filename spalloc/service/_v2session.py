@@ -35,6 +35,7 @@ from spalloc.exceptions import (
     ServerConnectionError,
     SpallocServerException,
 )
+from spalloc.service._v2transport import Transport
 
 __all__ = ["Credentials", "Session", "resolve_credentials", "ssl_context"]
 
@@ -132,6 +133,7 @@ class Session:
         self._host = parts.hostname or ""
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._http: httpx.Client | None = None
+        self._transport: Transport | None = None
         self._lock = threading.Lock()  # guards _http, _csrf and _logins
         self._login_lock = threading.Lock()  # one renewal at a time
         self._csrf: tuple[str, str] | None = None
@@ -157,18 +159,17 @@ class Session:
             SpallocServerException: the server refused the credentials.
             IncompatibleServerError: the service root is not a spalloc v2 one.
         """
-        verify: ssl.SSLContext | bool = (ssl_context() if self.base.startswith("https:")
-                                         else False)
+        transport = Transport(ssl_context())
         headers = {"User-Agent": "spalloc-nb"}
         if self._credentials.token is not None:
             headers["Authorization"] = f"Bearer {self._credentials.token}"
         # trust_env=False: proxies and CAs are read by us (ssl_context), not guessed by httpx.
-        client = httpx.Client(base_url=self.base, verify=verify, headers=headers,
+        client = httpx.Client(base_url=self.base, transport=transport, headers=headers,
                               follow_redirects=False, trust_env=False)
         with self._lock:
             old, self._http, self._csrf = self._http, client, None
-        if old is not None:
-            old.close()
+            old_transport, self._transport = self._transport, transport
+        _close(old, old_transport)
         self._login(client, deadline)
 
     def _login(self, client: httpx.Client, deadline: float | None) -> None:
@@ -298,11 +299,18 @@ class Session:
             raise SpallocServerException(f"{what}: {_text(reply)}", command=what)
 
     def close(self) -> None:
-        """Drop the client (idempotent); requests in flight fail."""
+        """Drop the client (idempotent); requests in flight, long-polls too, fail at once."""
         with self._lock:
             client, self._http, self._csrf = self._http, None, None
-        if client is not None:
-            client.close()
+            transport, self._transport = self._transport, None
+        _close(client, transport)
+
+
+def _close(client: httpx.Client | None, transport: Transport | None) -> None:
+    if transport is not None:
+        transport.abort()
+    if client is not None:
+        client.close()
 
 
 def _expired(reply: httpx.Response) -> bool:

@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 # Seconds a poll thread waits before polling again after the server refused a poll.
 _POLL_RETRY = 1.0
+# Longest close() waits for a poll thread (it is woken at once; this only bounds a surprise).
+_JOIN_TIMEOUT = 5.0
 # Keys of a job's state document that change without the job changing.
 _VOLATILE = frozenset({"keep-alive-time", "keepalive-host"})
 
@@ -148,9 +150,8 @@ class V2Service:
         self._pool.shutdown(wait=False, cancel_futures=True)
         for thread in threads:
             if thread is not threading.current_thread():
-                # A poll blocked in a read ends when the server answers (a change or its
-                # wait limit); it calls nobody after this.
-                thread.join(0.2)
+                # disconnect() shut the sockets down: a poll blocked in a read ends now.
+                thread.join(_JOIN_TIMEOUT)
 
     # --- jobs --------------------------------------------------------------------------------
 
