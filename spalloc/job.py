@@ -92,7 +92,8 @@ class Job:
     A *hostname* that is a URL, ``https://host/spalloc/``, selects a spalloc v2 server (``port``
     is then ignored and ``owner`` not needed: the login owns the job). Its credentials come
     from ``user=`` and ``password=`` (or ``token=``, a bearer token), else the URL's user
-    info, else ``SPALLOC_USER``/``SPALLOC_PASSWORD``, else ``OIDC_BEARER_TOKEN``; its
+    info, else ``SPALLOC_USER``/``SPALLOC_PASSWORD``, else a JupyterHub's token service,
+    else ``OIDC_BEARER_TOKEN``; ``group=`` (or ``collab=``) says whom to charge; its
     ``keepalive`` must be 30-300 s.
 
     Beyond the seed: :attr:`snapshot` (everything known, as one frozen value),
@@ -126,7 +127,9 @@ class Job:
                  ignore_version: bool = _UNSET,
                  user: str | None = None,
                  password: str | None = None,
-                 token: str | None = None) -> None:
+                 token: str | None = None,
+                 group: str | None = None,
+                 collab: str | None = None) -> None:
         # Attributes read by close()/destroy()/__repr__ even if construction fails.
         self._id: int | None = None
         self._service: Service | None = None
@@ -191,7 +194,8 @@ class Job:
 
         service = open_service(self._hostname_server, port, timeout=timeout,
                                check_version=not ignore_version, user=user,
-                               password=password, token=token)
+                               password=password, token=token, group=group,
+                               collab=collab)
         self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service
         # One deadline for construction: connect, version, create (or resume), first fetch.

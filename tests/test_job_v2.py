@@ -4,12 +4,15 @@ their failures, session renewal, and the same job read through v1 and v2 alike."
 
 from __future__ import annotations
 
+import http.server
+import json
 import logging
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,9 @@ WAIT = 5.0
 def server(v2_server: V2Server, isolated_config: None,
            monkeypatch: pytest.MonkeyPatch) -> V2Server:
     """The v2 emulator, trusted through ``SSL_CERT_FILE``, with no credentials about."""
-    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR"):
+    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR", "NMPI_JOB_ID",
+                 "NMPI_USER", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_HOST",
+                 "JUPYTERHUB_SERVICE_PORT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SSL_CERT_FILE", str(v2_server.ca_path))
     return v2_server
@@ -326,6 +331,89 @@ def test_password_from_the_url_and_from_the_environment(
     bad = server.base_url.replace("://", f"://{alice.name}:wrong@")
     with Job(1, hostname=bad, user=alice.name, password=alice.password, timeout=WAIT) as job:
         assert job.state is JobState.ready
+
+
+class _TokenService(http.server.BaseHTTPRequestHandler):
+    """JupyterHub's ``access-token-service``: a token for the hub's API token (SpiNNMan's
+    request: ``GET /services/access-token-service/access-token``)."""
+
+    api_token = "hub-api-secret"
+    access_token = "alice-token"
+    served: list[str] = []
+
+    def do_GET(self) -> None:
+        self.served.append(self.path)
+        ok = (self.path == "/services/access-token-service/access-token"
+              and self.headers.get("Authorization") == f"Token {self.api_token}")
+        body = (json.dumps({"access_token": self.access_token}) if ok else "forbidden").encode()
+        self.send_response(200 if ok else 403)
+        self.send_header("Content-Type", "application/json" if ok else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def token_service() -> Iterator[tuple[str, int]]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenService)
+    thread = threading.Thread(target=httpd.serve_forever, name="test-token-service",
+                              daemon=True)
+    thread.start()
+    yield "127.0.0.1", httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(WAIT)
+
+
+def test_a_bearer_token_from_the_jupyterhub_token_service(
+        server: V2Server, token_service: tuple[str, int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    host, port = token_service
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_HOST", host)
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PORT", str(port))
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", _TokenService.api_token)
+    monkeypatch.setenv("OIDC_BEARER_TOKEN", "not-used-inside-a-hub")
+    _TokenService.served.clear()
+    with alice_job(server, 1, user=None, password=None) as job:
+        assert server.emulator.jobs()[0].owner == "alice"
+        assert _TokenService.api_token not in repr(job.service)
+    assert _TokenService.served == ["/services/access-token-service/access-token"]
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "a-wrong-hub-token")
+    with pytest.raises(SpallocServerException, match="access-token-service") as caught:
+        alice_job(server, 1, user=None, password=None)
+    assert "a-wrong-hub-token" not in str(caught.value)
+
+
+def test_accounting_group_collab_and_nmpi_job(server: V2Server,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    bob = server.users["bob"]  # in groups g1 and g2
+
+    def bob_job(**kwargs: Any) -> Job:
+        return Job(1, hostname=server.base_url, user=bob.name, password=bob.password,
+                   timeout=WAIT, **kwargs)
+
+    with pytest.raises(SpallocServerException, match="more than one group"):
+        bob_job()
+    with bob_job(group="g2") as job:
+        assert job.state is JobState.ready
+    with pytest.raises(SpallocServerException, match="not a member of group g3"):
+        bob_job(group="g3")
+    with pytest.raises(ValueError, match="not both"):
+        bob_job(group="g2", collab="c")
+    # The emulator refuses NMPI accounting: the refusal shows the fields were sent.
+    with pytest.raises(SpallocServerException, match="NMPI accounting"):
+        bob_job(collab="my-collab")
+    monkeypatch.setenv("NMPI_JOB_ID", "1234")
+    with pytest.raises(SpallocServerException, match="NMPI accounting"):
+        bob_job()
+    with bob_job(group="g1") as job:  # a group given wins over the environment
+        assert job.state is JobState.ready
+    monkeypatch.setenv("NMPI_JOB_ID", "x12")
+    with pytest.raises(ValueError, match="NMPI_JOB_ID must be a job number"):
+        bob_job()
 
 
 def test_a_wrong_password_fails_fast_and_clearly(server: V2Server) -> None:

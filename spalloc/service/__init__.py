@@ -20,7 +20,8 @@ def is_v2_url(hostname: object) -> bool:
 
 def open_service(hostname: str, port: int | None, *, timeout: float | None = None,
                  check_version: bool = True, user: str | None = None,
-                 password: str | None = None, token: str | None = None) -> Service:
+                 password: str | None = None, token: str | None = None,
+                 group: str | None = None, collab: str | None = None) -> Service:
     """A not yet connected :class:`Service` for the server at *hostname*.
 
     Args:
@@ -29,7 +30,9 @@ def open_service(hostname: str, port: int | None, *, timeout: float | None = Non
         timeout: the caller's default timeout, quoted in timeout errors.
         check_version: check the server's version on every (re)connection.
         user, password, token: v2 credentials; without them the URL's user info, then
-            ``SPALLOC_USER``/``SPALLOC_PASSWORD``, then ``OIDC_BEARER_TOKEN``.
+            ``SPALLOC_USER``/``SPALLOC_PASSWORD``, then a JupyterHub's token service, then
+            ``OIDC_BEARER_TOKEN``.
+        group, collab: v2 accounting (see :class:`~spalloc.service.v2.V2Service`).
 
     Raises:
         ValueError: credentials for a v1 server, a v2 URL without credentials, no port.
@@ -37,10 +40,13 @@ def open_service(hostname: str, port: int | None, *, timeout: float | None = Non
     if is_v2_url(hostname):
         from spalloc.service.v2 import V2Service
 
-        return V2Service(hostname, user=user, password=password, token=token,
-                         timeout=timeout, check_version=check_version)
-    if user is not None or password is not None or token is not None:
-        raise ValueError("user, password and token are for spalloc v2 servers (hostname "
+        return V2Service(hostname, user=user, password=password, token=token, group=group,
+                         collab=collab, timeout=timeout, check_version=check_version)
+    given = [name for name, value in [("user", user), ("password", password), ("token", token),
+                                      ("group", group), ("collab", collab)]
+             if value is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only for spalloc v2 servers (hostname "
                          "https://host/spalloc/); a v1 server takes owner= instead")
     if port is None:
         raise ValueError("A port must be specified.")

@@ -41,6 +41,7 @@ __all__ = ["Credentials", "Session", "resolve_credentials", "ssl_context"]
 
 log = logging.getLogger(__name__)
 
+_HUB_VARIABLES = ("JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_HOST", "JUPYTERHUB_SERVICE_PORT")
 _CSRF_INPUT = re.compile(r'<input[^>]*name="_csrf"[^>]*value="([^"]*)"')
 # How long a long-poll may take beyond the server's own limit (30 s) before it counts as lost.
 _POLL_SLACK = 30.0
@@ -48,18 +49,29 @@ _POLL_SLACK = 30.0
 
 @dataclass(frozen=True)
 class Credentials:
-    """How to log in: a user and password, or a bearer token (never shown in a repr)."""
+    """How to log in: a user and password, a bearer token, or a JupyterHub service that hands
+    out bearer tokens (``hub``: its access-token URL); secrets are never shown in a repr."""
 
     user: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
+    hub: str | None = None
+    hub_token: str | None = field(default=None, repr=False)
+
+    @property
+    def bearer(self) -> bool:
+        """True for a bearer token (given, or from JupyterHub)."""
+        return self.token is not None or self.hub is not None
 
 
 def resolve_credentials(url: str, *, user: str | None = None, password: str | None = None,
                         token: str | None = None,
                         environ: Mapping[str, str] | None = None) -> tuple[str, Credentials]:
     """The URL without user info, and the credentials to use, in this order: the keywords,
-    user info in the URL, ``SPALLOC_USER``/``SPALLOC_PASSWORD``, ``OIDC_BEARER_TOKEN``.
+    user info in the URL, ``SPALLOC_USER``/``SPALLOC_PASSWORD``, inside a JupyterHub its
+    ``access-token-service`` (``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_SERVICE_HOST`` and
+    ``JUPYTERHUB_SERVICE_PORT``; a fresh token at every login), then ``OIDC_BEARER_TOKEN``
+    (SpiNNMan's order).
 
     Raises:
         ValueError: not an http(s) URL, or no credentials anywhere.
@@ -79,6 +91,11 @@ def resolve_credentials(url: str, *, user: str | None = None, password: str | No
         found = Credentials(unquote(parts.username), unquote(parts.password))
     elif env.get("SPALLOC_USER") and env.get("SPALLOC_PASSWORD") is not None:
         found = Credentials(env["SPALLOC_USER"], env["SPALLOC_PASSWORD"])
+    elif all(env.get(name) for name in _HUB_VARIABLES):
+        host, port = env["JUPYTERHUB_SERVICE_HOST"], env["JUPYTERHUB_SERVICE_PORT"]
+        host = f"[{host}]" if ":" in host else host
+        found = Credentials(hub=f"http://{host}:{port}/services/access-token-service/"
+                                "access-token", hub_token=env["JUPYTERHUB_API_TOKEN"])
     elif env.get("OIDC_BEARER_TOKEN"):
         found = Credentials(token=env["OIDC_BEARER_TOKEN"])
     elif user is not None:
@@ -141,7 +158,7 @@ class Session:
         self.version: tuple[int, int, int] | None = None
 
     def __repr__(self) -> str:
-        who = self._credentials.user or ("bearer token" if self._credentials.token else "?")
+        who = self._credentials.user or ("bearer token" if self._credentials.bearer else "?")
         return f"<v2 Session {self.base} as {who}>"
 
     @property
@@ -174,11 +191,15 @@ class Session:
 
     def _login(self, client: httpx.Client, deadline: float | None) -> None:
         creds = self._credentials
-        if creds.token is None:
+        if creds.hub is not None:
+            client.headers["Authorization"] = f"Bearer {self._hub_token(client, deadline)}"
+        elif not creds.bearer:
             self._form_login(client, deadline)
         root = self._send(client, "GET", "srv/spalloc/", deadline, "GET service root")
         if root.status_code == 401:
-            who = "the bearer token" if creds.token is not None else f"user {creds.user!r}"
+            who = ("the bearer token" if creds.token is not None
+                   else "the token from JupyterHub" if creds.hub is not None
+                   else f"user {creds.user!r}")
             raise SpallocServerException(
                 f"the spalloc v2 server {self.base} refused {who}: {_text(root)}",
                 command="login")
@@ -199,6 +220,22 @@ class Session:
             self._csrf = ((header, token) if isinstance(header, str) and isinstance(token, str)
                           else None)
             self._logins += 1
+
+    def _hub_token(self, client: httpx.Client, deadline: float | None) -> str:
+        """A bearer token from the JupyterHub's ``access-token-service`` (as SpiNNMan gets)."""
+        creds = self._credentials
+        assert creds.hub is not None
+        what = "get a token from JupyterHub's access-token-service"
+        reply = self._send(client, "GET", creds.hub, deadline, what,
+                           headers={"Authorization": f"Token {creds.hub_token}"})
+        if reply.status_code >= 400:
+            raise SpallocServerException(f"{what} ({creds.hub}): {_text(reply)}",
+                                         command="login")
+        token = _json(reply, "access-token-service answer")
+        token = token.get("access_token") if isinstance(token, Mapping) else None
+        if not isinstance(token, str) or not token:
+            raise ProtocolError(f"{what}: no access_token in its answer")
+        return token
 
     def _form_login(self, client: httpx.Client, deadline: float | None) -> None:
         creds = self._credentials

@@ -24,6 +24,7 @@ from spalloc.states import JobState
 __all__ = [
     "KEEPALIVE_MAX",
     "KEEPALIVE_MIN",
+    "accounting",
     "check_keepalive",
     "create_body",
     "iso_duration",
@@ -124,6 +125,31 @@ def create_body(request: JobRequest) -> dict[str, Any]:
     if request.max_dead_boards is not None:
         body["max-dead-boards"] = request.max_dead_boards
     return body
+
+
+def accounting(group: str | None, collab: str | None,
+               environ: Mapping[str, str]) -> dict[str, Any]:
+    """The create request's accounting fields: a group, a collab, or the NMPI job the
+    environment names (``NMPI_JOB_ID``, and ``NMPI_USER`` as its owner); at most one.
+
+    Raises:
+        ValueError: both a group and a collab, or an NMPI_JOB_ID that is not a number.
+    """
+    if group is not None and collab is not None:
+        raise ValueError("give a group or a collab to charge, not both")
+    if group is not None:
+        return {"group": group}
+    if collab is not None:
+        return {"nmpi-collab": collab}
+    job = environ.get("NMPI_JOB_ID", "").strip()
+    if not job:
+        return {}
+    if not job.isdigit():
+        raise ValueError(f"NMPI_JOB_ID must be a job number, not {job!r}")
+    fields: dict[str, Any] = {"nmpi-job-id": int(job)}
+    if environ.get("NMPI_USER"):
+        fields["owner"] = environ["NMPI_USER"]  # only NMPI_EXEC accounts may name an owner
+    return fields
 
 
 def state_of(doc: Mapping[str, Any]) -> JobState:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -83,17 +84,24 @@ class V2Service:
         url: the service's URL; user info in it is used as credentials (and never shown).
         user, password, token: credentials, which win over the URL's and the environment's
             (``SPALLOC_USER``/``SPALLOC_PASSWORD``, then ``OIDC_BEARER_TOKEN``).
+        group: the accounting group to charge jobs to (needed when the user has several).
+        collab: an EBRAINS collab to charge instead.
         timeout: quoted in timeout errors (deadlines do the bounding).
         check_version: refuse a service root without a version.
 
+    Without *group* or *collab*, jobs run under ``NMPI_JOB_ID`` (and ``NMPI_USER``, their
+    owner) are charged to that NMPI job, as SpiNNMan does; otherwise to the user's group.
+
     Raises:
-        ValueError: not an http(s) URL, or no credentials anywhere.
+        ValueError: not an http(s) URL, no credentials anywhere, or both group and collab.
     """
 
     def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
-                 token: str | None = None, timeout: float | None = None,
+                 token: str | None = None, group: str | None = None,
+                 collab: str | None = None, timeout: float | None = None,
                  check_version: bool = True) -> None:
         base, credentials = resolve_credentials(url, user=user, password=password, token=token)
+        self._accounting = wire.accounting(group, collab, os.environ)
         self._credentials: Credentials = credentials
         self._session = Session(base, credentials, self._lost)
         self._timeout = timeout
@@ -167,6 +175,7 @@ class V2Service:
 
     def create_job(self, request: JobRequest, deadline: float | None) -> int:
         body = wire.create_body(request)  # ValueError before anything is sent
+        body.update(self._accounting)
         doc = self._json("POST", "srv/spalloc/jobs", deadline, "create job", json=body)
         job_id = doc.get("job-id") if isinstance(doc, dict) else None
         if not isinstance(job_id, int):
