@@ -416,6 +416,19 @@ def test_accounting_group_collab_and_nmpi_job(server: V2Server,
         bob_job()
 
 
+def test_a_url_in_the_config_file_selects_v2(server: V2Server, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # isolated_config made tmp_path the working directory: ./.spalloc is read.
+    (tmp_path / ".spalloc").write_text(
+        f"[spalloc]\nhostname = {server.base_url}\nport = 1\nkeepalive = 45\n")
+    alice = server.users["alice"]
+    monkeypatch.setenv("SPALLOC_USER", alice.name)
+    monkeypatch.setenv("SPALLOC_PASSWORD", str(alice.password))
+    with Job(1) as job:
+        assert isinstance(job.service, V2Service) and job.keepalive == 45.0
+        assert server.emulator.jobs()[0].owner == "alice"
+
+
 def test_a_wrong_password_fails_fast_and_clearly(server: V2Server) -> None:
     started = time.monotonic()
     with pytest.raises(SpallocServerException) as caught:

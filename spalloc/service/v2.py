@@ -5,7 +5,9 @@ Replies carry the values a v1 server gives for the same allocation (see
 :mod:`spalloc.service._v2wire`). A job's keepalive is ``PUT …/keepalive``; following a job is a
 ``GET …/jobs/N?wait=true`` long-poll on a thread of this service (one per followed job; named,
 daemon, ended by :meth:`V2Service.close`), which calls the :meth:`~V2Service.on_job_changed`
-listeners when the job's state document changes. :meth:`~V2Service.send_fetch` and
+listeners when the job's state document changes. (A change landing between one poll's answer
+and the next poll reaches the server unseen by that poll; the refresh the listeners make after
+the first change, and ``Job``'s keepalive beats, read it.) :meth:`~V2Service.send_fetch` and
 :meth:`~V2Service.send_destroy` run on a small pool of this service's threads, so the caller
 (``Job``, under its ordering lock) never waits for the network there.
 
