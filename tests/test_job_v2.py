@@ -490,6 +490,9 @@ def test_tls_is_verified_and_a_private_ca_can_come_from_requests_ca_bundle(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(server.ca_path))
     with alice_job(server, 1) as job:
         assert job.state is JobState.ready
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.users_path))  # not a CA bundle
+    with pytest.raises(ValueError, match=r"SSL_CERT_FILE=.* cannot be read as trusted CAs"):
+        alice_job(server, 1)
 
 
 def test_an_unreachable_server_is_a_connection_error(server: V2Server) -> None:

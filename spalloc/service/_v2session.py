@@ -113,13 +113,39 @@ def ssl_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
     """The system's trusted CAs plus those in ``SSL_CERT_FILE``, ``SSL_CERT_DIR`` and
     ``REQUESTS_CA_BUNDLE`` (for a private CA); verification is always on.
 
+    Loading the system's CAs takes some 20 ms, so a context is shared by every session with
+    the same variables, until one of the files they name changes.
+
     Raises:
         ValueError: one of those names a file or directory that cannot be read as CAs.
     """
     env = os.environ if environ is None else environ
+    sources = tuple((name, env.get(name) or None) for name in _CA_VARIABLES)
+    key = tuple((name, where, _mtime(where)) for name, where in sources)
+    with _contexts_lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = _contexts[key] = _new_context(sources)
+            while len(_contexts) > 8:
+                del _contexts[next(iter(_contexts))]
+    return context
+
+
+_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR")
+_contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
+def _mtime(where: str | None) -> int | None:
+    try:
+        return None if where is None else os.stat(where).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _new_context(sources: tuple[tuple[str, str | None], ...]) -> ssl.SSLContext:
     context = ssl.create_default_context()
-    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR"):
-        where = env.get(name)
+    for name, where in sources:
         if not where:
             continue
         try:
