@@ -151,12 +151,25 @@ def test_resume_and_a_missing_job(server: V2Server) -> None:
         alice_job(server, resume_job_id=9999)
 
 
-def test_another_users_job_cannot_be_taken_over(server: V2Server) -> None:
+def test_another_users_job_cannot_be_taken_over_or_read(server: V2Server) -> None:
     with alice_job(server, 1) as job:
         bob = server.users["bob"]
         with pytest.raises(SpallocServerException, match="not your job"):
             Job(resume_job_id=job.id, hostname=server.base_url, user=bob.name,
                 password=bob.password, timeout=WAIT)
+        with Job(1, hostname=server.base_url, user=bob.name, password=bob.password,
+                 group="g1", timeout=WAIT) as bobs:
+            assert job.service is not None and bobs.service is not None
+            assert [j.job_id for j in bobs.service.list_jobs(deadline_of(WAIT))] == [bobs.id]
+            root = server.users["root"]
+            admin = open_service(server.base_url, None, user=root.name, password=root.password)
+            try:
+                admin.connect(deadline_of(WAIT))
+                listed = admin.list_jobs(deadline_of(WAIT))
+                assert [(j.job_id, j.owner) for j in listed] == [(job.id, "alice"),
+                                                                 (bobs.id, "bob")]
+            finally:
+                admin.close()
 
 
 # --- the same job through v1 and v2 -----------------------------------------------------------

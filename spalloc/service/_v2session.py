@@ -324,9 +324,9 @@ class Session:
         if left is not None and left <= 0:
             raise ProtocolTimeoutError(f"{what}: no time left to ask {self.base}",
                                        command=what, timeout=left)
-        timeout = httpx.Timeout(left, read=None if left is None and poll else left)
-        if poll and left is None:
-            timeout = httpx.Timeout(_POLL_SLACK, read=2 * _POLL_SLACK)
+        # A long-poll without a deadline still gives up on a server silent past its wait.
+        timeout = (httpx.Timeout(_POLL_SLACK, read=2 * _POLL_SLACK) if poll and left is None
+                   else httpx.Timeout(left))
         headers = dict(kwargs.pop("headers", None) or {})
         csrf = self._csrf
         if method != "GET" and csrf is not None:

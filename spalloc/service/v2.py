@@ -316,6 +316,7 @@ class V2Service:
         return None if doc is None else wire.where_is(doc)
 
     def list_jobs(self, deadline: float | None) -> Sequence[JobDescription]:
+        """Every live job this login may read (an ordinary user's own; an admin's all)."""
         ids: list[int] = []
         start = 0
         for _ in range(10_000):  # pages of 100; bounded however the server pages
@@ -333,7 +334,12 @@ class V2Service:
             start += len(refs)
         jobs = []
         for job_id in sorted(set(ids)):
-            doc = self._job_doc(job_id, deadline)
+            try:
+                doc = self._job_doc(job_id, deadline)
+            except SpallocServerException as exc:
+                # Another user's job: an ordinary user may list it but not read it (403).
+                log.debug("job %d is listed but cannot be read: %s", job_id, exc)
+                continue
             if doc is None:
                 continue
             state = wire.state_of(doc)
