@@ -165,11 +165,14 @@ class Session:
         base: the service's URL, ending in ``/`` (``https://host/spalloc/``), no user info.
         credentials: how to log in.
         on_lost: called (outside any lock) when a request meets a transport error.
+        check_version: refuse a service root without a readable version.
     """
 
     def __init__(self, base: str, credentials: Credentials,
-                 on_lost: Callable[[ServerConnectionError], None]) -> None:
+                 on_lost: Callable[[ServerConnectionError], None], *,
+                 check_version: bool = True) -> None:
         self.base = base
+        self._check_version = check_version
         self._credentials = credentials
         self._on_lost = on_lost
         parts = urlsplit(base)
@@ -231,16 +234,13 @@ class Session:
                 command="login")
         self._check(root, "GET service root")
         doc = _json(root, "service root")
-        version = doc.get("version") if isinstance(doc, Mapping) else None
-        if not isinstance(version, Mapping):
-            raise IncompatibleServerError(repr(version), f"{self.base} is not a spalloc v2 "
-                                          "service (no version in its root document)")
-        try:
-            self.version = (int(version.get("major-version", 0)),
-                            int(version.get("minor-version", 0)),
-                            int(version.get("revision", 0)))
-        except (TypeError, ValueError) as exc:
-            raise IncompatibleServerError(repr(version), "unreadable version") from exc
+        if not isinstance(doc, Mapping):
+            raise ProtocolError(f"the root document of {self.base} is not a JSON object")
+        self.version = _version(doc.get("version"))
+        if self.version is None and self._check_version:
+            raise IncompatibleServerError(repr(doc.get("version")), f"{self.base} is not a "
+                                          "spalloc v2 service (no readable version in its "
+                                          "root document)")
         header, token = doc.get("csrf-header"), doc.get("csrf-token")
         with self._lock:
             self._csrf = ((header, token) if isinstance(header, str) and isinstance(token, str)
@@ -374,6 +374,17 @@ def _close(client: httpx.Client | None, transport: Transport | None) -> None:
         transport.abort()
     if client is not None:
         client.close()
+
+
+def _version(value: Any) -> tuple[int, int, int] | None:
+    """The ``{"major-version": 7, ...}`` of a service root, or ``None`` if unreadable."""
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        return (int(value["major-version"]), int(value.get("minor-version", 0)),
+                int(value.get("revision", 0)))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _expired(reply: httpx.Response) -> bool:

@@ -72,11 +72,13 @@ class _Future:
         left = remaining(self._deadline)
         try:
             return self._future.result(left)
-        except concurrent.futures.TimeoutError:
-            raise ProtocolTimeoutError(f"no answer to {self._what} within {left} s",
-                                       command=self._what, timeout=left) from None
         except concurrent.futures.CancelledError:
             raise ProtocolError(f"{self._what}: the service was closed") from None
+        except TimeoutError:  # concurrent.futures' (and our ProtocolTimeoutError too)
+            if self._future.done():
+                raise  # the request's own timeout, with its own message
+            raise ProtocolTimeoutError(f"no answer to {self._what} within {left} s",
+                                       command=self._what, timeout=left) from None
 
 
 class V2Service:
@@ -85,11 +87,12 @@ class V2Service:
     Args:
         url: the service's URL; user info in it is used as credentials (and never shown).
         user, password, token: credentials, which win over the URL's and the environment's
-            (``SPALLOC_USER``/``SPALLOC_PASSWORD``, then ``OIDC_BEARER_TOKEN``).
+            (``SPALLOC_USER``/``SPALLOC_PASSWORD``, then a JupyterHub's token service, then
+            ``OIDC_BEARER_TOKEN``).
         group: the accounting group to charge jobs to (needed when the user has several).
         collab: an EBRAINS collab to charge instead.
-        timeout: quoted in timeout errors (deadlines do the bounding).
-        check_version: refuse a service root without a version.
+        timeout: accepted as by every Service (deadlines do the bounding; messages quote them).
+        check_version: refuse a service root without a readable version.
 
     Without *group* or *collab*, jobs run under ``NMPI_JOB_ID`` (and ``NMPI_USER``, their
     owner) are charged to that NMPI job, as SpiNNMan does; otherwise to the user's group.
@@ -105,9 +108,7 @@ class V2Service:
         base, credentials = resolve_credentials(url, user=user, password=password, token=token)
         self._accounting = wire.accounting(group, collab, os.environ)
         self._credentials: Credentials = credentials
-        self._session = Session(base, credentials, self._lost)
-        self._timeout = timeout
-        self._check_version = check_version
+        self._session = Session(base, credentials, self._lost, check_version=check_version)
         self._lock = threading.Lock()
         self._connected = False
         self._generation = 0  # one per connection; a poll thread of an older one ends
