@@ -332,12 +332,13 @@ class Session:
         if method != "GET" and csrf is not None:
             headers[csrf[0]] = csrf[1]
         log.debug("%s %s", method, path)  # never the headers: they may carry a token
-        with self._mapped(what, left):
+        with self._mapped(what, left, client):
             return client.request(method, path, headers=headers, timeout=timeout, **kwargs)
         raise AssertionError("unreachable")  # pragma: no cover (for type checkers)
 
     @contextlib.contextmanager
-    def _mapped(self, what: str, timeout: float | None) -> Iterator[None]:
+    def _mapped(self, what: str, timeout: float | None,
+                client: httpx.Client) -> Iterator[None]:
         """The one place httpx's exceptions become ours."""
         try:
             yield
@@ -349,7 +350,8 @@ class Session:
                 f"{what}: cannot talk to the spalloc v2 server {self.base}: {exc or type(exc)}",
                 host=self._host, port=self._port)
             error.__cause__ = exc
-            self._on_lost(error)
+            if client is self._http:  # not a request of a client closed already
+                self._on_lost(error)
             raise error from exc
         except httpx.HTTPError as exc:
             raise ProtocolError(f"{what}: {exc}") from exc
