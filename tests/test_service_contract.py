@@ -161,3 +161,12 @@ def test_disconnect_and_close_are_idempotent(opened: tuple[Service, Emulator]) -
         service.list_jobs(deadline_of(WAIT))
     service.close()
     service.close()
+
+
+def test_an_unknown_job_reads_unknown(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    missing = 12345
+    status = service.send_fetch(missing, deadline_of(WAIT), keepalive=True).wait()
+    assert status.state.state is JobState.unknown
+    after = service.send_destroy(missing, "never was", deadline_of(WAIT)).wait()
+    assert after.state is JobState.unknown

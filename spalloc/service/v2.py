@@ -277,8 +277,13 @@ class V2Service:
 
     def _destroy(self, job_id: int, reason: str | None, deadline: float | None) -> JobStateInfo:
         params = {} if reason is None else {"reason": reason}
-        self._session.request("DELETE", f"srv/spalloc/jobs/{job_id}", deadline,
-                              f"destroy job {job_id}", params=params)
+        try:
+            self._session.request("DELETE", f"srv/spalloc/jobs/{job_id}", deadline,
+                                  f"destroy job {job_id}", params=params)
+        except SpallocServerException as exc:
+            # Forgotten already (long destroyed): nothing to destroy, as in v1.
+            if "no such job" not in str(exc).lower():
+                raise
         with self._lock:
             self._followed.pop(job_id, None)
         return self._status(job_id, deadline, keepalive=False).state
