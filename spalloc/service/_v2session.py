@@ -190,11 +190,6 @@ class Session:
         who = self._credentials.user or ("bearer token" if self._credentials.bearer else "?")
         return f"<v2 Session {self.base} as {who}>"
 
-    @property
-    def open(self) -> bool:
-        """True between :meth:`login` and :meth:`close`."""
-        return self._http is not None
-
     # --- logging in -----------------------------------------------------------------------
 
     def login(self, deadline: float | None) -> None:
@@ -220,6 +215,10 @@ class Session:
 
     def _login(self, client: httpx.Client, deadline: float | None) -> None:
         creds = self._credentials
+        with self._lock:
+            # Spring reads a CSRF header before the login form's field: a stale token of the
+            # expired session must not go with the new login.
+            self._csrf = None
         if creds.hub is not None:
             client.headers["Authorization"] = f"Bearer {self._hub_token(client, deadline)}"
         elif not creds.bearer:
