@@ -212,11 +212,13 @@ class V2Service:
         return wire.keepalive_of(doc)
 
     def _machine_size(self, name: str, deadline: float | None) -> tuple[int, int]:
-        size = self._machine_sizes.get(name)
+        # Asked once per service: a machine's size does not change while a Job lives.
+        sizes = self._machine_sizes
+        size = sizes.get(name)
         if size is None:
             for machine in self.list_machines(deadline):
-                self._machine_sizes[machine.name] = (machine.width, machine.height)
-            size = self._machine_sizes.get(name)
+                sizes[machine.name] = (machine.width, machine.height)
+            size = sizes.get(name)
             if size is None:
                 raise ProtocolError(f"the v2 server lists no machine {name!r}")
         return size
@@ -264,10 +266,13 @@ class V2Service:
 
     def send_fetch(self, job_id: int, deadline: float | None, *, keepalive: bool = False,
                    follow: bool = False) -> _Future:
+        pending = self._submit(f"get state of job {job_id}", deadline,
+                               lambda: self._status(job_id, deadline, keepalive))
         if follow:
+            # After the fetch, so that it takes the connection the pool has open and the
+            # long-poll (which holds its connection for up to 30 s) opens the new one.
             self._follow(job_id)
-        return self._submit(f"get state of job {job_id}", deadline,
-                            lambda: self._status(job_id, deadline, keepalive))
+        return pending
 
     def set_power(self, job_id: int, on: bool, deadline: float | None) -> None:
         # 204 (no boards yet) is the "does nothing" of v1.
