@@ -39,7 +39,7 @@ from spalloc.exceptions import (
 )
 from spalloc.follow import Follower
 from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
-from spalloc.service import JobRequest, Pending, Service, open_service
+from spalloc.service import JobRequest, Pending, Service, is_v2_url, open_service
 from spalloc.states import JobState
 
 if TYPE_CHECKING:
@@ -167,7 +167,6 @@ class Job:
         ignore_version = bool(pick("ignore_version", ignore_version))
         if not hostname:
             raise ConfigError(_no_hostname_message(config, config_filenames), key="hostname")
-        from spalloc.service import is_v2_url
         v2 = is_v2_url(hostname)
         if port is None and not v2:
             raise ValueError("A port must be specified.")
