@@ -271,6 +271,16 @@ def test_a_restarted_server_is_reconnected_to(server: V2Server) -> None:
         assert job.power is False
 
 
+def test_destroy_never_raises_when_the_server_is_gone(server: V2Server) -> None:
+    job = alice_job(server, 1)
+    job.wait_until_ready(WAIT)
+    server.emulator.stop()
+    job.destroy("server gone")
+    assert job.state is JobState.destroyed and job.reason == "server gone"
+    assert job.snapshot.keepalive_error is not None
+    assert "destroy not confirmed" in job.snapshot.keepalive_error
+
+
 # --- keepalive -------------------------------------------------------------------------------
 
 
