@@ -47,6 +47,9 @@ _DURATION = re.compile(
     r"P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:[.,]\d*)?)S)?)?",
     re.IGNORECASE)
 
+_INSTANT = re.compile(r"(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[.,](?P<fraction>\d+))?"
+                      r"(?P<zone>[Zz]|[+-]\d\d:\d\d)?")
+
 # v2's board-to-board DownLink directions as the v1 link numbers the emulator's v1 side uses
 # (the inverse of the emulator's own mapping, so one dead link reads the same both ways).
 _LINKS = {"N": Link.north, "E": Link.east, "SE": Link.south_west, "S": Link.south,
@@ -80,11 +83,16 @@ def parse_time(value: Any) -> float | None:
     """An ISO-8601 instant (``2021-10-11T12:13:14Z``) as UNIX seconds; ``None`` stays ``None``."""
     if value is None:
         return None
-    if not isinstance(value, str):
+    match = _INSTANT.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
         raise _fail("time", value)
+    # Java's Instant writes 0 to 9 digits of fraction and "Z"; Python 3.10's fromisoformat
+    # reads neither all of those nor "Z": hand it 6 digits and "+00:00".
+    fraction = (match.group("fraction") or "").ljust(6, "0")[:6]
+    zone = match.group("zone") or "Z"
+    zone = "+00:00" if zone.upper() == "Z" else zone
     try:
-        # fromisoformat reads "Z" only from Python 3.11 on.
-        return datetime.fromisoformat(value.strip().replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(f"{match.group('base')}.{fraction}{zone}").timestamp()
     except ValueError:
         raise _fail("time", value) from None
 
