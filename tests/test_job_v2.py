@@ -54,7 +54,8 @@ def alice_job(server: V2Server, *args: int, **kwargs: Any) -> Job:
     kwargs.setdefault("timeout", WAIT)
     kwargs.setdefault("user", user.name)
     kwargs.setdefault("password", user.password)
-    return Job(*args, hostname=server.base_url, **kwargs)
+    kwargs.setdefault("hostname", server.base_url)
+    return Job(*args, **kwargs)
 
 
 def admin_http(server: V2Server) -> Http:
@@ -471,6 +472,12 @@ def test_a_wrong_token_fails_clearly(server: V2Server) -> None:
     with pytest.raises(SpallocServerException, match="refused the bearer token") as caught:
         alice_job(server, 1, user=None, password=None, token="made-up-token")
     assert "made-up-token" not in str(caught.value)
+
+
+def test_a_url_that_is_not_the_service_says_so(server: V2Server) -> None:
+    wrong = server.base_url.replace("/spalloc/", "/")
+    with pytest.raises(SpallocServerException, match="usually ends in /spalloc/"):
+        alice_job(server, 1, hostname=wrong)
 
 
 def test_no_credentials_is_a_clear_error(server: V2Server) -> None:

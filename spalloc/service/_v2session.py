@@ -265,6 +265,10 @@ class Session:
     def _form_login(self, client: httpx.Client, deadline: float | None) -> None:
         creds = self._credentials
         page = self._send(client, "GET", "system/login.html", deadline, "GET login page")
+        if page.status_code == 404:
+            raise SpallocServerException(
+                f"{self.base} has no spalloc login page: is it the service's URL? (it usually "
+                "ends in /spalloc/, as https://spinnaker.cs.man.ac.uk/spalloc/)", command="login")
         self._check(page, "GET login page")
         match = _CSRF_INPUT.search(page.text)
         if match is None:

@@ -74,7 +74,7 @@ class _Future:
             return self._future.result(left)
         except concurrent.futures.CancelledError:
             raise ProtocolError(f"{self._what}: the service was closed") from None
-        except TimeoutError:  # concurrent.futures' (and our ProtocolTimeoutError too)
+        except (TimeoutError, concurrent.futures.TimeoutError):  # one class from 3.11 on
             if self._future.done():
                 raise  # the request's own timeout, with its own message
             raise ProtocolTimeoutError(f"no answer to {self._what} within {left} s",
