@@ -29,11 +29,12 @@ def no_hostname_message(config: SpallocConfig, config_filenames: Any) -> str:
 
 def job_request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepalive: Any,
                 machine: Any, tags: Any, min_ratio: Any, max_dead_boards: Any,
-                max_dead_links: Any, require_torus: Any) -> JobRequest:
+                max_dead_links: Any, require_torus: Any, *,
+                need_owner: bool = True) -> JobRequest:
     """What to ask the server for: the keywords given, the rest from *config*.
 
     Raises:
-        ValueError: no owner, a bad keepalive, both machine and tags.
+        ValueError: no owner (when *need_owner*), a bad keepalive, both machine and tags.
         ConfigError: the config sets both machine and tags.
     """
     if "tags" not in config.explicit:  # the config reports None; "default" applies here
@@ -43,6 +44,8 @@ def job_request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepal
         return getattr(config, name) if value is _UNSET else value
 
     owner = pick("owner", owner)
+    if owner is None and not need_owner:
+        owner = ""  # v2: the logged-in user owns the job; no owner is sent
     if owner is None:
         raise ValueError("An owner must be specified: pass owner=..., set SPALLOC_OWNER "
                          "or put 'owner = <your email>' in the config file.")

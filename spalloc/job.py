@@ -40,7 +40,7 @@ from spalloc.exceptions import (
 )
 from spalloc.follow import Follower
 from spalloc.models import JobSnapshot, JobStateInfo
-from spalloc.service import Pending, Service, open_service
+from spalloc.service import Pending, Service, is_v2_url, open_service
 from spalloc.states import JobState
 
 if TYPE_CHECKING:
@@ -63,6 +63,13 @@ class Job(JobSync):
     Every keyword not given comes from the config (:mod:`spalloc.config`); the seed's
     keywords keep their documented meaning. ``hostname="local"`` uses the built-in
     emulator; ``ignore_version=True`` skips the server version check.
+
+    A *hostname* that is a URL, ``https://host/spalloc/``, selects a spalloc v2 server (``port``
+    is then ignored and ``owner`` not needed: the login owns the job). Its credentials come
+    from ``user=`` and ``password=`` (or ``token=``, a bearer token), else the URL's user
+    info, else ``SPALLOC_USER``/``SPALLOC_PASSWORD``, else a JupyterHub's token service,
+    else ``OIDC_BEARER_TOKEN``; ``group=`` (or ``collab=``) says whom to charge; its
+    ``keepalive`` must be 30-300 s.
 
     Beyond the seed: :attr:`snapshot` (everything known, as one frozen value),
     :meth:`add_state_listener`, :meth:`refresh` and :attr:`client`.
@@ -92,7 +99,12 @@ class Job(JobSync):
                  max_dead_boards: int | None = _UNSET,
                  max_dead_links: int | None = _UNSET,
                  require_torus: bool = _UNSET,
-                 ignore_version: bool = _UNSET) -> None:
+                 ignore_version: bool = _UNSET,
+                 user: str | None = None,
+                 password: str | None = None,
+                 token: str | None = None,
+                 group: str | None = None,
+                 collab: str | None = None) -> None:
         # Attributes read by close()/destroy()/__repr__ even if construction fails.
         self._id: int | None = None
         self._service: Service | None = None
@@ -130,7 +142,8 @@ class Job(JobSync):
         ignore_version = bool(pick("ignore_version", ignore_version))
         if not hostname:
             raise ConfigError(no_hostname_message(config, config_filenames), key="hostname")
-        if port is None:
+        v2 = is_v2_url(hostname)
+        if port is None and not v2:
             raise ValueError("A port must be specified.")
         if reconnect_delay is None or reconnect_delay < 0:
             raise ValueError("reconnect_delay must be a number of seconds >= 0")
@@ -151,10 +164,14 @@ class Job(JobSync):
         request = None
         if resume_job_id is None:
             request = job_request(args, config, owner, keepalive, machine, tags, min_ratio,
-                                  max_dead_boards, max_dead_links, require_torus)
+                                  max_dead_boards, max_dead_links, require_torus,
+                                  need_owner=not v2)
 
         service = open_service(self._hostname_server, port, timeout=timeout,
-                               check_version=not ignore_version)
+                               check_version=not ignore_version, user=user,
+                               password=password, token=token, group=group,
+                               collab=collab)
+        self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service
         # One deadline for construction: connect, version, create (or resume), first fetch.
         deadline = deadline_of(timeout)
@@ -170,7 +187,7 @@ class Job(JobSync):
                 self._id = resume_job_id
                 log.info("Resumed spalloc job %d", self._id)
             self._snapshot = JobSnapshot(
-                job_id=self._id, owner=None if request is None else request.owner,
+                job_id=self._id, owner=None if request is None else request.owner or None,
                 keepalive=self._keepalive, connected=True)
             self._events = Dispatcher(f"spalloc-job-{self._id}-listeners")
             self._removers = [

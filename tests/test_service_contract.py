@@ -1,12 +1,19 @@
 """The contract of :class:`spalloc.service.Service`, run against every implementation with the
-same tests (v1 today) on a real emulator over loopback."""
+same tests (v1 over TCP, v2 over HTTPS) on a real emulator over loopback.
+
+Where v2 differs the tests take the common ground: keepalives of 30-300 s (all v2 accepts), and
+a connection loss seen while a job is followed (v2 has no standing connection: a loss shows
+on a request, such as the follow long-poll).
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from _v2 import running_v2_server
 
 from spalloc._connection import deadline_of
 from spalloc.emulator import Emulator
@@ -29,24 +36,26 @@ def request(*args: int, keepalive: float | None = 60.0, **changes: object) -> Jo
     return base._replace(**changes)
 
 
-Opener = Callable[[Emulator], Service]
-
-
-def _v1(emulator: Emulator) -> Service:
-    return open_service(emulator.host, emulator.port, timeout=WAIT)
-
-
-def _v1light(emulator: Emulator) -> Service:
-    return open_service(emulator.host, emulator.port, timeout=WAIT, light=True)
-
-
-@pytest.fixture(params=[_v1, _v1light], ids=["v1", "v1light"])
-def opened(request: pytest.FixtureRequest,
-           emulator: Emulator) -> Iterator[tuple[Service, Emulator]]:
-    service = request.param(emulator)
-    service.connect(deadline_of(WAIT))
-    yield service, emulator
-    service.close()
+@pytest.fixture(params=["v1", "v1light", "v2"])
+def opened(request: pytest.FixtureRequest, emulator: Emulator, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Service, Emulator]]:
+    if request.param in ("v1", "v1light"):
+        service = open_service(emulator.host, emulator.port, timeout=WAIT,
+                               light=request.param == "v1light")
+        service.connect(deadline_of(WAIT))
+        yield service, emulator
+        service.close()
+        return
+    # The default machines (as the v1 emulator's), served over HTTPS too.
+    with running_v2_server(tmp_path / "v2", machines=None, power_delay=0.0,
+                           free_delay=0.01) as server:
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))
+        alice = server.users["alice"]
+        service = open_service(server.base_url, None, timeout=WAIT, user=alice.name,
+                               password=alice.password)
+        service.connect(deadline_of(WAIT))
+        yield service, server.emulator
+        service.close()
 
 
 def wait_state(service: Service, job_id: int, wanted: JobState) -> JobState:
@@ -95,8 +104,8 @@ def test_lists(opened: tuple[Service, Emulator]) -> None:
 
 def test_resume(opened: tuple[Service, Emulator]) -> None:
     service, _ = opened
-    job_id = service.create_job(request(1, keepalive=7.0), deadline_of(WAIT))
-    assert service.resume_job(job_id, deadline_of(WAIT)) == 7.0
+    job_id = service.create_job(request(1, keepalive=45.0), deadline_of(WAIT))
+    assert service.resume_job(job_id, deadline_of(WAIT)) == 45.0
     with pytest.raises(JobDestroyedError):
         service.resume_job(job_id + 1000, deadline_of(WAIT))
     service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
@@ -137,7 +146,8 @@ def test_losing_the_server_is_reported(opened: tuple[Service, Emulator]) -> None
     lost: list[ProtocolError] = []
     gone = threading.Event()
     service.on_connection_lost(lambda error: (lost.append(error), gone.set()))
-    service.send_fetch(1, deadline_of(WAIT)).wait()  # the connection is in use
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    service.send_fetch(job_id, deadline_of(WAIT), follow=True).wait()  # in use
     emulator.stop()
     with pytest.raises(ProtocolError):
         for _ in range(50):  # a driver on the caller's thread notices when it next reads
@@ -227,3 +237,12 @@ def test_following_a_machine_reports_its_changes(opened: tuple[Service, Emulator
     service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
     wait_for(kept, seen + 1)  # listeners are called in turn: the removed one would be first
     assert len(removed) == before
+
+
+def test_an_unknown_job_reads_unknown(opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    missing = 12345
+    status = service.send_fetch(missing, deadline_of(WAIT), keepalive=True).wait()
+    assert status.state.state is JobState.unknown
+    after = service.send_destroy(missing, "never was", deadline_of(WAIT)).wait()
+    assert after.state is JobState.unknown

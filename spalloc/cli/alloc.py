@@ -174,13 +174,22 @@ def _create_job(what: tuple[int, ...], kwargs: dict[str, Any], status: _Status) 
         raise CliError(EXIT_CONNECT, f"Error from server: {exc}") from None
     except (ProtocolError, OSError) as exc:
         raise CliError(EXIT_CONNECT, _connect_failed(kwargs, exc)) from None
+    except ValueError as exc:  # e.g. a keepalive or missing credentials for a v2 server
+        raise CliError(EXIT_USAGE, f"{PROG}: {exc}") from None
 
 
 def _connect_failed(kwargs: dict[str, Any], exc: BaseException) -> str:
     """``Could not connect to server HOST:PORT: reason`` (the original named no address)."""
     host = str(kwargs.get("hostname"))
-    where = ("(the embedded emulator)" if host == "local"
-             else server_address(host, int(kwargs.get("port", 22244))))
+    if host == "local":
+        where = "(the embedded emulator)"
+    elif host.lower().startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(host)  # a v2 URL, shown without any user info in it
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    else:
+        where = server_address(host, int(kwargs.get("port", 22244)))
     cause = exc.__cause__
     if (isinstance(exc, ServerConnectionError) and isinstance(cause, OSError)
             and str(exc).startswith("cannot connect to ")):

@@ -234,6 +234,11 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
                           ignore_version=bool(getattr(args, "ignore_version", False)))
 
 
+def _is_url(hostname: str | None) -> bool:
+    # spalloc.service.is_v2_url's test, without importing spalloc.service here (start-up).
+    return bool(hostname) and str(hostname).strip().lower().startswith(("http://", "https://"))
+
+
 def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, Any]]:
     """Positional and keyword arguments for :class:`spalloc.Job` from parsed options.
 
@@ -259,7 +264,7 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
         raise ValueError(_WHAT_ERROR.format(count=len(what),
                                             values=" ".join(map(str, what))))
     owner = getattr(args, "owner", None)
-    if not owner:
+    if not owner and not _is_url(server.hostname):  # a v2 server: the login owns the job
         raise ValueError("--owner must be specified (typically your email address)")
     machine = getattr(args, "machine", None)
     tags = getattr(args, "tags", None)

@@ -1,0 +1,568 @@
+"""The v2 implementation of :class:`~spalloc.service.base.Service`: spalloc's REST API over
+HTTP(S) with :mod:`httpx` (V2_PROTOCOL.md §1).
+
+Replies carry the values a v1 server gives for the same allocation (see
+:mod:`spalloc.service._v2wire`). A job's keepalive is ``PUT …/keepalive``; following a job is a
+``GET …/jobs/N?wait=true`` long-poll on a thread of this service (one per followed job; named,
+daemon, ended by :meth:`V2Service.close`), which calls the :meth:`~V2Service.on_job_changed`
+listeners when the job's state document changes. (A change landing between one poll's answer
+and the next poll reaches the server unseen by that poll; the refresh the listeners make after
+the first change, and ``Job``'s keepalive beats, read it.) :meth:`~V2Service.send_fetch` and
+:meth:`~V2Service.send_destroy` run on a small pool of this service's threads, so the caller
+(``Job``, under its ordering lock) never waits for the network there.
+
+Importing this module imports httpx: :func:`spalloc.service.open_service` does so only for a
+v2 URL.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from spalloc._connection import remaining
+from spalloc.exceptions import (
+    JobDestroyedError,
+    ProtocolError,
+    ProtocolTimeoutError,
+    ServerConnectionError,
+    SpallocError,
+    SpallocServerException,
+)
+from spalloc.models import (
+    JobDescription,
+    JobMachineInfo,
+    JobStateInfo,
+    MachineDescription,
+    WhereIs,
+)
+from spalloc.service import _v2wire as wire
+from spalloc.service._v2session import Credentials, Session, resolve_credentials
+from spalloc.service.base import JobRequest, JobStatus
+from spalloc.states import JobState
+
+__all__ = ["V2Service"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+# Seconds a poll thread waits before polling again after the server refused a poll.
+_POLL_RETRY = 1.0
+# Longest close() waits for a poll thread (it is woken at once; this only bounds a surprise).
+_JOIN_TIMEOUT = 5.0
+# A long-poll answered after this many seconds with nothing new has run out its time (the Java
+# server's and the emulator's longest wait are 30 s); an earlier answer means a change.
+_QUIET_POLL = 20.0
+# Keys of a job's state document that change without the job changing.
+_VOLATILE = frozenset({"keep-alive-time", "keepalive-host"})
+
+
+class _Future:
+    """A :class:`~spalloc.service.base.Pending` answer computed on the service's pool."""
+
+    __slots__ = ("_deadline", "_future", "_what")
+
+    def __init__(self, future: concurrent.futures.Future[Any], deadline: float | None,
+                 what: str) -> None:
+        self._future, self._deadline, self._what = future, deadline, what
+
+    def wait(self) -> Any:
+        left = remaining(self._deadline)
+        try:
+            return self._future.result(left)
+        except concurrent.futures.CancelledError:
+            raise ProtocolError(f"{self._what}: the service was closed") from None
+        except (TimeoutError, concurrent.futures.TimeoutError):  # one class from 3.11 on
+            if self._future.done():
+                raise  # the request's own timeout, with its own message
+            raise ProtocolTimeoutError(f"no answer to {self._what} within {left} s",
+                                       command=self._what, timeout=left) from None
+
+
+class V2Service:
+    """A spalloc v2 server at *url* (``https://host/spalloc/``).
+
+    Args:
+        url: the service's URL; user info in it is used as credentials (and never shown).
+        user, password, token: credentials, which win over the URL's and the environment's
+            (``SPALLOC_USER``/``SPALLOC_PASSWORD``, then a JupyterHub's token service, then
+            ``OIDC_BEARER_TOKEN``).
+        group: the accounting group to charge jobs to (needed when the user has several).
+        collab: an EBRAINS collab to charge instead.
+        timeout: accepted as by every Service (deadlines do the bounding; messages quote them).
+        check_version: refuse a service root without a readable version.
+
+    Without *group* or *collab*, jobs run under ``NMPI_JOB_ID`` (and ``NMPI_USER``, their
+    owner) are charged to that NMPI job, as SpiNNMan does; otherwise to the user's group.
+
+    Raises:
+        ValueError: not an http(s) URL, no credentials anywhere, or both group and collab.
+    """
+
+    def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
+                 token: str | None = None, group: str | None = None,
+                 collab: str | None = None, timeout: float | None = None,
+                 check_version: bool = True) -> None:
+        base, credentials = resolve_credentials(url, user=user, password=password, token=token)
+        self._accounting = wire.accounting(group, collab, os.environ)
+        self._credentials: Credentials = credentials
+        self._session = Session(base, credentials, self._lost, check_version=check_version)
+        self._lock = threading.Lock()
+        self._connected = False
+        self._generation = 0  # one per connection; a poll thread of an older one ends
+        self._closed = threading.Event()
+        self._followed: dict[int, threading.Thread] = {}
+        # Other long-polls: ("machine", name) and ("jobs", "") for the job list.
+        self._watched: dict[tuple[str, str], threading.Thread] = {}
+        self._changes = threading.Condition(self._lock)
+        self._changed = 0  # changes seen by the long-polls; wait_for_change() consumes them
+        self._consumed = 0
+        self._job_listeners: list[Callable[[Sequence[int]], None]] = []
+        self._machine_listeners: list[Callable[[Sequence[str]], None]] = []
+        self._lost_listeners: list[Callable[[ProtocolError], None]] = []
+        self._machine_sizes: dict[str, tuple[int, int]] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=4, thread_name_prefix=f"spalloc-v2-{urlsplit(base).netloc}")
+
+    def __repr__(self) -> str:
+        who = self._credentials.user or "bearer token"
+        return f"<V2Service {self.address} as {who}>"
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def address(self) -> str:
+        return self._session.base
+
+    @property
+    def user(self) -> str | None:
+        """The user name logged in with (``None`` with a bearer token)."""
+        return self._credentials.user
+
+    def connect(self, deadline: float | None) -> None:
+        if self._closed.is_set():
+            raise ProtocolError(f"the service for {self.address} was closed")
+        self.disconnect()
+        self._session.login(deadline)  # also checks the service root's version
+        with self._lock:
+            self._generation += 1
+            self._connected = True
+
+    def disconnect(self) -> None:
+        with self._lock:
+            self._connected = False
+            self._generation += 1
+            self._followed.clear()  # their threads see the new generation and end
+            self._watched.clear()
+            self._changes.notify_all()
+        self._session.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            threads = [*self._followed.values(), *self._watched.values()]
+        self.disconnect()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                # disconnect() shut the sockets down: a poll blocked in a read ends now.
+                thread.join(_JOIN_TIMEOUT)
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def _json(self, method: str, path: str, deadline: float | None, what: str,
+              **kwargs: Any) -> Any:
+        reply = self._session.request(method, path, deadline, what, **kwargs)
+        if reply.status_code == 204:
+            return None
+        try:
+            return reply.json()
+        except ValueError as exc:
+            raise ProtocolError(f"{what}: malformed JSON from the v2 server") from exc
+
+    def create_job(self, request: JobRequest, deadline: float | None) -> int:
+        body = wire.create_body(request)  # ValueError before anything is sent
+        body.update(self._accounting)
+        doc = self._json("POST", "srv/spalloc/jobs", deadline, "create job", json=body)
+        job_id = doc.get("job-id") if isinstance(doc, dict) else None
+        if not isinstance(job_id, int):
+            raise ProtocolError(f"create job: no job-id in the server's answer: {doc!r}")
+        return job_id
+
+    def _job_doc(self, job_id: int, deadline: float | None, *,
+                 wait: bool = False) -> dict[str, Any] | None:
+        """The job's state document; ``None`` for a job the server does not know."""
+        try:
+            doc = self._json("GET", f"srv/spalloc/jobs/{job_id}", deadline,
+                             f"get state of job {job_id}", poll=wait,
+                             params={"wait": "true" if wait else "false"})
+        except SpallocServerException as exc:
+            if "no such job" in str(exc).lower():
+                return None
+            raise
+        if not isinstance(doc, dict):
+            raise ProtocolError(f"job {job_id}: malformed state from the v2 server: {doc!r}")
+        return doc
+
+    def resume_job(self, job_id: int, deadline: float | None) -> float | None:
+        doc = self._job_doc(job_id, deadline)
+        if doc is None:
+            raise JobDestroyedError(job_id, f"job {job_id} does not exist: no such job")
+        state = wire.state_of(doc)
+        if state in (JobState.unknown, JobState.destroyed):
+            why = doc.get("reason") if state is JobState.destroyed else None
+            raise JobDestroyedError(job_id, f"job {job_id} does not exist: {state.name}"
+                                    + (f": {why}" if why else ""))
+        return wire.keepalive_of(doc)
+
+    def _machine_size(self, name: str, deadline: float | None) -> tuple[int, int]:
+        # Asked once per service: a machine's size does not change while a Job lives.
+        sizes = self._machine_sizes
+        size = sizes.get(name)
+        if size is None:
+            for machine in self.list_machines(deadline):
+                sizes[machine.name] = (machine.width, machine.height)
+            size = sizes.get(name)
+            if size is None:
+                raise ProtocolError(f"the v2 server lists no machine {name!r}")
+        return size
+
+    def _status(self, job_id: int, deadline: float | None, keepalive: bool) -> JobStatus:
+        if keepalive:
+            try:
+                self._session.request("PUT", f"srv/spalloc/jobs/{job_id}/keepalive", deadline,
+                                      f"keepalive of job {job_id}", content=b"alive",
+                                      headers={"Content-Type": "text/plain"})
+            except SpallocServerException as exc:
+                # A job the server has forgotten reads as unknown below, as in v1.
+                if "no such job" not in str(exc).lower():
+                    raise
+        doc = self._job_doc(job_id, deadline)
+        if doc is None:
+            return JobStatus(JobStateInfo(JobState.unknown, None, None, None, None, None), None)
+        info, power = self._allocation(job_id, wire.state_of(doc), deadline)
+        return JobStatus(wire.job_state(doc, power), info)
+
+    def _allocation(self, job_id: int, state: JobState, deadline: float | None
+                    ) -> tuple[JobMachineInfo | None, bool | None]:
+        # GET …/machine also refreshes the job's keepalive on the server (V2_PROTOCOL §0),
+        # as reading the state does in v1: ask even while the job is queued.
+        if state is JobState.destroyed:
+            return JobMachineInfo.empty(), None
+        doc = self._json("GET", f"srv/spalloc/jobs/{job_id}/machine", deadline,
+                         f"get machine of job {job_id}")
+        if doc is None:  # 204: not allocated yet
+            return JobMachineInfo.empty(), None
+        name = doc.get("machine-name") if isinstance(doc, dict) else None
+        info = wire.machine_info(doc, self._machine_size(str(name), deadline))
+        power_doc = self._json("GET", f"srv/spalloc/jobs/{job_id}/machine/power", deadline,
+                               f"get power of job {job_id}")
+        power = None if not isinstance(power_doc, dict) else power_doc.get("power") == "ON"
+        return info, power
+
+    def _submit(self, what: str, deadline: float | None, fn: Callable[[], _T]) -> _Future:
+        if not self._connected:
+            raise ProtocolError(f"{what}: not connected to {self.address}")
+        try:
+            return _Future(self._pool.submit(fn), deadline, what)
+        except RuntimeError as exc:  # the pool was shut down by close()
+            raise ProtocolError(f"{what}: the service was closed") from exc
+
+    def send_fetch(self, job_id: int, deadline: float | None, *, keepalive: bool = False,
+                   follow: bool = False) -> _Future:
+        pending = self._submit(f"get state of job {job_id}", deadline,
+                               lambda: self._status(job_id, deadline, keepalive))
+        if follow:
+            # After the fetch, so that it takes the connection the pool has open and the
+            # long-poll (which holds its connection for up to 30 s) opens the new one.
+            self._follow(job_id)
+        return pending
+
+    def set_power(self, job_id: int, on: bool, deadline: float | None) -> None:
+        # 204 (no boards yet) is the "does nothing" of v1.
+        self._session.request("POST", f"srv/spalloc/jobs/{job_id}/machine/power", deadline,
+                              f"power {'on' if on else 'off'} job {job_id}",
+                              json={"power": "ON" if on else "OFF"})
+
+    def _destroy(self, job_id: int, reason: str | None, deadline: float | None) -> JobStateInfo:
+        params = {} if reason is None else {"reason": reason}
+        try:
+            self._session.request("DELETE", f"srv/spalloc/jobs/{job_id}", deadline,
+                                  f"destroy job {job_id}", params=params)
+        except SpallocServerException as exc:
+            # Forgotten already (long destroyed): nothing to destroy, as in v1.
+            if "no such job" not in str(exc).lower():
+                raise
+        with self._lock:
+            self._followed.pop(job_id, None)
+        return self._status(job_id, deadline, keepalive=False).state
+
+    def send_destroy(self, job_id: int, reason: str | None,
+                     deadline: float | None) -> _Future:
+        return self._submit(f"destroy job {job_id}", deadline,
+                            lambda: self._destroy(job_id, reason, deadline))
+
+    def job_state(self, job_id: int, deadline: float | None) -> JobStateInfo:
+        return self._status(job_id, deadline, keepalive=False).state
+
+    def job_machine_info(self, job_id: int, deadline: float | None) -> JobMachineInfo | None:
+        info = self._status(job_id, deadline, keepalive=False).info
+        return None if info is None or info.connections is None else info
+
+    def board_locations(self, machine: str, deadline: float | None
+                        ) -> dict[tuple[int, int, int], tuple[int, int, int]]:
+        # v2 places one board per logical-board look-up (its physical-board-coordinates).
+        entry = next((m for m in self.list_machines(deadline) if m.name == machine), None)
+        if entry is None:
+            return {}
+        dead = set(entry.dead_boards)
+        found: dict[tuple[int, int, int], tuple[int, int, int]] = {}
+        for x in range(entry.width):
+            for y in range(entry.height):
+                for z in range(3):
+                    if (x, y, z) in dead:
+                        continue
+                    where = self.where_is(deadline, machine=machine, x=x, y=y, z=z)
+                    if where is not None and where.physical is not None:
+                        found[(x, y, z)] = tuple(where.physical)  # type: ignore[assignment]
+        return found
+
+    def where_is(self, deadline: float | None, **query: Any) -> WhereIs | None:
+        keys = set(query)
+        if keys == {"job_id", "chip_x", "chip_y"}:
+            path = f"srv/spalloc/jobs/{int(query['job_id'])}/chip"
+            params = {"x": query["chip_x"], "y": query["chip_y"]}
+        elif keys == {"machine", "chip_x", "chip_y"}:
+            path = f"srv/spalloc/machines/{query['machine']}/chip"
+            params = {"x": query["chip_x"], "y": query["chip_y"]}
+        elif keys == {"machine", "x", "y", "z"}:
+            path = f"srv/spalloc/machines/{query['machine']}/logical-board"
+            params = {"x": query["x"], "y": query["y"], "z": query["z"]}
+        elif keys == {"machine", "cabinet", "frame", "board"}:
+            path = f"srv/spalloc/machines/{query['machine']}/physical-board"
+            params = {k: query[k] for k in ("cabinet", "frame", "board")}
+        else:
+            raise ValueError(f"where_is needs job_id, chip_x, chip_y or machine with chip_x, "
+                             f"chip_y / x, y, z / cabinet, frame, board; got {sorted(keys)}")
+        for value in params.values():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"where_is coordinates must be ints: {query!r}")
+        try:
+            doc = self._json("GET", path, deadline, "where is", params=params)
+        except SpallocServerException as exc:
+            if "failed to locate" in str(exc).lower() or "no such" in str(exc).lower():
+                return None
+            raise
+        return None if doc is None else wire.where_is(doc)
+
+    def list_jobs(self, deadline: float | None) -> Sequence[JobDescription]:
+        """Every live job this login may read (an ordinary user's own; an admin's all)."""
+        ids: list[int] = []
+        start = 0
+        for _ in range(10_000):  # pages of 100; bounded however the server pages
+            doc = self._json("GET", "srv/spalloc/jobs", deadline, "list jobs",
+                             params={"wait": "false", "start": start, "limit": 100})
+            refs = doc.get("jobs") if isinstance(doc, dict) else None
+            if not isinstance(refs, list):
+                raise ProtocolError(f"list jobs: malformed answer from the v2 server: {doc!r}")
+            for ref in refs:
+                tail = str(ref).rstrip("/").rsplit("/", 1)[-1]
+                if tail.isdigit():
+                    ids.append(int(tail))
+            if not refs or not doc.get("next"):
+                break
+            start += len(refs)
+        jobs = []
+        for job_id in sorted(set(ids)):
+            try:
+                doc = self._job_doc(job_id, deadline)
+            except SpallocServerException as exc:
+                # Another user's job: an ordinary user may list it but not read it (403).
+                log.debug("job %d is listed but cannot be read: %s", job_id, exc)
+                continue
+            if doc is None:
+                continue
+            state = wire.state_of(doc)
+            info, power = self._allocation(job_id, state, deadline)
+            if not state.is_live:
+                continue
+            allocated = None if info is None or info.machine_name is None else info
+            jobs.append(wire.job_description(job_id, wire.job_state(doc, power), doc,
+                                             allocated))
+        return jobs
+
+    def list_machines(self, deadline: float | None) -> Sequence[MachineDescription]:
+        doc = self._json("GET", "srv/spalloc/machines", deadline, "list machines")
+        machines = doc.get("machines") if isinstance(doc, dict) else None
+        if not isinstance(machines, list):
+            raise ProtocolError(f"list machines: malformed answer from the v2 server: {doc!r}")
+        return [wire.machine_description(m) for m in machines]
+
+    # --- changes -----------------------------------------------------------------------------
+
+    def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
+        if job_id is not None:
+            self._follow(job_id)
+        else:
+            self._watch(("jobs", ""), "srv/spalloc/jobs", {"limit": 200}, deadline)
+
+    def follow_machines(self, deadline: float | None, machine: str | None = None) -> None:
+        names = ([machine] if machine is not None
+                 else [m.name for m in self.list_machines(deadline)])
+        for name in names:
+            self._watch(("machine", name), f"srv/spalloc/machines/{name}", {}, deadline)
+
+    def wait_for_change(self, timeout: float | None) -> bool:
+        with self._changes:
+            if not self._changes.wait_for(
+                    lambda: self._changed != self._consumed or not self._connected, timeout):
+                return False
+            if not self._connected:
+                raise ProtocolError(f"not connected to {self.address}")
+            self._consumed = self._changed  # a burst counts once
+            return True
+
+    def _noted(self) -> None:
+        with self._changes:
+            self._changed += 1
+            self._changes.notify_all()
+
+    def _watch(self, key: tuple[str, str], path: str, params: dict[str, Any],
+               deadline: float | None) -> None:
+        with self._lock:
+            if not self._connected or key in self._watched:
+                return
+        # Read once now: the long-polls compare with it, so a change made after this call
+        # returns is reported even if it lands before the first long-poll reaches the server.
+        baseline = self._json("GET", path, deadline, f"follow {key[0]} {key[1]}".strip(),
+                              params={**params, "wait": "false"})
+        with self._lock:
+            if not self._connected or key in self._watched:
+                return
+            thread = threading.Thread(target=self._long_poll,
+                                      args=(key, path, params, baseline, self._generation),
+                                      name=f"spalloc-v2-follow-{key[0]}-{key[1]}", daemon=True)
+            self._watched[key] = thread
+        thread.start()
+
+    def _long_poll(self, key: tuple[str, str], path: str, params: dict[str, Any],
+                   last: Any, generation: int) -> None:
+        """Long-poll a machine or the job list; tell the listeners whenever it changes.
+
+        A long-poll that returns before the server's longest wait is a change even when the
+        document reads the same (a machine's document does not show its allocations, the job
+        list not its jobs' states); one that ran out its time and reads the same is not.
+        """
+        kind, name = key
+
+        def following() -> bool:
+            return (not self._closed.is_set() and self._generation == generation
+                    and key in self._watched)
+
+        while following():
+            started = time.monotonic()
+            try:
+                doc = self._json("GET", path, None, f"follow {kind} {name}".strip(), poll=True,
+                                 params={**params, "wait": "true"})
+            except ServerConnectionError:
+                return  # reported to the on_connection_lost listeners already
+            except SpallocError as exc:
+                if not following():
+                    return
+                log.debug("long-poll of %s %s failed: %s", kind, name, exc)
+                self._closed.wait(_POLL_RETRY)
+                continue
+            if not following():
+                return
+            if doc == last and time.monotonic() - started >= _QUIET_POLL:
+                continue
+            last = doc
+            self._noted()
+            if kind == "machine":
+                for on_machine in list(self._machine_listeners):
+                    on_machine([name])
+            else:
+                ids = [int(tail) for ref in (doc or {}).get("jobs", [])
+                       if (tail := str(ref).rstrip("/").rsplit("/", 1)[-1]).isdigit()]
+                for on_jobs in list(self._job_listeners):
+                    on_jobs(ids)
+
+    def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
+        self._machine_listeners.append(fn)
+        return lambda: _discard(self._machine_listeners, fn)
+
+    def _follow(self, job_id: int) -> None:
+        with self._lock:
+            if not self._connected or job_id in self._followed:
+                return
+            thread = threading.Thread(target=self._poll, args=(job_id, self._generation),
+                                      name=f"spalloc-v2-follow-{job_id}", daemon=True)
+            self._followed[job_id] = thread
+        thread.start()
+
+    def _following(self, job_id: int, generation: int) -> bool:
+        return (not self._closed.is_set() and self._generation == generation
+                and job_id in self._followed)
+
+    def _poll(self, job_id: int, generation: int) -> None:
+        """Long-poll one job's state; tell the listeners whenever it changes."""
+        last: dict[str, Any] | None = None
+        while self._following(job_id, generation):
+            try:
+                doc = self._job_doc(job_id, None, wait=True)
+            except ServerConnectionError:
+                return  # reported to the on_connection_lost listeners already
+            except SpallocError as exc:
+                if not self._following(job_id, generation):
+                    return
+                log.debug("long-poll of job %d failed: %s", job_id, exc)
+                self._closed.wait(_POLL_RETRY)
+                continue
+            if not self._following(job_id, generation):
+                return
+            seen = None if doc is None else {k: v for k, v in doc.items() if k not in _VOLATILE}
+            if seen != last:
+                if last is not None:
+                    self._noted()
+                last = seen
+                for fn in list(self._job_listeners):
+                    fn([job_id])
+            if doc is None or wire.state_of(doc) is JobState.destroyed:
+                with self._lock:
+                    if self._followed.get(job_id) is threading.current_thread():
+                        del self._followed[job_id]
+                return
+
+    def _lost(self, error: ServerConnectionError) -> None:
+        """A request met a transport error: the connection counts as lost (once)."""
+        with self._lock:
+            if not self._connected:
+                return
+            self._connected = False
+            self._generation += 1
+            self._followed.clear()
+            self._watched.clear()
+            self._changes.notify_all()  # a wait_for_change() learns at once
+        for fn in list(self._lost_listeners):
+            fn(error)
+
+    def on_job_changed(self, fn: Callable[[Sequence[int]], None]) -> Callable[[], None]:
+        self._job_listeners.append(fn)
+        return lambda: _discard(self._job_listeners, fn)
+
+    def on_connection_lost(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:
+        self._lost_listeners.append(fn)
+        return lambda: _discard(self._lost_listeners, fn)
+
+
+def _discard(listeners: list[Any], fn: Any) -> None:
+    if fn in listeners:
+        listeners.remove(fn)
