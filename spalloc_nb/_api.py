@@ -145,7 +145,11 @@ def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | 
     rows = ps_rows(list(jobs), machine=machine, owner=owner)
     headers = tuple(str(_plain(cell)) for cell in rows[0])
     body = tuple(tuple(_plain(cell) for cell in row) for row in rows[1:])
-    title = f"Jobs on {address.hostname}:{address.port}"
+    from spalloc.service import is_v2_url
+
+    where = (address.hostname if is_v2_url(address.hostname)
+             else f"{address.hostname}:{address.port}")
+    title = f"Jobs on {where}"
     if address.emulated:
         title += " (emulated)"
     return Table(headers, body, title)

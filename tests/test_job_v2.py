@@ -561,3 +561,27 @@ def test_spalloc_and_v1_do_not_import_httpx() -> None:
                           timeout=60, check=True, env=dict(os.environ))
     assert done.stdout.strip() == "False"
 
+
+
+def test_the_notebook_exit_cleanup_destroys_a_v2_job(v2_server: V2Server) -> None:
+    # At interpreter exit the thread pools take no more work before atexit hooks run: the
+    # cleanup must still reach the server.
+    alice = v2_server.users["alice"]
+    code = (
+        "import sys\n"
+        "from spalloc import Job\n"
+        "from spalloc_nb._registry import registry\n"
+        "job = Job(1, hostname=sys.argv[1], user=sys.argv[2], password=sys.argv[3],\n"
+        "          keepalive=60.0, config_filenames=[])\n"
+        "registry.add_job(job)\n"
+        "job.wait_until_ready(timeout=10)\n"
+        "print(job.id)\n"
+    )
+    env = {**os.environ, "SSL_CERT_FILE": str(v2_server.ca_path)}
+    done = subprocess.run([sys.executable, "-c", code, v2_server.base_url, alice.name,
+                           str(alice.password)], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    job_id = int(done.stdout.split()[-1])
+    assert job_id not in [j.job_id for j in v2_server.emulator.jobs()], done.stderr
+    assert job_id in v2_server.emulator.retired_jobs()

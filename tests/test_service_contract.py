@@ -246,3 +246,19 @@ def test_an_unknown_job_reads_unknown(opened: tuple[Service, Emulator]) -> None:
     assert status.state.state is JobState.unknown
     after = service.send_destroy(missing, "never was", deadline_of(WAIT)).wait()
     assert after.state is JobState.unknown
+
+
+def test_a_sibling_is_a_second_connection_to_the_same_server(
+        opened: tuple[Service, Emulator]) -> None:
+    service, _ = opened
+    job_id = service.create_job(request(1), deadline_of(WAIT))
+    twin = service.sibling()
+    try:
+        assert not twin.connected and twin.address == service.address
+        twin.connect(deadline_of(WAIT))
+        assert twin.job_state(job_id, deadline_of(WAIT)).state is not JobState.unknown
+        twin.close()
+        assert service.connected  # closing the sibling leaves this one alone
+        assert service.job_state(job_id, deadline_of(WAIT)).state is not JobState.unknown
+    finally:
+        twin.close()

@@ -80,6 +80,12 @@ class Service(Protocol):
         """Where the server is, for messages (``host:port`` or a URL)."""
         ...
 
+    def sibling(self) -> Service:
+        """A new, unconnected service to the same server with the same login: for a second
+        follower (e.g. a board map beside a ``Job``) whose follows and reconnections must not
+        disturb this one's."""
+        ...
+
     def connect(self, deadline: float | None) -> None:
         """(Re)connect, dropping any current connection, and check the server's version
         unless told not to.

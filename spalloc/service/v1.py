@@ -46,6 +46,11 @@ class V1Service(V1Operations):
     def address(self) -> str:
         return f"{self.client.hostname}:{self.client.port}"
 
+    def sibling(self) -> V1Service:
+        """A new, unconnected service to the same server (its follows are its own)."""
+        return V1Service(self.client.hostname, self.client.port, timeout=self._timeout,
+                         check_version=self._check_version)
+
     def connect(self, deadline: float | None) -> None:
         self.client.connect(remaining(deadline))
         if self._check_version:

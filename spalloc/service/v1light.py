@@ -61,6 +61,11 @@ class V1LightService(V1Operations):
     def address(self) -> str:
         return f"{self._host}:{self._port}"
 
+    def sibling(self) -> V1LightService:
+        """A new, unconnected service to the same server (its follows are its own)."""
+        return V1LightService(self._host, self._port, timeout=self._timeout,
+                              check_version=self._check_version)
+
     def connect(self, deadline: float | None) -> None:
         from spalloc._protocol import check_server_version
         from spalloc.service._oneshot import Connection

@@ -110,7 +110,14 @@ class V2Service:
                  collab: str | None = None, timeout: float | None = None,
                  check_version: bool = True) -> None:
         base, credentials = resolve_credentials(url, user=user, password=password, token=token)
-        self._accounting = wire.accounting(group, collab, os.environ)
+        self._setup(base, credentials, wire.accounting(group, collab, os.environ),
+                    timeout=timeout, check_version=check_version)
+
+    def _setup(self, base: str, credentials: Credentials, accounting: dict[str, Any], *,
+               timeout: float | None, check_version: bool) -> None:
+        self._timeout = timeout
+        self._check_version = check_version
+        self._accounting = accounting
         self._credentials: Credentials = credentials
         self._session = Session(base, credentials, self._lost, check_version=check_version)
         self._lock = threading.Lock()
@@ -146,6 +153,14 @@ class V2Service:
     def user(self) -> str | None:
         """The user name logged in with (``None`` with a bearer token)."""
         return self._credentials.user
+
+    def sibling(self) -> V2Service:
+        """A new, unconnected service to the same server, with the same login and accounting
+        (its follows and reconnections are its own)."""
+        twin = V2Service.__new__(V2Service)
+        twin._setup(self._session.base, self._credentials, dict(self._accounting),
+                    timeout=self._timeout, check_version=self._check_version)
+        return twin
 
     def connect(self, deadline: float | None) -> None:
         if self._closed.is_set():
@@ -273,8 +288,17 @@ class V2Service:
             raise ProtocolError(f"{what}: not connected to {self.address}")
         try:
             return _Future(self._pool.submit(fn), deadline, what)
-        except RuntimeError as exc:  # the pool was shut down by close()
-            raise ProtocolError(f"{what}: the service was closed") from exc
+        except RuntimeError as exc:
+            if self._closed.is_set():  # the pool was shut down by close()
+                raise ProtocolError(f"{what}: the service was closed") from exc
+        # The interpreter is exiting (its thread pools take no more work), yet the kernel-exit
+        # cleanup must still destroy its jobs: do the work here, in the caller's thread.
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        try:
+            done.set_result(fn())
+        except Exception as error:
+            done.set_exception(error)
+        return _Future(done, deadline, what)
 
     def send_fetch(self, job_id: int, deadline: float | None, *, keepalive: bool = False,
                    follow: bool = False) -> _Future:

@@ -218,9 +218,15 @@ class BoardMap(anywidget.AnyWidget):
         from spalloc.service import open_service
 
         try:
-            host, port, known = _resolve_address(server)
-            # As before the service interface: the map reads lists, so any version will do.
-            service = open_service(host, port, timeout=timeout, check_version=False)
+            if callable(getattr(server, "sibling", None)):
+                # A Service (a job's, v1 or v2): the same server and login, a connection of
+                # the map's own.
+                service = server.sibling()
+                known = _local_machines_of(service)
+            else:
+                host, port, known = _resolve_address(server)
+                # The map reads lists, so any server version will do.
+                service = open_service(host, port, timeout=timeout, check_version=False)
             follower = MapFollower(self, service, machine_name, job=job, geometry=geometry,
                                    known=known, timeout=timeout,
                                    reconnect_delay=reconnect_delay)
@@ -360,6 +366,12 @@ def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
         return target, 22244, known
     raise TypeError(f"cannot tell which server {target!r} is: give a Service, a ProtocolClient, "
                     "(host, port) or 'host:port'")
+
+
+def _local_machines_of(service: Any) -> list[Machine]:
+    """The local emulator's machines if *service* is a v1 service of it (``host:port``)."""
+    host, sep, port_text = str(service.address).rpartition(":")
+    return _local_machines(host, int(port_text)) if sep and port_text.isdigit() else []
 
 
 def _local_machines(host: str, port: int) -> list[Machine]:
