@@ -50,7 +50,8 @@ def _loaded(ip: Any) -> SpallocMagics | None:
     for configurable in getattr(ip, "configurables", ()):
         if type(configurable).__name__ == "SpallocMagics" and \
                 getattr(configurable, "_spalloc_nb_active", False):
-            return configurable
+            found: SpallocMagics = configurable
+            return found
     return None
 
 

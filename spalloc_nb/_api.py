@@ -83,7 +83,8 @@ class MachineSummary:
         # Only the map's last picture: the tables were true when shown, not at the end.
         if self.board_map is None:
             return {"text/html": self._repr_html_(), "text/plain": str(self)}
-        return self.board_map.final_bundle(reason)
+        bundle: dict[str, Any] = self.board_map.final_bundle(reason)
+        return bundle
 
     def _ipython_display_(self) -> None:
         # With a live map, a display id lets the output end as a static picture.
@@ -316,7 +317,8 @@ def _forget(key: int) -> None:
 def job_bundle(job: Any, *, widget: bool) -> dict[str, Any]:
     """The display bundle of a job: live widget (optional) + ``text/html`` + ``text/plain``."""
     if widget:
-        return job_widget(job)._repr_mimebundle_()
+        live: dict[str, Any] = job_widget(job)._repr_mimebundle_()
+        return live
     view = job_view(job.snapshot, emulated=_is_emulated(job))
     return {"text/html": job_html(view), "text/plain": job_text(view)}
 
@@ -334,7 +336,8 @@ def display_job(job: Any, *, widget: bool) -> str | None:
     Returns the display id (``None`` for a job that already ended: shown static).
     """
     if widget:
-        return job_widget(job).show()
+        shown: str | None = job_widget(job).show()
+        return shown
     from spalloc_nb._displays import displays, show_static
 
     if not job.snapshot.state.is_live:

@@ -230,7 +230,7 @@ def isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def v2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """An emulator serving v1 and v2 (HTTPS, throw-away CA, users file); yields a
     ``_v2.V2Server``: ``base_url``, ``users`` (name -> credentials), ``ca_path``, ``emulator``."""
-    from _v2 import running_v2_server
+    from tests._v2 import running_v2_server
 
     with running_v2_server(tmp_path_factory.mktemp("v2")) as server:
         yield server

@@ -5,9 +5,10 @@ the URL, and secrets kept out of what it prints."""
 from __future__ import annotations
 
 import pytest
-from _v2 import V2Server
 
 from spalloc.cli import alloc
+from spalloc.cli._common import EXIT_USAGE
+from tests._v2 import V2Server
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
@@ -61,5 +62,5 @@ def test_a_keepalive_v2_refuses_is_a_usage_error(server: V2Server,
                                                  capfd: pytest.CaptureFixture[str]) -> None:
     code = alloc.main(["--hostname", server.base_url, "--keepalive", "10", "-c", "true"])
     _, err = capfd.readouterr()
-    assert code == alloc.EXIT_USAGE and "between 30 and 300 seconds" in err
+    assert code == EXIT_USAGE and "between 30 and 300 seconds" in err
     assert server.emulator.jobs() == [] and server.emulator.retired_jobs() == {}

@@ -9,7 +9,8 @@ shorter delays (power 0.05 s, quarantine 0.1 s, keepalive 0.3 s) to keep the tes
 from __future__ import annotations
 
 import pytest
-from conftest import wait_for
+
+from tests.conftest import wait_for
 
 UNKNOWN = {"state": 0, "power": None, "keepalive": None, "reason": None, "start_time": None,
            "keepalivehost": None}

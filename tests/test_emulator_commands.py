@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import wait_for
+
+from tests.conftest import wait_for
 
 UNKNOWN = {"state": 0, "power": None, "keepalive": None, "reason": None, "start_time": None,
            "keepalivehost": None}

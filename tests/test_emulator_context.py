@@ -10,10 +10,10 @@ import sys
 import threading
 
 import pytest
-from conftest import WAIT, LineClient
 
 from spalloc.emulator import Emulator
 from spalloc.emulator.__main__ import main
+from tests.conftest import WAIT, LineClient
 
 
 def test_context_manager_binds_loopback_on_a_free_port(appendix_machines):

@@ -4,11 +4,11 @@ no late revival, retired jobs forgotten by count, quarantine, power delay and FI
 from __future__ import annotations
 
 import pytest
-from conftest import make_appendix_machines
 
 from spalloc.emulator.controller import CommandError, Controller, Session, UnknownCommand
 from spalloc.geometry import Machine, default_board_locations, standard_ip
 from spalloc.states import JobState
+from tests.conftest import make_appendix_machines
 
 
 class FakeClock:

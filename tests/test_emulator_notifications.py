@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import wait_for
+
+from tests.conftest import wait_for
 
 
 @pytest.fixture

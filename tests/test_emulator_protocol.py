@@ -6,9 +6,9 @@ import socket
 import time
 
 import pytest
-from conftest import WAIT, LineClient
 
 from spalloc.emulator import EMULATOR_VERSION
+from tests.conftest import WAIT, LineClient
 
 
 def test_version_is_plain_and_accepted_by_both_official_clients(emulator, connect):

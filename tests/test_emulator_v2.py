@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from _v2 import Http, V2Server
-from conftest import wait_for
 
 from spalloc import ProtocolClient
+from tests._v2 import Http, V2Server
+from tests.conftest import wait_for
 
 KEEPALIVE = "PT60S"
 
@@ -362,7 +362,7 @@ def test_not_implemented_endpoints_and_report_issue(v2_server: V2Server) -> None
 
 
 def test_emergency_stop_needs_the_code(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from _v2 import running_v2_server
+    from tests._v2 import running_v2_server
 
     with running_v2_server(tmp_path_factory.mktemp("stop"),
                            emergency_stop_code="big-red-button") as server:
@@ -397,7 +397,7 @@ def test_wait_true_returns_when_the_job_changes(v2_server: V2Server) -> None:
 
 
 def test_wait_gives_up_after_the_limit(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from _v2 import running_v2_server
+    from tests._v2 import running_v2_server
 
     with running_v2_server(tmp_path_factory.mktemp("w"), wait_limit=0.3) as server:
         http = alice(server)
@@ -420,7 +420,7 @@ def test_jobs_list_wait_wakes_on_a_new_job(v2_server: V2Server) -> None:
 
 
 def test_keepalive_expiry_destroys_a_silent_job(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from _v2 import running_v2_server
+    from tests._v2 import running_v2_server
 
     with running_v2_server(tmp_path_factory.mktemp("k"), keepalive_cap=0.3) as server:
         http = alice(server)

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _v2 import USERS, V2Server, make_ca
-from conftest import WAIT
-from test_emulator_v2 import alice, create, wait_state
 
 from spalloc import ProtocolClient
 from spalloc.emulator import Emulator
 from spalloc.emulator.users import UserConfigError, load_users, parse_users
+from tests._v2 import USERS, V2Server, make_ca
+from tests.conftest import WAIT
+from tests.test_emulator_v2 import alice, create, wait_state
 
 
 def raw_post(server: V2Server, path: str, body: bytes, headers: dict[str, str]) -> int:
@@ -68,16 +68,16 @@ def test_unknown_paths_and_methods(v2_server: V2Server) -> None:
 
 
 def test_a_10_mb_body_is_413_and_the_server_carries_on(v2_server: V2Server) -> None:
-    http = alice(v2_server)
-    job_id = create(http)
+    web = alice(v2_server)
+    job_id = create(web)
     try:
-        reply = http.request("POST", "srv/spalloc/jobs", body=b"[" + b"1," * (5 << 20) + b"1]",
-                             headers={"Content-Type": "application/json"})
+        reply = web.request("POST", "srv/spalloc/jobs", body=b"[" + b"1," * (5 << 20) + b"1]",
+                            headers={"Content-Type": "application/json"})
         status = reply.status
     except (ConnectionError, http.client.HTTPException):
         status = 413   # the server may close while the client is still sending
     assert status == 413
-    assert http.get(f"srv/spalloc/jobs/{job_id}").status == 200
+    assert web.get(f"srv/spalloc/jobs/{job_id}").status == 200
     assert [j.job_id for j in v2_server.emulator.jobs()] == [job_id]
 
 
@@ -118,7 +118,7 @@ def test_untrusted_clients_cannot_complete_tls(v2_server: V2Server) -> None:
 
 
 def test_plain_http_service(tmp_path: Path) -> None:
-    from _v2 import running_v2_server
+    from tests._v2 import running_v2_server
 
     with running_v2_server(tmp_path, tls=False) as server:
         assert server.base_url.startswith("http://")
@@ -168,7 +168,7 @@ def test_default_users_only_on_loopback() -> None:
         Emulator(http_port=0, tls_cert="c.pem")
     with Emulator(http_port=0) as emulator:
         assert emulator.base_url is not None
-        from _v2 import Http
+        from tests._v2 import Http
 
         http = Http(emulator.base_url)
         assert http.login("spalloc", "spalloc").status == 302

@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from _v2 import Http, V2Server
-from test_emulator_v2 import alice, create, wait_state
 
 from spalloc.emulator._boards import SCP_PORT, version_reply
+from tests._v2 import Http, V2Server
+from tests.test_emulator_v2 import alice, create, wait_state
 
 OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
 TIMEOUT = 10.0

@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _v2 import Http, V2Server, running_v2_server
-from conftest import make_appendix_machines, wait_for
-from test_emulator_v2 import long_polls
 
 from spalloc import Job, JobState
 from spalloc._connection import deadline_of
@@ -33,6 +30,9 @@ from spalloc.exceptions import (
 from spalloc.service import open_service
 from spalloc.service.v1 import V1Service
 from spalloc.service.v2 import V2Service
+from tests._v2 import Http, V2Server, running_v2_server
+from tests.conftest import make_appendix_machines, wait_for
+from tests.test_emulator_v2 import long_polls
 
 WAIT = 5.0
 
@@ -145,6 +145,7 @@ def test_resume_and_a_missing_job(server: V2Server) -> None:
             assert again.connections == first.connections
         finally:
             again.destroy("resumed and done")
+        assert again.id is not None
         assert server.emulator.retired_jobs()[again.id] == "resumed and done"
     finally:
         first.destroy()
@@ -230,11 +231,13 @@ def test_machines_and_jobs_read_the_same_through_v1_and_v2(
                              j.keepalive) for j in service.list_jobs(deadline_of(WAIT))]
 
                 assert jobs(v2) == jobs(v1) and len(jobs(v2)) == 1
-                for query in [dict(machine="m", x=1, y=0, z=2),
-                              dict(machine="m", cabinet=0, frame=0, board=3),
-                              dict(machine="m", chip_x=13, chip_y=5),
-                              dict(machine="m", x=9, y=9, z=0),  # wraps, as in v1
-                              dict(job_id=job.id, chip_x=4, chip_y=4)]:
+                queries: list[dict[str, Any]] = [
+                    dict(machine="m", x=1, y=0, z=2),
+                    dict(machine="m", cabinet=0, frame=0, board=3),
+                    dict(machine="m", chip_x=13, chip_y=5),
+                    dict(machine="m", x=9, y=9, z=0),  # wraps, as in v1
+                    dict(job_id=job.id, chip_x=4, chip_y=4)]
+                for query in queries:
                     assert v2.where_is(deadline_of(WAIT), **query) == v1.where_is(
                         deadline_of(WAIT), **query), query
                 dead = dict(machine="md", x=1, y=1, z=1)  # a dead board: nothing is there
@@ -333,7 +336,7 @@ def test_bearer_token_by_keyword_and_from_the_environment(
     alice = server.users["alice"]
     with alice_job(server, 1, user=None, password=None, token=alice.token) as job:
         assert server.emulator.jobs()[0].owner == "alice"
-        assert alice.token not in repr(job.service)
+        assert str(alice.token) not in repr(job.service)
     monkeypatch.setenv("OIDC_BEARER_TOKEN", str(alice.token))
     with alice_job(server, 1, user=None, password=None) as job:
         assert job.state is JobState.ready

@@ -463,7 +463,9 @@ def test_static_map_of_a_big_machine_is_folded_like_the_live_one() -> None:
         col, row = hex_cell((x, y, z))
         boards.append({"x": x, "y": y, "z": z, "col": col, "row": row, "dead": False})
     page = static_html("big", boards, [], [])
-    width, height = (float(v) for v in re.search(r'viewBox="\S+ \S+ (\S+) (\S+)"', page).groups())
+    box = re.search(r'viewBox="\S+ \S+ (\S+) (\S+)"', page)
+    assert box is not None
+    width, height = (float(v) for v in box.groups())
     # 2 * 20 columns of 1.5 radii (10 units) plus padding: not the 90 radii of the slant.
     assert 580 < width < 630 and 0.9 < width / height < 1.4
     assert page.count("<polygon") == 1200

@@ -36,6 +36,7 @@ class Kernel:
                    PYTHONPATH=str(ROOT))
         self.manager = KernelManager(kernel_name="python3")
         # Run the kernel with this interpreter (the project's virtualenv).
+        assert self.manager.kernel_spec is not None
         self.manager.kernel_spec.argv[0] = sys.executable
         self.manager.shutdown_wait_time = 5.0  # the default: SIGTERM after 2.5 s
         self.manager.start_kernel(env=env, cwd=str(home))
@@ -199,7 +200,7 @@ def test_result_has_three_renderings_and_buttons_work_between_cells(
     click = kernel.client.session.msg("comm_msg", {
         "comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}})
     kernel.client.shell_channel.send(click)
-    wait_for(lambda: emulator.board_power(job.machine, job.boards[0]) is False)
+    wait_for(lambda: emulator.board_power(str(job.machine), job.boards[0]) is False)
 
 
 def test_exit_is_not_held_up_by_a_silent_server(kernel: Kernel, emulator: Emulator) -> None:
@@ -330,7 +331,7 @@ def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(kernel: Kernel,
     time.sleep(0.5)  # the sleep has started
     started = time.monotonic()
     click(button)
-    wait_for(lambda: emulator.board_power(job.machine, job.boards[0]) is False, timeout=10)
+    wait_for(lambda: emulator.board_power(str(job.machine), job.boards[0]) is False, timeout=10)
     powered_off = time.monotonic() - started
     click(destroy)
     click(yes)

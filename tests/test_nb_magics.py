@@ -42,7 +42,7 @@ def ip(shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPa
         yield shell
     finally:
         shell.run_line_magic("unload_ext", "spalloc_nb")
-        shell.extension_manager.loaded.discard("spalloc_nb")
+        shell.extension_manager.loaded.discard("spalloc_nb")  # type: ignore[union-attr]
         for name in ("job", "j", "mine"):
             shell.user_ns.pop(name, None)
 
@@ -65,6 +65,7 @@ def published(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> list[dic
 def shown(ip: InteractiveShell, published: list[dict[str, Any]], obj: Any) -> dict[str, Any]:
     """Display ``obj`` as IPython would; return the bundle published for it."""
     before = len(published)
+    assert ip.display_formatter is not None
     data, _ = ip.display_formatter.format(obj)
     assert data == {}, "displayed by the extension itself, with a display id"
     (new,) = published[before:]

@@ -88,7 +88,7 @@ def test_traits_follow_the_job(make_job: Callable[..., Job], comms: list[Recordi
     assert widget.state == "ready" and widget.power == "on" and widget.health == "ok"
     assert widget.reason is None
     html = widget._summary.value
-    assert str(job.hostname) in html and job.machine_name in html
+    assert str(job.hostname) in html and str(job.machine_name) in html
     assert "Ethernet-connected chips" in html  # three boards: the IP table is shown
     assert not widget._power_off.disabled and not widget._destroy.disabled
     widget.close()
@@ -123,7 +123,8 @@ def test_buttons_act_on_the_boards(make_job: Callable[..., Job], emulator: Emula
                                    comms: list[RecordingComm]) -> None:
     job = make_job(1)
     job.wait_until_ready(timeout=5)
-    board = tuple(job.boards[0])
+    assert job.boards is not None and job.machine_name is not None
+    board = (job.boards[0][0], job.boards[0][1], job.boards[0][2])
     widget = JobWidget(job)
     widget._power_off.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "off")
@@ -299,7 +300,8 @@ def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulat
 
     job = make_job(1)
     job.wait_until_ready(timeout=5)
-    summary = spalloc_nb.machine(job.machine_name, hostname=emulator.host, port=emulator.port)
+    summary = spalloc_nb.machine(str(job.machine_name), hostname=emulator.host,
+                                 port=emulator.port)
     try:
         assert summary.board_map is not None
         data = summary._repr_mimebundle_()

@@ -9,11 +9,11 @@ on a request, such as the follow long-poll).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from _v2 import running_v2_server
 
 from spalloc._connection import deadline_of
 from spalloc.emulator import Emulator
@@ -25,11 +25,12 @@ from spalloc.exceptions import (
 )
 from spalloc.service import JobRequest, Service, open_service
 from spalloc.states import JobState
+from tests._v2 import running_v2_server
 
 WAIT = 5.0
 
 
-def request(*args: int, keepalive: float | None = 60.0, **changes: object) -> JobRequest:
+def request(*args: int, keepalive: float | None = 60.0, **changes: Any) -> JobRequest:
     base = JobRequest(args=args, owner="contract", keepalive=keepalive, machine=None,
                       tags=("default",), min_ratio=0.333, max_dead_boards=0,
                       max_dead_links=None, require_torus=False)
@@ -124,8 +125,8 @@ def test_following_a_job_reports_its_changes(opened: tuple[Service, Emulator]) -
     changed: list[int] = []
     seen = threading.Event()
 
-    def note(ids: object) -> None:
-        changed.extend(ids)  # type: ignore[call-overload]
+    def note(ids: Sequence[int]) -> None:
+        changed.extend(ids)
         seen.set()
 
     remove = service.on_job_changed(note)
@@ -145,7 +146,11 @@ def test_losing_the_server_is_reported(opened: tuple[Service, Emulator]) -> None
     service, emulator = opened
     lost: list[ProtocolError] = []
     gone = threading.Event()
-    service.on_connection_lost(lambda error: (lost.append(error), gone.set()))
+    def note_lost(error: ProtocolError) -> None:
+        lost.append(error)
+        gone.set()
+
+    service.on_connection_lost(note_lost)
     job_id = service.create_job(request(1), deadline_of(WAIT))
     service.send_fetch(job_id, deadline_of(WAIT), follow=True).wait()  # in use
     emulator.stop()

@@ -4,6 +4,7 @@ checked on the shapes the Java server writes (V2_PROTOCOL.md §1.2-§1.7)."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def test_durations_round_trip() -> None:
         wire.parse_duration("PT")
 
 
-def request(*args: int, **changes: object) -> JobRequest:
+def request(*args: int, **changes: Any) -> JobRequest:
     base = JobRequest(args=args, owner="someone", keepalive=60.0, machine=None,
                       tags=("default",), min_ratio=0.333, max_dead_boards=0,
                       max_dead_links=None, require_torus=False)
