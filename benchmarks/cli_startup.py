@@ -34,8 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 OFFICIAL = ROOT / ".peers" / "client60" / "bin" / "spalloc-ps"
 
 
-_FLOOR = ("import argparse, json, _socket, spalloc.config; spalloc.config.load_config(); "
-          "argparse.ArgumentParser().add_argument('-x')")
+_FLOOR = (
+    "import argparse, json, _socket, spalloc.config; spalloc.config.load_config(); "
+    "argparse.ArgumentParser().add_argument('-x')"
+)
 
 
 def ours_command() -> list[str]:
@@ -49,8 +51,7 @@ def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds (user + system) and stdout of one run."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60,
-                          check=False)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60, check=False)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -65,12 +66,17 @@ def clean_venv(where: Path) -> Path:
     python = where / "bin" / "python"
     site_dir = subprocess.run(
         [str(python), "-c", "import site; print(site.getsitepackages()[0])"],
-        capture_output=True, text=True, check=True).stdout.strip()
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     shared = next(p for p in sys.path if p.endswith("site-packages"))
     Path(site_dir, "spalloc-bench.pth").write_text(f"{ROOT}\n{shared}\n")
     script = where / "bin" / "spalloc-ps"
-    script.write_text(f"#!{python}\nimport sys\nfrom spalloc.cli.ps import main\n"
-                      "if __name__ == '__main__':\n    sys.exit(main())\n")
+    script.write_text(
+        f"#!{python}\nimport sys\nfrom spalloc.cli.ps import main\n"
+        "if __name__ == '__main__':\n    sys.exit(main())\n"
+    )
     script.chmod(0o755)
     return where / "bin"
 
@@ -120,19 +126,24 @@ def main(argv: list[str] | None = None) -> int:
                 cpu[name].append(used)
 
     print(f"spalloc-ps as a whole process, {args.runs} interleaved runs each")
-    print(f"{'command':<24}{'wall median':>12}{'wall min':>10}{'cpu median':>12}{'cpu min':>9}"
-          "  (ms)")
+    print(
+        f"{'command':<24}{'wall median':>12}{'wall min':>10}{'cpu median':>12}{'cpu min':>9}  (ms)"
+    )
     for name in commands:
-        print(f"{name:<24}{statistics.median(wall[name]) * 1000:>12.1f}"
-              f"{min(wall[name]) * 1000:>10.1f}{statistics.median(cpu[name]) * 1000:>12.1f}"
-              f"{min(cpu[name]) * 1000:>9.1f}")
+        print(
+            f"{name:<24}{statistics.median(wall[name]) * 1000:>12.1f}"
+            f"{min(wall[name]) * 1000:>10.1f}{statistics.median(cpu[name]) * 1000:>12.1f}"
+            f"{min(cpu[name]) * 1000:>9.1f}"
+        )
     if "official 1!6.0.0" in commands:
         official = "official 1!6.0.0"
         for ours in ("ours (clean venv)", "ours (shared venv)"):
             wall_ratio = statistics.median(wall[ours]) / statistics.median(wall[official])
             cpu_ratio = statistics.median(cpu[ours]) / statistics.median(cpu[official])
-            print(f"ratio {ours} / official: wall median {wall_ratio:.2f}, "
-                  f"cpu median {cpu_ratio:.2f}  (target <= 0.60)")
+            print(
+                f"ratio {ours} / official: wall median {wall_ratio:.2f}, "
+                f"cpu median {cpu_ratio:.2f}  (target <= 0.60)"
+            )
         same = outputs["ours (clean venv)"] == outputs[official]
         print(f"identical output: {'yes' if same else 'no'}")
         if not same:

@@ -43,13 +43,27 @@ OWNER = "bench@example.org"
 
 # --- servers ------------------------------------------------------------------------------------
 
+
 @contextmanager
 def emulator_process() -> Iterator[tuple[str, int]]:
     """The emulator in its own process, so that it does not share our GIL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spalloc.emulator", "--port", "0", "--power-delay", "0",
-         "--free-delay", "0.01"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "spalloc.emulator",
+            "--port",
+            "0",
+            "--power-delay",
+            "0",
+            "--free-delay",
+            "0.01",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -73,8 +87,13 @@ def reference_server() -> Iterator[tuple[str, int] | None]:
 
     from spalloc.emulator.machines import default_machines
 
-    server = ReferenceServer(bin_dir, list(default_machines()), power_delay=0.0,
-                             seconds_before_free=0.01, timeout_check_interval=0.05)
+    server = ReferenceServer(
+        bin_dir,
+        list(default_machines()),
+        power_delay=0.0,
+        seconds_before_free=0.01,
+        timeout_check_interval=0.05,
+    )
     server.start()
     try:
         yield server.address
@@ -84,10 +103,18 @@ def reference_server() -> Iterator[tuple[str, int] | None]:
 
 # --- one create → ready → destroy, three ways ----------------------------------------------------
 
+
 def ours(address: tuple[str, int]) -> float:
     start = time.perf_counter()
-    job = Job(1, hostname=address[0], port=address[1], owner=OWNER, config_filenames=[],
-              keepalive=60.0, timeout=10.0)
+    job = Job(
+        1,
+        hostname=address[0],
+        port=address[1],
+        owner=OWNER,
+        config_filenames=[],
+        keepalive=60.0,
+        timeout=10.0,
+    )
     job.wait_until_ready(timeout=10.0)
     assert job.hostname is not None
     job.destroy()
@@ -172,9 +199,22 @@ def official(name: str, address: tuple[str, int], n: int, patch: bool) -> list[f
     if not python.exists():
         return None
     # -I: isolated, so that "import spalloc" cannot pick up this repository's package.
-    out = subprocess.run([str(python), "-I", "-c", _OFFICIAL, address[0], str(address[1]), str(n),
-                          "1" if patch else "0"], capture_output=True, text=True, timeout=600,
-                         cwd=PEERS)
+    out = subprocess.run(
+        [
+            str(python),
+            "-I",
+            "-c",
+            _OFFICIAL,
+            address[0],
+            str(address[1]),
+            str(n),
+            "1" if patch else "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PEERS,
+    )
     if out.returncode != 0:
         print(f"    {name}: failed: {out.stderr.strip().splitlines()[-1:]}")
         return None
@@ -183,12 +223,15 @@ def official(name: str, address: tuple[str, int], n: int, patch: bool) -> list[f
 
 def summary(times: list[float]) -> str:
     ms = sorted(t * 1000 for t in times)
-    return (f"median {statistics.median(ms):7.2f} ms  mean {statistics.fmean(ms):7.2f} ms  "
-            f"min {ms[0]:6.2f} ms  (n={len(ms)})")
+    return (
+        f"median {statistics.median(ms):7.2f} ms  mean {statistics.fmean(ms):7.2f} ms  "
+        f"min {ms[0]:6.2f} ms  (n={len(ms)})"
+    )
 
 
-def lifecycle(label: str, address: tuple[str, int], n: int, official_n: int,
-              patch_official: bool) -> None:
+def lifecycle(
+    label: str, address: tuple[str, int], n: int, official_n: int, patch_official: bool
+) -> None:
     print(f"Job(1) create -> ready -> destroy, {label}")
     for fn in (raw_floor, ours):  # warm up both paths
         fn(address)
@@ -211,6 +254,7 @@ def lifecycle(label: str, address: tuple[str, int], n: int, official_n: int,
 
 # --- throughput -----------------------------------------------------------------------------
 
+
 def throughput(address: tuple[str, int], threads: int, seconds: float = 1.0) -> float:
     with ProtocolClient(address[0], address[1], timeout=10.0) as client:
         client.version()
@@ -232,14 +276,17 @@ def throughput(address: tuple[str, int], threads: int, seconds: float = 1.0) -> 
 
 
 def import_time(runs: int = 7) -> tuple[float, list[str]]:
-    code = ("import sys, time\nt = time.perf_counter()\nimport spalloc\n"
-            "d = time.perf_counter() - t\n"
-            "heavy = sorted({'IPython', 'ipywidgets', 'rich'} & set(sys.modules))\n"
-            "print(d, ','.join(heavy))\n")
+    code = (
+        "import sys, time\nt = time.perf_counter()\nimport spalloc\n"
+        "d = time.perf_counter() - t\n"
+        "heavy = sorted({'IPython', 'ipywidgets', 'rich'} & set(sys.modules))\n"
+        "print(d, ','.join(heavy))\n"
+    )
     times, heavy = [], []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, cwd=REPO)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+        )
         value, _, loaded = out.stdout.strip().partition(" ")
         times.append(float(value))
         heavy = [m for m in loaded.split(",") if m]
@@ -254,8 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
     with emulator_process() as address:
-        lifecycle("against the emulator (zero power delay)", address, args.iterations,
-                  args.official_iterations, patch_official=False)
+        lifecycle(
+            "against the emulator (zero power delay)",
+            address,
+            args.iterations,
+            args.official_iterations,
+            patch_official=False,
+        )
         one = throughput(address, 1)
         four = throughput(address, 4)
         print("version() calls/s on one ProtocolClient (emulator)")
@@ -265,16 +317,23 @@ def main(argv: list[str] | None = None) -> int:
         if ref is None:
             print("reference server: not available (no .peers/refserver)")
         else:
-            lifecycle("against the reference server 1!7.0.0 (zero power delay)", ref,
-                      args.iterations, args.official_iterations, patch_official=True)
+            lifecycle(
+                "against the reference server 1!7.0.0 (zero power delay)",
+                ref,
+                args.iterations,
+                args.official_iterations,
+                patch_official=True,
+            )
             one = throughput(ref, 1)
             four = throughput(ref, 4)
             print("version() calls/s on one ProtocolClient (reference server)")
             print(f"  1 thread  {one:9.0f}/s")
             print(f"  4 threads {four:9.0f}/s  ({four / one:.2f}x)")
     seconds, heavy = import_time()
-    print(f"import spalloc: {seconds * 1000:.1f} ms (median of 7 fresh interpreters); "
-          f"heavy modules loaded: {heavy or 'none'}")
+    print(
+        f"import spalloc: {seconds * 1000:.1f} ms (median of 7 fresh interpreters); "
+        f"heavy modules loaded: {heavy or 'none'}"
+    )
     return 0
 
 

@@ -53,8 +53,18 @@ QUARANTINE = 0.1
 
 # --- the do-nothing floor server ---------------------------------------------------------------
 
-_STATE = json.dumps({"return": {"state": 3, "power": True, "keepalive": None, "reason": None,
-                                "start_time": 0.0, "keepalivehost": "127.0.0.1"}}).encode()
+_STATE = json.dumps(
+    {
+        "return": {
+            "state": 3,
+            "power": True,
+            "keepalive": None,
+            "reason": None,
+            "start_time": 0.0,
+            "keepalivehost": "127.0.0.1",
+        }
+    }
+).encode()
 
 
 async def _floor_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -125,9 +135,21 @@ def _listening_process(cmd: Sequence[str], *, timeout: float = 60.0) -> Iterator
 @contextmanager
 def emulator_server(toml: Path) -> Iterator[int]:
     """Our emulator via its command line."""
-    with _listening_process([sys.executable, "-m", "spalloc.emulator", "--port", "0",
-                             "--machines", str(toml), "--power-delay", "0",
-                             "--free-delay", str(QUARANTINE)]) as port:
+    with _listening_process(
+        [
+            sys.executable,
+            "-m",
+            "spalloc.emulator",
+            "--port",
+            "0",
+            "--machines",
+            str(toml),
+            "--power-delay",
+            "0",
+            "--free-delay",
+            str(QUARANTINE),
+        ]
+    ) as port:
         yield port
 
 
@@ -147,8 +169,13 @@ def reference_server(toml: Path) -> Iterator[int]:
 
     from spalloc.emulator.machines import load_machines
 
-    server = ReferenceServer(ensure_peer("refserver"), load_machines(toml), power_delay=0.0,
-                             seconds_before_free=QUARANTINE, timeout_check_interval=0.1)
+    server = ReferenceServer(
+        ensure_peer("refserver"),
+        load_machines(toml),
+        power_delay=0.0,
+        seconds_before_free=QUARANTINE,
+        timeout_check_interval=0.1,
+    )
     with server:
         yield server.port
 
@@ -197,13 +224,15 @@ class _Tally:
     """One client's raw figures: (start, end) per operation, on the perf_counter clock."""
 
     spans: dict[str, list[tuple[float, float]]] = field(
-        default_factory=lambda: {op: [] for op in OPS})
+        default_factory=lambda: {op: [] for op in OPS}
+    )
     errors: int = 0
     queued: int = 0
 
 
-def _client(port: int, start: threading.Barrier, stop: threading.Event, max_cycles: int,
-            tally: _Tally) -> None:
+def _client(
+    port: int, start: threading.Barrier, stop: threading.Event, max_cycles: int, tally: _Tally
+) -> None:
     """One connection doing create/state/destroy cycles."""
     spans = tally.spans
     with socket.create_connection(("127.0.0.1", port), timeout=30.0) as sock:
@@ -243,8 +272,12 @@ def run_load(target: str, port: int, clients: int, duration: float, max_cycles: 
     start = threading.Barrier(clients + 1)
     stop = threading.Event()
     threads = [
-        threading.Thread(target=_client, args=(port, start, stop, max_cycles, tally),
-                         name=f"load-{i}", daemon=True)
+        threading.Thread(
+            target=_client,
+            args=(port, start, stop, max_cycles, tally),
+            name=f"load-{i}",
+            daemon=True,
+        )
         for i, tally in enumerate(tallies)
     ]
     for thread in threads:
@@ -259,8 +292,9 @@ def run_load(target: str, port: int, clients: int, duration: float, max_cycles: 
     result = Result(target, clients, elapsed=window_end - began)
     for tally in tallies:
         for op in OPS:
-            result.latencies[op].extend(end - beg for beg, end in tally.spans[op]
-                                        if end <= window_end)
+            result.latencies[op].extend(
+                end - beg for beg, end in tally.spans[op] if end <= window_end
+            )
         result.errors += tally.errors
         result.queued += tally.queued
     return result
@@ -275,14 +309,22 @@ def _ms(seconds: float) -> str:
 
 def report(results: list[Result]) -> str:
     """The table of figures and the ratios the issue asks for."""
-    out = [f"{'target':<10} {'clients':>7} {'ops':>8} {'ops/s':>8}  "
-           + "  ".join(f"{op + ' p50/p99 ms':>29}" for op in OPS) + "  errors queued"]
+    out = [
+        f"{'target':<10} {'clients':>7} {'ops':>8} {'ops/s':>8}  "
+        + "  ".join(f"{op + ' p50/p99 ms':>29}" for op in OPS)
+        + "  errors queued"
+    ]
     for r in results:
         cells = "  ".join(
-            f"{_ms(_percentile(r.latencies[op], 50))} / {_ms(_percentile(r.latencies[op], 99))}"
-            .rjust(29) for op in OPS)
-        out.append(f"{r.target:<10} {r.clients:>7} {r.ops:>8} {r.rate:>8.0f}  {cells}  "
-                   f"{r.errors:>6} {r.queued:>6}")
+            (
+                f"{_ms(_percentile(r.latencies[op], 50))} / {_ms(_percentile(r.latencies[op], 99))}"
+            ).rjust(29)
+            for op in OPS
+        )
+        out.append(
+            f"{r.target:<10} {r.clients:>7} {r.ops:>8} {r.rate:>8.0f}  {cells}  "
+            f"{r.errors:>6} {r.queued:>6}"
+        )
     by_key = {(r.target, r.clients): r for r in results}
     for clients in sorted({r.clients for r in results}):
         emulator = by_key.get(("emulator", clients))
@@ -291,8 +333,9 @@ def report(results: list[Result]) -> str:
         for other in ("floor", "reference"):
             base = by_key.get((other, clients))
             if base is not None and base.rate:
-                out.append(f"{clients:>4} clients: emulator/{other} = "
-                           f"{emulator.rate / base.rate:.2f}x")
+                out.append(
+                    f"{clients:>4} clients: emulator/{other} = {emulator.rate / base.rate:.2f}x"
+                )
     return "\n".join(out)
 
 
@@ -300,14 +343,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[50, 200])
-    parser.add_argument("--duration", type=float, default=5.0,
-                        help="seconds per run (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="interleaved rounds the duration is split into")
-    parser.add_argument("--max-cycles", type=int, default=100_000,
-                        help="create/state/destroy cycles per client at most")
-    parser.add_argument("--targets", nargs="+", default=["emulator", "reference", "floor"],
-                        choices=["emulator", "reference", "floor"])
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds per run (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds the duration is split into"
+    )
+    parser.add_argument(
+        "--max-cycles",
+        type=int,
+        default=100_000,
+        help="create/state/destroy cycles per client at most",
+    )
+    parser.add_argument(
+        "--targets",
+        nargs="+",
+        default=["emulator", "reference", "floor"],
+        choices=["emulator", "reference", "floor"],
+    )
     parser.add_argument("--serve-floor", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_floor:
@@ -317,27 +370,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         return 0
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.duration} s per "
-          f"target and client count in {args.rounds} interleaved rounds, clients {args.clients}",
-          flush=True)
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {args.duration} s per "
+        f"target and client count in {args.rounds} interleaved rounds, clients {args.clients}",
+        flush=True,
+    )
     results: dict[tuple[str, int], Result] = {}
     with tempfile.TemporaryDirectory(prefix="spalloc-bench-") as tmp, ExitStack() as stack:
         toml = Path(tmp) / "spin1m.toml"
         toml.write_text(MACHINE_TOML)
-        starters = {"emulator": lambda: emulator_server(toml),
-                    "reference": lambda: reference_server(toml),
-                    "floor": floor_server}
+        starters = {
+            "emulator": lambda: emulator_server(toml),
+            "reference": lambda: reference_server(toml),
+            "floor": floor_server,
+        }
         ports = {target: stack.enter_context(starters[target]()) for target in args.targets}
         # Rounds rotate the targets so that a change in background load hits all of them alike.
         for clients in args.clients:
             for round_ in range(args.rounds):
                 for target in args.targets:
-                    part = run_load(target, ports[target], clients, args.duration / args.rounds,
-                                    args.max_cycles)
+                    part = run_load(
+                        target, ports[target], clients, args.duration / args.rounds, args.max_cycles
+                    )
                     total = results.setdefault((target, clients), Result(target, clients))
                     total.merge(part)
-                    print(f"  round {round_ + 1}: {target} x{clients}: {part.rate:.0f} ops/s",
-                          flush=True)
+                    print(
+                        f"  round {round_ + 1}: {target} x{clients}: {part.rate:.0f} ops/s",
+                        flush=True,
+                    )
     print(report(list(results.values())))
     return 0
 

@@ -81,15 +81,17 @@ _FLOOR = textwrap.dedent("""
 @contextmanager
 def _server(cmd: Sequence[str]) -> Iterator[str]:
     """Start *cmd*, read its start-up line, yield the ``http://…/spalloc/`` URL in it."""
-    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         url = next((w for w in line.split() if w.startswith("http")), None)
         if url is None:
-            raise RuntimeError(f"no URL in start-up line {line!r}: {proc.stderr.read()}"
-                               if proc.stderr else line)
+            raise RuntimeError(
+                f"no URL in start-up line {line!r}: {proc.stderr.read()}" if proc.stderr else line
+            )
         yield url
     finally:
         proc.terminate()
@@ -101,13 +103,30 @@ def _emulator(workdir: Path) -> Iterator[str]:
     net = random.randrange(100, 250)
     (workdir / "machines.toml").write_text(
         f'[[machine]]\nname = "big"\ntags = ["default"]\nwidth = 20\nheight = 20\n'
-        f'base_ip = "127.{net}.0.0"\n')
+        f'base_ip = "127.{net}.0.0"\n'
+    )
     (workdir / "users.toml").write_text(
-        f'[[user]]\nname = "bench"\ntokens = ["{TOKEN}"]\ngroups = ["bench"]\n')
-    with _server([sys.executable, "-m", "spalloc.emulator", "--port", "0", "--http-port", "0",
-                  "--machines", str(workdir / "machines.toml"),
-                  "--users", str(workdir / "users.toml"),
-                  "--power-delay", "0", "--free-delay", "0"]) as url:
+        f'[[user]]\nname = "bench"\ntokens = ["{TOKEN}"]\ngroups = ["bench"]\n'
+    )
+    with _server(
+        [
+            sys.executable,
+            "-m",
+            "spalloc.emulator",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--machines",
+            str(workdir / "machines.toml"),
+            "--users",
+            str(workdir / "users.toml"),
+            "--power-delay",
+            "0",
+            "--free-delay",
+            "0",
+        ]
+    ) as url:
         yield url
 
 
@@ -140,8 +159,7 @@ async def _cycles(base: str, clients: int, duration: float) -> tuple[int, list[f
                         continue
                     ref = reply.headers["Location"]
                 for _ in range(1000):
-                    async with session.get(ref, params={"wait": "false"},
-                                           headers=headers) as reply:
+                    async with session.get(ref, params={"wait": "false"}, headers=headers) as reply:
                         if (await reply.json())["state"] == "READY":
                             break
                 async with session.delete(ref, headers=headers) as reply:
@@ -160,10 +178,14 @@ async def _cycles(base: str, clients: int, duration: float) -> tuple[int, list[f
 
 
 def rest(clients_list: Sequence[int], duration: float, rounds: int, workdir: Path) -> None:
-    print("REST create -> ready -> destroy cycles (one board each; bearer token); "
-          f"{rounds} interleaved rounds per target")
-    print(f"{'clients':>8} {'target':>9} {'cycles/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>7} {'vs floor':>9}")
+    print(
+        "REST create -> ready -> destroy cycles (one board each; bearer token); "
+        f"{rounds} interleaved rounds per target"
+    )
+    print(
+        f"{'clients':>8} {'target':>9} {'cycles/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'errors':>7} {'vs floor':>9}"
+    )
     with _emulator(workdir) as emulator, _server([sys.executable, "-c", _FLOOR]) as floor:
         targets = (("floor", floor), ("emulator", emulator))
         for clients in clients_list:
@@ -173,18 +195,19 @@ def rest(clients_list: Sequence[int], duration: float, rounds: int, workdir: Pat
             # Alternate short rounds so that other load on the host falls on both alike.
             for _ in range(rounds):
                 for name, base in targets:
-                    count, taken, failed = asyncio.run(_cycles(base, clients,
-                                                               duration / rounds))
+                    count, taken, failed = asyncio.run(_cycles(base, clients, duration / rounds))
                     counts[name] += count
                     times[name].extend(taken)
                     errors[name] += failed
             rates = {name: counts[name] / duration for name, _ in targets}
             for name, _ in targets:
                 ratio = "" if name == "floor" else f"{rates[name] / rates['floor']:.2f}x"
-                print(f"{clients:>8} {name:>9} {rates[name]:>10.0f} "
-                      f"{1000 * _percentile(times[name], 0.5):>8.1f} "
-                      f"{1000 * _percentile(times[name], 0.99):>8.1f} {errors[name]:>7} "
-                      f"{ratio:>9}")
+                print(
+                    f"{clients:>8} {name:>9} {rates[name]:>10.0f} "
+                    f"{1000 * _percentile(times[name], 0.5):>8.1f} "
+                    f"{1000 * _percentile(times[name], 0.99):>8.1f} {errors[name]:>7} "
+                    f"{ratio:>9}"
+                )
 
 
 # --- proxy ------------------------------------------------------------------------------------
@@ -198,8 +221,11 @@ def _scp_version(seq: int) -> bytes:
 async def _proxy(base: str, round_trips: int, window: int, duration: float) -> None:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     async with aiohttp.ClientSession() as session:
-        async with session.post(base + "srv/spalloc/jobs", headers=headers,
-                                json={"num-boards": 1, "keepalive-interval": "PT300S"}) as r:
+        async with session.post(
+            base + "srv/spalloc/jobs",
+            headers=headers,
+            json={"num-boards": 1, "keepalive-interval": "PT300S"},
+        ) as r:
             ref = r.headers["Location"]
         for _ in range(1000):
             async with session.get(ref, headers=headers) as r:
@@ -277,34 +303,44 @@ async def _proxy(base: str, round_trips: int, window: int, duration: float) -> N
             pass
 
     def row(name: str, values: list[float]) -> str:
-        return (f"{name:>28} p50 {1e6 * statistics.median(values):8.0f} us   "
-                f"p99 {1e6 * _percentile(values, 0.99):8.0f} us")
+        return (
+            f"{name:>28} p50 {1e6 * statistics.median(values):8.0f} us   "
+            f"p99 {1e6 * _percentile(values, 0.99):8.0f} us"
+        )
 
     print(f"\nSCP CMD_VER round trips to one board ({round_trips} each, one at a time)")
     print(row("direct UDP (blocking loop)", bare))
     print(row("direct UDP (from asyncio)", direct))
     print(row("through the proxy websocket", proxied))
     added = statistics.median(proxied) - statistics.median(direct)
-    print(f"{'added by the proxy (p50)':>28} {1e6 * added:8.0f} us vs asyncio UDP, "
-          f"{1e6 * (statistics.median(proxied) - statistics.median(bare)):.0f} us vs blocking")
-    print(f"\nThrough one websocket, window {window}: {received / elapsed:,.0f} round trips/s "
-          f"= {2 * received / elapsed:,.0f} packets/s (both directions)")
+    print(
+        f"{'added by the proxy (p50)':>28} {1e6 * added:8.0f} us vs asyncio UDP, "
+        f"{1e6 * (statistics.median(proxied) - statistics.median(bare)):.0f} us vs blocking"
+    )
+    print(
+        f"\nThrough one websocket, window {window}: {received / elapsed:,.0f} round trips/s "
+        f"= {2 * received / elapsed:,.0f} packets/s (both directions)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[50, 200])
-    parser.add_argument("--duration", type=float, default=5.0,
-                        help="seconds per measurement (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=5,
-                        help="interleaved rounds per target and client count")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="seconds per measurement (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="interleaved rounds per target and client count"
+    )
     parser.add_argument("--round-trips", type=int, default=2000)
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--skip-rest", action="store_true")
     parser.add_argument("--skip-proxy", action="store_true")
     args = parser.parse_args(argv)
-    print(f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
-          f"{os.cpu_count()} CPUs (shared: figures vary with other load)\n")
+    print(
+        f"python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}, "
+        f"{os.cpu_count()} CPUs (shared: figures vary with other load)\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if not args.skip_rest:

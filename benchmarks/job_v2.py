@@ -63,12 +63,33 @@ def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
 
     ca, cert, key = make_ca(workdir)
     (workdir / "users.toml").write_text(
-        '[[user]]\nname = "bench"\npassword = "bench-secret"\ngroups = ["bench"]\n')
+        '[[user]]\nname = "bench"\npassword = "bench-secret"\ngroups = ["bench"]\n'
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spalloc.emulator", "--port", "0", "--http-port", "0",
-         "--tls-cert", str(cert), "--tls-key", str(key), "--users", str(workdir / "users.toml"),
-         "--power-delay", "0", "--free-delay", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "spalloc.emulator",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--users",
+            str(workdir / "users.toml"),
+            "--power-delay",
+            "0",
+            "--free-delay",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
         assert proc.stdout is not None
         url = None
@@ -78,8 +99,9 @@ def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
             if url is not None or not line:
                 break
         if url is None:
-            raise RuntimeError(f"the emulator gave no https URL: {proc.stderr.read()}"
-                               if proc.stderr else "no URL")
+            raise RuntimeError(
+                f"the emulator gave no https URL: {proc.stderr.read()}" if proc.stderr else "no URL"
+            )
         yield url, ca
     finally:
         proc.terminate()
@@ -99,9 +121,14 @@ def _ours(url: str, cycles: int) -> list[float]:
 
 
 def _theirs(python: Path, url: str, cycles: int) -> list[float]:
-    done = subprocess.run([str(python), "-c", _SPINNMAN, url, "bench", "bench-secret",
-                           str(cycles)], capture_output=True, text=True, timeout=600,
-                          check=False, env=dict(os.environ))
+    done = subprocess.run(
+        [str(python), "-c", _SPINNMAN, url, "bench", "bench-secret", str(cycles)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=dict(os.environ),
+    )
     if done.returncode != 0:
         raise RuntimeError(f"SpiNNMan failed: {done.stderr[-2000:]}")
     times: list[float] = json.loads(done.stdout.splitlines()[-1])
@@ -111,9 +138,11 @@ def _theirs(python: Path, url: str, cycles: int) -> list[float]:
 def _import_time(python: Path, code: str, runs: int) -> float:
     def once(source: str) -> float:
         start = time.perf_counter()
-        subprocess.run([str(python), "-c", source], check=True, capture_output=True,
-                       cwd=tempfile.gettempdir())
+        subprocess.run(
+            [str(python), "-c", source], check=True, capture_output=True, cwd=tempfile.gettempdir()
+        )
         return time.perf_counter() - start
+
     empty = statistics.median(once("pass") for _ in range(runs))
     return statistics.median(once(code) for _ in range(runs)) - empty
 
@@ -140,18 +169,23 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             ours.extend(_ours(url, args.cycles))
             theirs.extend(_theirs(spinnman, url, args.cycles))
-    print(f"Job(1) create -> ready -> destroy over v2 (HTTPS, password login), "
-          f"{len(ours)} cycles each")
+    print(
+        f"Job(1) create -> ready -> destroy over v2 (HTTPS, password login), "
+        f"{len(ours)} cycles each"
+    )
     print(f"{'client':>22} {'p50 ms':>8} {'p90 ms':>8}")
     for name, times in (("spalloc Job", ours), ("SpiNNMan SpallocClient", theirs)):
         print(f"{name:>22} {_ms(times, 0.5):>8} {_ms(times, 0.9):>8}")
     ratio = statistics.median(ours) / statistics.median(theirs)
     print(f"{'ratio (p50)':>22} {ratio:>8.2f}x")
-    ours_import = _import_time(Path(sys.executable), "import spalloc, spalloc.service.v2",
-                               args.imports)
+    ours_import = _import_time(
+        Path(sys.executable), "import spalloc, spalloc.service.v2", args.imports
+    )
     theirs_import = _import_time(spinnman, "import spinnman.spalloc", args.imports)
-    print(f"import: spalloc + v2 {1000 * ours_import:.0f} ms, spinnman.spalloc "
-          f"{1000 * theirs_import:.0f} ms ({ours_import / theirs_import:.2f}x)")
+    print(
+        f"import: spalloc + v2 {1000 * ours_import:.0f} ms, spinnman.spalloc "
+        f"{1000 * theirs_import:.0f} ms ({ours_import / theirs_import:.2f}x)"
+    )
     return 0
 
 

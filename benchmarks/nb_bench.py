@@ -92,8 +92,10 @@ def _run(client: Any, code: str, timeout: float = 120) -> tuple[str, dict[str, A
 
 def _summary(name: str, values: list[float], unit: float = 1000.0, label: str = "ms") -> None:
     scaled = sorted(v * unit for v in values)
-    print(f"{name}: median {statistics.median(scaled):.1f} {label}, "
-          f"min {scaled[0]:.1f}, max {scaled[-1]:.1f} (n={len(scaled)})")
+    print(
+        f"{name}: median {statistics.median(scaled):.1f} {label}, "
+        f"min {scaled[0]:.1f}, max {scaled[-1]:.1f} (n={len(scaled)})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="nb-bench-"))
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home), IPYTHONDIR=str(home / "ipy"),
-               SPALLOC_OWNER="bench@example.org", PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        XDG_CONFIG_HOME=str(home),
+        IPYTHONDIR=str(home / "ipy"),
+        SPALLOC_OWNER="bench@example.org",
+        PYTHONPATH=str(ROOT),
+    )
     env.pop("SPALLOC_HOSTNAME", None)
     manager = KernelManager(kernel_name="python3")
     manager.kernel_spec.argv[0] = sys.executable
@@ -144,14 +151,18 @@ def main(argv: list[str] | None = None) -> int:
             counts[kind] = counts.get(kind, 0) + 1
         comm_msgs = counts.get("comm_msg", 0)
         per_minute = comm_msgs * 60.0 / args.idle_seconds
-        print(f"idle widget (keepalive 2 s, {args.idle_seconds:.0f} s window): "
-              f"{comm_msgs} comm_msg ({per_minute:.1f}/min); all IOPub messages: {counts}")
+        print(
+            f"idle widget (keepalive 2 s, {args.idle_seconds:.0f} s window): "
+            f"{comm_msgs} comm_msg ({per_minute:.1f}/min); all IOPub messages: {counts}"
+        )
         # Sanity check of the counter: one server-side change must show up as comm traffic.
         seen: list[str] = []
         client.execute_interactive(
             "_idle.set_power(False)\n_idle.wait_until_ready(timeout=5)\n"
-            "import time; time.sleep(0.5)", timeout=30,
-            output_hook=lambda msg: seen.append(msg["msg_type"]))
+            "import time; time.sleep(0.5)",
+            timeout=30,
+            output_hook=lambda msg: seen.append(msg["msg_type"]),
+        )
         print(f"sanity: one power-off afterwards sent {seen.count('comm_msg')} comm_msg")
         _run(client, "_idle.destroy()")
     finally:

@@ -85,8 +85,12 @@ html_static_path: list[str] = []
 
 # -- Each object documented once ----------------------------------------------------------------
 #: Modules with a page of their own; ``spalloc`` re-exports some of their names.
-OWN_PAGES = {"spalloc.exceptions": "api/exceptions", "spalloc.config": "api/config",
-             "spalloc.emulator": "api/emulator", "spalloc_nb": "api/notebook"}
+OWN_PAGES = {
+    "spalloc.exceptions": "api/exceptions",
+    "spalloc.config": "api/config",
+    "spalloc.emulator": "api/emulator",
+    "spalloc_nb": "api/notebook",
+}
 
 
 def _skip_reexports(app, what, name, obj, skip, options):

@@ -50,7 +50,7 @@ def send_all(sock: socket.socket, data: bytes, deadline: float | None) -> None:
     poller: select.poll | None = None
     while view:
         try:
-            view = view[sock.send(view, _DONTWAIT):]
+            view = view[sock.send(view, _DONTWAIT) :]
             continue
         except BlockingIOError:
             pass
@@ -113,7 +113,9 @@ class PendingReply:
                 if not self._finished:
                     raise ProtocolTimeoutError(
                         f"no reply to {self.command} within {timeout} s",
-                        command=self.command, timeout=timeout)
+                        command=self.command,
+                        timeout=timeout,
+                    )
         if self._error is not None:
             raise self._error
         return self._value
@@ -122,8 +124,7 @@ class PendingReply:
 def _for_waiter(error: ProtocolError) -> ProtocolError:
     """A copy of a connection's error for one waiting caller, chained to the original."""
     if isinstance(error, ServerConnectionError):
-        copy: ProtocolError = ServerConnectionError(str(error), host=error.host,
-                                                    port=error.port)
+        copy: ProtocolError = ServerConnectionError(str(error), host=error.host, port=error.port)
     else:
         copy = ProtocolError(str(error))
     copy.__cause__ = error
@@ -140,10 +141,15 @@ class Connection:
         on_failure: called once, with this connection and the error, when it fails.
     """
 
-    def __init__(self, sock: socket.socket, name: str, *,
-                 on_notification: Callable[[dict[str, Any]], None],
-                 on_failure: Callable[[Connection, ProtocolError], None],
-                 peer: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        name: str,
+        *,
+        on_notification: Callable[[dict[str, Any]], None],
+        on_failure: Callable[[Connection, ProtocolError], None],
+        peer: tuple[str, int],
+    ) -> None:
         self.sock = sock
         self.peer = peer
         self._on_notification = on_notification
@@ -169,8 +175,9 @@ class Connection:
 
     def _lost(self, what: str, exc: BaseException) -> ServerConnectionError:
         host, port = self.peer
-        return ServerConnectionError(f"connection to {host}:{port} {what}: {exc}",
-                                     host=host, port=port)
+        return ServerConnectionError(
+            f"connection to {host}:{port} {what}: {exc}", host=host, port=port
+        )
 
     def submit(self, command: str, line: bytes, deadline: float | None) -> PendingReply:
         """Send *line* by *deadline* and return the slot its reply will land in.
@@ -185,7 +192,9 @@ class Connection:
         if not self._write_lock.acquire(timeout=-1 if left is None else left):
             raise ProtocolTimeoutError(
                 f"could not send {command} in time: an earlier request is still being sent",
-                command=command, timeout=left)
+                command=command,
+                timeout=left,
+            )
         try:
             # Queue before sending, so the reader can never see a reply with no slot.
             with self._state_lock:
@@ -197,7 +206,9 @@ class Connection:
             except TimeoutError as exc:
                 stalled = ProtocolTimeoutError(
                     f"could not send {command} in time: the server is not reading",
-                    command=command, timeout=left)
+                    command=command,
+                    timeout=left,
+                )
                 stalled.__cause__ = exc
                 self.fail(stalled)  # part of the line may be on the wire: the stream is lost
                 raise stalled from exc
@@ -250,7 +261,8 @@ class Connection:
                 if not data:
                     host, port = self.peer
                     raise ServerConnectionError(
-                        f"connection closed by the server {host}:{port}", host=host, port=port)
+                        f"connection closed by the server {host}:{port}", host=host, port=port
+                    )
                 for message in self._session.messages(data):
                     self._dispatch(message)
         except BadMessage as exc:

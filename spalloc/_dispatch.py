@@ -20,7 +20,8 @@ class Dispatcher:
         self._name = name
         self._lock = threading.Lock()
         self._items: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
-            collections.deque())
+            collections.deque()
+        )
         self._ready = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stopping = False

@@ -22,15 +22,27 @@ def no_hostname_message(config: SpallocConfig, config_filenames: Any) -> str:
         place = f"in a config file such as {where} (see: python -m spalloc.config)"
     else:
         place = "in one of the config files given"
-    return ("No spalloc server hostname is configured. Pass hostname=..., set the "
-            f"SPALLOC_HOSTNAME environment variable, or put 'hostname = <server>' under "
-            f"[spalloc] {place}. Use hostname 'local' to run against the built-in emulator.")
+    return (
+        "No spalloc server hostname is configured. Pass hostname=..., set the "
+        f"SPALLOC_HOSTNAME environment variable, or put 'hostname = <server>' under "
+        f"[spalloc] {place}. Use hostname 'local' to run against the built-in emulator."
+    )
 
 
-def job_request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepalive: Any,
-                machine: Any, tags: Any, min_ratio: Any, max_dead_boards: Any,
-                max_dead_links: Any, require_torus: Any, *,
-                need_owner: bool = True) -> JobRequest:
+def job_request(
+    args: tuple[int, ...],
+    config: SpallocConfig,
+    owner: Any,
+    keepalive: Any,
+    machine: Any,
+    tags: Any,
+    min_ratio: Any,
+    max_dead_boards: Any,
+    max_dead_links: Any,
+    require_torus: Any,
+    *,
+    need_owner: bool = True,
+) -> JobRequest:
     """What to ask the server for: the keywords given, the rest from *config*.
 
     Raises:
@@ -47,8 +59,10 @@ def job_request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepal
     if owner is None and not need_owner:
         owner = ""  # v2: the logged-in user owns the job; no owner is sent
     if owner is None:
-        raise ValueError("An owner must be specified: pass owner=..., set SPALLOC_OWNER "
-                         "or put 'owner = <your email>' in the config file.")
+        raise ValueError(
+            "An owner must be specified: pass owner=..., set SPALLOC_OWNER "
+            "or put 'owner = <your email>' in the config file."
+        )
     keepalive = pick("keepalive", keepalive)
     if keepalive is not None and (isinstance(keepalive, bool) or keepalive <= 0):
         raise ValueError("keepalive must be None or a number of seconds > 0")
@@ -65,10 +79,12 @@ def job_request(args: tuple[int, ...], config: SpallocConfig, owner: Any, keepal
         machine = config.machine
         # A machine named in the config wins over the default tag set.
         tags = None if machine is not None else config.tags
-        if (machine is not None and "tags" in config.explicit
-                and config.tags is not None):
-            raise ConfigError("the config sets both machine and tags; only one of them "
-                              "may be specified", key="tags", value=config.tags)
+        if machine is not None and "tags" in config.explicit and config.tags is not None:
+            raise ConfigError(
+                "the config sets both machine and tags; only one of them may be specified",
+                key="tags",
+                value=config.tags,
+            )
     return JobRequest(
         args=args,
         owner=str(owner),

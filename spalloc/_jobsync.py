@@ -63,7 +63,6 @@ class JobSync:
     _snapshot: JobSnapshot
     _events: Dispatcher
 
-
     def _update(self, seq: int | None = None, **changes: Any) -> None:
         with self._cond:
             if seq is not None:
@@ -81,28 +80,42 @@ class JobSync:
         for fn in listeners:
             self._events.submit(fn, self)
 
-    def _apply(self, state: JobStateInfo, info: JobMachineInfo | None,
-               seq: int | None = None) -> None:
+    def _apply(
+        self, state: JobStateInfo, info: JobMachineInfo | None, seq: int | None = None
+    ) -> None:
         # A job without boards has no power (None) and no reason is None: the Java server
         # says False and "" there. Its "keepalive" is the time of the last keepalive, not the
         # interval, so the snapshot keeps the interval this Job knows.
         has_boards = state.state in (JobState.power, JobState.ready)
         changes: dict[str, Any] = {
-            "state": state.state, "power": state.power if has_boards else None,
+            "state": state.state,
+            "power": state.power if has_boards else None,
             "reason": state.reason or None,
-            "start_time": state.start_time, "keepalivehost": state.keepalivehost or None,
+            "start_time": state.start_time,
+            "keepalivehost": state.keepalivehost or None,
         }
         if info is not None and (state.state.is_live or info.machine_name is not None):
             # Once the job is gone the server forgets its boards; keep the last ones known.
-            changes.update(machine_name=info.machine_name, boards=info.boards,
-                           width=info.width, height=info.height, connections=info.connections)
+            changes.update(
+                machine_name=info.machine_name,
+                boards=info.boards,
+                width=info.width,
+                height=info.height,
+                connections=info.connections,
+            )
         self._update(seq, **changes)
         if not state.state.is_live and self._keeper is not None:
             # The server has let the job go: nothing is left to keep alive or to follow.
             self._keeper.stop(timeout=0)
 
-    def _fetch(self, timeout: float | None, *, keepalive: bool = False, follow: bool = False,
-               meanwhile: Callable[[], None] | None = None) -> None:
+    def _fetch(
+        self,
+        timeout: float | None,
+        *,
+        keepalive: bool = False,
+        follow: bool = False,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         """Ask for state and machine info (plus a keepalive, or following the job), running
         *meanwhile* while the server works."""
         service = self._require_service()
@@ -123,15 +136,18 @@ class JobSync:
     def _sending(self, deadline: float | None, command: str) -> Iterator[None]:
         left = remaining(deadline)
         if not self._refresh_lock.acquire(timeout=-1 if left is None else left):
-            raise ProtocolTimeoutError(f"could not send {command} in time: another request "
-                                       "to the server is stuck", command=command)
+            raise ProtocolTimeoutError(
+                f"could not send {command} in time: another request to the server is stuck",
+                command=command,
+            )
         try:
             yield
         finally:
             self._refresh_lock.release()
 
-    def _follow_and_refresh(self, timeout: float | None,
-                            meanwhile: Callable[[], None] | None = None) -> None:
+    def _follow_and_refresh(
+        self, timeout: float | None, meanwhile: Callable[[], None] | None = None
+    ) -> None:
         self._fetch(timeout, follow=True, meanwhile=meanwhile)
         if self._keepalive is not None:
             # Reading the state refreshes the job's keepalive timer on the server too.

@@ -10,8 +10,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from spalloc.emulator import Emulator
 
-__all__ = ["LOCAL_HOSTNAME", "EmulatedBoardsWarning", "default_owner", "local_emulator",
-           "running_local_emulator"]
+__all__ = [
+    "LOCAL_HOSTNAME",
+    "EmulatedBoardsWarning",
+    "default_owner",
+    "local_emulator",
+    "running_local_emulator",
+]
 
 #: The hostname that selects the built-in emulator.
 LOCAL_HOSTNAME = "local"
@@ -65,7 +70,9 @@ def local_emulator(*, stacklevel: int = 2) -> Emulator:
     warnings.warn(
         f"hostname 'local': using spalloc's built-in emulator at {emulator.host}:"
         f"{emulator.port}; its SpiNNaker boards are emulated, not real hardware",
-        EmulatedBoardsWarning, stacklevel=stacklevel + 1)
+        EmulatedBoardsWarning,
+        stacklevel=stacklevel + 1,
+    )
     return emulator
 
 

@@ -21,8 +21,20 @@ else:
     from collections import namedtuple as _namedtuple
 
     # As typing: these belong to the tuple and may not be replaced by the class body.
-    _PROHIBITED = frozenset({"__new__", "__init__", "__slots__", "__getnewargs__", "_fields",
-                             "_field_defaults", "_make", "_replace", "_asdict", "_source"})
+    _PROHIBITED = frozenset(
+        {
+            "__new__",
+            "__init__",
+            "__slots__",
+            "__getnewargs__",
+            "_fields",
+            "_field_defaults",
+            "_make",
+            "_replace",
+            "_asdict",
+            "_source",
+        }
+    )
     _SPECIAL = frozenset({"__module__", "__name__", "__annotations__"})
 
     class _NamedTupleMeta(type):
@@ -37,10 +49,12 @@ else:
                 if name in namespace:
                     defaults.append(namespace[name])
                 elif defaults:
-                    raise TypeError(f"Non-default namedtuple field {name} cannot follow "
-                                    "default field(s)")
-            cls = _namedtuple(typename, fields, defaults=defaults,
-                              module=namespace.get("__module__"))
+                    raise TypeError(
+                        f"Non-default namedtuple field {name} cannot follow default field(s)"
+                    )
+            cls = _namedtuple(
+                typename, fields, defaults=defaults, module=namespace.get("__module__")
+            )
             cls.__annotations__ = cls.__new__.__annotations__ = fields
             for key, value in namespace.items():
                 if key in _PROHIBITED:

@@ -91,8 +91,9 @@ def decode_line(line: bytes | str) -> Any:
         raise BadMessage(f"line is not valid JSON: {exc}") from exc
 
 
-def encode_request(command: str, args: tuple[Any, ...] | list[Any] = (),
-                   kwargs: dict[str, Any] | None = None) -> bytes:
+def encode_request(
+    command: str, args: tuple[Any, ...] | list[Any] = (), kwargs: dict[str, Any] | None = None
+) -> bytes:
     """Encode one request line (compact JSON, ASCII, ending in LF).
 
     Raises:
@@ -204,12 +205,12 @@ def parse_server_version(text: object) -> tuple[int, ...]:
         if end == start:
             break
         release.append(int(rest[start:end]))
-        if rest[end:end + 1] != "." or not rest[end + 1:end + 2].isdecimal():
+        if rest[end : end + 1] != "." or not rest[end + 1 : end + 2].isdecimal():
             break
         start = end + 1
     if not release:
         raise ValueError(f"not a version string: {text!r}")
-    return (*release, 0, 0, 0)[:max(3, len(release))]
+    return (*release, 0, 0, 0)[: max(3, len(release))]
 
 
 def check_server_version(text: object) -> tuple[int, ...]:
@@ -233,12 +234,15 @@ def check_server_version(text: object) -> tuple[int, ...]:
         raise IncompatibleServerError(str(text), "servers older than 0.1.0 are not supported")
     if release[0] >= MAX_SERVER_MAJOR:
         raise IncompatibleServerError(
-            str(text), f"only spalloc v1 servers before {MAX_SERVER_MAJOR}.0.0 are known "
-            "(use ignore_version=True to try anyway)")
+            str(text),
+            f"only spalloc v1 servers before {MAX_SERVER_MAJOR}.0.0 are known "
+            "(use ignore_version=True to try anyway)",
+        )
     return release
 
 
 # --- what the server receives -------------------------------------------------------------
+
 
 class Request(NamedTuple):
     """One parsed request."""
@@ -282,12 +286,16 @@ def parse_request(line: bytes) -> Request | None:
 
 
 def _is_request(obj: Any) -> bool:
-    return (isinstance(obj, dict) and isinstance(obj.get("command"), str)
-            and isinstance(obj.get("args", []), list)
-            and isinstance(obj.get("kwargs", {}), dict))
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("command"), str)
+        and isinstance(obj.get("args", []), list)
+        and isinstance(obj.get("kwargs", {}), dict)
+    )
 
 
 # --- what the client receives -------------------------------------------------------------
+
 
 class Reply(NamedTuple):
     """A ``{"return": value}`` message."""
@@ -370,8 +378,7 @@ class ClientSession:
         Raises:
             BadMessage: a line is too long, not JSON, or not a JSON object.
         """
-        return [classify(decode_line(line)) for line in self._splitter.feed(data)
-                if line.strip()]
+        return [classify(decode_line(line)) for line in self._splitter.feed(data) if line.strip()]
 
     def owner(self, reply: Reply | ServerError) -> Any:
         """The token of the request *reply* answers.

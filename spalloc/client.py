@@ -83,8 +83,9 @@ class ProtocolClient:
             (``None`` waits forever); ``call(..., timeout=...)`` overrides it.
     """
 
-    def __init__(self, hostname: str, port: int | str = DEFAULT_PORT,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self, hostname: str, port: int | str = DEFAULT_PORT, timeout: float | None = None
+    ) -> None:
         self._hostname = hostname
         self._port = int(port)
         self._timeout = timeout
@@ -92,7 +93,8 @@ class ProtocolClient:
         self._conn: Connection | None = None
         self._closed_error: ProtocolError | None = None
         self._notifications: collections.deque[dict[str, Any]] = collections.deque(
-            maxlen=MAX_QUEUED_NOTIFICATIONS)
+            maxlen=MAX_QUEUED_NOTIFICATIONS
+        )
         self._note_cond = threading.Condition(self._lock)
         self._listeners: list[tuple[Callable[[dict[str, Any]], None], bool]] = []
         self._disconnect_listeners: list[tuple[Callable[[ProtocolError], None], bool]] = []
@@ -136,18 +138,24 @@ class ProtocolClient:
             sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as exc:
             reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
-            raise ServerConnectionError(f"cannot connect to {host}:{port}: {reason}",
-                                        host=host, port=port) from exc
+            raise ServerConnectionError(
+                f"cannot connect to {host}:{port}: {reason}", host=host, port=port
+            ) from exc
         try:
             sock.settimeout(None)  # the reader blocks; callers bound their own waits
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             sock.close()
-            raise ServerConnectionError(f"cannot set up the connection to {host}:{port}: "
-                                        f"{exc}", host=host, port=port) from exc
-        conn = Connection(sock, f"spalloc-client-reader-{host}:{port}",
-                          on_notification=self._notification,
-                          on_failure=self._connection_failed, peer=(host, port))
+            raise ServerConnectionError(
+                f"cannot set up the connection to {host}:{port}: {exc}", host=host, port=port
+            ) from exc
+        conn = Connection(
+            sock,
+            f"spalloc-client-reader-{host}:{port}",
+            on_notification=self._notification,
+            on_failure=self._connection_failed,
+            peer=(host, port),
+        )
         with self._lock:
             self._conn = conn
             self._closed_error = None
@@ -188,8 +196,9 @@ class ProtocolClient:
 
     # -- calls --------------------------------------------------------------------------
 
-    def submit(self, name: str, *args: Any, timeout: float | None = _UNSET,
-               **kwargs: Any) -> PendingReply:
+    def submit(
+        self, name: str, *args: Any, timeout: float | None = _UNSET, **kwargs: Any
+    ) -> PendingReply:
         """Send a command without waiting for its reply; ``.result(timeout)`` collects it.
 
         Several submitted commands travel back to back, so their replies cost one round trip.
@@ -203,8 +212,9 @@ class ProtocolClient:
             timeout = self._timeout
         return self.submit_by(deadline_of(timeout), name, *args, **kwargs)
 
-    def submit_by(self, deadline: float | None, name: str, *args: Any,
-                  **kwargs: Any) -> PendingReply:
+    def submit_by(
+        self, deadline: float | None, name: str, *args: Any, **kwargs: Any
+    ) -> PendingReply:
         """:meth:`submit` with a ``time.monotonic()`` deadline shared with other steps."""
         line = encode_request(name, args, kwargs)
         conn = self._conn
@@ -212,8 +222,7 @@ class ProtocolClient:
             raise ProtocolError("not connected")
         return conn.submit(name, line, deadline)
 
-    def call(self, name: str, *args: Any, timeout: float | None = _UNSET,
-             **kwargs: Any) -> Any:
+    def call(self, name: str, *args: Any, timeout: float | None = _UNSET, **kwargs: Any) -> Any:
         """Send a command and return the server's raw reply value.
 
         Args:
@@ -275,11 +284,13 @@ class ProtocolClient:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise ProtocolTimeoutError(
-                        f"no notification within {timeout} s", timeout=timeout)
+                        f"no notification within {timeout} s", timeout=timeout
+                    )
                 self._note_cond.wait(remaining)
 
-    def add_notification_listener(self, fn: Callable[[dict[str, Any]], None], *,
-                                  immediate: bool = False) -> Callable[[], None]:
+    def add_notification_listener(
+        self, fn: Callable[[dict[str, Any]], None], *, immediate: bool = False
+    ) -> Callable[[], None]:
         """Call ``fn(notification)`` for every notification; returns a function removing it.
 
         By default ``fn`` runs on a dispatcher thread and may call back into this client.
@@ -293,10 +304,12 @@ class ProtocolClient:
         def remove() -> None:
             with self._lock, contextlib.suppress(ValueError):
                 self._listeners.remove(entry)
+
         return remove
 
-    def add_disconnect_listener(self, fn: Callable[[ProtocolError], None], *,
-                                immediate: bool = False) -> Callable[[], None]:
+    def add_disconnect_listener(
+        self, fn: Callable[[ProtocolError], None], *, immediate: bool = False
+    ) -> Callable[[], None]:
         """Call ``fn(error)`` whenever the connection is lost; returns a function removing it.
 
         Not called for :meth:`close`, :meth:`disconnect` or :meth:`connect` replacing a
@@ -310,6 +323,7 @@ class ProtocolClient:
         def remove() -> None:
             with self._lock, contextlib.suppress(ValueError):
                 self._disconnect_listeners.remove(entry)
+
         return remove
 
     def _notification(self, payload: dict[str, Any]) -> None:
@@ -371,11 +385,9 @@ class ProtocolClient:
         """The job's state, power, keepalive, reason, start time and keepalive host."""
         return JobStateInfo.from_wire(self.call("get_job_state", job_id, timeout=timeout))
 
-    def get_job_machine_info(self, job_id: int,
-                             timeout: float | None = _UNSET) -> JobMachineInfo:
+    def get_job_machine_info(self, job_id: int, timeout: float | None = _UNSET) -> JobMachineInfo:
         """The job's size, Ethernet connections, machine and boards (all ``None`` if none)."""
-        return JobMachineInfo.from_wire(
-            self.call("get_job_machine_info", job_id, timeout=timeout))
+        return JobMachineInfo.from_wire(self.call("get_job_machine_info", job_id, timeout=timeout))
 
     def power_on_job_boards(self, job_id: int, timeout: float | None = _UNSET) -> None:
         """Power on (or reset) the job's boards."""
@@ -385,8 +397,9 @@ class ProtocolClient:
         """Power off the job's boards."""
         self.call("power_off_job_boards", job_id, timeout=timeout)
 
-    def destroy_job(self, job_id: int, reason: str | None = None,
-                    timeout: float | None = _UNSET) -> None:
+    def destroy_job(
+        self, job_id: int, reason: str | None = None, timeout: float | None = _UNSET
+    ) -> None:
         """Destroy the job; the reason goes as a keyword, which both Python and Java read."""
         self.call("destroy_job", job_id, reason=reason, timeout=timeout)
 
@@ -400,14 +413,16 @@ class ProtocolClient:
         args = () if job_id is None else (job_id,)
         self.call("no_notify_job", *args, timeout=timeout)
 
-    def notify_machine(self, machine_name: str | None = None,
-                       timeout: float | None = _UNSET) -> None:
+    def notify_machine(
+        self, machine_name: str | None = None, timeout: float | None = _UNSET
+    ) -> None:
         """Subscribe this connection to changes of one machine (or all)."""
         args = () if machine_name is None else (machine_name,)
         self.call("notify_machine", *args, timeout=timeout)
 
-    def no_notify_machine(self, machine_name: str | None = None,
-                          timeout: float | None = _UNSET) -> None:
+    def no_notify_machine(
+        self, machine_name: str | None = None, timeout: float | None = _UNSET
+    ) -> None:
         """Unsubscribe from one machine (or all)."""
         args = () if machine_name is None else (machine_name,)
         self.call("no_notify_machine", *args, timeout=timeout)
@@ -420,19 +435,23 @@ class ProtocolClient:
         """Every machine, in the server's order."""
         return parse_machines(self.call("list_machines", timeout=timeout))
 
-    def get_board_position(self, machine_name: str, x: int, y: int, z: int,
-                           timeout: float | None = _UNSET) -> list[int] | None:
+    def get_board_position(
+        self, machine_name: str, x: int, y: int, z: int, timeout: float | None = _UNSET
+    ) -> list[int] | None:
         """Logical (x, y, z) → physical (cabinet, frame, board), or ``None``."""
         # Named arguments: the Java server reads these by name only.
-        reply = self.call("get_board_position", machine_name=machine_name, x=x, y=y, z=z,
-                          timeout=timeout)
+        reply = self.call(
+            "get_board_position", machine_name=machine_name, x=x, y=y, z=z, timeout=timeout
+        )
         return _triple(reply, "get_board_position")
 
-    def get_board_at_position(self, machine_name: str, x: int, y: int, z: int,
-                              timeout: float | None = _UNSET) -> list[int] | None:
+    def get_board_at_position(
+        self, machine_name: str, x: int, y: int, z: int, timeout: float | None = _UNSET
+    ) -> list[int] | None:
         """Physical (cabinet, frame, board), passed as x, y, z → logical (x, y, z), or ``None``."""
-        reply = self.call("get_board_at_position", machine_name=machine_name, x=x, y=y, z=z,
-                          timeout=timeout)
+        reply = self.call(
+            "get_board_at_position", machine_name=machine_name, x=x, y=y, z=z, timeout=timeout
+        )
         return _triple(reply, "get_board_at_position")
 
     def where_is(self, timeout: float | None = _UNSET, **kwargs: Any) -> WhereIs | None:
@@ -446,7 +465,10 @@ def _triple(reply: Any, command: str) -> list[int] | None:
     # The server's list, as the official client returned it (so == [c, f, b] holds).
     if reply is None:
         return None
-    if (not isinstance(reply, list) or len(reply) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in reply)):
+    if (
+        not isinstance(reply, list)
+        or len(reply) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in reply)
+    ):
         raise ProtocolError(f"{command} returned {reply!r}")
     return reply

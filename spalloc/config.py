@@ -77,6 +77,7 @@ class SpallocConfig(NamedTuple):
 
 # --- value parsers: text -> value, ValueError on nonsense -----------------------------------
 
+
 def _is_none(text: str) -> bool:
     return text.strip() == "None"
 
@@ -119,6 +120,7 @@ def _non_negative(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         if value < 0:
             raise ValueError("must not be negative")
         return value
+
     return check
 
 
@@ -128,6 +130,7 @@ def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         if value <= 0:
             raise ValueError("must be greater than zero")
         return value
+
     return check
 
 
@@ -166,16 +169,25 @@ def parse_value(key: str, text: str, source: str) -> Any:
     if _is_none(text):
         if nullable:
             return None
-        raise ConfigError(f"{source}: {key} = {text.strip()!r} is not allowed: "
-                          f"{key} cannot be None", source=source, key=key, value=text)
+        raise ConfigError(
+            f"{source}: {key} = {text.strip()!r} is not allowed: {key} cannot be None",
+            source=source,
+            key=key,
+            value=text,
+        )
     try:
         return parser(text)
     except ValueError as exc:
-        raise ConfigError(f"{source}: {key} = {text.strip()!r} is not valid: {exc}",
-                          source=source, key=key, value=text) from None
+        raise ConfigError(
+            f"{source}: {key} = {text.strip()!r} is not valid: {exc}",
+            source=source,
+            key=key,
+            value=text,
+        ) from None
 
 
 # --- the search path ------------------------------------------------------------------------
+
 
 def search_path() -> list[str]:
     """The default config files, lowest priority first.
@@ -209,8 +221,11 @@ def _xdg_config_dirs() -> tuple[str, str] | None:
     platformdirs itself decides. A test compares the two over many environments.
     """
     env = os.environ
-    if sys.platform != "linux" or hasattr(sys, "getandroidapilevel") or (
-            env.get("ANDROID_DATA") == "/data" and env.get("ANDROID_ROOT") == "/system"):
+    if (
+        sys.platform != "linux"
+        or hasattr(sys, "getandroidapilevel")
+        or (env.get("ANDROID_DATA") == "/data" and env.get("ANDROID_ROOT") == "/system")
+    ):
         return None
     user = env.get("XDG_CONFIG_HOME", "")
     if not user:
@@ -255,6 +270,7 @@ def default_paths() -> list[str]:
 
 # --- loading ------------------------------------------------------------------------------
 
+
 def _read_file(path: str) -> dict[str, str] | None:
     try:
         handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by the "with" below
@@ -280,8 +296,9 @@ def _read_file(path: str) -> dict[str, str] | None:
     return dict(parser.items(SECTION))
 
 
-def load_config(paths: Iterable[str | os.PathLike[str]] | None = None,
-                environ: Mapping[str, str] | None = None) -> SpallocConfig:
+def load_config(
+    paths: Iterable[str | os.PathLike[str]] | None = None, environ: Mapping[str, str] | None = None
+) -> SpallocConfig:
     """Read the config files in *paths* (lowest priority first), then ``SPALLOC_*`` in *environ*.
 
     Missing files are skipped; unknown keys and other sections are ignored.
@@ -350,8 +367,7 @@ def describe_search_path(paths: Iterable[str] | None = None) -> list[str]:
     for path in paths:
         exists = os.path.isfile(path)
         lines.append(f"{path}{'   (exists)' if exists else ''}")
-    names = ", ".join(ENV_PREFIX + name.upper() for name in SpallocConfig._fields
-                      if name in _KEYS)
+    names = ", ".join(ENV_PREFIX + name.upper() for name in SpallocConfig._fields if name in _KEYS)
     lines.append("")
     lines.append(f"Environment variables override the files: {names}")
     return lines

@@ -56,8 +56,7 @@ class ServerConnectionError(ProtocolError, ConnectionError):
     client let out of ``connect()``; ``__cause__`` holds the socket's own error.
     """
 
-    def __init__(self, message: str, *, host: str | None = None,
-                 port: int | None = None) -> None:
+    def __init__(self, message: str, *, host: str | None = None, port: int | None = None) -> None:
         super().__init__(message)
         self.host = host
         self.port = port
@@ -66,8 +65,13 @@ class ServerConnectionError(ProtocolError, ConnectionError):
 class ProtocolTimeoutError(ProtocolError, TimeoutError):
     """The server did not answer within the timeout."""
 
-    def __init__(self, message: str = "timed out waiting for the server", *,
-                 command: str | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "timed out waiting for the server",
+        *,
+        command: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.command = command
         self.timeout = timeout
@@ -104,8 +108,13 @@ class JobDestroyedError(SpallocError):
 class StateChangeTimeoutError(SpallocError, TimeoutError):
     """A job did not reach the wanted state before the timeout."""
 
-    def __init__(self, message: str = "timed out waiting for the job's state to change", *,
-                 job_id: int | None = None, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "timed out waiting for the job's state to change",
+        *,
+        job_id: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.job_id = job_id
         self.timeout = timeout
@@ -114,8 +123,14 @@ class StateChangeTimeoutError(SpallocError, TimeoutError):
 class ConfigError(SpallocError, ValueError):
     """A configuration source holds a value that cannot be used."""
 
-    def __init__(self, message: str, *, source: str | None = None, key: str | None = None,
-                 value: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        key: str | None = None,
+        value: object = None,
+    ) -> None:
         super().__init__(message)
         self.source = source
         self.key = key

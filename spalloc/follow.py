@@ -46,9 +46,11 @@ class Plan:
         """Seconds to wait before the next reconnection attempt, which starts then: none
         unless the last attempt failed or was less than ``reconnect_delay`` ago."""
         last = self._last_attempt
-        wait = (self.reconnect_delay
-                if self._failed or (last is not None and now - last < self.reconnect_delay)
-                else 0.0)
+        wait = (
+            self.reconnect_delay
+            if self._failed or (last is not None and now - last < self.reconnect_delay)
+            else 0.0
+        )
         self._last_attempt = now + wait
         return wait
 
@@ -86,10 +88,18 @@ class Follower:
         clock: the monotonic clock (tests may pass another).
     """
 
-    def __init__(self, name: str, interval: float | None, reconnect_delay: float,
-                 beat: Callable[[], None], refresh: Callable[[], None],
-                 reconnect: Callable[[], None], is_connected: Callable[[], bool], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        interval: float | None,
+        reconnect_delay: float,
+        beat: Callable[[], None],
+        refresh: Callable[[], None],
+        reconnect: Callable[[], None],
+        is_connected: Callable[[], bool],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._interval = interval
         self._reconnect_delay = reconnect_delay
         self._beat = beat
@@ -160,7 +170,8 @@ class Follower:
             with self._cond:
                 self._cond.wait_for(
                     lambda: self._stopping or self._woken or self._refresh_wanted,
-                    plan.idle_wait(self._clock()))
+                    plan.idle_wait(self._clock()),
+                )
                 if self._stopping:
                     return
                 self._woken = False

@@ -90,7 +90,8 @@ class Link(IntEnum):
                     return link
             raise ValueError(
                 f"unknown link name {value!r} (expected one of "
-                f"{', '.join(link.name for link in cls)})")
+                f"{', '.join(link.name for link in cls)})"
+            )
         raise ValueError(f"a link must be an integer 0..5 or a name, not {value!r}")
 
 
@@ -120,7 +121,8 @@ _STEPS: dict[tuple[int, Link], tuple[int, int, int]] = {
 }
 
 BOARD_CHIPS: tuple[Chip, ...] = tuple(
-    (lx, ly) for ly in range(8) for lx in range(8) if -3 <= lx - ly <= 4)
+    (lx, ly) for ly in range(8) for lx in range(8) if -3 <= lx - ly <= 4
+)
 """The 48 chips of a SpiNN-5 board, relative to its Ethernet chip (bottom-left)."""
 
 
@@ -223,8 +225,9 @@ def job_origin(job_boards: Iterable[Board]) -> Board:
     return (min(b[0] for b in members), min(b[1] for b in members), min(b[2] for b in members))
 
 
-def job_chip(board: Board, board_chip: Chip, job_boards: Iterable[Board],
-             job_width: int, job_height: int) -> Chip:
+def job_chip(
+    board: Board, board_chip: Chip, job_boards: Iterable[Board], job_width: int, job_height: int
+) -> Chip:
     """The job-relative chip of ``board_chip`` on ``board``, which belongs to the job (§5.8)."""
     jx, jy, jz = job_origin(job_boards)
     x, y, z = board
@@ -248,8 +251,9 @@ def standard_ip(base_ip: str, cabinet: int, frame: int, board: int) -> str:
         raise ValueError(f"{base_ip} + offset {offset} is not an IPv4 address") from exc
 
 
-def default_board_locations(width: int, height: int, cabinet: int = 0,
-                            frame: int = 0) -> dict[Board, Location]:
+def default_board_locations(
+    width: int, height: int, cabinet: int = 0, frame: int = 0
+) -> dict[Board, Location]:
     """Physical positions filling frames of 24 boards, 5 frames per cabinet.
 
     Boards are taken in x, y, z order; the layout starts at ``(cabinet, frame, 0)``.
@@ -261,9 +265,11 @@ def default_board_locations(width: int, height: int, cabinet: int = 0,
         for y in range(height):
             for z in range(3):
                 frames = first_frame + index // BOARDS_PER_FRAME
-                locations[(x, y, z)] = (frames // FRAMES_PER_CABINET,
-                                        frames % FRAMES_PER_CABINET,
-                                        index % BOARDS_PER_FRAME)
+                locations[(x, y, z)] = (
+                    frames // FRAMES_PER_CABINET,
+                    frames % FRAMES_PER_CABINET,
+                    index % BOARDS_PER_FRAME,
+                )
                 index += 1
     return locations
 
@@ -282,11 +288,11 @@ class Machine:
     height: int
     dead_boards: frozenset[Board] = frozenset()
     dead_links: frozenset[tuple[int, int, int, int]] = frozenset()
-    board_locations: Mapping[Board, Location] = field(default_factory=dict, hash=False,
-                                                      repr=False)
+    board_locations: Mapping[Board, Location] = field(default_factory=dict, hash=False, repr=False)
     board_ips: Mapping[Board, str] = field(default_factory=dict, hash=False, repr=False)
     _by_location: Mapping[Location, Board] = field(
-        init=False, repr=False, compare=False, hash=False)
+        init=False, repr=False, compare=False, hash=False
+    )
     _live: tuple[Board, ...] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -294,18 +300,35 @@ class Machine:
         set_(self, "tags", frozenset(self.tags))
         set_(self, "dead_boards", frozenset(tuple(b) for b in self.dead_boards))
         set_(self, "dead_links", frozenset(tuple(lk) for lk in self.dead_links))
-        set_(self, "board_locations", MappingProxyType(
-            {tuple(b): tuple(loc) for b, loc in self.board_locations.items()}))
+        set_(
+            self,
+            "board_locations",
+            MappingProxyType({tuple(b): tuple(loc) for b, loc in self.board_locations.items()}),
+        )
         set_(self, "board_ips", MappingProxyType(dict(self.board_ips)))
         self._validate()
-        set_(self, "_by_location", MappingProxyType(
-            {loc: b for b, loc in self.board_locations.items()}))
+        set_(
+            self,
+            "_by_location",
+            MappingProxyType({loc: b for b, loc in self.board_locations.items()}),
+        )
         set_(self, "_live", tuple(b for b in self.boards() if b not in self.dead_boards))
 
     def __reduce__(self) -> tuple[object, ...]:
         # The read-only views cannot be pickled; rebuild from plain dicts instead.
-        return (Machine, (self.name, self.tags, self.width, self.height, self.dead_boards,
-                          self.dead_links, dict(self.board_locations), dict(self.board_ips)))
+        return (
+            Machine,
+            (
+                self.name,
+                self.tags,
+                self.width,
+                self.height,
+                self.dead_boards,
+                self.dead_links,
+                dict(self.board_locations),
+                dict(self.board_ips),
+            ),
+        )
 
     def __copy__(self) -> Machine:
         return self  # immutable
@@ -315,10 +338,16 @@ class Machine:
 
     def _validate(self) -> None:
         what = f"machine {self.name!r}"
-        if not isinstance(self.width, int) or not isinstance(self.height, int) \
-                or self.width < 1 or self.height < 1:
-            raise ValueError(f"{what}: width and height must be positive integers, "
-                             f"not {self.width!r} x {self.height!r}")
+        if (
+            not isinstance(self.width, int)
+            or not isinstance(self.height, int)
+            or self.width < 1
+            or self.height < 1
+        ):
+            raise ValueError(
+                f"{what}: width and height must be positive integers, "
+                f"not {self.width!r} x {self.height!r}"
+            )
         for board in sorted(self.dead_boards):
             if not self._in_range(board):
                 raise ValueError(f"{what}: dead board {board} is outside the machine")
@@ -332,8 +361,7 @@ class Machine:
             if len(loc) != 3 or any(v < 0 for v in loc):
                 raise ValueError(f"{what}: board {board} has a bad location {loc}")
             if loc in seen:
-                raise ValueError(
-                    f"{what}: boards {seen[loc]} and {board} share the location {loc}")
+                raise ValueError(f"{what}: boards {seen[loc]} and {board} share the location {loc}")
             seen[loc] = board
         for board in sorted(self.board_ips):
             if not self._in_range(board):
@@ -352,8 +380,7 @@ class Machine:
 
     def boards(self) -> list[Board]:
         """Every board position, live or dead, in x, y, z order."""
-        return [(x, y, z) for x in range(self.width) for y in range(self.height)
-                for z in range(3)]
+        return [(x, y, z) for x in range(self.width) for y in range(self.height) for z in range(3)]
 
     def live_boards(self) -> list[Board]:
         """The boards that are not dead, in x, y, z order."""
@@ -415,8 +442,9 @@ def resolve_physical(machine: Machine, cabinet: int, frame: int, board: int) -> 
     return resolve_logical(machine, *found)
 
 
-def resolve_job_chip(machine: Machine, job_boards: Iterable[Board], cx: int,
-                     cy: int) -> Resolved | None:
+def resolve_job_chip(
+    machine: Machine, job_boards: Iterable[Board], cx: int, cy: int
+) -> Resolved | None:
     """Resolve a job-relative chip; None unless it lands on one of the job's boards."""
     members = set(job_boards)
     if not members:

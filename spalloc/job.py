@@ -84,27 +84,30 @@ class Job(JobSync):
         SpallocServerException: the server refused the request.
     """
 
-    def __init__(self, *args: int,
-                 hostname: str | None = _UNSET,
-                 port: int | None = _UNSET,
-                 reconnect_delay: float | None = _UNSET,
-                 timeout: float | None = _UNSET,
-                 config_filenames: Iterable[str] | None = None,
-                 resume_job_id: int | None = None,
-                 owner: str | None = _UNSET,
-                 keepalive: float | None = _UNSET,
-                 machine: str | None = _UNSET,
-                 tags: Iterable[str] | None = _UNSET,
-                 min_ratio: float = _UNSET,
-                 max_dead_boards: int | None = _UNSET,
-                 max_dead_links: int | None = _UNSET,
-                 require_torus: bool = _UNSET,
-                 ignore_version: bool = _UNSET,
-                 user: str | None = None,
-                 password: str | None = None,
-                 token: str | None = None,
-                 group: str | None = None,
-                 collab: str | None = None) -> None:
+    def __init__(
+        self,
+        *args: int,
+        hostname: str | None = _UNSET,
+        port: int | None = _UNSET,
+        reconnect_delay: float | None = _UNSET,
+        timeout: float | None = _UNSET,
+        config_filenames: Iterable[str] | None = None,
+        resume_job_id: int | None = None,
+        owner: str | None = _UNSET,
+        keepalive: float | None = _UNSET,
+        machine: str | None = _UNSET,
+        tags: Iterable[str] | None = _UNSET,
+        min_ratio: float = _UNSET,
+        max_dead_boards: int | None = _UNSET,
+        max_dead_links: int | None = _UNSET,
+        require_torus: bool = _UNSET,
+        ignore_version: bool = _UNSET,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        group: str | None = None,
+        collab: str | None = None,
+    ) -> None:
         # Attributes read by close()/destroy()/__repr__ even if construction fails.
         self._id: int | None = None
         self._service: Service | None = None
@@ -127,7 +130,8 @@ class Job(JobSync):
             if isinstance(arg, bool) or not isinstance(arg, int):
                 raise TypeError(f"Job() positional arguments must be ints, not {arg!r}")
         if resume_job_id is not None and (
-                isinstance(resume_job_id, bool) or not isinstance(resume_job_id, int)):
+            isinstance(resume_job_id, bool) or not isinstance(resume_job_id, int)
+        ):
             raise TypeError(f"resume_job_id must be an int, not {resume_job_id!r}")
 
         config = load_config(None if config_filenames is None else list(config_filenames))
@@ -151,6 +155,7 @@ class Job(JobSync):
             raise ValueError("timeout must be None or a number of seconds >= 0")
 
         from spalloc._local import default_owner, is_local, local_emulator
+
         owner = default_owner(hostname, pick("owner", owner))
         if is_local(hostname):
             emulator = local_emulator(stacklevel=2)
@@ -163,14 +168,31 @@ class Job(JobSync):
 
         request = None
         if resume_job_id is None:
-            request = job_request(args, config, owner, keepalive, machine, tags, min_ratio,
-                                  max_dead_boards, max_dead_links, require_torus,
-                                  need_owner=not v2)
+            request = job_request(
+                args,
+                config,
+                owner,
+                keepalive,
+                machine,
+                tags,
+                min_ratio,
+                max_dead_boards,
+                max_dead_links,
+                require_torus,
+                need_owner=not v2,
+            )
 
-        service = open_service(self._hostname_server, port, timeout=timeout,
-                               check_version=not ignore_version, user=user,
-                               password=password, token=token, group=group,
-                               collab=collab)
+        service = open_service(
+            self._hostname_server,
+            port,
+            timeout=timeout,
+            check_version=not ignore_version,
+            user=user,
+            password=password,
+            token=token,
+            group=group,
+            collab=collab,
+        )
         self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service
         # One deadline for construction: connect, version, create (or resume), first fetch.
@@ -187,8 +209,11 @@ class Job(JobSync):
                 self._id = resume_job_id
                 log.info("Resumed spalloc job %d", self._id)
             self._snapshot = JobSnapshot(
-                job_id=self._id, owner=None if request is None else request.owner or None,
-                keepalive=self._keepalive, connected=True)
+                job_id=self._id,
+                owner=None if request is None else request.owner or None,
+                keepalive=self._keepalive,
+                connected=True,
+            )
             self._events = Dispatcher(f"spalloc-job-{self._id}-listeners")
             self._removers = [
                 # Both run on the connection's own thread and only wake the keepalive thread.
@@ -198,8 +223,12 @@ class Job(JobSync):
             self._keeper = Follower(
                 f"spalloc-job-{self._id}-keepalive",
                 None if self._keepalive is None else self._keepalive / 2,
-                self._reconnect_delay, self._beat, self._refresh_quietly, self._reconnect,
-                lambda: service.connected)
+                self._reconnect_delay,
+                self._beat,
+                self._refresh_quietly,
+                self._reconnect,
+                lambda: service.connected,
+            )
             # It starts while the server answers (its first beat is keepalive/2 away, so it
             # cannot race the subscription).
             self._follow_and_refresh(remaining(deadline), meanwhile=self._keeper.start)
@@ -227,6 +256,7 @@ class Job(JobSync):
             with self._cond:
                 if fn in self._state_listeners:
                     self._state_listeners.remove(fn)
+
         return remove
 
     @property
@@ -360,14 +390,13 @@ class Job(JobSync):
             ValueError: the chip is not in this job's machine.
         """
         found = self._require_service().where_is(
-            deadline_of(self._timeout), job_id=self._require_id(), chip_x=chip_x,
-            chip_y=chip_y)
+            deadline_of(self._timeout), job_id=self._require_id(), chip_x=chip_x, chip_y=chip_y
+        )
         if found is None:
             raise ValueError(f"chip ({chip_x}, {chip_y}) is not in job {self._id}'s machine")
         return found.physical
 
-    def wait_for_state_change(self, old_state: JobState,
-                              timeout: float | None = None) -> JobState:
+    def wait_for_state_change(self, old_state: JobState, timeout: float | None = None) -> JobState:
         """Block until the job's state differs from *old_state*; return the new state.
 
         Returns *old_state* if *timeout* seconds pass first (``None`` waits forever), or at
@@ -407,7 +436,9 @@ class Job(JobSync):
             if remaining is not None and remaining <= 0:
                 raise StateChangeTimeoutError(
                     f"job {self._id} was not ready within {timeout} s (state: {state.name})",
-                    job_id=self._id, timeout=timeout)
+                    job_id=self._id,
+                    timeout=timeout,
+                )
             state = self.wait_for_state_change(state, remaining)
 
     def destroy(self, reason: str | None = None) -> None:
@@ -430,8 +461,7 @@ class Job(JobSync):
         self._signal_background()
         if service is not None and self._id is not None:
             try:
-                sent = (self._send_destroy(service, reason, deadline) if service.connected
-                        else None)
+                sent = self._send_destroy(service, reason, deadline) if service.connected else None
                 if sent is None:
                     # The keepalive thread may be reconnecting: let it finish (or give up)
                     # rather than have two connects race.
@@ -459,8 +489,9 @@ class Job(JobSync):
         self._update(**changes)
         self._events.stop()
 
-    def _send_destroy(self, service: Service, reason: str | None,
-                      deadline: float | None) -> Pending[JobStateInfo] | None:
+    def _send_destroy(
+        self, service: Service, reason: str | None, deadline: float | None
+    ) -> Pending[JobStateInfo] | None:
         try:
             with self._sending(deadline, "destroy_job"):
                 return service.send_destroy(self._require_id(), reason, deadline)

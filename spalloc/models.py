@@ -42,6 +42,7 @@ else:
         """typing's marker for type checkers, without typing (it changes nothing at run time)."""
         return lambda cls: cls
 
+
 __all__ = [
     "JobDescription",
     "JobMachineInfo",
@@ -59,6 +60,7 @@ Link = tuple[int, int, int, int]
 
 
 # --------------------------------------------------------------------------- the shared base
+
 
 @dataclass_transform(frozen_default=True)
 class _Reply(_ReplyBase):
@@ -134,16 +136,20 @@ class _Reply(_ReplyBase):
         def __iter__(self) -> Iterator[str]: ...
         def __len__(self) -> int: ...
     else:
+
         def _read_only(self, *args, **kwargs):
-            raise TypeError(f"a {type(self).__name__} is a read-only reply; "
-                            "dict(...) makes a copy that can be changed")
+            raise TypeError(
+                f"a {type(self).__name__} is a read-only reply; "
+                "dict(...) makes a copy that can be changed"
+            )
 
         __setitem__ = __delitem__ = __ior__ = _read_only
         clear = pop = popitem = setdefault = update = _read_only
 
         def __setattr__(self, name, value):
-            raise AttributeError(f"a {type(self).__name__} cannot be changed "
-                                 "(_replace(...) makes a changed copy)")
+            raise AttributeError(
+                f"a {type(self).__name__} cannot be changed (_replace(...) makes a changed copy)"
+            )
 
         __delattr__ = __setattr__
 
@@ -168,6 +174,7 @@ def _lists(value: Any) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- field parsers
+
 
 def _fail(key: str, reply: str, value: Any) -> ProtocolError:
     return ProtocolError(f"malformed {key!r} in a {reply} reply from the server: {value!r}")
@@ -255,6 +262,7 @@ def _list(value: Any, reply: str) -> list[Any]:
 
 
 # --------------------------------------------------------------------------- replies
+
 
 class JobStateInfo(_Reply):
     """A ``get_job_state`` reply."""
@@ -435,8 +443,13 @@ class MachineDescription(_Reply):
     def boards(self) -> list[Coord3]:
         """Every live board, in x, y, z order."""
         dead = set(self.dead_boards)
-        return [(x, y, z) for x in range(self.width) for y in range(self.height)
-                for z in range(3) if (x, y, z) not in dead]
+        return [
+            (x, y, z)
+            for x in range(self.width)
+            for y in range(self.height)
+            for z in range(3)
+            if (x, y, z) not in dead
+        ]
 
     @classmethod
     def from_wire(cls, value: Any) -> MachineDescription:
@@ -479,6 +492,7 @@ def parse_machines(reply: Any) -> list[MachineDescription]:
 
 
 # --------------------------------------------------------------------------- Job's view
+
 
 class JobSnapshot(NamedTuple):
     """Everything a :class:`~spalloc.job.Job` knows about its job at one moment.

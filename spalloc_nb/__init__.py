@@ -40,16 +40,18 @@ __all__ = [
 _JOB_TYPE = ("spalloc.job", "Job")
 
 
-def destroy_all(reason: str = "Destroyed from the notebook.", *,
-                timeout: float | None = EXIT_BUDGET) -> list[Any]:
+def destroy_all(
+    reason: str = "Destroyed from the notebook.", *, timeout: float | None = EXIT_BUDGET
+) -> list[Any]:
     """Destroy every job the extension created, concurrently; returns those not confirmed."""
     return registry.destroy_all(reason, timeout=timeout)
 
 
 def _loaded(ip: Any) -> SpallocMagics | None:
     for configurable in getattr(ip, "configurables", ()):
-        if type(configurable).__name__ == "SpallocMagics" and \
-                getattr(configurable, "_spalloc_nb_active", False):
+        if type(configurable).__name__ == "SpallocMagics" and getattr(
+            configurable, "_spalloc_nb_active", False
+        ):
             found: SpallocMagics = configurable
             return found
     return None
@@ -66,8 +68,7 @@ def load_ipython_extension(ip: Any) -> None:
     if magics not in ip.configurables:  # IPython < 9 does not add it by itself
         ip.configurables.append(magics)
     ip.register_magics(magics)
-    ip.display_formatter.ipython_display_formatter.for_type_by_name(*_JOB_TYPE,
-                                                                     magics.display_job)
+    ip.display_formatter.ipython_display_formatter.for_type_by_name(*_JOB_TYPE, magics.display_job)
     ip.events.register("post_execute", displays.resend_from_threads)
 
 
@@ -83,8 +84,10 @@ def unload_ipython_extension(ip: Any) -> None:
         pass
     registry.close_all()
     magics = _loaded(ip)
-    for formatter in (ip.display_formatter.ipython_display_formatter,
-                      ip.display_formatter.mimebundle_formatter):
+    for formatter in (
+        ip.display_formatter.ipython_display_formatter,
+        ip.display_formatter.mimebundle_formatter,
+    ):
         try:
             formatter.pop(".".join(_JOB_TYPE))
         except KeyError:

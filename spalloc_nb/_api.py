@@ -105,8 +105,9 @@ class MachineSummary:
         return data
 
 
-def _server(hostname: str | None, port: int | None, timeout: float | None,
-            **defaults: Any) -> ServerAddress:
+def _server(
+    hostname: str | None, port: int | None, timeout: float | None, **defaults: Any
+) -> ServerAddress:
     return resolve_server(defaults, {"hostname": hostname, "port": port, "timeout": timeout})
 
 
@@ -121,8 +122,9 @@ def _session(address: ServerAddress) -> Iterator[tuple[Service, float | None]]:
 
     deadline = deadline_of(address.timeout)
     # No version check, as the listings never needed one: any spalloc server answers them.
-    service = open_service(address.hostname, address.port, timeout=address.timeout,
-                           check_version=False, light=True)
+    service = open_service(
+        address.hostname, address.port, timeout=address.timeout, check_version=False, light=True
+    )
     try:
         service.connect(deadline)
         yield service, deadline
@@ -135,8 +137,14 @@ def _plain(cell: Any) -> Any:
     return cell[0] if isinstance(cell, tuple) else cell
 
 
-def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | None = None,
-       port: int | None = None, timeout: float | None = None) -> Table:
+def ps(
+    owner: str | None = None,
+    machine: str | None = None,
+    *,
+    hostname: str | None = None,
+    port: int | None = None,
+    timeout: float | None = None,
+) -> Table:
     """The live jobs on the server, like ``spalloc-ps``."""
     from spalloc.ui.render import ps_rows
 
@@ -148,16 +156,18 @@ def ps(owner: str | None = None, machine: str | None = None, *, hostname: str | 
     body = tuple(tuple(_plain(cell) for cell in row) for row in rows[1:])
     from spalloc.service import is_v2_url
 
-    where = (address.hostname if is_v2_url(address.hostname)
-             else f"{address.hostname}:{address.port}")
+    where = (
+        address.hostname if is_v2_url(address.hostname) else f"{address.hostname}:{address.port}"
+    )
     title = f"Jobs on {where}"
     if address.emulated:
         title += " (emulated)"
     return Table(headers, body, title)
 
 
-def machines(*, hostname: str | None = None, port: int | None = None,
-             timeout: float | None = None) -> Table:
+def machines(
+    *, hostname: str | None = None, port: int | None = None, timeout: float | None = None
+) -> Table:
     """The machines and their load, like ``spalloc-machine`` with no argument."""
     address = _server(hostname, port, timeout)
     with _session(address) as (service, deadline):
@@ -168,13 +178,22 @@ def machines(*, hostname: str | None = None, port: int | None = None,
         on_it = [job for job in jobs if job.allocated_machine_name == m.name]
         in_use = sum(len(job.boards or ()) for job in on_it)
         rows.append((m.name, m.num_boards, in_use, len(on_it), ", ".join(m.tags)))
-    return Table(("Name", "Num boards", "In-use", "Jobs", "Tags"), tuple(rows),
-                 "Machines" + (" (emulated)" if address.emulated else ""))
+    return Table(
+        ("Name", "Num boards", "In-use", "Jobs", "Tags"),
+        tuple(rows),
+        "Machines" + (" (emulated)" if address.emulated else ""),
+    )
 
 
-def machine(name: str, *, hostname: str | None = None, port: int | None = None,
-            timeout: float | None = None, live_map: bool = True,
-            owner: str | None = None) -> MachineSummary:
+def machine(
+    name: str,
+    *,
+    hostname: str | None = None,
+    port: int | None = None,
+    timeout: float | None = None,
+    live_map: bool = True,
+    owner: str | None = None,
+) -> MachineSummary:
     """One machine, like ``spalloc-machine NAME``, with the board map widget when available.
 
     Raises:
@@ -191,18 +210,30 @@ def machine(name: str, *, hostname: str | None = None, port: int | None = None,
         raise LookupError(f"No machine {name!r} was found")
     on_it = [job for job in jobs if job.allocated_machine_name == name]
     in_use = sum(len(job.boards or ()) for job in on_it)
-    details = Table(("Name", "Tags", "In-use", "Jobs"),
-                    ((found.name, ", ".join(found.tags), f"{in_use} of {found.num_boards}",
-                      len(on_it)),), f"Machine {name}")
+    details = Table(
+        ("Name", "Tags", "In-use", "Jobs"),
+        ((found.name, ", ".join(found.tags), f"{in_use} of {found.num_boards}", len(on_it)),),
+        f"Machine {name}",
+    )
     job_rows = tuple(
-        (job_key(i), job.job_id, len(job.boards or ()),
-         f"{job.owner or ''} ({job.keepalivehost})" if job.keepalivehost else job.owner or "")
-        for i, job in enumerate(on_it))
+        (
+            job_key(i),
+            job.job_id,
+            len(job.boards or ()),
+            f"{job.owner or ''} ({job.keepalivehost})" if job.keepalivehost else job.owner or "",
+        )
+        for i, job in enumerate(on_it)
+    )
     text_map = plain(machine_detail(found, jobs, detailed=False))
     board_map = _board_map(name, address, owner) if live_map else None
-    return MachineSummary(name, details,
-                          Table(("Key", "Job ID", "Num boards", "Owner (Host)"), job_rows),
-                          text_map, board_map, _svg_map(found, jobs, owner))
+    return MachineSummary(
+        name,
+        details,
+        Table(("Key", "Job ID", "Num boards", "Owner (Host)"), job_rows),
+        text_map,
+        board_map,
+        _svg_map(found, jobs, owner),
+    )
 
 
 def _svg_map(found: Any, jobs: Any, owner: str | None) -> str:
@@ -233,24 +264,51 @@ def _board_map(name: str, address: ServerAddress, owner: str | None) -> Any:
     return board_map
 
 
-def where_is(*, machine: str | None = None, x: int | None = None, y: int | None = None,
-             z: int | None = None, cabinet: int | None = None, frame: int | None = None,
-             board: int | None = None, chip_x: int | None = None, chip_y: int | None = None,
-             job_id: int | None = None, hostname: str | None = None, port: int | None = None,
-             timeout: float | None = None) -> Table:
+def where_is(
+    *,
+    machine: str | None = None,
+    x: int | None = None,
+    y: int | None = None,
+    z: int | None = None,
+    cabinet: int | None = None,
+    frame: int | None = None,
+    board: int | None = None,
+    chip_x: int | None = None,
+    chip_y: int | None = None,
+    job_id: int | None = None,
+    hostname: str | None = None,
+    port: int | None = None,
+    timeout: float | None = None,
+) -> Table:
     """Locate a board or chip, like ``spalloc-where-is`` (give exactly one form's keys).
 
     Raises:
         LookupError: nothing is at that location.
     """
-    given = {"machine": machine, "x": x, "y": y, "z": z, "cabinet": cabinet, "frame": frame,
-             "board": board, "chip_x": chip_x, "chip_y": chip_y, "job_id": job_id}
+    given = {
+        "machine": machine,
+        "x": x,
+        "y": y,
+        "z": z,
+        "cabinet": cabinet,
+        "frame": frame,
+        "board": board,
+        "chip_x": chip_x,
+        "chip_y": chip_y,
+        "job_id": job_id,
+    }
     kwargs = {key: value for key, value in given.items() if value is not None}
-    forms = ({"machine", "x", "y", "z"}, {"machine", "cabinet", "frame", "board"},
-             {"machine", "chip_x", "chip_y"}, {"job_id", "chip_x", "chip_y"})
+    forms = (
+        {"machine", "x", "y", "z"},
+        {"machine", "cabinet", "frame", "board"},
+        {"machine", "chip_x", "chip_y"},
+        {"job_id", "chip_x", "chip_y"},
+    )
     if set(kwargs) not in forms:
-        raise TypeError("give machine+x,y,z, machine+cabinet,frame,board, machine+chip_x,chip_y "
-                        "or job_id+chip_x,chip_y")
+        raise TypeError(
+            "give machine+x,y,z, machine+cabinet,frame,board, machine+chip_x,chip_y "
+            "or job_id+chip_x,chip_y"
+        )
     address = _server(hostname, port, timeout)
     with _session(address) as (service, deadline):
         location = service.where_is(deadline, **kwargs)
@@ -271,14 +329,21 @@ def where_is(*, machine: str | None = None, x: int | None = None, y: int | None 
     return Table(("Where", "Value"), tuple(rows))
 
 
-def destroy(job_id: int, reason: str | None = None, *, hostname: str | None = None,
-            port: int | None = None, timeout: float | None = None) -> Message:
+def destroy(
+    job_id: int,
+    reason: str | None = None,
+    *,
+    hostname: str | None = None,
+    port: int | None = None,
+    timeout: float | None = None,
+) -> Message:
     """Destroy any job by id, like ``spalloc-job ID --destroy [REASON]``."""
     address = _server(hostname, port, timeout)
     with _session(address) as (service, deadline):
         service.send_destroy(job_id, reason, deadline).wait()
-    return Message(f"Job {job_id} destroyed." if reason is None
-                   else f"Job {job_id} destroyed: {reason}")
+    return Message(
+        f"Job {job_id} destroyed." if reason is None else f"Job {job_id} destroyed: {reason}"
+    )
 
 
 def mark_emulated(job: Any) -> None:

@@ -22,8 +22,18 @@ __all__ = [
 
 #: The spalloc config keys a notebook may set (same names as the config file and ``Job``).
 JOB_SETTINGS = (
-    "hostname", "port", "owner", "keepalive", "reconnect_delay", "timeout", "machine", "tags",
-    "min_ratio", "max_dead_boards", "max_dead_links", "require_torus",
+    "hostname",
+    "port",
+    "owner",
+    "keepalive",
+    "reconnect_delay",
+    "timeout",
+    "machine",
+    "tags",
+    "min_ratio",
+    "max_dead_boards",
+    "max_dead_links",
+    "require_torus",
 )
 
 
@@ -81,7 +91,8 @@ def resolve_server(traits: Mapping[str, Any], options: Mapping[str, Any]) -> Ser
         raise ValueError(
             "no spalloc server configured: use --hostname/-H, "
             "%config SpallocMagics.hostname = '...', SPALLOC_HOSTNAME, the spalloc config file, "
-            "or --local for the embedded emulator")
+            "or --local for the embedded emulator"
+        )
     if is_local(hostname):
         from spalloc._local import local_emulator
 

@@ -103,8 +103,9 @@ def _update(ids: list[str], bundle: dict[str, Any]) -> None:
             pass
 
 
-def show(key: object, bundle: dict[str, Any], final: Final,
-         metadata: dict[str, Any] | None = None) -> str:
+def show(
+    key: object, bundle: dict[str, Any], final: Final, metadata: dict[str, Any] | None = None
+) -> str:
     """Display ``bundle`` with a new display id that :meth:`Displays.finish` can replace."""
     from IPython.display import display
 

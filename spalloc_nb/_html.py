@@ -30,8 +30,13 @@ __all__ = [
 ]
 
 # Each at least 5:1 against the white badge text (WCAG AA asks 4.5:1).
-_STATE_COLOURS = {"queued": "#1565c0", "power": "#9a5b00", "ready": "#2e7d32",
-                  "destroyed": "#c62828", "unknown": "#616161"}
+_STATE_COLOURS = {
+    "queued": "#1565c0",
+    "power": "#9a5b00",
+    "ready": "#2e7d32",
+    "destroyed": "#c62828",
+    "unknown": "#616161",
+}
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,18 @@ def _health(snapshot: JobSnapshot) -> str:
     return "ok"
 
 
-def job_view(snapshot: JobSnapshot, *, ready_at: float | None = None,
-             queued_for: float | None = None, emulated: bool = False) -> JobView:
+def job_view(
+    snapshot: JobSnapshot,
+    *,
+    ready_at: float | None = None,
+    queued_for: float | None = None,
+    emulated: bool = False,
+) -> JobView:
     """Build a :class:`JobView` from a job's :class:`~spalloc.models.JobSnapshot`."""
     state = snapshot.state.name
-    connections = tuple(sorted((int(x), int(y), str(host))
-                               for (x, y), host in (snapshot.connections or {}).items()))
+    connections = tuple(
+        sorted((int(x), int(y), str(host)) for (x, y), host in (snapshot.connections or {}).items())
+    )
     boards = tuple(sorted(tuple(int(c) for c in b) for b in snapshot.boards or ()))
     return JobView(
         job_id=snapshot.job_id,
@@ -124,12 +135,18 @@ def final_view(view: JobView, reason: str) -> JobView:
     """
     held = view.held or view.boards
     if view.state == "destroyed":
-        return replace(view, held=held, final=True, reason=view.reason or reason,
-                       health="stopped")
+        return replace(view, held=held, final=True, reason=view.reason or reason, health="stopped")
     if view.live:
         note = f"{reason} This output no longer follows the job."
-        return replace(view, state="unknown", power="", reason=note, held=held, final=True,
-                       health="not followed")
+        return replace(
+            view,
+            state="unknown",
+            power="",
+            reason=note,
+            held=held,
+            final=True,
+            health="not followed",
+        )
     return replace(view, held=held, final=True, reason=view.reason or reason)
 
 
@@ -206,8 +223,10 @@ def _timing_rows(view: JobView) -> list[tuple[str, str]]:
 
 def _badge(state: str) -> str:
     colour = _STATE_COLOURS.get(state, "#616161")
-    return (f'<span style="color:white;background:{colour};border-radius:3px;'
-            f'padding:0 5px;font-weight:bold">{html.escape(state)}</span>')
+    return (
+        f'<span style="color:white;background:{colour};border-radius:3px;'
+        f'padding:0 5px;font-weight:bold">{html.escape(state)}</span>'
+    )
 
 
 def job_html(view: JobView) -> str:
@@ -238,49 +257,56 @@ def job_html(view: JobView) -> str:
         keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
         rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
     # Rows that only a live view may show; a disconnected front end hides them.
-    live_only = {"State", "Power", "Keepalive", "Ready since", *view.extra} if view.live \
-        else set()
+    live_only = {"State", "Power", "Keepalive", "Ready since", *view.extra} if view.live else set()
     live_class = ' class="spalloc-live-row"'
     body = "".join(
-        f'<tr{live_class if label in live_only else ""}>'
+        f"<tr{live_class if label in live_only else ''}>"
         # A fixed label width: the values do not jump as rows come and go between states.
         f'<th style="text-align:right;padding:1px 1em 1px 0;width:7.5em">{label}</th>'
         f'<td style="text-align:left;padding:1px 0">{value}</td></tr>'
-        for label, value in rows if value
+        for label, value in rows
+        if value
     )
     # Inline styles only: notebook front ends strip <style> and classes mean nothing on GitHub.
     # The line height undoes the tall rows ipywidgets gives HTML widgets.
     kind = "spalloc-job" + (" spalloc-job-live" if view.live else " spalloc-job-ended")
-    parts = [f'<div class="{kind}" style="line-height:1.4"><strong>{esc(title)}</strong>',
-             f'<table style="border-collapse:collapse">{body}</table>']
+    parts = [
+        f'<div class="{kind}" style="line-height:1.4"><strong>{esc(title)}</strong>',
+        f'<table style="border-collapse:collapse">{body}</table>',
+    ]
     if view.live and (len(view.connections) > 1 or (view.connections and view.hostname is None)):
         parts.append("<div><strong>Ethernet-connected chips</strong></div>")
-        parts.append(table_html(("x", "y", "hostname"),
-                                [(x, y, host) for x, y, host in view.connections]))
+        parts.append(
+            table_html(("x", "y", "hostname"), [(x, y, host) for x, y, host in view.connections])
+        )
     parts.append("</div>")
     return "".join(parts)
 
 
-def table_html(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
-               caption: str | None = None) -> str:
+def table_html(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], *, caption: str | None = None
+) -> str:
     """An escaped HTML table; ``None`` cells are blank, numbers are right-aligned."""
     esc = html.escape
-    head = "".join(f'<th style="text-align:left;padding:1px 0.8em 1px 0">{esc(str(h))}</th>'
-                   for h in headers)
+    head = "".join(
+        f'<th style="text-align:left;padding:1px 0.8em 1px 0">{esc(str(h))}</th>' for h in headers
+    )
     lines = []
     for row in rows:
         cells = []
         for cell in row:
-            align = "right" if isinstance(cell, int | float) and not isinstance(cell, bool) \
-                else "left"
+            align = (
+                "right" if isinstance(cell, int | float) and not isinstance(cell, bool) else "left"
+            )
             text = "" if cell is None else str(cell)
-            cells.append(f'<td style="text-align:{align};padding:1px 0.8em 1px 0">'
-                         f"{esc(text)}</td>")
+            cells.append(f'<td style="text-align:{align};padding:1px 0.8em 1px 0">{esc(text)}</td>')
         lines.append("<tr>" + "".join(cells) + "</tr>")
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return (f'<table class="spalloc-table" style="border-collapse:collapse">{cap}'
-            f"<thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(lines)}</tbody></table>")
+    return (
+        f'<table class="spalloc-table" style="border-collapse:collapse">{cap}'
+        f"<thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(lines)}</tbody></table>"
+    )
 
 
 def table_text(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -18,8 +18,16 @@ from IPython.core.magic_arguments import MagicArgumentParser
 from spalloc_nb._registry import registry
 
 __all__ = [
-    "SERVER_OPTIONS", "SUBCOMMANDS", "HelpRequested", "Parser", "alloc_parser", "check_job_chip",
-    "split_line", "subcommand_first", "subcommand_parser", "where_kwargs",
+    "SERVER_OPTIONS",
+    "SUBCOMMANDS",
+    "HelpRequested",
+    "Parser",
+    "alloc_parser",
+    "check_job_chip",
+    "split_line",
+    "subcommand_first",
+    "subcommand_parser",
+    "where_kwargs",
 ]
 
 SUBCOMMANDS = ("ps", "machines", "machine", "job", "destroy", "where-is", "jobs")
@@ -35,9 +43,27 @@ _SUBCOMMAND_HELP = {
 
 # Options of %spalloc that take a value (the others are flags), so that options written
 # before a subcommand can be stepped over: ``%spalloc -H host -P 1234 machine m``.
-_VALUED = {"--hostname", "-H", "--port", "-P", "--timeout", "--owner", "--keepalive",
-           "--reconnect-delay", "--ignore_version", "--name", "--machine", "-m", "--tags",
-           "-t", "--min-ratio", "--max-dead-boards", "--max-dead-links", "--resume", "-r"}
+_VALUED = {
+    "--hostname",
+    "-H",
+    "--port",
+    "-P",
+    "--timeout",
+    "--owner",
+    "--keepalive",
+    "--reconnect-delay",
+    "--ignore_version",
+    "--name",
+    "--machine",
+    "-m",
+    "--tags",
+    "-t",
+    "--min-ratio",
+    "--max-dead-boards",
+    "--max-dead-links",
+    "--resume",
+    "-r",
+}
 
 #: The options that name a server (a command naming one makes the kernel remember it).
 SERVER_OPTIONS = frozenset({"--hostname", "-H", "--port", "-P", "--local"})
@@ -70,21 +96,32 @@ def alloc_parser(cell: bool, defaults: SimpleNamespace, default_name: str) -> Pa
     from spalloc.ui.options import add_job_options, add_server_options
 
     prog = "%%spalloc" if cell else "%spalloc"
-    parser = Parser(prog, "Allocate SpiNNaker boards." if not cell else
-                    "Allocate boards, run the cell with the job bound to a name, "
-                    "then destroy the job.")
+    parser = Parser(
+        prog,
+        "Allocate SpiNNaker boards."
+        if not cell
+        else "Allocate boards, run the cell with the job bound to a name, then destroy the job.",
+    )
     add_job_options(parser, defaults)
     add_server_options(parser, defaults, owner=True, keepalive=True)
     group = parser.add_argument_group("notebook arguments")
-    group.add_argument("--name", metavar="VAR",
-                       help="bind the job to this variable" +
-                            (f" (default: {default_name})" if cell else ""))
+    group.add_argument(
+        "--name",
+        metavar="VAR",
+        help="bind the job to this variable" + (f" (default: {default_name})" if cell else ""),
+    )
     if cell:
-        group.add_argument("--keep", "--no-destroy", "-D", action="store_true",
-                           help="do not destroy the job when the cell ends")
+        group.add_argument(
+            "--keep",
+            "--no-destroy",
+            "-D",
+            action="store_true",
+            help="do not destroy the job when the cell ends",
+        )
     else:
-        group.add_argument("--wait", action="store_true",
-                           help="block until the job is ready, showing progress")
+        group.add_argument(
+            "--wait", action="store_true", help="block until the job is ready, showing progress"
+        )
     return parser
 
 
@@ -106,13 +143,14 @@ def subcommand_parser(name: str, defaults: SimpleNamespace) -> Parser:
         parser.add_argument("reason", nargs="*", metavar="REASON", help="why")
     elif name == "where-is":
         forms = parser.add_mutually_exclusive_group(required=True)
-        forms.add_argument("--board", "--logical", "-b", "-l", nargs=4,
-                           metavar=("MACHINE", "X", "Y", "Z"))
-        forms.add_argument("--physical", "-p", nargs=4,
-                           metavar=("MACHINE", "CABINET", "FRAME", "BOARD"))
+        forms.add_argument(
+            "--board", "--logical", "-b", "-l", nargs=4, metavar=("MACHINE", "X", "Y", "Z")
+        )
+        forms.add_argument(
+            "--physical", "-p", nargs=4, metavar=("MACHINE", "CABINET", "FRAME", "BOARD")
+        )
         forms.add_argument("--chip", "-c", nargs=3, metavar=("MACHINE", "X", "Y"))
-        forms.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
-                           type=int)
+        forms.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"), type=int)
     return parser
 
 
@@ -122,7 +160,7 @@ def subcommand_first(tokens: list[str]) -> list[str]:
     while i < len(tokens):
         token = tokens[i]
         if token in SUBCOMMANDS:
-            return [token, *tokens[:i], *tokens[i + 1:]] if i else tokens
+            return [token, *tokens[:i], *tokens[i + 1 :]] if i else tokens
         if not token.startswith("-") or token == "-":
             return tokens  # a positional (e.g. WHAT): an allocation
         if token in _VALUED:
@@ -133,6 +171,7 @@ def subcommand_first(tokens: list[str]) -> list[str]:
 
 def where_kwargs(args: Any) -> dict[str, Any]:
     """The ``where_is`` keywords of a parsed ``%spalloc where-is`` line."""
+
     def ints(values: list[str]) -> list[int]:
         try:
             return [int(v) for v in values]
@@ -162,5 +201,7 @@ def check_job_chip(kwargs: dict[str, Any]) -> None:
         width, height = job.snapshot.width, job.snapshot.height
         x, y = kwargs["chip_x"], kwargs["chip_y"]
         if width and height and not (0 <= x < width and 0 <= y < height):
-            raise UsageError(f"%spalloc where-is: chip ({x}, {y}) is outside job {job.id}, "
-                             f"which is {width}\u00d7{height} chips")
+            raise UsageError(
+                f"%spalloc where-is: chip ({x}, {y}) is outside job {job.id}, "
+                f"which is {width}\u00d7{height} chips"
+            )

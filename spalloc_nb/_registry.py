@@ -88,9 +88,12 @@ class Registry:
             return []
         threads = []
         for job in jobs:
-            thread = threading.Thread(target=_destroy_quietly, args=(job, reason),
-                                      name=f"spalloc-nb-destroy-{getattr(job, 'id', '?')}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=_destroy_quietly,
+                args=(job, reason),
+                name=f"spalloc-nb-destroy-{getattr(job, 'id', '?')}",
+                daemon=True,
+            )
             thread.start()
             threads.append((job, thread))
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -38,8 +38,7 @@ from spalloc_nb._registry import registry
 __all__ = ["SpallocMagics"]
 
 # Settings where the command-line tools read a negative number as "none".
-_NEGATIVE_IS_NONE = ("keepalive", "reconnect_delay", "timeout", "max_dead_boards",
-                     "max_dead_links")
+_NEGATIVE_IS_NONE = ("keepalive", "reconnect_delay", "timeout", "max_dead_boards", "max_dead_links")
 
 
 @magics_class
@@ -49,40 +48,81 @@ class SpallocMagics(Magics):
     Settings left as ``None`` come from the spalloc config file and ``SPALLOC_*`` variables.
     """
 
-    hostname = Unicode(None, allow_none=True, config=True,
-                       help="spalloc server hostname, or 'local' for the embedded emulator.")
+    hostname = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="spalloc server hostname, or 'local' for the embedded emulator.",
+    )
     port = Int(None, allow_none=True, config=True, help="spalloc server port.")
-    owner = Unicode(None, allow_none=True, config=True,
-                    help="Owner of new jobs (by convention an email address).")
-    keepalive = Float(None, allow_none=True, config=True,
-                      help="Seconds without a keepalive before the server frees the boards "
-                           "(negative: never; dangerous in a notebook).")
-    reconnect_delay = Float(None, allow_none=True, config=True,
-                            help="Seconds between reconnection attempts.")
-    timeout = Float(None, allow_none=True, config=True,
-                    help="Seconds to wait for the server to answer (negative: forever).")
+    owner = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Owner of new jobs (by convention an email address).",
+    )
+    keepalive = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="Seconds without a keepalive before the server frees the boards "
+        "(negative: never; dangerous in a notebook).",
+    )
+    reconnect_delay = Float(
+        None, allow_none=True, config=True, help="Seconds between reconnection attempts."
+    )
+    timeout = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="Seconds to wait for the server to answer (negative: forever).",
+    )
     machine = Unicode(None, allow_none=True, config=True, help="Machine to allocate on.")
-    tags = List(Unicode(), default_value=None, allow_none=True, config=True,
-                help="Tags a machine must have.")
-    min_ratio = Float(None, allow_none=True, config=True,
-                      help="Minimum aspect ratio when asking for a number of boards.")
-    max_dead_boards = Int(None, allow_none=True, config=True,
-                          help="Dead boards allowed in an allocation (negative: any).")
-    max_dead_links = Int(None, allow_none=True, config=True,
-                         help="Dead links allowed in an allocation (negative: any).")
-    require_torus = Bool(None, allow_none=True, config=True,
-                         help="Require wrap-around links.")
+    tags = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        config=True,
+        help="Tags a machine must have.",
+    )
+    min_ratio = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="Minimum aspect ratio when asking for a number of boards.",
+    )
+    max_dead_boards = Int(
+        None,
+        allow_none=True,
+        config=True,
+        help="Dead boards allowed in an allocation (negative: any).",
+    )
+    max_dead_links = Int(
+        None,
+        allow_none=True,
+        config=True,
+        help="Dead links allowed in an allocation (negative: any).",
+    )
+    require_torus = Bool(None, allow_none=True, config=True, help="Require wrap-around links.")
 
-    destroy_at_exit = Bool(True, config=True,
-                           help="Destroy the jobs this kernel created when it exits.")
-    progress_after = Float(2.0, config=True,
-                           help="Seconds a blocking wait lasts before progress is shown.")
-    use_widgets = Enum(["auto", "always", "never"], "auto", config=True,
-                       help="Show jobs as live widgets: 'auto' does so inside a kernel.")
-    short_errors = Bool(True, config=True,
-                        help="Show spalloc errors as one line instead of a traceback.")
-    default_name = Unicode("job", config=True,
-                           help="Variable %%spalloc binds the job to unless --name is given.")
+    destroy_at_exit = Bool(
+        True, config=True, help="Destroy the jobs this kernel created when it exits."
+    )
+    progress_after = Float(
+        2.0, config=True, help="Seconds a blocking wait lasts before progress is shown."
+    )
+    use_widgets = Enum(
+        ["auto", "always", "never"],
+        "auto",
+        config=True,
+        help="Show jobs as live widgets: 'auto' does so inside a kernel.",
+    )
+    short_errors = Bool(
+        True, config=True, help="Show spalloc errors as one line instead of a traceback."
+    )
+    default_name = Unicode(
+        "job", config=True, help="Variable %%spalloc binds the job to unless --name is given."
+    )
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -113,8 +153,11 @@ class SpallocMagics(Magics):
                 if key not in known and not key[:1].isupper():
                     close = nearest_name(key, known)
                     hint = f"; did you mean {close!r}?" if close else ""
-                    print(f"{name} has no setting {key!r}{hint} "
-                          f"(settings: {', '.join(sorted(known))})", file=sys.stderr)
+                    print(
+                        f"{name} has no setting {key!r}{hint} "
+                        f"(settings: {', '.join(sorted(known))})",
+                        file=sys.stderr,
+                    )
                     # Forget it, so the hint is not repeated at every reload.
                     del cfg[name][key]
         super()._load_config(cfg, section_names=section_names, traits=traits)
@@ -161,11 +204,14 @@ class SpallocMagics(Magics):
             # Used because it was remembered: say so the first time.
             if not self._last_server_said:
                 self._last_server_said = True
-                where = ("the built-in emulator" if _is_local(server[0])
-                         else f"{server[0]}:{server[1]}")
-                print(f"spalloc: using {where}, the server this kernel last used "
-                      "(--hostname/--port or %config SpallocMagics.hostname to change)",
-                      file=sys.stderr)
+                where = (
+                    "the built-in emulator" if _is_local(server[0]) else f"{server[0]}:{server[1]}"
+                )
+                print(
+                    f"spalloc: using {where}, the server this kernel last used "
+                    "(--hostname/--port or %config SpallocMagics.hostname to change)",
+                    file=sys.stderr,
+                )
             return
         if server == self._last_server:
             return  # named again: nothing new to remember or to say
@@ -232,8 +278,9 @@ class SpallocMagics(Magics):
         try:
             if tokens and tokens[0] in SUBCOMMANDS:
                 if cell is not None:
-                    raise UsageError(f"%%spalloc: {tokens[0]!r} is a line magic: "
-                                     f"use %spalloc {tokens[0]}")
+                    raise UsageError(
+                        f"%%spalloc: {tokens[0]!r} is a line magic: use %spalloc {tokens[0]}"
+                    )
                 return self._subcommand(tokens[0], tokens[1:])
             if cell is None:
                 return self._line(tokens)
@@ -280,8 +327,9 @@ class SpallocMagics(Magics):
             if issubclass(warning.category, EmulatedBoardsWarning):
                 print(f"spalloc: {warning.message}", file=sys.stderr)
             else:
-                warnings.showwarning(warning.message, warning.category, warning.filename,
-                                     warning.lineno)
+                warnings.showwarning(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
         if args.hostname == LOCAL:
             _api.mark_emulated(job)
         registry.add_job(job)
@@ -394,16 +442,23 @@ class SpallocMagics(Magics):
             server = server_settings(args)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        where: dict[str, Any] = {"hostname": server.hostname, "port": server.port,
-                                 "timeout": server.timeout}
+        where: dict[str, Any] = {
+            "hostname": server.hostname,
+            "port": server.port,
+            "timeout": server.timeout,
+        }
         with self._errors():
             if name == "ps":
                 return _api.ps(args.owner, args.machine, **where)
             if name == "machines":
                 return _api.machines(**where)
             if name == "machine":
-                return _api.machine(args.machine_name, live_map=self._widgets_enabled(),
-                                    owner=defaults.owner, **where)
+                return _api.machine(
+                    args.machine_name,
+                    live_map=self._widgets_enabled(),
+                    owner=defaults.owner,
+                    **where,
+                )
             if name == "destroy":
                 reason = " ".join(args.reason) or None
                 message = _api.destroy(args.job_id, reason, **where)
@@ -436,15 +491,27 @@ class SpallocMagics(Magics):
         from spalloc_nb._html import Table, job_view
 
         if not registry.jobs():
-            return _api.Message("No jobs created by this kernel are alive "
-                                "(%spalloc N creates one).")
+            return _api.Message(
+                "No jobs created by this kernel are alive (%spalloc N creates one)."
+            )
         rows = []
         for job in registry.jobs():
             view = job_view(job.snapshot)
-            rows.append((view.job_id, view.state, view.power, len(view.boards),
-                         view.machine or "", view.hostname or ""))
-        return Table(("ID", "State", "Power", "Boards", "Machine", "Hostname"), tuple(rows),
-                     "Jobs created by this kernel")
+            rows.append(
+                (
+                    view.job_id,
+                    view.state,
+                    view.power,
+                    len(view.boards),
+                    view.machine or "",
+                    view.hostname or "",
+                )
+            )
+        return Table(
+            ("ID", "State", "Power", "Boards", "Machine", "Hostname"),
+            tuple(rows),
+            "Jobs created by this kernel",
+        )
 
 
 def _is_local(hostname: str) -> bool:
@@ -458,8 +525,9 @@ class CellFailed(SpallocError):
 
     def __init__(self, error: BaseException, job_id: int | None, *, destroyed: bool) -> None:
         fate = "destroyed" if destroyed else "kept (--keep)"
-        super().__init__(f"%%spalloc: the cell failed ({type(error).__name__}: {error}); "
-                         f"job {job_id} was {fate}")
+        super().__init__(
+            f"%%spalloc: the cell failed ({type(error).__name__}: {error}); job {job_id} was {fate}"
+        )
         self.error = error
         self.job_id = job_id
 

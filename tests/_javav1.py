@@ -55,8 +55,10 @@ class JavaStyleServer:
         self._next_id = 7
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._accept, daemon=True),
-                         threading.Thread(target=self._tick, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._accept, daemon=True),
+            threading.Thread(target=self._tick, daemon=True),
+        ]
 
     def __enter__(self) -> JavaStyleServer:
         for thread in self._threads:
@@ -147,19 +149,37 @@ class JavaStyleServer:
             return {"return": "5.0.0"}
         if command == "create_job":
             keepalive = kwargs.get("keepalive")
-            job = _Job(self._next_id, kwargs["owner"],
-                       60.0 if keepalive is None else float(keepalive), now, now)
+            job = _Job(
+                self._next_id,
+                kwargs["owner"],
+                60.0 if keepalive is None else float(keepalive),
+                now,
+                now,
+            )
             self._next_id += 1
             self._jobs[job.job_id] = job
             return {"return": job.job_id}
         if command == "list_jobs":
-            return {"return": [
-                {"job_id": j.job_id, "owner": j.owner, "start_time": j.created,
-                 "keepalive": j.interval, "state": j.state, "power": j.state == 3,
-                 "args": [], "kwargs": {}, "allocated_machine_name": "j" if j.state == 3 else None,
-                 "boards": [[0, 0, 0]] if j.state == 3 else None, "keepalivehost": "127.0.0.1",
-                 "reason": ""}
-                for j in self._jobs.values() if j.state in (1, 3)]}
+            return {
+                "return": [
+                    {
+                        "job_id": j.job_id,
+                        "owner": j.owner,
+                        "start_time": j.created,
+                        "keepalive": j.interval,
+                        "state": j.state,
+                        "power": j.state == 3,
+                        "args": [],
+                        "kwargs": {},
+                        "allocated_machine_name": "j" if j.state == 3 else None,
+                        "boards": [[0, 0, 0]] if j.state == 3 else None,
+                        "keepalivehost": "127.0.0.1",
+                        "reason": "",
+                    }
+                    for j in self._jobs.values()
+                    if j.state in (1, 3)
+                ]
+            }
         found = self._jobs.get(args[0]) if args else None
         if found is None:
             return {"exception": "no such job"}
@@ -169,15 +189,28 @@ class JavaStyleServer:
                 job.last_keepalive = now
             return {"return": None}
         if command == "get_job_state":
-            return {"return": {"state": job.state, "power": job.state == 3,
-                               "keepalive": job.last_keepalive, "reason": job.reason,
-                               "start_time": job.created, "keepalivehost": "127.0.0.1"}}
+            return {
+                "return": {
+                    "state": job.state,
+                    "power": job.state == 3,
+                    "keepalive": job.last_keepalive,
+                    "reason": job.reason,
+                    "start_time": job.created,
+                    "keepalivehost": "127.0.0.1",
+                }
+            }
         if command == "get_job_machine_info":
             if job.state != 3:
                 return {"exception": "boards not allocated"}
-            return {"return": {"width": 8, "height": 8,
-                               "connections": [[[0, 0], "127.0.0.1"]],
-                               "machine_name": "j", "boards": [[0, 0, 0]]}}
+            return {
+                "return": {
+                    "width": 8,
+                    "height": 8,
+                    "connections": [[[0, 0], "127.0.0.1"]],
+                    "machine_name": "j",
+                    "boards": [[0, 0, 0]],
+                }
+            }
         if command == "notify_job":
             job.watchers.add(conn)
             return {"return": None}

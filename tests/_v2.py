@@ -23,8 +23,16 @@ from urllib.parse import urlencode, urlsplit
 from spalloc.emulator import Emulator
 from spalloc.emulator.machines import parse_machines
 
-__all__ = ["USERS", "Credentials", "Http", "Reply", "V2Server", "make_ca", "running_v2_server",
-           "v2_machines"]
+__all__ = [
+    "USERS",
+    "Credentials",
+    "Http",
+    "Reply",
+    "V2Server",
+    "make_ca",
+    "running_v2_server",
+    "v2_machines",
+]
 
 
 @dataclass(frozen=True)
@@ -64,12 +72,26 @@ def v2_machines() -> list[Any]:
     """A 2x1-triad machine (tag ``default``) and a single board, on a random 127.x/16 so that
     parallel test runs do not share board addresses."""
     net = random.Random().randrange(100, 250)
-    return parse_machines({"machine": [
-        {"name": "m2", "tags": ["default"], "width": 2, "height": 1,
-         "base_ip": f"127.{net}.0.0"},
-        {"name": "one", "tags": ["single"], "single_board": True,
-         "base_ip": f"127.{net}.128.0"},
-    ]}, "<v2 test machines>")
+    return parse_machines(
+        {
+            "machine": [
+                {
+                    "name": "m2",
+                    "tags": ["default"],
+                    "width": 2,
+                    "height": 1,
+                    "base_ip": f"127.{net}.0.0",
+                },
+                {
+                    "name": "one",
+                    "tags": ["single"],
+                    "single_board": True,
+                    "base_ip": f"127.{net}.128.0",
+                },
+            ]
+        },
+        "<v2 test machines>",
+    )
 
 
 def make_ca(directory: Path) -> tuple[Path, Path, Path]:
@@ -111,9 +133,14 @@ def running_v2_server(directory: Path, *, tls: bool = True, **options: Any) -> I
     users_path.write_text(_users_toml())
     options.setdefault("machines", v2_machines())
     machines = options.pop("machines")
-    with Emulator(machines, http_port=0, users=users_path,
-                  tls_cert=cert_path if tls else None, tls_key=key_path if tls else None,
-                  **options) as emulator:
+    with Emulator(
+        machines,
+        http_port=0,
+        users=users_path,
+        tls_cert=cert_path if tls else None,
+        tls_key=key_path if tls else None,
+        **options,
+    ) as emulator:
         assert emulator.base_url is not None
         yield V2Server(emulator, emulator.base_url, ca_path, users_path, USERS)
 
@@ -143,16 +170,25 @@ class Http:
         self.scheme = parts.scheme
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.context = (ssl.create_default_context(cafile=str(ca_path))
-                        if parts.scheme == "https" else None)
+        self.context = (
+            ssl.create_default_context(cafile=str(ca_path)) if parts.scheme == "https" else None
+        )
         self.cookie: str | None = None
         self.csrf: str | None = None
         self.headers: dict[str, str] = {}
 
-    def request(self, method: str, path: str, *, body: bytes | None = None,
-                json_body: Any = None, query: Mapping[str, Any] | None = None,
-                headers: Mapping[str, str] | None = None, csrf: bool = True,
-                timeout: float = 40.0) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        json_body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        csrf: bool = True,
+        timeout: float = 40.0,
+    ) -> Reply:
         """*path* is relative to the base URL (``srv/spalloc/jobs``) or absolute."""
         if path.startswith(("http://", "https://")):
             target = urlsplit(path)
@@ -172,7 +208,8 @@ class Http:
         sent.update(headers or {})
         if self.context is not None:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self.host, self.port, context=self.context, timeout=timeout)
+                self.host, self.port, context=self.context, timeout=timeout
+            )
         else:
             conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
@@ -205,13 +242,18 @@ class Http:
     def login(self, name: str, password: str) -> Reply:
         """The form login SpiNNMan does; on success the session's CSRF token is fetched."""
         page = self.get("system/login.html")
-        match = re.search(r'<input type="hidden" name="_csrf" value="([-a-z0-9]+)" />',
-                          page.text)
+        match = re.search(r'<input type="hidden" name="_csrf" value="([-a-z0-9]+)" />', page.text)
         assert match, page.text
-        form = urlencode({"_csrf": match.group(1), "username": name, "password": password,
-                          "submit": "submit"}).encode()
-        reply = self.request("POST", "system/perform_login", body=form, csrf=False,
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+        form = urlencode(
+            {"_csrf": match.group(1), "username": name, "password": password, "submit": "submit"}
+        ).encode()
+        reply = self.request(
+            "POST",
+            "system/perform_login",
+            body=form,
+            csrf=False,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         if reply.status == 302:
             self.csrf = self.get("srv/spalloc/").json()["csrf-token"]
         return reply

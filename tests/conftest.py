@@ -25,28 +25,56 @@ from spalloc.geometry import Machine, default_board_locations, standard_ip
 WAIT = 5.0
 
 
-def _standard(name: str, tags: set[str], width: int, height: int, base_ip: str,
-              cabinet: int = 0, dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
-              dead_links: frozenset[tuple[int, int, int, int]] = frozenset()) -> Machine:
-    locations = {board: loc
-                 for board, loc in default_board_locations(width, height, cabinet).items()
-                 if board not in dead_boards}
+def _standard(
+    name: str,
+    tags: set[str],
+    width: int,
+    height: int,
+    base_ip: str,
+    cabinet: int = 0,
+    dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
+    dead_links: frozenset[tuple[int, int, int, int]] = frozenset(),
+) -> Machine:
+    locations = {
+        board: loc
+        for board, loc in default_board_locations(width, height, cabinet).items()
+        if board not in dead_boards
+    }
     ips = {board: standard_ip(base_ip, *loc) for board, loc in locations.items()}
-    return Machine(name=name, tags=frozenset(tags), width=width, height=height,
-                   dead_boards=dead_boards, dead_links=dead_links,
-                   board_locations=locations, board_ips=ips)
+    return Machine(
+        name=name,
+        tags=frozenset(tags),
+        width=width,
+        height=height,
+        dead_boards=dead_boards,
+        dead_links=dead_links,
+        board_locations=locations,
+        board_ips=ips,
+    )
 
 
 def make_appendix_machines() -> list[Machine]:
     """PROTOCOL.md Appendix A: ``m`` (2x2), ``md`` (2x2, faulty, cabinet 1), ``board``."""
     m = _standard("m", {"default"}, 2, 2, "10.11.0.0")
-    md = _standard("md", {"dead"}, 2, 2, "10.13.0.0", cabinet=1,
-                   dead_boards=frozenset({(1, 1, 1)}),
-                   dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}))
-    board = Machine(name="board", tags=frozenset({"single"}), width=1, height=1,
-                    dead_boards=frozenset({(0, 0, 1), (0, 0, 2)}),
-                    board_locations={(0, 0, 0): (0, 0, 0)},
-                    board_ips={(0, 0, 0): "10.12.0.2"})
+    md = _standard(
+        "md",
+        {"dead"},
+        2,
+        2,
+        "10.13.0.0",
+        cabinet=1,
+        dead_boards=frozenset({(1, 1, 1)}),
+        dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
+    )
+    board = Machine(
+        name="board",
+        tags=frozenset({"single"}),
+        width=1,
+        height=1,
+        dead_boards=frozenset({(0, 0, 1), (0, 0, 2)}),
+        board_locations={(0, 0, 0): (0, 0, 0)},
+        board_ips={(0, 0, 0): "10.12.0.2"},
+    )
     return [m, md, board]
 
 
@@ -198,8 +226,7 @@ def connect() -> Iterator[Callable[..., LineClient]]:
         client.close()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT,
-             interval: float = 0.01) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT, interval: float = 0.01) -> Any:
     """Poll *predicate* until it returns something truthy; fail after *timeout*."""
     deadline = time.monotonic() + timeout
     while True:

@@ -16,14 +16,27 @@ from spalloc.emulator.allocator import (
 from spalloc.geometry import Board, Link, Machine, default_board_locations, neighbour, standard_ip
 
 
-def make_machine(name: str, width: int, height: int, dead: Iterable[Board] | None = None,
-                 dead_links: Iterable[tuple[int, int, int, int]] | None = None) -> Machine:
+def make_machine(
+    name: str,
+    width: int,
+    height: int,
+    dead: Iterable[Board] | None = None,
+    dead_links: Iterable[tuple[int, int, int, int]] | None = None,
+) -> Machine:
     dead_boards = frozenset(dead or ())
-    locations = {b: loc for b, loc in default_board_locations(width, height).items()
-                 if b not in dead_boards}
-    return Machine(name, frozenset({"default"}), width, height, dead_boards,
-                   frozenset(dead_links or ()), locations,
-                   {b: standard_ip("10.11.0.0", *loc) for b, loc in locations.items()})
+    locations = {
+        b: loc for b, loc in default_board_locations(width, height).items() if b not in dead_boards
+    }
+    return Machine(
+        name,
+        frozenset({"default"}),
+        width,
+        height,
+        dead_boards,
+        frozenset(dead_links or ()),
+        locations,
+        {b: standard_ip("10.11.0.0", *loc) for b, loc in locations.items()},
+    )
 
 
 def any_board() -> AllocationRequest:
@@ -67,8 +80,11 @@ TABLE = {
     (4, 4, 0.333): "1x1 1x1 2x1 2x1 2x1 3x1 3x1 2x2 2x2 3x2 3x2 3x2 4x2 4x3 4x4",
     (4, 4, 1.0): "1x1 1x1 2x2 2x2 2x2 2x2 2x2 2x2 2x2 3x3 3x3 3x3 3x3 4x4 4x4",
 }
-CELLS = [(w, h, r, n, cell) for (w, h, r), row in TABLE.items()
-         for n, cell in zip(COUNTS, row.split(), strict=True)]
+CELLS = [
+    (w, h, r, n, cell)
+    for (w, h, r), row in TABLE.items()
+    for n, cell in zip(COUNTS, row.split(), strict=True)
+]
 
 
 def parse_cell(cell: str) -> tuple[int, int] | None:
@@ -102,10 +118,10 @@ def test_n_boards_on_an_empty_machine_follow_the_table(w, h, r, n, cell):
 
 def test_area_to_rect_edges():
     assert area_to_rect(1, 4, 4, 3.0) == area_to_rect(1, 4, 4, 1 / 3.0) == (1, 1)
-    assert area_to_rect(5, 4, 4, 3.0) == (3, 2)   # a ratio above 1 is inverted
+    assert area_to_rect(5, 4, 4, 3.0) == (3, 2)  # a ratio above 1 is inverted
     assert area_to_rect(0, 4, 4, 0.0) is None
     assert area_to_rect(17, 4, 4, 0.0) is None
-    assert area_to_rect(3, 3, 1, 0.5) is None      # squeezing would break the ratio
+    assert area_to_rect(3, 3, 1, 0.5) is None  # squeezing would break the ratio
     with pytest.raises(ValueError, match=r"Aspect ratio cannot be negative\."):
         area_to_rect(2, 4, 4, -0.1)
 
@@ -124,6 +140,7 @@ def test_request_validation():
 
 
 # ---- Appendix A ----------------------------------------------------------------------------------
+
 
 def test_appendix_a_sequence_on_m():
     alloc = MachineAllocator(make_machine("m", 2, 2))
@@ -162,18 +179,18 @@ def test_four_single_boards_fill_a_triad_then_the_next():
 def test_appendix_a_md():
     md = make_machine("md", 2, 2, MD_DEAD, MD_LINKS)
     alloc = MachineAllocator(md)
-    j7 = alloc.allocate(rect(2, 2))                                  # row 137
+    j7 = alloc.allocate(rect(2, 2))  # row 137
     assert j7 is not None and len(j7.boards) == 11 and (j7.width, j7.height) == (24, 24)
     assert (1, 1, 1) not in j7.boards
     alloc.free(j7)
-    assert not alloc.feasible(boards(12, max_dead_boards=0))         # row 146
-    assert alloc.feasible(boards(11, max_dead_boards=0))             # §6.3 quirk 22
+    assert not alloc.feasible(boards(12, max_dead_boards=0))  # row 146
+    assert alloc.feasible(boards(11, max_dead_boards=0))  # §6.3 quirk 22
     assert alloc.feasible(boards(10, max_dead_boards=0))
-    j9 = alloc.allocate(rect(1, 1, max_dead_links=0))                # row 153
+    j9 = alloc.allocate(rect(1, 1, max_dead_links=0))  # row 153
     assert j9 is not None and j9.boards == triad_boards((0, 1))
     assert (j9.width, j9.height) == (16, 16)
     alloc.free(j9)
-    assert not alloc.feasible(rect(2, 2, max_dead_links=1))          # the pair counts twice
+    assert not alloc.feasible(rect(2, 2, max_dead_links=1))  # the pair counts twice
     assert alloc.allocate(rect(2, 2, max_dead_links=1)) is None
     assert alloc.feasible(rect(2, 2, max_dead_links=2))
     assert alloc.allocate(rect(2, 2, max_dead_links=2)) is not None
@@ -181,18 +198,32 @@ def test_appendix_a_md():
 
 # ---- §6.2 feasibility ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("request_", "ok"), [
-    (any_board(), True),
-    (boards(2), True), (boards(12), True), (boards(13), False),
-    (boards(0), False), (boards(-1), False),
-    (rect(1, 1), True), (rect(2, 2), True), (rect(3, 1), False), (rect(0, 0), False),
-    (rect(0, 1), False),
-    (board(0, 1, 2), True), (board(2, 0, 0), False), (board(0, 0, 3), False),
-    (board(-1, 0, 0), False),
-    (boards(12, require_torus=True), True), (boards(9, require_torus=True), False),
-    (rect(2, 2, require_torus=True), True), (rect(2, 1, require_torus=True), False),
-    (AllocationRequest("any_board", require_torus=True), False),
-])
+
+@pytest.mark.parametrize(
+    ("request_", "ok"),
+    [
+        (any_board(), True),
+        (boards(2), True),
+        (boards(12), True),
+        (boards(13), False),
+        (boards(0), False),
+        (boards(-1), False),
+        (rect(1, 1), True),
+        (rect(2, 2), True),
+        (rect(3, 1), False),
+        (rect(0, 0), False),
+        (rect(0, 1), False),
+        (board(0, 1, 2), True),
+        (board(2, 0, 0), False),
+        (board(0, 0, 3), False),
+        (board(-1, 0, 0), False),
+        (boards(12, require_torus=True), True),
+        (boards(9, require_torus=True), False),
+        (rect(2, 2, require_torus=True), True),
+        (rect(2, 1, require_torus=True), False),
+        (AllocationRequest("any_board", require_torus=True), False),
+    ],
+)
 def test_feasibility_on_m(request_, ok):
     alloc = MachineAllocator(make_machine("m", 2, 2))
     assert alloc.feasible(request_) is ok
@@ -206,7 +237,7 @@ def test_single_board_machine_feasibility():
     assert alloc.feasible(any_board())
     assert not alloc.feasible(board(0, 0, 1))
     assert alloc.allocate(board(0, 0, 1)) is None
-    one = alloc.allocate(boards(2))                 # one triad, one live board: 8x8
+    one = alloc.allocate(boards(2))  # one triad, one live board: 8x8
     assert one is not None and one.boards == ((0, 0, 0),) and (one.width, one.height) == (8, 8)
     assert alloc.allocate(any_board()) is None
     alloc.free(one)
@@ -221,7 +252,7 @@ def test_feasibility_tries_every_position_not_just_corners():
     alloc = MachineAllocator(make_machine("c", 3, 3, dead))
     request = rect(1, 1, max_dead_boards=0)
     assert alloc.feasible(request)
-    placed = alloc.allocate(request)      # the fallback search places it too
+    placed = alloc.allocate(request)  # the fallback search places it too
     assert placed is not None and triads_of(placed) == {(1, 0)}
     # The next one follows the pack tree again: the left column's corners are dead, so
     # it lands in the smallest free leaf of the right part, just above the first.
@@ -251,16 +282,21 @@ def test_requests_the_reference_accepts_keep_its_exact_placement():
 
 # ---- §6.3 region test ----------------------------------------------------------------------------
 
+
 def test_dead_corner_board_moves_the_rectangle():
     alloc = MachineAllocator(make_machine("m", 2, 2, {(0, 0, 0)}))
     got = alloc.allocate(rect(1, 1))
-    assert got is not None and triads_of(got) == {(0, 1)}   # next corner in the order
+    assert got is not None and triads_of(got) == {(0, 1)}  # next corner in the order
 
 
 def test_unreachable_live_boards_are_left_out():
     # Cut (0,0,1) off: its links to (0,0,0) and (0,0,2) are dead both ways.
-    links = {(0, 0, 0, Link.north_east), (0, 0, 1, Link.south_west),
-             (0, 0, 2, Link.east), (0, 0, 1, Link.west)}
+    links = {
+        (0, 0, 0, Link.north_east),
+        (0, 0, 1, Link.south_west),
+        (0, 0, 2, Link.east),
+        (0, 0, 1, Link.west),
+    }
     alloc = MachineAllocator(make_machine("m", 2, 2, dead_links=links))
     got = alloc.allocate(rect(1, 1))
     assert got is not None and got.boards == ((0, 0, 0), (0, 0, 2))
@@ -281,10 +317,11 @@ def test_periphery_links():
     block = alloc.allocate(rect(1, 1))
     assert block is not None
     members = set(block.boards)
-    expected = {(b, link) for b in members for link in Link
-                if neighbour(b, link, 2, 2)[0] not in members}
+    expected = {
+        (b, link) for b in members for link in Link if neighbour(b, link, 2, 2)[0] not in members
+    }
     assert block.periphery_links == expected
-    assert len(expected) == 12   # 18 link ends, 6 of them inside the triad
+    assert len(expected) == 12  # 18 link ends, 6 of them inside the triad
     torus = MachineAllocator(m).allocate(rect(2, 2))
     assert torus is not None and torus.periphery_links == frozenset()
 
@@ -301,39 +338,43 @@ def test_require_torus_counts_dead_wrap_links():
     links = {(0, 0, 0, Link.west)}
     m = make_machine("w", 2, 1, dead_links=links)
     assert MachineAllocator(m).allocate(rect(2, 1, max_dead_links=0)) is not None
-    assert MachineAllocator(m).allocate(
-        rect(2, 1, max_dead_links=0, require_torus=True)) is None
-    assert MachineAllocator(m).allocate(
-        rect(2, 1, max_dead_links=1, require_torus=True)) is not None
+    assert MachineAllocator(m).allocate(rect(2, 1, max_dead_links=0, require_torus=True)) is None
+    assert (
+        MachineAllocator(m).allocate(rect(2, 1, max_dead_links=1, require_torus=True)) is not None
+    )
 
 
 # ---- §5.4 sizes through the allocator ------------------------------------------------------------
 
-@pytest.mark.parametrize(("machine", "request_", "count", "size"), [
-    (("m", 2, 2, None), boards(2), 3, (16, 16)),
-    (("m", 2, 2, None), boards(3), 3, (16, 16)),
-    (("m", 2, 2, None), rect(1, 1), 3, (16, 16)),
-    (("f", 1, 1, None), boards(2), 3, (12, 12)),
-    (("f", 1, 1, None), rect(1, 1), 3, (12, 12)),
-    (("m", 2, 2, None), boards(4), 6, (24, 16)),
-    (("m", 2, 2, None), rect(2, 1), 6, (24, 16)),
-    (("m", 2, 2, None), rect(1, 2), 6, (16, 24)),
-    (("g", 3, 2, None), rect(2, 1), 6, (28, 16)),
-    (("g", 3, 2, None), rect(3, 1), 9, (36, 16)),
-    (("g", 3, 2, None), rect(2, 2), 12, (28, 24)),
-    (("g", 3, 2, None), boards(7), 12, (28, 24)),
-    (("g", 3, 2, None), boards(10), 12, (28, 24)),
-    (("m", 2, 2, None), rect(2, 2), 12, (24, 24)),
-    (("m", 2, 2, None), boards(7), 12, (24, 24)),
-    (("m", 2, 2, None), boards(12, require_torus=True), 12, (24, 24)),
-    (("g", 3, 2, None), rect(3, 2), 18, (36, 24)),
-    (("g", 3, 2, None), boards(13), 18, (36, 24)),
-    (("g", 3, 2, None), boards(18, require_torus=True), 18, (36, 24)),
-    (("d", 2, 2, {(1, 0, 2)}), rect(2, 2), 11, (24, 24)),
-    (("d", 2, 2, {(1, 0, 2)}), boards(12), 11, (24, 24)),
-    (("e", 2, 2, {(1, 1, 0), (1, 1, 1), (1, 1, 2)}), rect(2, 2), 9, (24, 24)),   # fixed #6
-    (("e", 2, 2, {(1, 1, 0), (1, 1, 1), (1, 1, 2)}), boards(12), 9, (24, 24)),
-])
+
+@pytest.mark.parametrize(
+    ("machine", "request_", "count", "size"),
+    [
+        (("m", 2, 2, None), boards(2), 3, (16, 16)),
+        (("m", 2, 2, None), boards(3), 3, (16, 16)),
+        (("m", 2, 2, None), rect(1, 1), 3, (16, 16)),
+        (("f", 1, 1, None), boards(2), 3, (12, 12)),
+        (("f", 1, 1, None), rect(1, 1), 3, (12, 12)),
+        (("m", 2, 2, None), boards(4), 6, (24, 16)),
+        (("m", 2, 2, None), rect(2, 1), 6, (24, 16)),
+        (("m", 2, 2, None), rect(1, 2), 6, (16, 24)),
+        (("g", 3, 2, None), rect(2, 1), 6, (28, 16)),
+        (("g", 3, 2, None), rect(3, 1), 9, (36, 16)),
+        (("g", 3, 2, None), rect(2, 2), 12, (28, 24)),
+        (("g", 3, 2, None), boards(7), 12, (28, 24)),
+        (("g", 3, 2, None), boards(10), 12, (28, 24)),
+        (("m", 2, 2, None), rect(2, 2), 12, (24, 24)),
+        (("m", 2, 2, None), boards(7), 12, (24, 24)),
+        (("m", 2, 2, None), boards(12, require_torus=True), 12, (24, 24)),
+        (("g", 3, 2, None), rect(3, 2), 18, (36, 24)),
+        (("g", 3, 2, None), boards(13), 18, (36, 24)),
+        (("g", 3, 2, None), boards(18, require_torus=True), 18, (36, 24)),
+        (("d", 2, 2, {(1, 0, 2)}), rect(2, 2), 11, (24, 24)),
+        (("d", 2, 2, {(1, 0, 2)}), boards(12), 11, (24, 24)),
+        (("e", 2, 2, {(1, 1, 0), (1, 1, 1), (1, 1, 2)}), rect(2, 2), 9, (24, 24)),  # fixed #6
+        (("e", 2, 2, {(1, 1, 0), (1, 1, 1), (1, 1, 2)}), boards(12), 9, (24, 24)),
+    ],
+)
 def test_verified_sizes(machine, request_, count, size):
     name, w, h, dead = machine
     got = MachineAllocator(make_machine(name, w, h, dead)).allocate(request_)
@@ -351,6 +392,7 @@ def test_fragmented_column_gives_a_tall_shape():
 
 
 # ---- §6.4 pack tree: placement order, free, merge, re-use ----------------------------------------
+
 
 def test_corner_order_and_smallest_leaf_first():
     alloc = MachineAllocator(make_machine("x", 4, 4))
@@ -400,9 +442,10 @@ def test_double_free_and_foreign_free_are_errors():
 
 # ---- §6.6 single boards --------------------------------------------------------------------------
 
+
 def test_full_triad_is_reinserted_at_the_end():
     alloc = MachineAllocator(make_machine("m", 2, 2))
-    first = [alloc.allocate(any_board()) for _ in range(4)]     # (0,0,*) then (0,1,0)
+    first = [alloc.allocate(any_board()) for _ in range(4)]  # (0,0,*) then (0,1,0)
     assert all(first)
     alloc.free(first[1])  # type: ignore[arg-type]  # (0,0,1): triad (0,0) goes to the back
     nxt = [alloc.allocate(any_board()) for _ in range(3)]
@@ -436,19 +479,19 @@ def test_triad_returns_to_the_tree_when_all_its_boards_are_free():
 
 def test_specific_boards():
     alloc = MachineAllocator(make_machine("m", 2, 2, {(1, 0, 2)}))
-    assert alloc.allocate(board(1, 0, 2)) is None                   # dead
+    assert alloc.allocate(board(1, 0, 2)) is None  # dead
     a = alloc.allocate(board(1, 1, 1))
     assert a is not None and a.boards == ((1, 1, 1),)
-    assert alloc.allocate(board(1, 1, 1)) is None                   # in use
-    b = alloc.allocate(board(1, 1, 0))                               # same carved triad
+    assert alloc.allocate(board(1, 1, 1)) is None  # in use
+    b = alloc.allocate(board(1, 1, 0))  # same carved triad
     assert b is not None and b.boards == ((1, 1, 0),)
     # Any-board requests use the carved triad (1,1) before carving a new one.
     c = alloc.allocate(any_board())
     assert c is not None and c.boards == ((1, 1, 2),)
     block = alloc.allocate(rect(1, 1))
     assert block is not None and triads_of(block) == {(0, 0)}
-    assert alloc.allocate(board(0, 0, 2)) is None                   # inside a rectangle
-    assert alloc.allocate(rect(1, 2)) is None                       # (1,1) is carved
+    assert alloc.allocate(board(0, 0, 2)) is None  # inside a rectangle
+    assert alloc.allocate(rect(1, 2)) is None  # (1,1) is carved
     for x in (a, b, c):
         alloc.free(x)
     tall = alloc.allocate(rect(1, 2))
@@ -578,15 +621,21 @@ def test_placement_matches_the_reference_allocator():
             pytest.fail(f"reference server unavailable: {exc}", pytrace=False)
         pytest.skip(f"reference server unavailable: {exc}")
     cases = _random_cases(seed=2026, count=300)
-    proc = subprocess.run([str(peer / "python"), "-c", _REFERENCE_SCRIPT],
-                          input=json.dumps(cases), capture_output=True, text=True,
-                          timeout=120, check=True)
+    proc = subprocess.run(
+        [str(peer / "python"), "-c", _REFERENCE_SCRIPT],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     reference = json.loads(proc.stdout)
     compared = 0
     for case, expected in zip(cases, reference, strict=True):
         dead = {tuple(b) for b in case["dead"]}
-        machine = make_machine("x", case["W"], case["H"], dead,
-                               {tuple(lk) for lk in case["dead_links"]})
+        machine = make_machine(
+            "x", case["W"], case["H"], dead, {tuple(lk) for lk in case["dead_links"]}
+        )
         alloc = MachineAllocator(machine)
         live: list[Allocation] = []
         for op, want in zip(case["ops"], expected, strict=True):
@@ -601,9 +650,14 @@ def test_placement_matches_the_reference_allocator():
             got = alloc.allocate(request)
             if got is not None:
                 live.append(got)
-            mine = None if got is None else [
-                [list(b) for b in got.boards],
-                sorted([list(b), int(link)] for b, link in got.periphery_links)]
+            mine = (
+                None
+                if got is None
+                else [
+                    [list(b) for b in got.boards],
+                    sorted([list(b), int(link)] for b, link in got.periphery_links),
+                ]
+            )
             assert mine == want, (case, op)
             compared += 1
     assert compared > 1000

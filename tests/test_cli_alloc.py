@@ -28,9 +28,20 @@ pytestmark = pytest.mark.usefixtures("isolated_config")
 @pytest.fixture
 def big(emulator_factory: Callable[..., Emulator]) -> Emulator:
     """A 4x5-triad machine (60 boards), big enough for every seed example."""
-    machines = parse_machines({"machine": [
-        {"name": "big", "tags": ["default"], "width": 4, "height": 5,
-         "base_ip": "127.70.0.0"}]}, "test")
+    machines = parse_machines(
+        {
+            "machine": [
+                {
+                    "name": "big",
+                    "tags": ["default"],
+                    "width": 4,
+                    "height": 5,
+                    "base_ip": "127.70.0.0",
+                }
+            ]
+        },
+        "test",
+    )
     return emulator_factory(machines, power_delay=0.0)
 
 
@@ -46,7 +57,8 @@ def client(big: Emulator) -> Iterator[ProtocolClient]:
 def configured(big: Emulator, tmp_path: Any) -> Emulator:
     """A ./.spalloc naming the server and an owner, as the seed's examples assume."""
     (tmp_path / ".spalloc").write_text(
-        f"[spalloc]\nhostname = {big.host}\nport = {big.port}\nowner = me@example.org\n")
+        f"[spalloc]\nhostname = {big.host}\nport = {big.port}\nowner = me@example.org\n"
+    )
     return big
 
 
@@ -54,8 +66,9 @@ def live_jobs(client: ProtocolClient) -> list[dict[str, Any]]:
     return list(client.call("list_jobs"))
 
 
-def test_seed_invocations(configured: Emulator, client: ProtocolClient,
-                          capfd: pytest.CaptureFixture[str]) -> None:
+def test_seed_invocations(
+    configured: Emulator, client: ProtocolClient, capfd: pytest.CaptureFixture[str]
+) -> None:
     # §3.1: spalloc / spalloc 5 / spalloc 4 2 / spalloc 3 4 0 (here wrapping a command that
     # prints what was allocated; the job is destroyed afterwards).
     shapes = {(): "8 8", ("5",): "28 16", ("4", "2"): "48 28", ("3", "4", "0"): "8 8"}
@@ -68,13 +81,17 @@ def test_seed_invocations(configured: Emulator, client: ProtocolClient,
     assert live_jobs(client) == []
 
 
-def test_seed_command_line_with_shell_syntax(configured: Emulator, client: ProtocolClient,
-                                             tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
-                                             capfd: pytest.CaptureFixture[str]) -> None:
+def test_seed_command_line_with_shell_syntax(
+    configured: Emulator,
+    client: ProtocolClient,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     # §3.2 verbatim: spalloc 24 -c "rig-boot {} {w} {h} && python my_app.py {}"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "rig-boot").write_text("#!/bin/sh\necho rig-boot \"$@\"\n")
+    (bin_dir / "rig-boot").write_text('#!/bin/sh\necho rig-boot "$@"\n')
     (bin_dir / "rig-boot").chmod(0o755)
     (bin_dir / "python").symlink_to(sys.executable)
     (tmp_path / "my_app.py").write_text("import sys\nprint('my_app', *sys.argv[1:])\n")
@@ -86,28 +103,31 @@ def test_seed_command_line_with_shell_syntax(configured: Emulator, client: Proto
     assert app == "my_app " + boot.split()[1]
 
 
-def test_literal_braces_and_unknown_fields(configured: Emulator,
-                                           capfd: pytest.CaptureFixture[str]) -> None:
+def test_literal_braces_and_unknown_fields(
+    configured: Emulator, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert alloc.main(["-c", "echo {{}} {{id}} '{print}' {id}"]) == 0
     out, _ = capfd.readouterr()
     assert out.startswith("{} {id} {print} ")
     # Separate words, each kept whole (shell syntax in them is not interpreted).
-    assert alloc.main(["-c", "awk", "BEGIN {print \"w={w}\"}"]) == 0
+    assert alloc.main(["-c", "awk", 'BEGIN {print "w={w}"}']) == 0
     assert capfd.readouterr()[0] == "w=8\n"
     assert alloc.main(["-c", "echo", "{}", ";", "echo", "$HOME"]) == 0
     assert capfd.readouterr()[0].endswith(" ; echo $HOME\n")
 
 
-def test_exit_status_of_the_command_is_ours(configured: Emulator, client: ProtocolClient,
-                                            capfd: pytest.CaptureFixture[str]) -> None:
+def test_exit_status_of_the_command_is_ours(
+    configured: Emulator, client: ProtocolClient, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert alloc.main(["-c", "exit 3"]) == 3
     assert alloc.main(["-c", "kill -TERM $$"]) == 128 + signal.SIGTERM  # not 256 - 15 (B15)
     capfd.readouterr()
     assert live_jobs(client) == []
 
 
-def test_ethernet_csv_exists_while_the_command_runs(configured: Emulator,
-                                                    capfd: pytest.CaptureFixture[str]) -> None:
+def test_ethernet_csv_exists_while_the_command_runs(
+    configured: Emulator, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert alloc.main(["2", "-c", "cat {ethernet_ips}; echo path={ethernet_ips}"]) == 0
     out, _ = capfd.readouterr()
     lines = out.splitlines()
@@ -124,8 +144,9 @@ def test_destroyed_before_ready(configured: Emulator, capfd: pytest.CaptureFixtu
     assert err.endswith(": Destroyed: Cancelled: No suitable machines available.\n")
 
 
-def test_no_destroy_keepalive_and_resume(configured: Emulator, client: ProtocolClient,
-                                         capfd: pytest.CaptureFixture[str]) -> None:
+def test_no_destroy_keepalive_and_resume(
+    configured: Emulator, client: ProtocolClient, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert alloc.main(["--no-destroy", "--keepalive", "-1", "-c", "echo {id}"]) == 0
     job_id = int(capfd.readouterr()[0])
     [job] = live_jobs(client)
@@ -138,17 +159,21 @@ def test_no_destroy_keepalive_and_resume(configured: Emulator, client: ProtocolC
     assert "cannot be resumed" in capfd.readouterr()[1]
 
 
-def test_fractional_keepalive(configured: Emulator, client: ProtocolClient,
-                              capfd: pytest.CaptureFixture[str]) -> None:
+def test_fractional_keepalive(
+    configured: Emulator, client: ProtocolClient, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert alloc.main(["--keepalive", "2.5", "--no-destroy", "-c", "true"]) == 0
     [job] = live_jobs(client)
     assert job["keepalive"] == 2.5
     client.call("destroy_job", job["job_id"])
 
 
-def test_press_enter_flow(configured: Emulator, client: ProtocolClient,
-                          monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_press_enter_flow(
+    configured: Emulator,
+    client: ProtocolClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
     assert alloc.main(["3"]) == 0
     out, err = capsys.readouterr()
@@ -179,8 +204,9 @@ def test_usage_errors(big: Emulator, capsys: pytest.CaptureFixture[str]) -> None
     capsys.readouterr()
 
 
-def test_quiet_hides_progress_but_not_errors(configured: Emulator,
-                                             capfd: pytest.CaptureFixture[str]) -> None:
+def test_quiet_hides_progress_but_not_errors(
+    configured: Emulator, capfd: pytest.CaptureFixture[str]
+) -> None:
     assert alloc.main(["-q", "-c", "true"]) == 0
     assert capfd.readouterr()[1] == ""
     assert alloc.main(["-q", "999", "-c", "true"]) == 1
@@ -188,7 +214,8 @@ def test_quiet_hides_progress_but_not_errors(configured: Emulator,
 
 
 def test_job_destroyed_while_the_command_runs_is_reported(
-        configured: Emulator, client: ProtocolClient, capfd: pytest.CaptureFixture[str]) -> None:
+    configured: Emulator, client: ProtocolClient, capfd: pytest.CaptureFixture[str]
+) -> None:
     def destroy_when_allocated() -> None:
         for _ in range(200):
             jobs = live_jobs(client)
@@ -207,16 +234,22 @@ def test_job_destroyed_while_the_command_runs_is_reported(
 
 # --------------------------------------------------------------------------- whole process
 
+
 def spalloc_process(*args: str, **kwargs: Any) -> subprocess.Popen[str]:
     env = dict(os.environ)
     env.pop("NO_COLOR", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "spalloc.cli.alloc", *args], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env, **kwargs)
+        [sys.executable, "-m", "spalloc.cli.alloc", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        **kwargs,
+    )
 
 
-def test_ctrl_c_while_queued_destroys_the_job(configured: Emulator,
-                                              client: ProtocolClient) -> None:
+def test_ctrl_c_while_queued_destroys_the_job(configured: Emulator, client: ProtocolClient) -> None:
     blocker = client.call("create_job", 4, 5, owner="other", keepalive=None)
     proc = spalloc_process("-c", "true")
     try:
@@ -235,8 +268,9 @@ def test_ctrl_c_while_queued_destroys_the_job(configured: Emulator,
     client.call("destroy_job", blocker)
 
 
-def test_ctrl_c_while_the_command_runs_destroys_the_job(configured: Emulator,
-                                                        client: ProtocolClient) -> None:
+def test_ctrl_c_while_the_command_runs_destroys_the_job(
+    configured: Emulator, client: ProtocolClient
+) -> None:
     # A terminal sends Ctrl-C to the whole foreground group; here only spalloc gets SIGINT
     # and passes it on to the command (exec: the shell becomes the sleep).
     proc = spalloc_process("-c", "echo started {id}; exec sleep 30")
@@ -263,8 +297,11 @@ def test_local_runs_against_the_embedded_emulator() -> None:
 
 
 def test_progress_on_a_terminal_shows_state_and_time_waited(
-        configured: Emulator, client: ProtocolClient, monkeypatch: pytest.MonkeyPatch,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    configured: Emulator,
+    client: ProtocolClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True

@@ -24,10 +24,12 @@ def server(v2_server: V2Server, monkeypatch: pytest.MonkeyPatch) -> V2Server:
     return v2_server
 
 
-def test_command_gets_the_allocation_as_over_v1(server: V2Server,
-                                                capfd: pytest.CaptureFixture[str]) -> None:
-    code = alloc.main(["--hostname", server.base_url, "2",
-                       "-c", "echo got {hostname} {w}x{h} job {id}"])
+def test_command_gets_the_allocation_as_over_v1(
+    server: V2Server, capfd: pytest.CaptureFixture[str]
+) -> None:
+    code = alloc.main(
+        ["--hostname", server.base_url, "2", "-c", "echo got {hostname} {w}x{h} job {id}"]
+    )
     out, err = capfd.readouterr()
     assert code == 0, err
     [line] = [line for line in out.splitlines() if line.startswith("got ")]
@@ -39,8 +41,8 @@ def test_command_gets_the_allocation_as_over_v1(server: V2Server,
 
 
 def test_credentials_in_the_url_are_used_and_never_printed(
-        server: V2Server, monkeypatch: pytest.MonkeyPatch,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    server: V2Server, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("SPALLOC_USER")
     monkeypatch.delenv("SPALLOC_PASSWORD")
     alice = server.users["alice"]
@@ -58,8 +60,9 @@ def test_credentials_in_the_url_are_used_and_never_printed(
     assert server.base_url in err and "url-secret" not in out + err
 
 
-def test_a_keepalive_v2_refuses_is_a_usage_error(server: V2Server,
-                                                 capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_keepalive_v2_refuses_is_a_usage_error(
+    server: V2Server, capfd: pytest.CaptureFixture[str]
+) -> None:
     code = alloc.main(["--hostname", server.base_url, "--keepalive", "10", "-c", "true"])
     _, err = capfd.readouterr()
     assert code == EXIT_USAGE and "between 30 and 300 seconds" in err

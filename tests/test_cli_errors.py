@@ -115,11 +115,23 @@ def ready_job(hostname: str) -> dict[str, Any]:
     return {
         "version": "5.0.0",
         "create_job": 1,
-        "get_job_state": {"state": 3, "power": True, "keepalive": 60.0, "reason": None,
-                          "start_time": 1.0, "keepalivehost": "127.0.0.1"},
-        "get_job_machine_info": {"width": 8, "height": 8, "connections": [[[0, 0], hostname]],
-                                 "machine_name": "m", "boards": [[0, 0, 0]]},
-        "list_jobs": [], "list_machines": [],
+        "get_job_state": {
+            "state": 3,
+            "power": True,
+            "keepalive": 60.0,
+            "reason": None,
+            "start_time": 1.0,
+            "keepalivehost": "127.0.0.1",
+        },
+        "get_job_machine_info": {
+            "width": 8,
+            "height": 8,
+            "connections": [[[0, 0], hostname]],
+            "machine_name": "m",
+            "boards": [[0, 0, 0]],
+        },
+        "list_jobs": [],
+        "list_machines": [],
     }
 
 
@@ -129,7 +141,7 @@ HOSTILE = "$(touch pwned)"
 
 
 def test_hostile_hostname_cannot_run_commands_from_a_command_line(
-        fake: Callable[..., FakeServer], tmp_path: Any, capfd: pytest.CaptureFixture[str]
+    fake: Callable[..., FakeServer], tmp_path: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
     server = fake(ready_job(HOSTILE))
     for command in ("echo {}", "echo '{}'", 'echo "{hostname}"'):
@@ -143,7 +155,7 @@ def test_hostile_hostname_cannot_run_commands_from_a_command_line(
 
 
 def test_hostile_hostname_as_a_word_is_passed_literally(
-        fake: Callable[..., FakeServer], tmp_path: Any, capfd: pytest.CaptureFixture[str]
+    fake: Callable[..., FakeServer], tmp_path: Any, capfd: pytest.CaptureFixture[str]
 ) -> None:
     server = fake(ready_job(HOSTILE))
     assert alloc.main([*server.args, "--owner", "o", "-c", "echo", "{}", "x{hostname}y"]) == 0
@@ -153,40 +165,60 @@ def test_hostile_hostname_as_a_word_is_passed_literally(
 
 # --------------------------------------------------------------------------- timeouts (B7, B8)
 
+
 def silent_after_version() -> dict[str, Any]:
-    return {"version": "5.0.0", **{name: SILENT for name in (
-        "list_jobs", "list_machines", "where_is", "destroy_job", "create_job",
-        "get_job_state", "get_job_machine_info", "notify_job", "power_on_job_boards")}}
+    return {
+        "version": "5.0.0",
+        **{
+            name: SILENT
+            for name in (
+                "list_jobs",
+                "list_machines",
+                "where_is",
+                "destroy_job",
+                "create_job",
+                "get_job_state",
+                "get_job_machine_info",
+                "notify_job",
+                "power_on_job_boards",
+            )
+        },
+    }
 
 
-@pytest.mark.parametrize(("main", "argv"), [
-    (ps_cli.main, []),
-    (machine_cli.main, []),
-    (job_cli.main, ["1"]),
-    (job_cli.main, ["1", "--destroy"]),
-    (job_cli.main, ["1", "--power-on"]),
-    (where_is_cli.main, ["--job-chip", "7", "0", "0"]),
-    (where_is_cli.main, ["--board", "m", "0", "0", "0"]),
-])
-def test_every_call_honours_the_timeout(fake: Callable[..., FakeServer], main: Any,
-                                        argv: list[str],
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("main", "argv"),
+    [
+        (ps_cli.main, []),
+        (machine_cli.main, []),
+        (job_cli.main, ["1"]),
+        (job_cli.main, ["1", "--destroy"]),
+        (job_cli.main, ["1", "--power-on"]),
+        (where_is_cli.main, ["--job-chip", "7", "0", "0"]),
+        (where_is_cli.main, ["--board", "m", "0", "0", "0"]),
+    ],
+)
+def test_every_call_honours_the_timeout(
+    fake: Callable[..., FakeServer], main: Any, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     server = fake(silent_after_version())
     assert main([*argv, *server.args, "--timeout", "0.3"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("Error communicating with server: ") and err.count("\n") == 1
 
 
-def test_spalloc_honours_the_timeout(fake: Callable[..., FakeServer],
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_spalloc_honours_the_timeout(
+    fake: Callable[..., FakeServer], capsys: pytest.CaptureFixture[str]
+) -> None:
     server = fake(silent_after_version())
     assert alloc.main([*server.args, "--owner", "o", "--timeout", "0.3", "-c", "true"]) == 6
     err = capsys.readouterr().err
     assert err.startswith(f"Could not connect to server 127.0.0.1:{server.port}: ")
 
 
-def test_a_tiny_timeout_is_a_clean_error(fake: Callable[..., FakeServer],
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_tiny_timeout_is_a_clean_error(
+    fake: Callable[..., FakeServer], capsys: pytest.CaptureFixture[str]
+) -> None:
     server = fake({"version": "5.0.0", "list_jobs": []})
     code = ps_cli.main([*server.args, "--timeout", "0.000001"])
     err = capsys.readouterr().err
@@ -208,16 +240,19 @@ def test_unreachable_server(capsys: pytest.CaptureFixture[str]) -> None:
 
 # --------------------------------------------------------------------------- versions (B1, B2)
 
+
 @pytest.mark.parametrize("version", ["1!7.0.0", "4.0.0.post1", "5.0.0", "0.1.0"])
-def test_known_versions_are_accepted(fake: Callable[..., FakeServer], version: str,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_known_versions_are_accepted(
+    fake: Callable[..., FakeServer], version: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     server = fake({"version": version, "list_jobs": []})
     assert ps_cli.main(server.args) == 0
     assert capsys.readouterr().out.startswith("ID  State")
 
 
-def test_unknown_version_is_refused_unless_ignored(fake: Callable[..., FakeServer],
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_version_is_refused_unless_ignored(
+    fake: Callable[..., FakeServer], capsys: pytest.CaptureFixture[str]
+) -> None:
     server = fake({"version": "9.0.0", "list_jobs": []})
     assert ps_cli.main(server.args) == 2
     assert capsys.readouterr().err.startswith("Incompatible server version (9.0.0)")
@@ -231,9 +266,12 @@ def test_unknown_version_is_refused_unless_ignored(fake: Callable[..., FakeServe
 
 # --------------------------------------------------------------------------- hang-ups
 
-def test_server_hanging_up_during_a_watch(fake: Callable[..., FakeServer],
-                                          monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_server_hanging_up_during_a_watch(
+    fake: Callable[..., FakeServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     server: FakeServer
 
     def jobs(request: dict[str, Any]) -> list[Any]:
@@ -248,16 +286,24 @@ def test_server_hanging_up_during_a_watch(fake: Callable[..., FakeServer],
 
 
 def test_a_one_shot_tool_loads_neither_rich_nor_the_threaded_client(
-        fake: Callable[..., FakeServer]) -> None:
+    fake: Callable[..., FakeServer],
+) -> None:
     import subprocess
     import sys
 
     server = fake({"version": "5.0.0", "list_jobs": []})
-    code = ("import sys; from spalloc.cli.ps import main; rc = main(sys.argv[1:]); "
-            "print(rc, sorted(m for m in ('rich', 'spalloc.client', 'spalloc.job') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code, *server.args], capture_output=True,
-                          text=True, timeout=60, check=False)
+    code = (
+        "import sys; from spalloc.cli.ps import main; rc = main(sys.argv[1:]); "
+        "print(rc, sorted(m for m in ('rich', 'spalloc.client', 'spalloc.job') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *server.args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.stdout.splitlines()[-1] == "0 []", done.stderr
 
 
@@ -269,8 +315,14 @@ def test_local_warning_is_one_line_on_stderr(tool: str, tmp_path: Any) -> None:
     module = {"spalloc-ps": "ps", "spalloc-machine": "machine"}[tool]
     code = f"import sys; from spalloc.cli.{module} import main; sys.exit(main(sys.argv[1:]))"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPALLOC_")}
-    done = subprocess.run([sys.executable, "-c", code, "--local"], capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--local"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{tool}: warning: ")

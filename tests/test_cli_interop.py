@@ -105,8 +105,8 @@ def scenario(address: tuple[str, int], capsys: pytest.CaptureFixture[str]) -> di
 
 
 def test_every_tool_prints_the_same_against_the_reference_server(
-        reference: tuple[str, int], ours: tuple[str, int],
-        capfd: pytest.CaptureFixture[str]) -> None:
+    reference: tuple[str, int], ours: tuple[str, int], capfd: pytest.CaptureFixture[str]
+) -> None:
     theirs = scenario(reference, capfd)
     mine = scenario(ours, capfd)
     assert theirs.pop("version") == "1!7.0.0"  # really the reference
@@ -126,9 +126,9 @@ def official60() -> Path:
         pytest.skip(f"official client 1!6.0.0 unavailable: {exc}")
 
 
-def test_same_output_as_the_official_tools(official60: Path, ours: tuple[str, int],
-                                           tmp_path: Path,
-                                           capfd: pytest.CaptureFixture[str]) -> None:
+def test_same_output_as_the_official_tools(
+    official60: Path, ours: tuple[str, int], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     import subprocess
 
     host, port = ours
@@ -138,40 +138,64 @@ def test_same_output_as_the_official_tools(official60: Path, ours: tuple[str, in
     with ProtocolClient(host, port, timeout=WAIT) as client:
         a = client.call("create_job", owner="alice", keepalive=None)
         b = client.call("create_job", 4, owner="bob", keepalive=None)
-        c = client.call("create_job", 0, 1, 2, owner="dave", machine="m", keepalive=None,
-                        min_ratio=0.5)
+        c = client.call(
+            "create_job", 0, 1, 2, owner="dave", machine="m", keepalive=None, min_ratio=0.5
+        )
         for job_id in (a, b, c):
             _wait_ready(client, job_id)
         cases = {
             "spalloc-ps": [[], ["--owner", "bob"], ["-m", "m"]],
             "spalloc-machine": [[], ["m"], ["m", "-d"], ["md"], ["nope"]],
-            "spalloc-job": [[str(b)], [str(c)], ["--owner", "alice"], ["9999"],
-                            [str(b), "-e"], ["--owner", "nobody"]],
-            "spalloc-where-is": [["--board", "m", "1", "1", "2"],
-                                 ["--physical", "m", "0", "0", "3"],
-                                 ["--chip", "m", "13", "14"],
-                                 ["--job-chip", str(b), "1", "14"],
-                                 ["--job-chip", str(b), "13", "14"]],
+            "spalloc-job": [
+                [str(b)],
+                [str(c)],
+                ["--owner", "alice"],
+                ["9999"],
+                [str(b), "-e"],
+                ["--owner", "nobody"],
+            ],
+            "spalloc-where-is": [
+                ["--board", "m", "1", "1", "2"],
+                ["--physical", "m", "0", "0", "3"],
+                ["--chip", "m", "13", "14"],
+                ["--job-chip", str(b), "1", "14"],
+                ["--job-chip", str(b), "13", "14"],
+            ],
         }
-        mains = {"spalloc-ps": ps_cli.main, "spalloc-machine": machine_cli.main,
-                 "spalloc-job": job_cli.main, "spalloc-where-is": where_is_cli.main}
+        mains = {
+            "spalloc-ps": ps_cli.main,
+            "spalloc-machine": machine_cli.main,
+            "spalloc-job": job_cli.main,
+            "spalloc-where-is": where_is_cli.main,
+        }
         #: (tool, *argv) -> (exit code, stderr) where we differ on purpose (issue 15):
         #: the official tool exits 0 and says nothing about a job the server does not know.
-        different = {("spalloc-job", "9999"): (
-            job_cli.EXIT_UNKNOWN_JOB, "Job 9999 is unknown to the server: it never existed, "
-                                      "or it was destroyed and has been forgotten\n")}
+        different = {
+            ("spalloc-job", "9999"): (
+                job_cli.EXIT_UNKNOWN_JOB,
+                "Job 9999 is unknown to the server: it never existed, "
+                "or it was destroyed and has been forgotten\n",
+            )
+        }
         for tool, argvs in cases.items():
             for argv in argvs:
-                done = subprocess.run([str(official60 / tool), *argv, *server],
-                                      capture_output=True, text=True, env=env, timeout=60,
-                                      check=False)
+                done = subprocess.run(
+                    [str(official60 / tool), *argv, *server],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=60,
+                    check=False,
+                )
                 code = mains[tool]([*argv, *server])
                 out, err = capfd.readouterr()
                 # Deliberate differences: the same stdout, but a message and an exit code.
-                expected_code, expected_err = different.get(
-                    (tool, *argv), (done.returncode, done.stderr))  # type: ignore[arg-type]
+                key: Any = (tool, *argv)
+                expected_code, expected_err = different.get(key, (done.returncode, done.stderr))
                 assert (code, TIME.sub("<t>", out)) == (
-                    expected_code, TIME.sub("<t>", done.stdout)), (tool, argv, done.stderr)
+                    expected_code,
+                    TIME.sub("<t>", done.stdout),
+                ), (tool, argv, done.stderr)
                 assert err == expected_err, (tool, argv)
         for job_id in (a, b, c):
             client.call("destroy_job", job_id)

@@ -52,31 +52,41 @@ from spalloc.ui.render import (
 
 
 def test_board_map_of_a_2x2_machine_labelled_by_coordinates() -> None:
-    groups = [BoardGroup([(x, y, z)], (f"{x}{y}{z}", "")) for x in range(2) for y in range(2)
-              for z in range(3)]
-    assert plain(render_boards(groups)) == "\n".join([
-        " ___     ___",
-        "/012\\___/112\\___",
-        "\\___/011\\___/111\\",
-        "/010\\___/110\\___/",
-        "\\___/002\\___/102\\___",
-        "    \\___/001\\___/101\\",
-        "    /000\\___/100\\___/",
-        "    \\___/   \\___/",
-    ])
+    groups = [
+        BoardGroup([(x, y, z)], (f"{x}{y}{z}", ""))
+        for x in range(2)
+        for y in range(2)
+        for z in range(3)
+    ]
+    assert plain(render_boards(groups)) == "\n".join(
+        [
+            " ___     ___",
+            "/012\\___/112\\___",
+            "\\___/011\\___/111\\",
+            "/010\\___/110\\___/",
+            "\\___/002\\___/102\\___",
+            "    \\___/001\\___/101\\",
+            "    /000\\___/100\\___/",
+            "    \\___/   \\___/",
+        ]
+    )
 
 
 def test_board_map_styles_inner_and_outer_edges_and_dead_links() -> None:
-    lines = render_boards([BoardGroup([(0, 0, 0), (0, 0, 1)], (" . ", "dim"), "inner", "outer")],
-                          dead_links=[(0, 0, 0, 3)], dead_style="red")
+    lines = render_boards(
+        [BoardGroup([(0, 0, 0), (0, 0, 1)], (" . ", "dim"), "inner", "outer")],
+        dead_links=[(0, 0, 0, 3)],
+        dead_style="red",
+    )
     styles = {style for line in lines for _, style in line}
     assert {"inner", "outer", "red", "dim"} <= styles
     assert render_boards([]) == []
 
 
 def test_table_aligns_ints_right_and_strips_trailing_space() -> None:
-    lines = render_table([[("ID", "h"), ("Name", "h"), ("Note", "h")],
-                          [7, "a", ""], [123, ("bb", "green"), "x"]])
+    lines = render_table(
+        [[("ID", "h"), ("Name", "h"), ("Note", "h")], [7, "a", ""], [123, ("bb", "green"), "x"]]
+    )
     assert plain(lines) == "ID   Name  Note\n  7  a\n123  bb    x"
 
 
@@ -94,52 +104,88 @@ def test_cells_wrap_at_the_width() -> None:
 
 def test_job_keys_are_spreadsheet_style() -> None:
     assert [job_key(i) for i in (0, 25, 26, 51, 52, 701, 702)] == [
-        "A", "Z", "AA", "AZ", "BA", "ZZ", "AAA"]
+        "A",
+        "Z",
+        "AA",
+        "AZ",
+        "BA",
+        "ZZ",
+        "AAA",
+    ]
 
 
 def test_ethernet_csv_is_sorted_with_a_header() -> None:
     assert ethernet_csv([((8, 4), "c"), ((0, 0), "a"), ((4, 8), "b")]) == (
-        "x,y,hostname\n0,0,a\n4,8,b\n8,4,c\n")
+        "x,y,hostname\n0,0,a\n4,8,b\n8,4,c\n"
+    )
 
 
 def _job(**changes: object) -> JobDescription:
-    wire = {"job_id": 3, "owner": "me", "start_time": None, "keepalive": 60.0, "state": 1,
-            "power": None, "args": [], "kwargs": {}, "allocated_machine_name": None,
-            "boards": None, "keepalivehost": ""}
+    wire = {
+        "job_id": 3,
+        "owner": "me",
+        "start_time": None,
+        "keepalive": 60.0,
+        "state": 1,
+        "power": None,
+        "args": [],
+        "kwargs": {},
+        "allocated_machine_name": None,
+        "boards": None,
+        "keepalivehost": "",
+    }
     wire.update(changes)
     return JobDescription.from_wire(wire)
 
 
 def test_ps_shows_queued_jobs_blank_and_empty_host_without_parentheses() -> None:
     header, row = plain(ps_table([_job()])).splitlines()
-    assert row[:9] == " 3  queue" and not row[9:header.index("Keepalive")].strip()
-    assert row[header.index("Keepalive"):] == "60.0       me"
+    assert row[:9] == " 3  queue" and not row[9 : header.index("Keepalive")].strip()
+    assert row[header.index("Keepalive") :] == "60.0       me"
     header, row = plain(ps_table([_job(keepalivehost="h", state=7)])).splitlines()
     assert row[:5] == " 3  7" and row.endswith("60.0       me (h)")
 
 
 def test_ps_filters_by_owner_and_machine() -> None:
-    jobs = parse_jobs([
-        {"job_id": 1, "owner": "a", "state": 3, "allocated_machine_name": "m", "boards": []},
-        {"job_id": 2, "owner": "b", "state": 3, "allocated_machine_name": "n", "boards": []}])
+    jobs = parse_jobs(
+        [
+            {"job_id": 1, "owner": "a", "state": 3, "allocated_machine_name": "m", "boards": []},
+            {"job_id": 2, "owner": "b", "state": 3, "allocated_machine_name": "n", "boards": []},
+        ]
+    )
     assert len(ps_table(jobs, owner="a")) == 2
     assert len(ps_table(jobs, machine="n")) == 2
     assert len(ps_table(jobs, machine="z")) == 1
 
 
 def test_machine_without_jobs_ends_with_two_blank_lines() -> None:
-    machine = MachineDescription.from_wire({"name": "b", "tags": ["single"], "width": 1,
-                                            "height": 1, "dead_boards": [[0, 0, 1], [0, 0, 2]],
-                                            "dead_links": []})
+    machine = MachineDescription.from_wire(
+        {
+            "name": "b",
+            "tags": ["single"],
+            "width": 1,
+            "height": 1,
+            "dead_boards": [[0, 0, 1], [0, 0, 2]],
+            "dead_links": [],
+        }
+    )
     text = plain(machine_detail(machine, []))
     assert text.endswith(" ___\n/ . \\\n\\___/\n\n")
     assert "In-use: 0 of 1" in text
 
 
 def test_where_is_hides_job_chip_for_free_boards() -> None:
-    location = WhereIs.from_wire({
-        "machine": "m", "logical": [0, 1, 2], "physical": [0, 0, 5], "chip": [9, 21],
-        "board_chip": [5, 1], "job_id": None, "job_chip": None})
+    location = WhereIs.from_wire(
+        {
+            "machine": "m",
+            "logical": [0, 1, 2],
+            "physical": [0, 0, 5],
+            "chip": [9, 21],
+            "board_chip": [5, 1],
+            "job_id": None,
+            "job_chip": None,
+        }
+    )
     assert location is not None
     text = plain(where_is_info(location, show_board_chip=True))
     assert "Coordinates within board: (5, 1)" in text
@@ -157,35 +203,60 @@ def test_missing_keys_read_as_none_and_java_values_pass() -> None:
     assert [getattr(state, key) for key in state._fields] == [JobState.unknown] + [None] * 5
     java = JobStateInfo.from_wire({"state": 1, "power": False, "reason": "", "keepalive": 60})
     assert (java.state, java.power, java.reason, java.keepalive) == (
-        JobState.queued, False, "", 60.0)
+        JobState.queued,
+        False,
+        "",
+        60.0,
+    )
     empty = JobMachineInfo.from_wire({})
     assert empty == {}  # as sent; built from typed values, it holds what a server sends:
     assert JobMachineInfo.from_wire(JobMachineInfo.empty()) == JobMachineInfo.empty()
     assert [getattr(empty, key) for key in empty._fields] == [None] * 5
     (job,) = parse_jobs([{"job_id": 4}])
     assert (job.owner, job.state, job.boards, job.args, job.kwargs) == (
-        None, JobState.unknown, None, (), {})
+        None,
+        JobState.unknown,
+        None,
+        (),
+        {},
+    )
     # No owner shows as nothing (not "None"); no keepalive shows as None, as officially.
     assert plain(ps_table([job._replace(keepalive=60.0)])).splitlines()[1].endswith("  60.0")
     assert plain(ps_table([job])).splitlines()[1].endswith("  None")
 
 
-@pytest.mark.parametrize("parse,wire,field", [
-    (JobStateInfo.from_wire, {"state": 3, "keepalive": "soon"}, "keepalive"),
-    (JobStateInfo.from_wire, {"state": 3, "power": "on"}, "power"),
-    (JobStateInfo.from_wire, {"state": 3, "reason": ["x"]}, "reason"),
-    (JobMachineInfo.from_wire, {"connections": [[[0], "h"]]}, "connections"),
-    (JobMachineInfo.from_wire, {"width": 2.5}, "width"),
-    (JobDescription.from_wire, {"job_id": 1, "boards": [[0, 0]]}, "boards"),
-    (JobDescription.from_wire, {"job_id": "1"}, "job_id"),
-    (JobDescription.from_wire, {"owner": "me"}, "job_id"),
-    (MachineDescription.from_wire, {"width": 1, "height": 1}, "name"),
-    (MachineDescription.from_wire, {"name": "m", "width": 1}, "height"),
-    (MachineDescription.from_wire, {"name": "m", "width": 1, "height": 1,
-                                    "dead_links": [[0, 0, 0]]}, "dead_links"),
-    (WhereIs.from_wire, {"machine": "m", "logical": [0, 0, 0], "physical": [0, 0, 0],
-                         "chip": [0, 0], "board_chip": [0, 0], "job_chip": [1]}, "job_chip"),
-])
+@pytest.mark.parametrize(
+    "parse,wire,field",
+    [
+        (JobStateInfo.from_wire, {"state": 3, "keepalive": "soon"}, "keepalive"),
+        (JobStateInfo.from_wire, {"state": 3, "power": "on"}, "power"),
+        (JobStateInfo.from_wire, {"state": 3, "reason": ["x"]}, "reason"),
+        (JobMachineInfo.from_wire, {"connections": [[[0], "h"]]}, "connections"),
+        (JobMachineInfo.from_wire, {"width": 2.5}, "width"),
+        (JobDescription.from_wire, {"job_id": 1, "boards": [[0, 0]]}, "boards"),
+        (JobDescription.from_wire, {"job_id": "1"}, "job_id"),
+        (JobDescription.from_wire, {"owner": "me"}, "job_id"),
+        (MachineDescription.from_wire, {"width": 1, "height": 1}, "name"),
+        (MachineDescription.from_wire, {"name": "m", "width": 1}, "height"),
+        (
+            MachineDescription.from_wire,
+            {"name": "m", "width": 1, "height": 1, "dead_links": [[0, 0, 0]]},
+            "dead_links",
+        ),
+        (
+            WhereIs.from_wire,
+            {
+                "machine": "m",
+                "logical": [0, 0, 0],
+                "physical": [0, 0, 0],
+                "chip": [0, 0],
+                "board_chip": [0, 0],
+                "job_chip": [1],
+            },
+            "job_chip",
+        ),
+    ],
+)
 def test_unusable_values_raise_naming_the_field(parse, wire, field) -> None:
     with pytest.raises(ProtocolError, match=f"'{field}'"):
         parse(wire)
@@ -209,13 +280,21 @@ def test_the_reply_as_sent_reads_like_a_dict_and_stays_out_of_the_repr() -> None
 
 def test_records_are_built_like_named_tuples_and_are_not_hashable() -> None:
     state = JobStateInfo(JobState.ready, True, 60.0, None, None, None)
-    assert state == JobStateInfo(state=JobState.ready, power=True, keepalive=60.0, reason=None,
-                                 start_time=None, keepalivehost=None)
+    assert state == JobStateInfo(
+        state=JobState.ready,
+        power=True,
+        keepalive=60.0,
+        reason=None,
+        start_time=None,
+        keepalivehost=None,
+    )
     assert state["state"] == 3 and type(state["state"]) is int  # as the server sends it
-    for args, kwargs, message in [((JobState.ready,), {}, "missing arguments: power"),
-                                  ((1,) * 7, {}, "takes 6 arguments but 7"),
-                                  ((), {"stat": 1}, "unexpected keyword argument 'stat'"),
-                                  ((JobState.ready,), {"state": 1}, "multiple values")]:
+    for args, kwargs, message in [
+        ((JobState.ready,), {}, "missing arguments: power"),
+        ((1,) * 7, {}, "takes 6 arguments but 7"),
+        ((), {"stat": 1}, "unexpected keyword argument 'stat'"),
+        ((JobState.ready,), {"state": 1}, "multiple values"),
+    ]:
         with pytest.raises(TypeError, match=message):
             JobStateInfo(*args, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="no fields"):
@@ -225,8 +304,18 @@ def test_records_are_built_like_named_tuples_and_are_not_hashable() -> None:
 
 
 def test_machines_sort_tags_and_count_live_boards() -> None:
-    (machine,) = parse_machines([{"name": "m", "tags": ["b", "a"], "width": 2, "height": 1,
-                                  "dead_boards": [[1, 0, 2]], "dead_links": [[0, 0, 1, 5]]}])
+    (machine,) = parse_machines(
+        [
+            {
+                "name": "m",
+                "tags": ["b", "a"],
+                "width": 2,
+                "height": 1,
+                "dead_boards": [[1, 0, 2]],
+                "dead_links": [[0, 0, 1, 5]],
+            }
+        ]
+    )
     assert machine.tags == ("a", "b") and machine.num_boards == 5
     assert (1, 0, 2) not in machine.boards() and len(machine.boards()) == 5
     assert machine.dead_links == ((0, 0, 1, 5),)
@@ -246,17 +335,20 @@ VALUES = command_values(7, "10.0.0.1", 16, 8, "/tmp/my dir/ips.csv")
 
 def test_single_argument_is_a_shell_line_with_quoted_values() -> None:
     assert shell_command(["boot {} {w} {h} && run {hostname} {id} {ethernet_ips}"], VALUES) == (
-        "boot 10.0.0.1 16 8 && run 10.0.0.1 7 '/tmp/my dir/ips.csv'")
+        "boot 10.0.0.1 16 8 && run 10.0.0.1 7 '/tmp/my dir/ips.csv'"
+    )
 
 
 def test_literal_braces_and_unknown_fields_survive() -> None:
     assert substitute("awk '{print}' {{}} {{id}} {", VALUES, quote=True) == (
-        "awk '{print}' {} {id} {")
+        "awk '{print}' {} {id} {"
+    )
 
 
 def test_several_arguments_are_words_quoted_whole() -> None:
     assert shell_command(["echo", "{}", ";", "$HOME", "a b"], VALUES) == (
-        "echo 10.0.0.1 ';' '$HOME' 'a b'")
+        "echo 10.0.0.1 ';' '$HOME' 'a b'"
+    )
 
 
 @pytest.mark.parametrize("host", ["$(touch pwned)", "a;b", "`id`", "a b", "x'y"])
@@ -265,8 +357,7 @@ def test_hostile_hostnames_are_refused_in_a_shell_line(host: str) -> None:
     with pytest.raises(UnsafeValueError):
         shell_command(["echo {}"], values)
     # As separate words they are harmless: quoted as a whole.
-    assert shell_command(["echo", "{}"], values) == "echo " + substitute(
-        "{}", values, quote=True)
+    assert shell_command(["echo", "{}"], values) == "echo " + substitute("{}", values, quote=True)
 
 
 def test_exit_status_of_a_signalled_child_is_128_plus_signal() -> None:
@@ -302,8 +393,9 @@ def test_ignore_version_false_means_false() -> None:
 
 
 def test_config_supplies_defaults_and_arguments_override() -> None:
-    config = SpallocConfig(hostname="cfg", owner="me", port=1234, keepalive=30.0,
-                           tags=("a", "b"), min_ratio=0.5)
+    config = SpallocConfig(
+        hostname="cfg", owner="me", port=1234, keepalive=30.0, tags=("a", "b"), min_ratio=0.5
+    )
     what, kwargs = job_arguments(_parser(config).parse_args(["4", "2", "-H", "other"]))
     assert what == (4, 2)
     assert kwargs["hostname"] == "other" and kwargs["port"] == 1234
@@ -355,8 +447,9 @@ def test_colour_only_on_a_terminal_and_never_with_no_color() -> None:
 
 
 def test_coloured_output_keeps_the_plain_layout() -> None:
-    lines = render_table([[("ID", "bold underline"), ("State", "bold underline")],
-                          [1, ("ready", "green")]])
+    lines = render_table(
+        [[("ID", "bold underline"), ("State", "bold underline")], [1, ("ready", "green")]]
+    )
     stream = _Tty()
     Output(stream, colour=True).lines(lines)
     coloured = stream.getvalue()

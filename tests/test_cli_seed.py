@@ -34,11 +34,13 @@ pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 @pytest.fixture
-def emu(emulator_factory: Callable[..., Emulator], appendix_machines: Any,
-        tmp_path: Path) -> Emulator:
+def emu(
+    emulator_factory: Callable[..., Emulator], appendix_machines: Any, tmp_path: Path
+) -> Emulator:
     emulator = emulator_factory(appendix_machines, power_delay=0.05)
     (tmp_path / ".spalloc").write_text(
-        f"[spalloc]\nhostname = {emulator.host}\nport = {emulator.port}\nowner = {OWNER}\n")
+        f"[spalloc]\nhostname = {emulator.host}\nport = {emulator.port}\nowner = {OWNER}\n"
+    )
     return emulator
 
 
@@ -63,8 +65,10 @@ def my_job(client: ProtocolClient) -> int:
 
 # --------------------------------------------------------------------------- §4 spalloc-job
 
-def test_job_watch(emu: Emulator, client: ProtocolClient, my_job: int,
-                   monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_job_watch(
+    emu: Emulator, client: ProtocolClient, my_job: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # $ spalloc-job --watch   (your currently running job; ends when it is destroyed)
     stdout = io.StringIO()
     monkeypatch.setattr("sys.stdout", stdout)
@@ -80,8 +84,7 @@ def test_job_reset(emu: Emulator, client: ProtocolClient, my_job: int) -> None:
     assert (state["state"], state["power"]) == (3, True)
 
 
-def test_job_ethernet_ips(emu: Emulator, my_job: int,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_ethernet_ips(emu: Emulator, my_job: int, capsys: pytest.CaptureFixture[str]) -> None:
     # $ spalloc-job --ethernet-ips
     assert job_cli.main(["--ethernet-ips"]) == 0
     rows = capsys.readouterr().out.splitlines()
@@ -98,8 +101,10 @@ def test_job_destroy(emu: Emulator, client: ProtocolClient, my_job: int) -> None
 
 # --------------------------------------------------------------------------- §5 spalloc-ps
 
-def test_ps_lists_filters_and_watches(emu: Emulator, client: ProtocolClient, my_job: int,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_ps_lists_filters_and_watches(
+    emu: Emulator, client: ProtocolClient, my_job: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     client.call("create_job", owner="other@example.org", keepalive=None)
     assert ps_cli.main([]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -112,8 +117,10 @@ def test_ps_lists_filters_and_watches(emu: Emulator, client: ProtocolClient, my_
 
 # --------------------------------------------------------------------------- §6 spalloc-machine
 
-def test_machine_list_detail_and_detailed(emu: Emulator, my_job: int,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_machine_list_detail_and_detailed(
+    emu: Emulator, my_job: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert machine_cli.main([]) == 0
     assert capsys.readouterr().out.splitlines()[1].split() == ["m", "12", "6", "1", "default"]
     assert machine_cli.main(["m"]) == 0
@@ -125,11 +132,16 @@ def test_machine_list_detail_and_detailed(emu: Emulator, my_job: int,
 
 # --------------------------------------------------------------------------- §7 spalloc-where-is
 
+
 def test_where_is_forms(emu: Emulator, my_job: int, capsys: pytest.CaptureFixture[str]) -> None:
     # spalloc-where-is --board MACHINE X Y Z / --physical MACHINE CABINET FRAME BOARD /
     # --chip MACHINE X Y / --job-chip JOB_ID X Y
-    for argv in (["--board", "m", "0", "0", "1"], ["--physical", "m", "0", "0", "1"],
-                 ["--chip", "m", "8", "4"], ["--job-chip", str(my_job), "8", "4"]):
+    for argv in (
+        ["--board", "m", "0", "0", "1"],
+        ["--physical", "m", "0", "0", "1"],
+        ["--chip", "m", "8", "4"],
+        ["--job-chip", str(my_job), "8", "4"],
+    ):
         assert where_is_cli.main(argv) == 0, argv
         out = capsys.readouterr().out
         assert "Board coordinate: (0, 0, 1)" in out
@@ -137,6 +149,7 @@ def test_where_is_forms(emu: Emulator, my_job: int, capsys: pytest.CaptureFixtur
 
 
 # --------------------------------------------------------------------------- console scripts
+
 
 def script(name: str) -> str:
     path = Path(sys.executable).parent / name
@@ -147,8 +160,9 @@ def script(name: str) -> str:
 
 def run_script(*argv: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60, env=env,
-                          check=False, **kwargs)
+    return subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=60, env=env, check=False, **kwargs
+    )
 
 
 def test_console_scripts_against_the_emulator(emu: Emulator, my_job: int) -> None:
@@ -175,8 +189,10 @@ def test_console_script_version_and_help() -> None:
         assert done.returncode == 0 and "exit codes:" in done.stdout, name
 
 
-@pytest.mark.parametrize("argv", [["spalloc-machine", "--local"],
-                                  ["spalloc-where-is", "--local", "-b", "m4x2", "1", "0", "2"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["spalloc-machine", "--local"], ["spalloc-where-is", "--local", "-b", "m4x2", "1", "0", "2"]],
+)
 def test_local_admin_tools(argv: list[str]) -> None:
     done = run_script(script(argv[0]), *argv[1:])
     assert done.returncode == 0, done.stderr
@@ -185,8 +201,9 @@ def test_local_admin_tools(argv: list[str]) -> None:
 
 
 def test_ps_watch_process_stops_on_ctrl_c(emu: Emulator) -> None:
-    proc = subprocess.Popen([script("spalloc-ps"), "--watch"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [script("spalloc-ps"), "--watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("ID  State")
@@ -202,9 +219,21 @@ def test_no_colour_even_on_a_terminal_with_no_color(emu: Emulator, my_job: int) 
         pytest.skip("script(1) is not available to provide a terminal")
     command = f"{script('spalloc-ps')}"
     env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    coloured = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
-                              text=True, timeout=60, env=env, check=False)
+    coloured = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
     assert "\x1b[" in coloured.stdout
-    plain = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
-                           text=True, timeout=60, env={**env, "NO_COLOR": "1"}, check=False)
+    plain = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "NO_COLOR": "1"},
+        check=False,
+    )
     assert "\x1b[" not in plain.stdout and f"{OWNER} (127.0.0.1)" in plain.stdout

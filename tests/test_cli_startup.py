@@ -22,23 +22,37 @@ from spalloc.emulator import Emulator
 
 #: Modules the tools used to load (or could easily start loading again) that their common
 #: paths do not need: each costs milliseconds of start-up.
-AVOIDED = frozenset({
-    "typing",  # only for annotations: TYPE_CHECKING and spalloc._namedtuple instead
-    "platformdirs", "pathlib", "tempfile", "shutil",  # XDG paths computed on Linux
-    "configparser",  # only when a config file exists
-    "socket", "selectors",  # the connection uses _socket
-    "dataclasses", "importlib", "logging", "threading",
-    "rich", "spalloc.client", "spalloc.job", "spalloc.emulator",
-})
+AVOIDED = frozenset(
+    {
+        "typing",  # only for annotations: TYPE_CHECKING and spalloc._namedtuple instead
+        "platformdirs",
+        "pathlib",
+        "tempfile",
+        "shutil",  # XDG paths computed on Linux
+        "configparser",  # only when a config file exists
+        "socket",
+        "selectors",  # the connection uses _socket
+        "dataclasses",
+        "importlib",
+        "logging",
+        "threading",
+        "rich",
+        "spalloc.client",
+        "spalloc.job",
+        "spalloc.emulator",
+    }
+)
 
 # Runs a tool's main in a fresh interpreter and prints its exit code and the modules it
 # loaded (those loaded before it starts, e.g. by an editable install's hook, do not count).
-_PROBE = ("import sys\n"
-          "before = set(sys.modules)\n"
-          "__import__(sys.argv[1])\n"
-          "main = sys.modules[sys.argv[1]].main\n"
-          "rc = main(sys.argv[2:])\n"
-          "print(rc, sorted(set(sys.modules) - before))\n")
+_PROBE = (
+    "import sys\n"
+    "before = set(sys.modules)\n"
+    "__import__(sys.argv[1])\n"
+    "main = sys.modules[sys.argv[1]].main\n"
+    "rc = main(sys.argv[2:])\n"
+    "print(rc, sorted(set(sys.modules) - before))\n"
+)
 
 
 @pytest.fixture
@@ -49,16 +63,28 @@ def emu(emulator_factory: Callable[..., Emulator]) -> Emulator:
     return emulator
 
 
-def probe(tmp_path: Path, module: str, *args: str,
-          config: str | None = None) -> tuple[int, set[str]]:
+def probe(
+    tmp_path: Path, module: str, *args: str, config: str | None = None
+) -> tuple[int, set[str]]:
     """Run *module*'s main in a subprocess without config files; its code and new modules."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SPALLOC_")}
-    env.update(XDG_CONFIG_HOME=str(tmp_path / "user"), XDG_CONFIG_DIRS=str(tmp_path / "site"),
-               NO_COLOR="1", COLUMNS="80")
+    env.update(
+        XDG_CONFIG_HOME=str(tmp_path / "user"),
+        XDG_CONFIG_DIRS=str(tmp_path / "site"),
+        NO_COLOR="1",
+        COLUMNS="80",
+    )
     if config is not None:
         (tmp_path / ".spalloc").write_text(config, encoding="utf-8")
-    done = subprocess.run([sys.executable, "-c", _PROBE, module, *args], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, module, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
     last = done.stdout.splitlines()[-1] if done.stdout else ""
     code, _, modules = last.partition(" ")
     assert code.isdigit(), done.stdout + done.stderr
@@ -69,16 +95,20 @@ def server_args(emu: Emulator) -> list[str]:
     return ["-H", emu.host, "-P", str(emu.port)]
 
 
-@pytest.mark.parametrize("module,args", [
-    ("spalloc.cli.ps", []),
-    ("spalloc.cli.ps", ["--owner", "me@example.org"]),
-    ("spalloc.cli.machine", []),
-    ("spalloc.cli.machine", ["m4x2"]),
-    ("spalloc.cli.job", ["1"]),
-    ("spalloc.cli.where_is", ["--board", "m4x2", "0", "0", "0"]),
-])
-def test_admin_tools_load_nothing_they_do_not_need(tmp_path: Path, emu: Emulator, module: str,
-                                                    args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "module,args",
+    [
+        ("spalloc.cli.ps", []),
+        ("spalloc.cli.ps", ["--owner", "me@example.org"]),
+        ("spalloc.cli.machine", []),
+        ("spalloc.cli.machine", ["m4x2"]),
+        ("spalloc.cli.job", ["1"]),
+        ("spalloc.cli.where_is", ["--board", "m4x2", "0", "0", "0"]),
+    ],
+)
+def test_admin_tools_load_nothing_they_do_not_need(
+    tmp_path: Path, emu: Emulator, module: str, args: list[str]
+) -> None:
     code, loaded = probe(tmp_path, module, *server_args(emu), *args)
     assert code == 0
     assert module in loaded and "json" in loaded and "_socket" in loaded

@@ -46,8 +46,9 @@ def server(emu: Emulator) -> list[str]:
     return ["-H", emu.host, "-P", str(emu.port), "--timeout", str(WAIT)]
 
 
-def run(capsys: pytest.CaptureFixture[str], main: Callable[[list[str]], int],
-        argv: list[str]) -> tuple[int, str, str]:
+def run(
+    capsys: pytest.CaptureFixture[str], main: Callable[[list[str]], int], argv: list[str]
+) -> tuple[int, str, str]:
     code = main(argv)
     out, err = capsys.readouterr()
     return code, TIME.sub("DD/MM/YYYY HH:MM:SS", out), err
@@ -73,14 +74,16 @@ ID  State  Power  Boards  Machine  Created at           Keepalive  Owner (Host)
 EMPTY_PS = "ID  State  Power  Boards  Machine  Created at  Keepalive  Owner (Host)\n"
 
 
-def test_ps_golden(emu: Emulator, client: ProtocolClient,
-                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_ps_golden(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     assert run(capsys, ps_cli.main, server(emu)) == (0, PS, "")
 
 
-def test_ps_filters(emu: Emulator, client: ProtocolClient,
-                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_ps_filters(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     code, out, _ = run(capsys, ps_cli.main, [*server(emu), "--owner", "bob"])
     assert code == 0 and out == PS.splitlines()[0] + "\n" + PS.splitlines()[2] + "\n"
@@ -118,25 +121,33 @@ In-use: 7 of 12
 """
 
 
-def test_machine_list_golden(emu: Emulator, client: ProtocolClient,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_machine_list_golden(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     assert run(capsys, machine_cli.main, server(emu)) == (0, MACHINES, "")
 
 
-def test_machine_detail_golden(emu: Emulator, client: ProtocolClient,
-                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_machine_detail_golden(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
-    assert run(capsys, machine_cli.main, ["m", *server(emu)]) == (
-        0, MACHINE_M + "A:1  B:2\n", "")
-    assert run(capsys, machine_cli.main, ["m", "-d", *server(emu)]) == (0, MACHINE_M + (
-        "Key  Job ID  Num boards  Owner (Host)\n"
-        "A         1           1  alice (127.0.0.1)\n"
-        "B         2           6  bob (127.0.0.1)\n"), "")
+    assert run(capsys, machine_cli.main, ["m", *server(emu)]) == (0, MACHINE_M + "A:1  B:2\n", "")
+    assert run(capsys, machine_cli.main, ["m", "-d", *server(emu)]) == (
+        0,
+        MACHINE_M
+        + (
+            "Key  Job ID  Num boards  Owner (Host)\n"
+            "A         1           1  alice (127.0.0.1)\n"
+            "B         2           6  bob (127.0.0.1)\n"
+        ),
+        "",
+    )
 
 
-def test_machine_with_dead_board_and_no_jobs(emu: Emulator,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_machine_with_dead_board_and_no_jobs(
+    emu: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(capsys, machine_cli.main, ["md", *server(emu)])
     assert code == 0
     assert "In-use: 0 of 11" in out
@@ -179,16 +190,18 @@ Board power: on
 """
 
 
-def test_job_info_golden(emu: Emulator, client: ProtocolClient,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_info_golden(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     assert run(capsys, job_cli.main, ["2", *server(emu)]) == (0, JOB_2, "")
     # The only live job of an owner is picked without an ID.
     assert run(capsys, job_cli.main, ["--owner", "bob", *server(emu)]) == (0, JOB_2, "")
 
 
-def test_job_info_request_with_keywords_and_queued(emu: Emulator, client: ProtocolClient,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_info_request_with_keywords_and_queued(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     client.call("create_job", 0, 1, 2, owner="dave", machine="m", keepalive=None)
     code, out, _ = run(capsys, job_cli.main, ["4", *server(emu)])
@@ -198,52 +211,72 @@ def test_job_info_request_with_keywords_and_queued(emu: Emulator, client: Protoc
     assert "Allocation" not in out and "Hostname" not in out
 
 
-def test_job_info_of_destroyed_and_unknown_jobs(emu: Emulator, client: ProtocolClient,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_info_of_destroyed_and_unknown_jobs(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     a, _, _ = three_jobs(client)
     client.call("destroy_job", a, reason="finished")
     assert run(capsys, job_cli.main, [str(a), *server(emu)]) == (
-        0, "Job ID: 1\n State: destroyed\nReason: finished\n", "")
+        0,
+        "Job ID: 1\n State: destroyed\nReason: finished\n",
+        "",
+    )
     code, out, err = run(capsys, job_cli.main, ["9999", *server(emu)])
     assert (code, out) == (5, "Job ID: 9999\n State: unknown\n") and "unknown to" in err
 
 
-def test_job_owner_selection_errors(emu: Emulator, client: ProtocolClient,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_owner_selection_errors(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     client.call("create_job", owner="bob", keepalive=None)
     assert run(capsys, job_cli.main, ["--owner", "bob", *server(emu)])[::2] == (
-        3, "Ambiguous: bob has 2 live jobs: 2, 4\n")
+        3,
+        "Ambiguous: bob has 2 live jobs: 2, 4\n",
+    )
     assert run(capsys, job_cli.main, ["--owner", "nobody", *server(emu)])[::2] == (
-        3, "Owner nobody has no live jobs\n")
+        3,
+        "Owner nobody has no live jobs\n",
+    )
     code, _, err = run(capsys, job_cli.main, server(emu))
     assert code == 2 and "job ID (or --owner) not specified" in err
 
 
-def test_job_ethernet_ips(emu: Emulator, client: ProtocolClient,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_ethernet_ips(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
-    assert run(capsys, job_cli.main, ["2", "-e", *server(emu)]) == (0, (
-        "x,y,hostname\n0,0,10.11.0.49\n0,12,10.11.0.73\n4,8,10.11.0.65\n4,20,10.11.0.89\n"
-        "8,4,10.11.0.57\n8,16,10.11.0.81\n"), "")
+    assert run(capsys, job_cli.main, ["2", "-e", *server(emu)]) == (
+        0,
+        (
+            "x,y,hostname\n0,0,10.11.0.49\n0,12,10.11.0.73\n4,8,10.11.0.65\n4,20,10.11.0.89\n"
+            "8,4,10.11.0.57\n8,16,10.11.0.81\n"
+        ),
+        "",
+    )
     assert run(capsys, job_cli.main, ["3", "--ethernet-ips", *server(emu)]) == (
-        9, "", "Job 3 is queued or does not exist\n")
+        9,
+        "",
+        "Job 3 is queued or does not exist\n",
+    )
 
 
-def test_job_destroy_with_and_without_reason(emu: Emulator, client: ProtocolClient,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_destroy_with_and_without_reason(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     a, b, _ = three_jobs(client)
-    assert run(capsys, job_cli.main, [str(a), "--destroy", "too long", *server(emu)]) == (
-        0, "", "")
+    assert run(capsys, job_cli.main, [str(a), "--destroy", "too long", *server(emu)]) == (0, "", "")
     assert client.call("get_job_state", a)["reason"] == "too long"
     # No reason given: never an empty one (B21).
     assert run(capsys, job_cli.main, ["--owner", "bob", "-D", *server(emu)])[0] == 0
     assert client.call("get_job_state", b)["reason"] == "Destroyed by bob"
 
 
-def test_job_power_blocks_until_done(emulator_factory: Callable[..., Emulator],
-                                     appendix_machines: Any,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_job_power_blocks_until_done(
+    emulator_factory: Callable[..., Emulator],
+    appendix_machines: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     emu = emulator_factory(appendix_machines, power_delay=0.2)
     with ProtocolClient(emu.host, emu.port, timeout=WAIT) as c:
         a = c.call("create_job", owner="alice", keepalive=None)
@@ -259,7 +292,9 @@ def test_job_power_blocks_until_done(emulator_factory: Callable[..., Emulator],
         assert emu.board_power("m", (0, 0, 0)) is True
         c.call("destroy_job", a)
     assert run(capsys, job_cli.main, [str(a), "-p", *server(emu)])[::2] == (
-        8, "Error: Cannot power on job 1 in state destroyed\n")
+        8,
+        "Error: Cannot power on job 1 in state destroyed\n",
+    )
 
 
 class _FirstWrite(io.StringIO):
@@ -277,8 +312,9 @@ class _FirstWrite(io.StringIO):
         return count
 
 
-def test_job_watch_ends_when_the_job_is_destroyed(emu: Emulator, client: ProtocolClient,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_watch_ends_when_the_job_is_destroyed(
+    emu: Emulator, client: ProtocolClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, _, _ = three_jobs(client)
     stdout = _FirstWrite()
     monkeypatch.setattr("sys.stdout", stdout)
@@ -297,8 +333,9 @@ def test_job_watch_ends_when_the_job_is_destroyed(emu: Emulator, client: Protoco
     assert frames[-2] == "Job ID: 1\n State: destroyed\nReason: watched"
 
 
-def test_ps_watch_redraws_on_change(emu: Emulator, client: ProtocolClient,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ps_watch_redraws_on_change(
+    emu: Emulator, client: ProtocolClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stdout = _FirstWrite()
     monkeypatch.setattr("sys.stdout", stdout)
     done = threading.Event()
@@ -311,6 +348,7 @@ def test_ps_watch_redraws_on_change(emu: Emulator, client: ProtocolClient,
             if "eve" in stdout.getvalue() or done.wait(0.05):
                 break
         import _thread
+
         _thread.interrupt_main()
 
     helper = threading.Thread(target=change_then_interrupt, daemon=True)
@@ -326,8 +364,10 @@ def test_ps_watch_redraws_on_change(emu: Emulator, client: ProtocolClient,
 
 # --------------------------------------------------------------------------- spalloc-where-is
 
-def test_where_is_all_four_forms(emu: Emulator, client: ProtocolClient,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+
+def test_where_is_all_four_forms(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     expected = (
         "                 Machine: m\n"
@@ -336,26 +376,46 @@ def test_where_is_all_four_forms(emu: Emulator, client: ProtocolClient,
         "Machine chip coordinates: (13, 14)\n"
         "Coordinates within board: (1, 2)\n"
         "         Job using board: 2\n"
-        "  Coordinates within job: (1, 14)\n")
+        "  Coordinates within job: (1, 14)\n"
+    )
     assert run(capsys, where_is_cli.main, ["--job-chip", "2", "1", "14", *server(emu)]) == (
-        0, expected, "")
+        0,
+        expected,
+        "",
+    )
     assert run(capsys, where_is_cli.main, ["--chip", "m", "13", "14", *server(emu)]) == (
-        0, expected, "")
-    board = expected.replace("Coordinates within board: (1, 2)\n", "").replace(
-        "(13, 14)", "(12, 12)").replace("(1, 14)", "(0, 12)")
+        0,
+        expected,
+        "",
+    )
+    board = (
+        expected.replace("Coordinates within board: (1, 2)\n", "")
+        .replace("(13, 14)", "(12, 12)")
+        .replace("(1, 14)", "(0, 12)")
+    )
     assert run(capsys, where_is_cli.main, ["--board", "m", "1", "1", "0", *server(emu)]) == (
-        0, board, "")
+        0,
+        board,
+        "",
+    )
     assert run(capsys, where_is_cli.main, ["-p", "m", "0", "0", "9", *server(emu)]) == (
-        0, board, "")
+        0,
+        board,
+        "",
+    )
     code, out, _ = run(capsys, where_is_cli.main, ["-l", "m", "0", "1", "0", *server(emu)])
     assert code == 0 and out.endswith("Job using board: None\n")
 
 
-def test_where_is_errors(emu: Emulator, client: ProtocolClient,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_where_is_errors(
+    emu: Emulator, client: ProtocolClient, capsys: pytest.CaptureFixture[str]
+) -> None:
     three_jobs(client)
     assert run(capsys, where_is_cli.main, ["-j", "2", "13", "14", *server(emu)]) == (
-        4, "", "No boards at the specified location\n")
+        4,
+        "",
+        "No boards at the specified location\n",
+    )
     assert run(capsys, where_is_cli.main, ["-b", "md", "1", "1", "1", *server(emu)])[0] == 4
     code, _, err = run(capsys, where_is_cli.main, ["-c", "m", "x", "0", *server(emu)])
     assert code == 2 and "Error: invalid literal for int() with base 10: 'x'" in err
@@ -365,10 +425,11 @@ def test_where_is_errors(emu: Emulator, client: ProtocolClient,
 
 # --------------------------------------------------------------------------- every tool
 
-@pytest.mark.parametrize("main", [ps_cli.main, machine_cli.main, job_cli.main,
-                                  where_is_cli.main])
-def test_version_and_help(main: Callable[[list[str]], int],
-                          capsys: pytest.CaptureFixture[str]) -> None:
+
+@pytest.mark.parametrize("main", [ps_cli.main, machine_cli.main, job_cli.main, where_is_cli.main])
+def test_version_and_help(
+    main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
     from spalloc import __version__
 
     assert main(["--version"]) == 0
@@ -379,23 +440,25 @@ def test_version_and_help(main: Callable[[list[str]], int],
 
 
 @pytest.mark.parametrize("main", [ps_cli.main, machine_cli.main])
-def test_no_hostname_is_a_usage_error(main: Callable[[list[str]], int],
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_hostname_is_a_usage_error(
+    main: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([]) == 2
     err = capsys.readouterr().err
     assert "--hostname of spalloc server must be specified" in err
     assert "SPALLOC_HOSTNAME" in err and "--local" in err
 
 
-def test_config_file_supplies_hostname_and_port(emu: Emulator, tmp_path: Any,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / ".spalloc").write_text(
-        f"[spalloc]\nhostname = {emu.host}\nport = {emu.port}\n")
+def test_config_file_supplies_hostname_and_port(
+    emu: Emulator, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".spalloc").write_text(f"[spalloc]\nhostname = {emu.host}\nport = {emu.port}\n")
     assert run(capsys, ps_cli.main, []) == (0, EMPTY_PS, "")
 
 
-def test_environment_supplies_hostname(emu: Emulator, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_environment_supplies_hostname(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("SPALLOC_HOSTNAME", emu.host)
     monkeypatch.setenv("SPALLOC_PORT", str(emu.port))
     assert run(capsys, machine_cli.main, [])[0] == 0
@@ -415,8 +478,9 @@ class _Terminal(_FirstWrite):
         return True
 
 
-def test_job_watch_on_a_terminal_redraws_in_place(emu: Emulator, client: ProtocolClient,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_job_watch_on_a_terminal_redraws_in_place(
+    emu: Emulator, client: ProtocolClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, _, _ = three_jobs(client)
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")
@@ -439,8 +503,9 @@ def test_job_watch_on_a_terminal_redraws_in_place(emu: Emulator, client: Protoco
     assert "watched" in text and "ready" in text
 
 
-def test_colour_follows_stdout_not_stderr(emu: Emulator, client: ProtocolClient,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_colour_follows_stdout_not_stderr(
+    emu: Emulator, client: ProtocolClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     three_jobs(client)
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setenv("TERM", "xterm")
@@ -467,8 +532,9 @@ def test_help_shows_the_real_defaults(capsys: pytest.CaptureFixture[str]) -> Non
     assert "--keepalive SECONDS" in out and "fractions allowed (default: 60.0)" in out
 
 
-def test_machine_watch_redraws_on_power_changes(emu: Emulator, client: ProtocolClient,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_machine_watch_redraws_on_power_changes(
+    emu: Emulator, client: ProtocolClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, _, _ = three_jobs(client)
     stdout = _FirstWrite()
     monkeypatch.setattr("sys.stdout", stdout)
@@ -481,6 +547,7 @@ def test_machine_watch_redraws_on_power_changes(emu: Emulator, client: ProtocolC
                 break
             threading.Event().wait(0.02)
         import _thread
+
         _thread.interrupt_main()
 
     helper = threading.Thread(target=power_off_then_interrupt, daemon=True)

@@ -27,6 +27,7 @@ WAIT = 5.0
 
 # --- a scripted raw server ------------------------------------------------------------------
 
+
 class RawServer:
     """Accepts connections on 127.0.0.1:0 and runs ``handler(conn, self)`` for each one."""
 
@@ -113,6 +114,7 @@ def client(emulator: Any) -> Iterator[ProtocolClient]:
 
 
 # --- basics against the emulator ------------------------------------------------------------
+
 
 def test_constructor_does_not_connect(raw_server: Callable[..., RawServer]) -> None:
     server = raw_server(echo_handler)
@@ -201,10 +203,12 @@ def test_wait_for_notification_not_connected() -> None:
 
 # --- threads ------------------------------------------------------------------------------
 
+
 def test_eight_threads_share_one_connection(raw_server: Callable[..., RawServer]) -> None:
     server = raw_server(echo_handler)
     errors: list[str] = []
     with ProtocolClient("127.0.0.1", server.port, timeout=WAIT) as c:
+
         def worker(n: int) -> None:
             for i in range(200):
                 got = c.call("echo", n, i)
@@ -243,6 +247,7 @@ def test_listener_runs_off_the_reader_and_may_call_back(emulator: Any) -> None:
     seen: list[tuple[str, str]] = []
     done = threading.Event()
     with ProtocolClient(emulator.host, emulator.port, timeout=WAIT) as c:
+
         def listener(note: dict[str, Any]) -> None:
             seen.append((threading.current_thread().name, c.version()))
             done.set()
@@ -259,6 +264,7 @@ def test_listener_runs_off_the_reader_and_may_call_back(emulator: Any) -> None:
 
 
 # --- timeouts and broken peers --------------------------------------------------------------
+
 
 def test_timeout_does_not_desynchronise(raw_server: Callable[..., RawServer]) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
@@ -279,7 +285,8 @@ def test_timeout_does_not_desynchronise(raw_server: Callable[..., RawServer]) ->
 
 
 def test_garbage_gives_protocol_error_and_loses_nothing(
-        raw_server: Callable[..., RawServer]) -> None:
+    raw_server: Callable[..., RawServer],
+) -> None:
     release = threading.Event()
 
     def handler(conn: socket.socket, server: RawServer) -> None:
@@ -295,6 +302,7 @@ def test_garbage_gives_protocol_error_and_loses_nothing(
     server = raw_server(handler)
     results: list[BaseException | Any] = []
     with ProtocolClient("127.0.0.1", server.port, timeout=WAIT) as c:
+
         def worker() -> None:
             try:
                 results.append(c.call("anything"))
@@ -373,6 +381,7 @@ def test_close_wakes_a_waiting_caller(raw_server: Callable[..., RawServer]) -> N
 
 # --- Java-server compatibility (PROTOCOL.md §8) -----------------------------------------------
 
+
 def test_java_style_replies(raw_server: Callable[..., RawServer]) -> None:
     def handler(conn: socket.socket, server: RawServer) -> None:
         for line in server.read_lines(conn, bytearray()):
@@ -380,8 +389,9 @@ def test_java_style_replies(raw_server: Callable[..., RawServer]) -> None:
             if request["command"] == "version":
                 conn.sendall(b'{"return":"5.0.0"}\r\n')
             else:
-                conn.sendall(b'{"exception":"unknown command: ' +
-                             request["command"].encode() + b'"}\r\n')
+                conn.sendall(
+                    b'{"exception":"unknown command: ' + request["command"].encode() + b'"}\r\n'
+                )
 
     server = raw_server(handler)
     with ProtocolClient("127.0.0.1", server.port, timeout=WAIT) as c:
@@ -408,8 +418,11 @@ def test_requests_are_well_formed_and_named(raw_server: Callable[..., RawServer]
     lines = data.split(b"\n")[:-1]
     assert all(line.strip() for line in lines), "never send a blank line"
     requests = [json.loads(line) for line in lines]
-    assert requests[0] == {"command": "get_board_position", "args": [],
-                           "kwargs": {"machine_name": "m", "x": 1, "y": 2, "z": 0}}
+    assert requests[0] == {
+        "command": "get_board_position",
+        "args": [],
+        "kwargs": {"machine_name": "m", "x": 1, "y": 2, "z": 0},
+    }
     assert requests[1]["kwargs"] == {"machine_name": "m", "x": 0, "y": 0, "z": 3}
     assert requests[2] == {"command": "destroy_job", "args": [4], "kwargs": {"reason": "bye"}}
     assert requests[3]["kwargs"] == {"job_id": 4, "chip_x": 1, "chip_y": 2}
@@ -418,19 +431,34 @@ def test_requests_are_well_formed_and_named(raw_server: Callable[..., RawServer]
 
 # --- versions (B1) ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,release", [
-    ("1!7.0.0", (7, 0, 0)), ("5.0.0", (5, 0, 0)), ("4.0.0.post1", (4, 0, 0, 0)),
-    ("0.1.0", (0, 1, 0)), ("7.1.0rc1", (7, 1, 0)), ("6", (6, 0, 0)),
-    (" 5.0.0", (5, 0, 0)), ("5.0", (5, 0, 0)), ("v5.0.0", (5, 0, 0)), ("5.0.0-rc1", (5, 0, 0)),
-    ("7.9.9", (7, 9, 9)), ("5.0.", (5, 0, 0)), ("5!x", (5, 0, 0)), ("1!5!0", (5, 0, 0)),
-])
+
+@pytest.mark.parametrize(
+    "text,release",
+    [
+        ("1!7.0.0", (7, 0, 0)),
+        ("5.0.0", (5, 0, 0)),
+        ("4.0.0.post1", (4, 0, 0, 0)),
+        ("0.1.0", (0, 1, 0)),
+        ("7.1.0rc1", (7, 1, 0)),
+        ("6", (6, 0, 0)),
+        (" 5.0.0", (5, 0, 0)),
+        ("5.0", (5, 0, 0)),
+        ("v5.0.0", (5, 0, 0)),
+        ("5.0.0-rc1", (5, 0, 0)),
+        ("7.9.9", (7, 9, 9)),
+        ("5.0.", (5, 0, 0)),
+        ("5!x", (5, 0, 0)),
+        ("1!5!0", (5, 0, 0)),
+    ],
+)
 def test_b1_real_server_versions_accepted(text: str, release: tuple[int, ...]) -> None:
     assert parse_server_version(text)[:3] == release[:3]
     check_server_version(text)
 
 
-@pytest.mark.parametrize("text", ["0.0.9", "8.0.0", "10.0.0", "2!9.1", "garbage", "abc", "",
-                                  "x!5.0.0", ".5.0"])
+@pytest.mark.parametrize(
+    "text", ["0.0.9", "8.0.0", "10.0.0", "2!9.1", "garbage", "abc", "", "x!5.0.0", ".5.0"]
+)
 def test_incompatible_versions_name_the_version(text: str) -> None:
     with pytest.raises(IncompatibleServerError) as info:
         check_server_version(text)
@@ -460,10 +488,12 @@ def test_immediate_listeners_run_on_the_reader(raw_server: Callable[..., RawServ
     seen: list[str] = []
     lost: list[str] = []
     with ProtocolClient("127.0.0.1", server.port, timeout=WAIT) as c:
-        c.add_notification_listener(lambda n: seen.append(threading.current_thread().name),
-                                    immediate=True)
-        c.add_disconnect_listener(lambda e: lost.append(threading.current_thread().name),
-                                  immediate=True)
+        c.add_notification_listener(
+            lambda n: seen.append(threading.current_thread().name), immediate=True
+        )
+        c.add_disconnect_listener(
+            lambda e: lost.append(threading.current_thread().name), immediate=True
+        )
         c.call("subscribe")
         assert seen and "reader" in seen[0]  # delivered before the reply that followed it
         with pytest.raises(ProtocolError):

@@ -25,13 +25,14 @@ def test_defaults_match_the_seed() -> None:
     assert (config.hostname, config.owner, config.port) == (None, None, 22244)
     assert (config.keepalive, config.reconnect_delay, config.timeout) == (60.0, 5.0, 5.0)
     assert (config.machine, config.tags, config.min_ratio) == (None, None, 0.333)
-    assert (config.max_dead_boards, config.max_dead_links, config.require_torus) == (0, None,
-                                                                                     False)
+    assert (config.max_dead_boards, config.max_dead_links, config.require_torus) == (0, None, False)
     assert config.ignore_version is False
 
 
 def test_every_key_parses(tmp_path: Path) -> None:
-    path = write(tmp_path / "spalloc", """\
+    path = write(
+        tmp_path / "spalloc",
+        """\
 [spalloc]
 hostname = server.example
 owner = me@example.org
@@ -50,7 +51,8 @@ unknown_key = whatever
 
 [other]
 hostname = ignored
-""")
+""",
+    )
     config = load_config([path], {})
     assert config.hostname == "server.example" and config.owner == "me@example.org"
     assert config.port == 1234 and config.keepalive is None and config.timeout is None
@@ -76,11 +78,21 @@ def test_precedence_files_then_environment(tmp_path: Path) -> None:
     assert config.hostname is None and config.tags == ("x", "y")
 
 
-@pytest.mark.parametrize("key,value", [
-    ("port", "abc"), ("port", "70000"), ("port", "None"), ("keepalive", "-1"),
-    ("timeout", "soon"), ("require_torus", "maybe"), ("min_ratio", "nan"),
-    ("max_dead_boards", "1.5"), ("reconnect_delay", "None"), ("tags", " , "),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("port", "abc"),
+        ("port", "70000"),
+        ("port", "None"),
+        ("keepalive", "-1"),
+        ("timeout", "soon"),
+        ("require_torus", "maybe"),
+        ("min_ratio", "nan"),
+        ("max_dead_boards", "1.5"),
+        ("reconnect_delay", "None"),
+        ("tags", " , "),
+    ],
+)
 def test_bad_values_name_file_key_and_value(tmp_path: Path, key: str, value: str) -> None:
     path = write(tmp_path / "spalloc", f"[spalloc]\n{key} = {value}\n")
     with pytest.raises(ConfigError) as info:
@@ -103,20 +115,24 @@ def test_malformed_file_names_the_file(tmp_path: Path) -> None:
     assert path in str(info.value) and info.value.source == path
 
 
-def test_search_path_uses_platformdirs_and_cwd(monkeypatch: pytest.MonkeyPatch,
-                                               tmp_path: Path) -> None:
+def test_search_path_uses_platformdirs_and_cwd(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
     if sys.platform.startswith("linux"):
-        assert search_path() == [str(tmp_path / "site" / "spalloc"),
-                                 str(tmp_path / "user" / "spalloc"),
-                                 os.path.join(".", ".spalloc")]
+        assert search_path() == [
+            str(tmp_path / "site" / "spalloc"),
+            str(tmp_path / "user" / "spalloc"),
+            os.path.join(".", ".spalloc"),
+        ]
     else:
         assert search_path()[-1] == os.path.join(".", ".spalloc")
 
 
-def test_load_config_reads_the_search_path_by_default(monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+def test_load_config_reads_the_search_path_by_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
@@ -128,12 +144,21 @@ def test_load_config_reads_the_search_path_by_default(monkeypatch: pytest.Monkey
 
 
 def test_python_m_spalloc_config_prints_the_search_path(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "user"),
-           "XDG_CONFIG_DIRS": str(tmp_path / "site")}
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "user"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "site"),
+    }
     (tmp_path / "user").mkdir()
     write(tmp_path / "user" / "spalloc", "[spalloc]\n")
-    out = subprocess.run([sys.executable, "-W", "error", "-m", "spalloc.config"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "spalloc.config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "Default search path (lowest-priority first):"
@@ -144,17 +169,23 @@ def test_python_m_spalloc_config_prints_the_search_path(tmp_path: Path) -> None:
 
 
 def test_import_spalloc_stays_light() -> None:
-    code = ("import sys, spalloc\n"
-            "heavy = {'platformdirs', 'configparser', 'IPython', 'ipywidgets', 'rich'}\n"
-            "print(sorted(heavy & set(sys.modules)))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+    code = (
+        "import sys, spalloc\n"
+        "heavy = {'platformdirs', 'configparser', 'IPython', 'ipywidgets', 'rich'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.strip() == "[]"
     # Job pulls in the client and config, but platformdirs only when the path is needed.
-    code = ("import sys\nfrom spalloc import Job\n"
-            "print('platformdirs' in sys.modules, 'spalloc.emulator' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+    code = (
+        "import sys\nfrom spalloc import Job\n"
+        "print('platformdirs' in sys.modules, 'spalloc.emulator' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.split() == ["False", "False"]
 
 
@@ -162,34 +193,43 @@ _HOME = object()  # "leave HOME as the test runs with it"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the XDG shortcut is Linux's")
-@pytest.mark.parametrize("config_home,config_dirs,home,ordinary", [
-    (None, None, _HOME, True),
-    ("", "", _HOME, True),
-    ("/x/conf", None, _HOME, True),
-    ("/x/conf/", "/a:/b", _HOME, True),
-    (None, "/a/", "/home/someone", True),
-    (None, None, "/", True),
-    (None, None, "/home/someone/", True),
-    (None, None, None, True),  # no HOME: the password database
-    ("relative/conf", None, _HOME, False),
-    ("~/conf", None, _HOME, False),
-    (" ", None, _HOME, False),
-    (None, "relative:/b", _HOME, False),
-    (None, ":/b", _HOME, False),
-    (None, " ", _HOME, False),
-    (None, None, "", False),
-    (None, None, "relative/home", False),
-])
-def test_linux_search_path_is_what_platformdirs_says(monkeypatch: pytest.MonkeyPatch,
-                                                     config_home: str | None,
-                                                     config_dirs: str | None, home: object,
-                                                     ordinary: bool) -> None:
+@pytest.mark.parametrize(
+    "config_home,config_dirs,home,ordinary",
+    [
+        (None, None, _HOME, True),
+        ("", "", _HOME, True),
+        ("/x/conf", None, _HOME, True),
+        ("/x/conf/", "/a:/b", _HOME, True),
+        (None, "/a/", "/home/someone", True),
+        (None, None, "/", True),
+        (None, None, "/home/someone/", True),
+        (None, None, None, True),  # no HOME: the password database
+        ("relative/conf", None, _HOME, False),
+        ("~/conf", None, _HOME, False),
+        (" ", None, _HOME, False),
+        (None, "relative:/b", _HOME, False),
+        (None, ":/b", _HOME, False),
+        (None, " ", _HOME, False),
+        (None, None, "", False),
+        (None, None, "relative/home", False),
+    ],
+)
+def test_linux_search_path_is_what_platformdirs_says(
+    monkeypatch: pytest.MonkeyPatch,
+    config_home: str | None,
+    config_dirs: str | None,
+    home: object,
+    ordinary: bool,
+) -> None:
     import platformdirs
 
     from spalloc.config import _xdg_config_dirs
 
-    for name, value in (("XDG_CONFIG_HOME", config_home), ("XDG_CONFIG_DIRS", config_dirs),
-                        ("HOME", home)):
+    for name, value in (
+        ("XDG_CONFIG_HOME", config_home),
+        ("XDG_CONFIG_DIRS", config_dirs),
+        ("HOME", home),
+    ):
         if value is None:
             monkeypatch.delenv(name, raising=False)
         elif value is not _HOME:
@@ -209,16 +249,20 @@ def test_linux_search_path_is_what_platformdirs_says(monkeypatch: pytest.MonkeyP
 
 def test_only_existing_config_files_load_configparser(tmp_path: Path) -> None:
     missing = tmp_path / "missing"
-    code = ("import sys; from spalloc.config import load_config\n"
-            f"config = load_config([{str(missing)!r}, {str(tmp_path)!r}], {{}})\n"
-            "print('configparser' in sys.modules, config.sources)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+    code = (
+        "import sys; from spalloc.config import load_config\n"
+        f"config = load_config([{str(missing)!r}, {str(tmp_path)!r}], {{}})\n"
+        "print('configparser' in sys.modules, config.sources)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.split() == ["False", "()"]  # a directory is skipped like a missing file
     path = write(tmp_path / "spalloc", "[spalloc]\nhostname = h\n")
     code = code.replace(repr(str(missing)), repr(path))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.split() == ["True", f"({path!r},)"]
 
 
@@ -227,37 +271,69 @@ def test_only_existing_config_files_load_configparser(tmp_path: Path) -> None:
 #: (key, text in the file or None for "not in the file", what read_config reports): the
 #: original 1!6.0.0 read_config's documented results, which ours must give too.
 ORIGINAL_RESULTS = [
-    ("hostname", None, None), ("hostname", "foo", "foo"),
-    ("owner", None, None), ("owner", "me@example.org", "me@example.org"),
-    ("port", None, 22244), ("port", "1234", 1234),
-    ("keepalive", None, 60.0), ("keepalive", "None", None), ("keepalive", "3", 3.0),
-    ("reconnect_delay", None, 5.0), ("reconnect_delay", "3.0", 3.0),
-    ("timeout", None, 5.0), ("timeout", "None", None), ("timeout", "3.0", 3.0),
-    ("machine", None, None), ("machine", "None", None), ("machine", "foo", "foo"),
-    ("tags", None, None), ("tags", "None", None), ("tags", "foo", ["foo"]),
+    ("hostname", None, None),
+    ("hostname", "foo", "foo"),
+    ("owner", None, None),
+    ("owner", "me@example.org", "me@example.org"),
+    ("port", None, 22244),
+    ("port", "1234", 1234),
+    ("keepalive", None, 60.0),
+    ("keepalive", "None", None),
+    ("keepalive", "3", 3.0),
+    ("reconnect_delay", None, 5.0),
+    ("reconnect_delay", "3.0", 3.0),
+    ("timeout", None, 5.0),
+    ("timeout", "None", None),
+    ("timeout", "3.0", 3.0),
+    ("machine", None, None),
+    ("machine", "None", None),
+    ("machine", "foo", "foo"),
+    ("tags", None, None),
+    ("tags", "None", None),
+    ("tags", "foo", ["foo"]),
     ("tags", "one, two , three", ["one", "two", "three"]),
-    ("min_ratio", None, 0.333), ("min_ratio", "1.0", 1.0),
-    ("max_dead_boards", None, 0), ("max_dead_boards", "None", None),
+    ("min_ratio", None, 0.333),
+    ("min_ratio", "1.0", 1.0),
+    ("max_dead_boards", None, 0),
+    ("max_dead_boards", "None", None),
     ("max_dead_boards", "3", 3),
-    ("max_dead_links", None, None), ("max_dead_links", "None", None), ("max_dead_links", "3", 3),
-    ("require_torus", None, False), ("require_torus", "False", False),
+    ("max_dead_links", None, None),
+    ("max_dead_links", "None", None),
+    ("max_dead_links", "3", 3),
+    ("require_torus", None, False),
+    ("require_torus", "False", False),
     ("require_torus", "yes", True),
-    ("ignore_version", None, False), ("ignore_version", "on", True),
+    ("ignore_version", None, False),
+    ("ignore_version", "on", True),
 ]
 
 
 @pytest.mark.usefixtures("isolated_config")
 @pytest.mark.parametrize("key,text,expected", ORIGINAL_RESULTS)
-def test_read_config_reports_what_the_original_did(tmp_path: Path, key: str, text: str | None,
-                                                   expected: object) -> None:
+def test_read_config_reports_what_the_original_did(
+    tmp_path: Path, key: str, text: str | None, expected: object
+) -> None:
     from spalloc.config import read_config
 
     body = "[spalloc]\n" + ("" if text is None else f"{key} = {text}\n")
     config = read_config([write(tmp_path / "f", body)])
     assert sorted(config) == sorted(
-        ["hostname", "owner", "port", "keepalive", "reconnect_delay", "timeout", "machine",
-         "tags", "min_ratio", "max_dead_boards", "max_dead_links", "require_torus",
-         "ignore_version"])
+        [
+            "hostname",
+            "owner",
+            "port",
+            "keepalive",
+            "reconnect_delay",
+            "timeout",
+            "machine",
+            "tags",
+            "min_ratio",
+            "max_dead_boards",
+            "max_dead_links",
+            "require_torus",
+            "ignore_version",
+        ]
+    )
     assert config[key] == expected
     assert type(config[key]) is type(expected)  # a list of tags, not a tuple; 3.0 not 3
 
@@ -278,8 +354,9 @@ def test_read_config_later_files_win_and_bad_values_are_value_errors(tmp_path: P
 
 
 @pytest.mark.usefixtures("isolated_config")
-def test_read_config_defaults_to_the_search_path(monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+def test_read_config_defaults_to_the_search_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from spalloc.config import read_config
 
     write(tmp_path / ".spalloc", "[spalloc]\nhostname = from-cwd\ntags = a,b\n")
@@ -291,8 +368,9 @@ def test_read_config_defaults_to_the_search_path(monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.usefixtures("isolated_config")
-def test_changes_to_search_path_are_honoured(monkeypatch: pytest.MonkeyPatch,
-                                            tmp_path: Path) -> None:
+def test_changes_to_search_path_are_honoured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import spalloc.config
     from spalloc.config import SEARCH_PATH, read_config
 
@@ -321,17 +399,31 @@ def test_changes_to_search_path_are_honoured(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_search_path_is_computed_at_import_without_platformdirs(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "user"),
-           "XDG_CONFIG_DIRS": str(tmp_path / "site")}
-    code = ("import sys, spalloc.config as c\n"
-            "print(repr((c.SEARCH_PATH, c.search_path(), 'platformdirs' in sys.modules)))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, timeout=60, check=True)
+    env = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "user"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "site"),
+    }
+    code = (
+        "import sys, spalloc.config as c\n"
+        "print(repr((c.SEARCH_PATH, c.search_path(), 'platformdirs' in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     path, fresh, platformdirs_loaded = ast.literal_eval(out.stdout.strip())
     assert path == fresh
     if sys.platform.startswith("linux"):
-        assert path == [str(tmp_path / "site" / "spalloc"), str(tmp_path / "user" / "spalloc"),
-                        os.path.join(".", ".spalloc")]
+        assert path == [
+            str(tmp_path / "site" / "spalloc"),
+            str(tmp_path / "user" / "spalloc"),
+            os.path.join(".", ".spalloc"),
+        ]
         assert platformdirs_loaded is False
 
 
@@ -339,17 +431,29 @@ def test_search_path_survives_an_environment_platformdirs_refuses(tmp_path: Path
     # Some platformdirs releases raise for a home they cannot make absolute (a relative
     # HOME sends us to platformdirs): importing must still work, and only the loader that
     # needs the path reports the trouble.
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("XDG_", "SPALLOC_"))}
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("XDG_", "SPALLOC_"))
+    }
     env["HOME"] = "relative/home"
-    code = ("import platformdirs\n"
-            "def refuse(*args, **kwargs): raise RuntimeError('no absolute home')\n"
-            "platformdirs.user_config_dir = refuse\n"
-            "import spalloc.config as c\n"
-            "print(c.read_config([])['port'], c.SEARCH_PATH)\n"
-            "try:\n    c.load_config()\nexcept RuntimeError as exc:\n    print(exc)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=60, check=False)
+    code = (
+        "import platformdirs\n"
+        "def refuse(*args, **kwargs): raise RuntimeError('no absolute home')\n"
+        "platformdirs.user_config_dir = refuse\n"
+        "import spalloc.config as c\n"
+        "print(c.read_config([])['port'], c.SEARCH_PATH)\n"
+        "try:\n    c.load_config()\nexcept RuntimeError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [f"22244 [{os.path.join('.', '.spalloc')!r}]",
-                                       "no absolute home"]
+    assert out.stdout.splitlines() == [
+        f"22244 [{os.path.join('.', '.spalloc')!r}]",
+        "no absolute home",
+    ]

@@ -28,12 +28,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PUBLIC_MODULES = ["spalloc", "spalloc.exceptions", "spalloc.config", "spalloc.emulator",
-                  "spalloc_nb"]
-TOOLS = {"spalloc": "spalloc.cli.alloc", "spalloc-job": "spalloc.cli.job",
-         "spalloc-ps": "spalloc.cli.ps", "spalloc-machine": "spalloc.cli.machine",
-         "spalloc-where-is": "spalloc.cli.where_is",
-         "spalloc-emulator": "spalloc.emulator.__main__"}
+PUBLIC_MODULES = [
+    "spalloc",
+    "spalloc.exceptions",
+    "spalloc.config",
+    "spalloc.emulator",
+    "spalloc_nb",
+]
+TOOLS = {
+    "spalloc": "spalloc.cli.alloc",
+    "spalloc-job": "spalloc.cli.job",
+    "spalloc-ps": "spalloc.cli.ps",
+    "spalloc-machine": "spalloc.cli.machine",
+    "spalloc-where-is": "spalloc.cli.where_is",
+    "spalloc-emulator": "spalloc.emulator.__main__",
+}
 BUILD_TIMEOUT = 600
 
 pytestmark = pytest.mark.slow
@@ -68,20 +77,45 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPALLOC_")}
     # The machine's own spalloc, IPython and Jupyter settings must not leak into the kernels
     # that run the notebooks.
-    env.update(IPYTHONDIR=str(base / "ipython"), JUPYTER_CONFIG_DIR=str(base / "jupyter"),
-               XDG_CONFIG_HOME=str(base / "xdg"), PYTHONWARNINGS="ignore")
+    env.update(
+        IPYTHONDIR=str(base / "ipython"),
+        JUPYTER_CONFIG_DIR=str(base / "jupyter"),
+        XDG_CONFIG_HOME=str(base / "xdg"),
+        PYTHONWARNINGS="ignore",
+    )
     out = base / "html"
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         "-d", str(base / "doctrees"), str(DOCS), str(out)],
-        cwd=base, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-d",
+            str(base / "doctrees"),
+            str(DOCS),
+            str(out),
+        ],
+        cwd=base,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
     return Build(out, proc.returncode, proc.stdout + proc.stderr)
 
 
 def _warnings(log: str) -> list[str]:
-    return [line for line in log.splitlines()
-            if re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line)
-            and "Kernel is running over TCP" not in line]  # jupyter_client, not Sphinx
+    return [
+        line
+        for line in log.splitlines()
+        if re.search(r"\b(WARNING|ERROR|CRITICAL)\b", line)
+        and "Kernel is running over TCP" not in line
+    ]  # jupyter_client, not Sphinx
 
 
 def test_the_docs_build_without_warnings(build: Build) -> None:
@@ -134,16 +168,25 @@ def test_every_public_name_has_a_documented_entry(build: Build) -> None:
     inventory = _inventory(build)
     # A re-exported object may be documented under one name only (spalloc.ProtocolError is
     # documented as spalloc.exceptions.ProtocolError): match objects by identity too.
-    documented = {id(obj) for obj in map(_resolve, inventory)
-                  if obj is not None and (inspect.isclass(obj) or callable(obj))}
-    missing = [f"{module}.{name}" for module, name, obj in _public_names()
-               if f"{module}.{name}" not in inventory and id(obj) not in documented]
+    documented = {
+        id(obj)
+        for obj in map(_resolve, inventory)
+        if obj is not None and (inspect.isclass(obj) or callable(obj))
+    }
+    missing = [
+        f"{module}.{name}"
+        for module, name, obj in _public_names()
+        if f"{module}.{name}" not in inventory and id(obj) not in documented
+    ]
     assert not missing, f"public names without an entry in the API reference: {missing}"
 
 
 def test_public_classes_and_functions_have_docstrings() -> None:
-    bare = [f"{module}.{name}" for module, name, obj in _public_names()
-            if (inspect.isclass(obj) or inspect.isfunction(obj)) and not inspect.getdoc(obj)]
+    bare = [
+        f"{module}.{name}"
+        for module, name, obj in _public_names()
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and not inspect.getdoc(obj)
+    ]
     assert not bare, f"public names without a docstring: {bare}"
 
 
@@ -151,8 +194,7 @@ def _cli_extension() -> Any:
     """docs/_ext/spalloc_cli.py, the extension that writes the tools' pages."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("spalloc_cli", DOCS / "_ext" /
-                                                  "spalloc_cli.py")
+    spec = importlib.util.spec_from_file_location("spalloc_cli", DOCS / "_ext" / "spalloc_cli.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -169,8 +211,12 @@ def test_every_tool_has_a_page_with_every_option(build: Build, tool: str) -> Non
     assert parser.prog == tool
     html = build.page(f"cli/{tool}")
     assert re.search(rf"<title>{re.escape(tool)} - ", html)
-    options = [option for action in parser._actions if action.help != argparse.SUPPRESS
-               for option in action.option_strings]
+    options = [
+        option
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS
+        for option in action.option_strings
+    ]
     assert "--hostname" in options or tool == "spalloc-emulator"
     for option in options:
         assert f'id="cmdoption-{tool}-{option.lstrip("-")}"' in html, (tool, option)
@@ -212,7 +258,8 @@ def test_the_configuration_page_documents_exactly_the_keys_that_exist() -> None:
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", table.group(1), re.M))
     assert documented == keys, (
         f"undocumented keys: {sorted(keys - documented)}; "
-        f"documented but gone: {sorted(documented - keys)}")
+        f"documented but gone: {sorted(documented - keys)}"
+    )
 
 
 def test_readme_links_to_the_docs_and_says_how_to_build_them() -> None:
@@ -221,8 +268,10 @@ def test_readme_links_to_the_docs_and_says_how_to_build_them() -> None:
     assert "sphinx-build -W --keep-going -b html docs" in readme
 
 
-@pytest.mark.parametrize("page", ["index", "quickstart", "configuration", "differences",
-                                  "cli/index", "cli/spalloc-emulator"])
+@pytest.mark.parametrize(
+    "page",
+    ["index", "quickstart", "configuration", "differences", "cli/index", "cli/spalloc-emulator"],
+)
 def test_cross_references_in_the_pages_resolve(build: Build, page: str) -> None:
     """A ``{class}`` reference to a name that is not documented renders as plain code.
 
@@ -233,10 +282,10 @@ def test_cross_references_in_the_pages_resolve(build: Build, page: str) -> None:
         pytest.fail("the docs did not build", pytrace=False)
     html = build.page(page)
     # The article only: the navigation and the autodoc signatures are Sphinx's business.
-    article = html[html.index("<article"):html.index("</article>")]
+    article = html[html.index("<article") : html.index("</article>")]
     dangling = []
     for match in re.finditer(r'<code class="xref (py|std)[^"]*"[^>]*>(.*?)</code>', article):
-        before = article[:match.start()]
+        before = article[: match.start()]
         if before.rfind("<a ") <= before.rfind("</a>"):
             dangling.append(re.sub(r"<[^>]+>", "", match.group(2)))
     assert not dangling, f"{page}: references to nothing: {dangling}"

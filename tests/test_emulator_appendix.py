@@ -12,10 +12,15 @@ import pytest
 
 from tests.conftest import wait_for
 
-UNKNOWN = {"state": 0, "power": None, "keepalive": None, "reason": None, "start_time": None,
-           "keepalivehost": None}
-NO_INFO = {"width": None, "height": None, "connections": None, "machine_name": None,
-           "boards": None}
+UNKNOWN = {
+    "state": 0,
+    "power": None,
+    "keepalive": None,
+    "reason": None,
+    "start_time": None,
+    "keepalivehost": None,
+}
+NO_INFO = {"width": None, "height": None, "connections": None, "machine_name": None, "boards": None}
 
 
 def destroyed(reason):
@@ -24,8 +29,11 @@ def destroyed(reason):
 
 def canonical_info(info):
     """Machine info with its arbitrary-order lists turned into sets."""
-    return dict(info, connections={(tuple(c), ip) for c, ip in info["connections"]},
-                boards={tuple(b) for b in info["boards"]})
+    return dict(
+        info,
+        connections={(tuple(c), ip) for c, ip in info["connections"]},
+        boards={tuple(b) for b in info["boards"]},
+    )
 
 
 def live_state(client, job_id):
@@ -48,25 +56,51 @@ def test_appendix_a(session, connect):
     assert w.call("notify_job") is None
     assert w.call("notify_machine") is None
     assert a.call("list_machines") == [
-        {"name": "m", "tags": ["default"], "width": 2, "height": 2, "dead_boards": [],
-         "dead_links": []},
-        {"name": "md", "tags": ["dead"], "width": 2, "height": 2, "dead_boards": [[1, 1, 1]],
-         "dead_links": [[0, 0, 0, 2], [0, 0, 2, 5]]},
-        {"name": "board", "tags": ["single"], "width": 1, "height": 1,
-         "dead_boards": [[0, 0, 1], [0, 0, 2]], "dead_links": []}]
+        {
+            "name": "m",
+            "tags": ["default"],
+            "width": 2,
+            "height": 2,
+            "dead_boards": [],
+            "dead_links": [],
+        },
+        {
+            "name": "md",
+            "tags": ["dead"],
+            "width": 2,
+            "height": 2,
+            "dead_boards": [[1, 1, 1]],
+            "dead_links": [[0, 0, 0, 2], [0, 0, 2, 5]],
+        },
+        {
+            "name": "board",
+            "tags": ["single"],
+            "width": 1,
+            "height": 1,
+            "dead_boards": [[0, 0, 1], [0, 0, 2]],
+            "dead_links": [],
+        },
+    ]
 
     # Rows 9-19: a single board, powering on then ready.
     assert a.call("create_job", owner="alice") == 1
     state = a.call("get_job_state", 1)
     assert state["state"] in (2, 3) and state["power"] is True
-    assert (state["keepalive"], state["reason"], state["keepalivehost"]) == (60.0, None,
-                                                                            "127.0.0.1")
+    assert (state["keepalive"], state["reason"], state["keepalivehost"]) == (
+        60.0,
+        None,
+        "127.0.0.1",
+    )
     assert isinstance(state["start_time"], float)
     wait_for(lambda: a.call("get_job_state", 1)["state"] == 3)
     assert emulator.board_power("m", (0, 0, 0)) is True
     assert a.call("get_job_machine_info", 1) == {
-        "width": 8, "height": 8, "connections": [[[0, 0], "10.11.0.1"]], "machine_name": "m",
-        "boards": [[0, 0, 0]]}
+        "width": 8,
+        "height": 8,
+        "connections": [[[0, 0], "10.11.0.1"]],
+        "machine_name": "m",
+        "boards": [[0, 0, 0]],
+    }
 
     # Rows 20-39: the same triad, then two triads, then a queued whole machine and a
     # free specific board queued behind it (strict FIFO per machine).
@@ -79,39 +113,83 @@ def test_appendix_a(session, connect):
         assert (state["state"], state["power"], state["keepalive"]) == (1, None, None)
 
     # Row 41.
-    assert canonical_info(a.call("get_job_machine_info", 3)) == canonical_info({
-        "width": 16, "height": 24,
-        "connections": [[[8, 4], "10.11.0.57"], [[0, 12], "10.11.0.73"],
-                        [[4, 20], "10.11.0.89"], [[0, 0], "10.11.0.49"],
-                        [[4, 8], "10.11.0.65"], [[8, 16], "10.11.0.81"]],
-        "machine_name": "m",
-        "boards": [[1, 0, 1], [1, 1, 0], [1, 1, 2], [1, 0, 0], [1, 0, 2], [1, 1, 1]]})
+    assert canonical_info(a.call("get_job_machine_info", 3)) == canonical_info(
+        {
+            "width": 16,
+            "height": 24,
+            "connections": [
+                [[8, 4], "10.11.0.57"],
+                [[0, 12], "10.11.0.73"],
+                [[4, 20], "10.11.0.89"],
+                [[0, 0], "10.11.0.49"],
+                [[4, 8], "10.11.0.65"],
+                [[8, 16], "10.11.0.81"],
+            ],
+            "machine_name": "m",
+            "boards": [[1, 0, 1], [1, 1, 0], [1, 1, 2], [1, 0, 0], [1, 0, 2], [1, 1, 1]],
+        }
+    )
 
     # Row 43 (start times and states that depend on timing left out).
     listed = a.call("list_jobs")
-    assert [(e["job_id"], e["owner"], e["keepalive"], e["args"], e["kwargs"],
-             e["allocated_machine_name"], e["keepalivehost"]) for e in listed] == [
+    assert [
+        (
+            e["job_id"],
+            e["owner"],
+            e["keepalive"],
+            e["args"],
+            e["kwargs"],
+            e["allocated_machine_name"],
+            e["keepalivehost"],
+        )
+        for e in listed
+    ] == [
         (1, "alice", 60.0, [], {}, "m", "127.0.0.1"),
         (2, "alice", 60.0, [1], {}, "m", "127.0.0.1"),
         (3, "bob", None, [4], {}, "m", "127.0.0.1"),
         (4, "carol", None, [2, 2], {}, None, "127.0.0.1"),
-        (5, "dave", None, [0, 1, 2], {"machine": "m"}, None, "127.0.0.1")]
+        (5, "dave", None, [0, 1, 2], {"machine": "m"}, None, "127.0.0.1"),
+    ]
     assert [e["boards"] and sorted(e["boards"]) for e in listed] == [
-        [[0, 0, 0]], [[0, 0, 1]],
-        [[1, 0, 0], [1, 0, 1], [1, 0, 2], [1, 1, 0], [1, 1, 1], [1, 1, 2]], None, None]
+        [[0, 0, 0]],
+        [[0, 0, 1]],
+        [[1, 0, 0], [1, 0, 1], [1, 0, 2], [1, 1, 0], [1, 1, 1], [1, 1, 2]],
+        None,
+        None,
+    ]
     assert [e["power"] for e in listed] == [True, True, True, None, None]
 
     # Rows 44-59: where_is in every form, board positions.
     assert a.call("where_is", job_id=3, chip_x=13, chip_y=14) is None
-    j3_chip = {"machine": "m", "logical": [1, 1, 0], "physical": [0, 0, 9], "chip": [13, 14],
-               "board_chip": [1, 2], "job_id": 3, "job_chip": [1, 14]}
+    j3_chip = {
+        "machine": "m",
+        "logical": [1, 1, 0],
+        "physical": [0, 0, 9],
+        "chip": [13, 14],
+        "board_chip": [1, 2],
+        "job_id": 3,
+        "job_chip": [1, 14],
+    }
     assert a.call("where_is", job_id=3, chip_x=1, chip_y=14) == j3_chip
     assert a.call("where_is", machine="m", chip_x=13, chip_y=14) == j3_chip
     assert a.call("where_is", machine="m", x=1, y=1, z=2) == {
-        "machine": "m", "logical": [1, 1, 2], "physical": [0, 0, 11], "chip": [16, 20],
-        "board_chip": [0, 0], "job_id": 3, "job_chip": [4, 20]}
-    free_board = {"machine": "m", "logical": [0, 1, 0], "physical": [0, 0, 3],
-                  "chip": [0, 12], "board_chip": [0, 0], "job_id": None, "job_chip": None}
+        "machine": "m",
+        "logical": [1, 1, 2],
+        "physical": [0, 0, 11],
+        "chip": [16, 20],
+        "board_chip": [0, 0],
+        "job_id": 3,
+        "job_chip": [4, 20],
+    }
+    free_board = {
+        "machine": "m",
+        "logical": [0, 1, 0],
+        "physical": [0, 0, 3],
+        "chip": [0, 12],
+        "board_chip": [0, 0],
+        "job_id": None,
+        "job_chip": None,
+    }
     assert a.call("where_is", machine="m", cabinet=0, frame=0, board=3) == free_board
     assert a.call("where_is", machine="m", x=0, y=1, z=0) == free_board
     assert a.call("get_board_position", "m", 1, 1, 2) == [0, 0, 11]
@@ -135,8 +213,12 @@ def test_appendix_a(session, connect):
     state = a.call("get_job_state", 5)
     assert state["state"] in (2, 3) and state["power"] is True
     assert a.call("get_job_machine_info", 5) == {
-        "width": 8, "height": 8, "connections": [[[0, 0], "10.11.0.41"]], "machine_name": "m",
-        "boards": [[0, 1, 2]]}
+        "width": 8,
+        "height": 8,
+        "connections": [[[0, 0], "10.11.0.41"]],
+        "machine_name": "m",
+        "boards": [[0, 1, 2]],
+    }
 
     # Rows 85-98: destroy with and without a reason.
     assert a.call("destroy_job", 1) is None
@@ -146,39 +228,86 @@ def test_appendix_a(session, connect):
     assert a.call("get_job_machine_info", 1) == NO_INFO
 
     # Rows 99-126: a whole-machine torus waits for power-off plus quarantine.
-    assert a.call("create_job", 12, machine="m", require_torus=True, owner="erin",
-                  keepalive=None) == 6
+    assert (
+        a.call("create_job", 12, machine="m", require_torus=True, owner="erin", keepalive=None) == 6
+    )
     assert a.call("destroy_job", 3) is None
     assert a.call("destroy_job", 5) is None
     assert a.call("get_job_state", 6)["state"] == 1
     wait_for(lambda: a.call("get_job_state", 6)["state"] == 3)
-    assert canonical_info(a.call("get_job_machine_info", 6)) == canonical_info({
-        "width": 24, "height": 24,
-        "connections": [[[20, 4], "10.11.0.57"], [[12, 12], "10.11.0.73"],
-                        [[0, 12], "10.11.0.25"], [[0, 0], "10.11.0.1"],
-                        [[16, 20], "10.11.0.89"], [[12, 0], "10.11.0.49"],
-                        [[4, 8], "10.11.0.17"], [[4, 20], "10.11.0.41"],
-                        [[16, 8], "10.11.0.65"], [[8, 4], "10.11.0.9"],
-                        [[20, 16], "10.11.0.81"], [[8, 16], "10.11.0.33"]],
-        "machine_name": "m",
-        "boards": [[1, 0, 1], [1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 1, 2], [1, 0, 0],
-                   [0, 0, 2], [0, 1, 2], [1, 0, 2], [0, 0, 1], [1, 1, 1], [0, 1, 1]]})
+    assert canonical_info(a.call("get_job_machine_info", 6)) == canonical_info(
+        {
+            "width": 24,
+            "height": 24,
+            "connections": [
+                [[20, 4], "10.11.0.57"],
+                [[12, 12], "10.11.0.73"],
+                [[0, 12], "10.11.0.25"],
+                [[0, 0], "10.11.0.1"],
+                [[16, 20], "10.11.0.89"],
+                [[12, 0], "10.11.0.49"],
+                [[4, 8], "10.11.0.17"],
+                [[4, 20], "10.11.0.41"],
+                [[16, 8], "10.11.0.65"],
+                [[8, 4], "10.11.0.9"],
+                [[20, 16], "10.11.0.81"],
+                [[8, 16], "10.11.0.33"],
+            ],
+            "machine_name": "m",
+            "boards": [
+                [1, 0, 1],
+                [1, 1, 0],
+                [0, 1, 0],
+                [0, 0, 0],
+                [1, 1, 2],
+                [1, 0, 0],
+                [0, 0, 2],
+                [0, 1, 2],
+                [1, 0, 2],
+                [0, 0, 1],
+                [1, 1, 1],
+                [0, 1, 1],
+            ],
+        }
+    )
 
     # Rows 127-137: the faulty machine gives 11 boards at 24x24.
     assert a.call("destroy_job", 6) is None
     assert a.call("create_job", 2, 2, tags=["dead"], owner="f", keepalive=None) == 7
     wait_for(lambda: a.call("get_job_state", 7)["state"] == 3)
-    assert canonical_info(a.call("get_job_machine_info", 7)) == canonical_info({
-        "width": 24, "height": 24,
-        "connections": [[[20, 4], "10.13.5.57"], [[12, 12], "10.13.5.73"],
-                        [[0, 12], "10.13.5.25"], [[0, 0], "10.13.5.1"],
-                        [[16, 20], "10.13.5.89"], [[12, 0], "10.13.5.49"],
-                        [[4, 8], "10.13.5.17"], [[4, 20], "10.13.5.41"],
-                        [[16, 8], "10.13.5.65"], [[8, 4], "10.13.5.9"],
-                        [[8, 16], "10.13.5.33"]],
-        "machine_name": "md",
-        "boards": [[1, 0, 1], [1, 1, 0], [0, 1, 0], [0, 0, 0], [1, 1, 2], [1, 0, 0],
-                   [0, 0, 2], [0, 1, 2], [1, 0, 2], [0, 0, 1], [0, 1, 1]]})
+    assert canonical_info(a.call("get_job_machine_info", 7)) == canonical_info(
+        {
+            "width": 24,
+            "height": 24,
+            "connections": [
+                [[20, 4], "10.13.5.57"],
+                [[12, 12], "10.13.5.73"],
+                [[0, 12], "10.13.5.25"],
+                [[0, 0], "10.13.5.1"],
+                [[16, 20], "10.13.5.89"],
+                [[12, 0], "10.13.5.49"],
+                [[4, 8], "10.13.5.17"],
+                [[4, 20], "10.13.5.41"],
+                [[16, 8], "10.13.5.65"],
+                [[8, 4], "10.13.5.9"],
+                [[8, 16], "10.13.5.33"],
+            ],
+            "machine_name": "md",
+            "boards": [
+                [1, 0, 1],
+                [1, 1, 0],
+                [0, 1, 0],
+                [0, 0, 0],
+                [1, 1, 2],
+                [1, 0, 0],
+                [0, 0, 2],
+                [0, 1, 2],
+                [1, 0, 2],
+                [0, 0, 1],
+                [0, 1, 1],
+            ],
+        }
+    )
 
     # Rows 138-146: an impossible request is cancelled at once, yet gets an ID.
     assert a.call("destroy_job", 7) is None
@@ -186,14 +315,19 @@ def test_appendix_a(session, connect):
     assert a.call("get_job_state", 8) == destroyed("Cancelled: No suitable machines available.")
 
     # Rows 147-159: max_dead_links=0 avoids the triad with the dead link pair.
-    assert a.call("create_job", 1, 1, tags=["dead"], max_dead_links=0, owner="f",
-                  keepalive=None) == 9
+    assert (
+        a.call("create_job", 1, 1, tags=["dead"], max_dead_links=0, owner="f", keepalive=None) == 9
+    )
     wait_for(lambda: a.call("get_job_state", 9)["state"] == 3)
-    assert canonical_info(a.call("get_job_machine_info", 9)) == canonical_info({
-        "width": 16, "height": 16,
-        "connections": [[[4, 8], "10.13.5.41"], [[0, 0], "10.13.5.25"],
-                        [[8, 4], "10.13.5.33"]],
-        "machine_name": "md", "boards": [[0, 1, 2], [0, 1, 0], [0, 1, 1]]})
+    assert canonical_info(a.call("get_job_machine_info", 9)) == canonical_info(
+        {
+            "width": 16,
+            "height": 16,
+            "connections": [[[4, 8], "10.13.5.41"], [[0, 0], "10.13.5.25"], [[8, 4], "10.13.5.33"]],
+            "machine_name": "md",
+            "boards": [[0, 1, 2], [0, 1, 0], [0, 1, 1]],
+        }
+    )
     assert a.call("destroy_job", 9) is None
     assert a.call("where_is", machine="md", x=1, y=1, z=1) is None
 
@@ -205,8 +339,9 @@ def test_appendix_a(session, connect):
     # Rows 171-186: errors.
     assert a.error("create_job", 2) == "owner must be specified for all jobs"
     assert a.error("create_job", owner="h", tags=["x"], machine="m", keepalive=None) == (
-        "Only one of machine and tags may be specified for a job.")
-    assert a.call("get_job_state", 11) == UNKNOWN   # no zombie (quirk 3 FIX)
+        "Only one of machine and tags may be specified for a job."
+    )
+    assert a.call("get_job_state", 11) == UNKNOWN  # no zombie (quirk 3 FIX)
     assert a.call("get_job_state", 9999) == UNKNOWN
     assert "positional" in a.error("version", 1)
     assert w.call("no_notify_job") is None

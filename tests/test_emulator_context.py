@@ -40,13 +40,14 @@ def test_default_machines_stay_in_loopback(emulator, connect):
 
 def test_machines_from_a_toml_file(tmp_path):
     path = tmp_path / "machines.toml"
-    path.write_text('[[machine]]\nname = "solo"\nsingle_board = true\ntags = ["default"]\n'
-                    'base_ip = "127.81.0.0"\n')
+    path.write_text(
+        '[[machine]]\nname = "solo"\nsingle_board = true\ntags = ["default"]\n'
+        'base_ip = "127.81.0.0"\n'
+    )
     with Emulator(path) as emulator, LineClient(emulator.address) as client:
         assert [m["name"] for m in client.call("list_machines")] == ["solo"]
         job = client.call("create_job", owner="x")
-        assert client.call("get_job_machine_info", job)["connections"] == [
-            [[0, 0], "127.81.0.1"]]
+        assert client.call("get_job_machine_info", job)["connections"] == [[[0, 0], "127.81.0.1"]]
 
 
 def test_start_and_stop_are_idempotent(appendix_machines):
@@ -100,15 +101,19 @@ def test_port_in_use_raises(emulator):
 
 # --- the command line ---------------------------------------------------------------------------
 
+
 def _run_cli(args: list[str], timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "spalloc.emulator", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "spalloc.emulator", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_cli_bad_machines_file_exits_2(tmp_path):
     bad = tmp_path / "machines.toml"
-    bad.write_text('[[machine]]\nname = "md"\nwidth = 2\nheight = 2\n'
-                   'dead_boards = [[9, 9, 9]]\n')
+    bad.write_text('[[machine]]\nname = "md"\nwidth = 2\nheight = 2\ndead_boards = [[9, 9, 9]]\n')
     assert main(["--machines", str(bad), "--port", "0"]) == 2
     result = _run_cli(["--machines", str(bad), "--port", "0"])
     assert result.returncode == 2
@@ -127,12 +132,28 @@ def test_cli_missing_file_and_bad_options_exit_2(tmp_path, capsys):
 
 def test_cli_serves_until_ctrl_c(tmp_path):
     machines = tmp_path / "m.toml"
-    machines.write_text('[[machine]]\nname = "tiny"\ntags = ["default"]\nwidth = 1\n'
-                        'height = 1\nbase_ip = "127.80.0.0"\n')
+    machines.write_text(
+        '[[machine]]\nname = "tiny"\ntags = ["default"]\nwidth = 1\n'
+        'height = 1\nbase_ip = "127.80.0.0"\n'
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "spalloc.emulator", "--port", "0", "--machines", str(machines),
-         "--free-delay", "0.01", "--power-delay", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "spalloc.emulator",
+            "--port",
+            "0",
+            "--machines",
+            str(machines),
+            "--free-delay",
+            "0.01",
+            "--power-delay",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

@@ -25,8 +25,9 @@ def clock():
 
 
 def make(clock, machines=None, **kwargs):
-    return Controller(machines or make_appendix_machines(), clock=clock,
-                      wall_clock=lambda: 1.7e9, **kwargs)
+    return Controller(
+        machines or make_appendix_machines(), clock=clock, wall_clock=lambda: 1.7e9, **kwargs
+    )
 
 
 def call(controller, command, *args, **kwargs):
@@ -56,18 +57,23 @@ def test_keepalive_expires_at_its_deadline_and_is_never_revived(clock):
     queued = call(controller, "create_job", 2, 2, owner="c", keepalive=1.0)
     assert state(controller, queued)["state"] == JobState.queued
     clock.now += 0.5
-    call(controller, "job_keepalive", allocated)    # refreshed: deadline now t=1.5
+    call(controller, "job_keepalive", allocated)  # refreshed: deadline now t=1.5
     clock.now += 0.49
     controller.poll()
     assert {j.job_id for j in controller.jobs()} == {queued_blocker, allocated, queued}
-    clock.now += 0.02    # past the queued job's deadline, before the refreshed one
+    clock.now += 0.02  # past the queued job's deadline, before the refreshed one
     controller.poll()
     assert {j.job_id for j in controller.jobs()} == {queued_blocker, allocated}
-    clock.now += 0.6     # past the refreshed deadline; nobody ran poll() yet...
-    call(controller, "job_keepalive", allocated)   # ...and this late refresh revives nothing
+    clock.now += 0.6  # past the refreshed deadline; nobody ran poll() yet...
+    call(controller, "job_keepalive", allocated)  # ...and this late refresh revives nothing
     assert state(controller, allocated) == {
-        "state": 4, "power": None, "keepalive": None, "reason": "Job timed out.",
-        "start_time": None, "keepalivehost": None}
+        "state": 4,
+        "power": None,
+        "keepalive": None,
+        "reason": "Job timed out.",
+        "start_time": None,
+        "keepalivehost": None,
+    }
     assert state(controller, queued)["reason"] == "Cancelled: Job timed out."
     assert state(controller, queued_blocker)["state"] == JobState.ready
 
@@ -86,8 +92,12 @@ def test_refreshing_commands_record_the_host(clock):
     controller = make(clock)
     job = call(controller, "create_job", owner="a", keepalive=10)
     other = Session(host="10.0.0.7")
-    for command in ("job_keepalive", "get_job_machine_info", "power_on_job_boards",
-                    "power_off_job_boards"):
+    for command in (
+        "job_keepalive",
+        "get_job_machine_info",
+        "power_on_job_boards",
+        "power_off_job_boards",
+    ):
         clock.now += 5
         controller.handle(other, command, [job], {})
         assert call(controller, "list_jobs")[0]["keepalivehost"] == "10.0.0.7"
@@ -127,10 +137,10 @@ def test_power_delay_then_quarantine_before_boards_are_reused(clock):
     second = call(controller, "create_job", 2, 2, owner="b", machine="m")
     clock.now += 0.49
     assert state(controller, second)["state"] == JobState.queued
-    assert controller.board_power("m", (1, 1, 2))       # power-off still running
+    assert controller.board_power("m", (1, 1, 2))  # power-off still running
     clock.now += 0.02
     assert state(controller, second)["state"] == JobState.queued
-    assert not controller.board_power("m", (1, 1, 2))   # off, now in quarantine
+    assert not controller.board_power("m", (1, 1, 2))  # off, now in quarantine
     clock.now += 0.98
     assert state(controller, second)["state"] == JobState.queued
     clock.now += 0.02
@@ -151,10 +161,16 @@ def test_quarantine_end_is_not_announced_unless_a_job_starts(clock):
 def test_fifo_per_machine_and_overtaking_across_machines(clock):
     def triad(name: str) -> Machine:
         locations = default_board_locations(1, 1)
-        return Machine(name=name, tags=frozenset({"t"}), width=1, height=1,
-                       board_locations=locations,
-                       board_ips={b: standard_ip(f"127.70.{ord(name)}.0", *loc)
-                                  for b, loc in locations.items()})
+        return Machine(
+            name=name,
+            tags=frozenset({"t"}),
+            width=1,
+            height=1,
+            board_locations=locations,
+            board_ips={
+                b: standard_ip(f"127.70.{ord(name)}.0", *loc) for b, loc in locations.items()
+            },
+        )
 
     controller = make(clock, [triad("A"), triad("B"), triad("C")])
     jobs = [call(controller, "create_job", 1, 1, owner="x", tags=["t"]) for _ in range(3)]
@@ -162,7 +178,7 @@ def test_fifo_per_machine_and_overtaking_across_machines(clock):
     any_machine = call(controller, "create_job", 1, 1, owner="y", tags=["t"])
     only_b = call(controller, "create_job", owner="z", machine="B")
     assert state(controller, only_b)["state"] == JobState.queued
-    call(controller, "destroy_job", jobs[2])        # C frees up after quarantine
+    call(controller, "destroy_job", jobs[2])  # C frees up after quarantine
     clock.now += 1
     controller.poll()
     # The any-machine job moved to C; the B-only job still waits for B.
@@ -201,7 +217,7 @@ def test_restart_resets_keepalive_timers(clock):
 def test_cancelled_jobs_behind_a_stuck_head_do_not_pile_up(clock):
     controller = make(clock)
     call(controller, "create_job", owner="a", machine="m", keepalive=None)
-    call(controller, "create_job", 2, 2, owner="stuck", keepalive=None)   # never fits
+    call(controller, "create_job", 2, 2, owner="stuck", keepalive=None)  # never fits
     for _ in range(1000):
         job = call(controller, "create_job", owner="b", machine="m")
         call(controller, "destroy_job", job)

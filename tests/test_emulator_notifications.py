@@ -31,9 +31,11 @@ def test_fresh_connection_gets_nothing(emu, connect):
 
 def test_replies_come_before_the_notifications_of_their_tick(emu, connect):
     client = connect(emu)
-    client.send_raw(b'{"command":"notify_job"}\n'
-                    b'{"command":"create_job","kwargs":{"owner":"x","machine":"board"}}\n'
-                    b'{"command":"get_job_state","args":[1]}\n')
+    client.send_raw(
+        b'{"command":"notify_job"}\n'
+        b'{"command":"create_job","kwargs":{"owner":"x","machine":"board"}}\n'
+        b'{"command":"get_job_state","args":[1]}\n'
+    )
     first = [client.read() for _ in range(3)]
     assert [next(iter(m)) for m in first] == ["return", "return", "return"]
     assert 1 in changed(client.wait_notifications(0.2), "jobs_changed")
@@ -67,10 +69,10 @@ def test_changes_of_one_tick_are_merged(emu, connect):
 
 def test_specific_subscriptions(emu, connect):
     watcher, actor = connect(emu), connect(emu)
-    watcher.call("notify_job", 2)            # does not exist yet: accepted
+    watcher.call("notify_job", 2)  # does not exist yet: accepted
     watcher.call("notify_machine", "board")
-    actor.call("create_job", owner="x", machine="m", keepalive=None)          # job 1 on m
-    actor.call("create_job", owner="y", machine="board", keepalive=None)      # job 2 on board
+    actor.call("create_job", owner="x", machine="m", keepalive=None)  # job 1 on m
+    actor.call("create_job", owner="y", machine="board", keepalive=None)  # job 2 on board
     got = watcher.wait_notifications(0.2)
     assert changed(got, "jobs_changed") == {2}
     assert changed(got, "machines_changed") == {"board"}
@@ -88,7 +90,7 @@ def test_unsubscribing_one_job_while_watching_all_does_nothing(emu, connect):
     watcher.call("no_notify_job", 1)
     actor.call("create_job", owner="x")
     assert changed(watcher.wait_notifications(0.2), "jobs_changed") == {1}
-    watcher.call("no_notify_job")            # removes everything, 7 included
+    watcher.call("no_notify_job")  # removes everything, 7 included
     actor.call("destroy_job", 1)
     for _ in range(6):
         actor.call("create_job", owner="x", machine="board")
@@ -105,12 +107,12 @@ def test_machine_subscription_all_then_none(emu, connect):
     assert watcher.wait_notifications(0.2) == []
 
 
-def test_ready_and_destroy_and_expiry_are_announced(emulator_factory, appendix_machines,
-                                                    connect):
+def test_ready_and_destroy_and_expiry_are_announced(emulator_factory, appendix_machines, connect):
     emu = emulator_factory(appendix_machines, power_delay=0.05)
     watcher, actor = connect(emu), connect(emu)
-    watcher.send_raw(json.dumps({"command": "notify_job",
-                                 "kwargs": {"job_id": None}}).encode() + b"\n")
+    watcher.send_raw(
+        json.dumps({"command": "notify_job", "kwargs": {"job_id": None}}).encode() + b"\n"
+    )
     assert watcher.reply() == {"return": None}
     job = actor.call("create_job", owner="x", keepalive=0.2)
     seen = []

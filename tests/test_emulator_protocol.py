@@ -15,8 +15,8 @@ def test_version_is_plain_and_accepted_by_both_official_clients(emulator, connec
     client = connect(emulator)
     version = client.call("version")
     assert version == EMULATOR_VERSION == "5.0.0"
-    parts = tuple(int(p) for p in version.split("."))   # the CLIs int() every field
-    assert (0, 1, 0) <= parts < (5, 0, 1)               # 1!6.0.0's window (7.x: < 7.0.0)
+    parts = tuple(int(p) for p in version.split("."))  # the CLIs int() every field
+    assert (0, 1, 0) <= parts < (5, 0, 1)  # 1!6.0.0's window (7.x: < 7.0.0)
 
 
 def test_reply_layout_matches_python_json_dumps(emulator, connect):
@@ -29,46 +29,52 @@ def test_reply_layout_matches_python_json_dumps(emulator, connect):
     assert line.startswith(b'{"return": [{"job_id": 1, "owner": "Jos\\u00e9 \\u2603", ')
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"command":"version"}\r\n',
-    b'\n\n{"command":"version"}\n',
-    b'   {"command":"version"}   \n',
-    b'\r\n{"command":"version"}\n',          # quirk 8 FIX: a CR-only line is skipped
-    b'   \n{"command":"version"}\n',         # quirk 8 FIX: a spaces-only line is skipped
-    b'\t\r\n{"command":"version"}\n',
-    b'{"command":"version","extra":5}\n',
-    b'{"command":"version","kwargs":{"client":"x"}}\n',
-    b'{"command":"version","args":[],"kwargs":{}}\n',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"command":"version"}\r\n',
+        b'\n\n{"command":"version"}\n',
+        b'   {"command":"version"}   \n',
+        b'\r\n{"command":"version"}\n',  # quirk 8 FIX: a CR-only line is skipped
+        b'   \n{"command":"version"}\n',  # quirk 8 FIX: a spaces-only line is skipped
+        b'\t\r\n{"command":"version"}\n',
+        b'{"command":"version","extra":5}\n',
+        b'{"command":"version","kwargs":{"client":"x"}}\n',
+        b'{"command":"version","args":[],"kwargs":{}}\n',
+    ],
+)
 def test_accepted_framings(emulator, connect, raw):
     client = connect(emulator)
     client.send_raw(raw)
     assert client.read() == {"return": "5.0.0"}
 
 
-@pytest.mark.parametrize("raw", [
-    b"{\n",
-    b"[]\n",
-    b'"version"\n',
-    b"123\n",
-    b"null\n",
-    b"{}\n",
-    b'{"command":123}\n',
-    b'{"command":"nope"}\n',
-    b'{"command":"__init__"}\n',
-    b'{"command":"_cmd_version"}\n',
-    b'{"command":"handle"}\n',
-    b'{"command":"version","args":"x"}\n',
-    b'{"command":"version","kwargs":[]}\n',
-    b'{"command":"version","args":null}\n',
-    b'{"command":"version","kwargs":null}\n',
-    b'{"command":"version"} {"x":1}\n',
-    b'{"command":"vers\xff\xfeion"}\n',
-    b'{"command":"version","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
-    b'{"command":"version","args":[NaN\n',
-    b'[NaN]\n',
-    b'{"command":"version","args":NaN}\n',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{\n",
+        b"[]\n",
+        b'"version"\n',
+        b"123\n",
+        b"null\n",
+        b"{}\n",
+        b'{"command":123}\n',
+        b'{"command":"nope"}\n',
+        b'{"command":"__init__"}\n',
+        b'{"command":"_cmd_version"}\n',
+        b'{"command":"handle"}\n',
+        b'{"command":"version","args":"x"}\n',
+        b'{"command":"version","kwargs":[]}\n',
+        b'{"command":"version","args":null}\n',
+        b'{"command":"version","kwargs":null}\n',
+        b'{"command":"version"} {"x":1}\n',
+        b'{"command":"vers\xff\xfeion"}\n',
+        b'{"command":"version","args":' + b"[" * 100_000 + b"]" * 100_000 + b"}\n",
+        b'{"command":"version","args":[NaN\n',
+        b"[NaN]\n",
+        b'{"command":"version","args":NaN}\n',
+    ],
+)
 def test_malformed_lines_close_the_connection_without_reply(emulator, connect, raw):
     client = connect(emulator)
     client.send_raw(raw)
@@ -93,19 +99,22 @@ def test_line_without_newline_waits(emulator, connect):
     assert client.read() == {"return": "5.0.0"}
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"command":"get_job_state","args":[NaN]}\n',
-    b'{"command":"create_job","args":[NaN],"kwargs":{"owner":"x"}}\n',
-    b'{"command":"create_job","args":[],"kwargs":{"owner":"x","keepalive":Infinity}}\n',
-    b'{"command":"version","kwargs":{"x":-Infinity}}\n',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"command":"get_job_state","args":[NaN]}\n',
+        b'{"command":"create_job","args":[NaN],"kwargs":{"owner":"x"}}\n',
+        b'{"command":"create_job","args":[],"kwargs":{"owner":"x","keepalive":Infinity}}\n',
+        b'{"command":"version","kwargs":{"x":-Infinity}}\n',
+    ],
+)
 def test_non_finite_numbers_get_an_exception_and_keep_the_connection(emulator, connect, raw):
     client = connect(emulator)
     client.send_raw(raw)
     message = client.read()
     assert message is not None and "non-finite" in message["exception"]
     assert client.call("version") == "5.0.0"
-    assert client.call("list_jobs") == []   # and no job was created
+    assert client.call("list_jobs") == []  # and no job was created
 
 
 def test_arity_errors_are_exceptions_and_keep_the_connection(emulator, connect):
@@ -137,8 +146,10 @@ def test_named_arguments_bind_like_positionals(emulator, connect):
 
 def test_pipelined_requests_are_answered_in_order(emulator, connect):
     client = connect(emulator)
-    client.send_raw(b"".join(b'{"command":"get_job_state","args":[%d]}\n' % i
-                             for i in range(200)) + b'{"command":"version"}\n')
+    client.send_raw(
+        b"".join(b'{"command":"get_job_state","args":[%d]}\n' % i for i in range(200))
+        + b'{"command":"version"}\n'
+    )
     for _ in range(200):
         assert client.reply()["return"]["state"] == 0
     assert client.reply() == {"return": "5.0.0"}
@@ -149,7 +160,7 @@ def test_over_long_line_drops_only_that_client(emulator, connect):
     good = connect(emulator)
     chunk = b"x" * 65536
     dropped = False
-    for _ in range(40):   # 2.5 MiB at most, without a newline
+    for _ in range(40):  # 2.5 MiB at most, without a newline
         try:
             bad.send_raw(chunk)
         except OSError:
@@ -167,7 +178,7 @@ def test_a_client_that_never_reads_does_not_stall_others(emulator, connect):
     hog.setblocking(False)
     sent = 0
     answered = 0
-    for i in range(400):   # pipeline up to ~11 MB of requests whose replies are never read
+    for i in range(400):  # pipeline up to ~11 MB of requests whose replies are never read
         try:
             sent += hog.send(request)
         except (BlockingIOError, OSError):
@@ -184,12 +195,12 @@ def test_a_client_with_a_huge_unread_backlog_is_dropped(emulator, connect):
     from spalloc.emulator.server import MAX_BACKLOG_BYTES
 
     worker = connect(emulator)
-    for _ in range(100):   # list_jobs answers about 1 MB
+    for _ in range(100):  # list_jobs answers about 1 MB
         worker.call("create_job", owner="o" * 10_000, machine="board1", keepalive=None)
     hog = connect(emulator)
     hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     count = 2 * MAX_BACKLOG_BYTES // 1_000_000 + 8
-    hog.send_raw(b'{"command":"list_jobs"}\n' * count)   # far more than the limit, unread
+    hog.send_raw(b'{"command":"list_jobs"}\n' * count)  # far more than the limit, unread
     assert worker.call("version") == "5.0.0"
     assert hog.is_closed()
 
@@ -202,7 +213,7 @@ def test_pipelined_requests_then_close_does_not_hurt_the_server(emulator, connec
     sock = socket.create_connection(emulator.address, timeout=WAIT)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     sock.sendall(b'{"command":"version"}\n' * 50)
-    sock.close()   # RST
+    sock.close()  # RST
     time.sleep(0.05)
     assert connect(emulator).call("version") == "5.0.0"
 

@@ -39,8 +39,7 @@ def create(http: Http, **body: Any) -> int:
 def wait_state(http: Http, job_id: int, state: str) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
-        doc: dict[str, Any] = http.get(f"srv/spalloc/jobs/{job_id}",
-                                       query={"wait": "False"}).json()
+        doc: dict[str, Any] = http.get(f"srv/spalloc/jobs/{job_id}", query={"wait": "False"}).json()
         if doc["state"] == state or time.monotonic() > deadline:
             assert doc["state"] == state
             return doc
@@ -101,9 +100,13 @@ def test_three_failures_lock_the_account(v2_server: V2Server) -> None:
 def test_perform_login_needs_the_pages_csrf_token(v2_server: V2Server) -> None:
     http = v2_server.http()
     http.get("system/login.html")
-    reply = http.request("POST", "system/perform_login", csrf=False,
-                         body=b"_csrf=nope&username=alice&password=alice-secret",
-                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    reply = http.request(
+        "POST",
+        "system/perform_login",
+        csrf=False,
+        body=b"_csrf=nope&username=alice&password=alice-secret",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert reply.status == 403
 
 
@@ -111,7 +114,7 @@ def test_basic_auth_and_bad_basic(v2_server: V2Server) -> None:
     http = v2_server.http().basic("alice", "alice-secret")
     assert http.get("srv/spalloc/machines").status == 200
     bad = v2_server.http()
-    bad.headers["Authorization"] = "Basic bm90LWJhc2U2NA=="   # "not-base64" as user
+    bad.headers["Authorization"] = "Basic bm90LWJhc2U2NA=="  # "not-base64" as user
     assert bad.get("srv/spalloc/").status == 401
     bad.headers["Authorization"] = "Basic !!!"
     assert bad.get("srv/spalloc/").status == 401
@@ -149,8 +152,9 @@ def test_logout_ends_the_session(v2_server: V2Server) -> None:
 
 
 @pytest.mark.parametrize("token", [None, "wrong"])
-def test_state_changing_requests_need_the_csrf_token(v2_server: V2Server,
-                                                     token: str | None) -> None:
+def test_state_changing_requests_need_the_csrf_token(
+    v2_server: V2Server, token: str | None
+) -> None:
     http = alice(v2_server)
     job_id = create(http)
     headers = {} if token is None else {"X-CSRF-TOKEN": token}
@@ -184,7 +188,7 @@ def test_machines_list_and_detail(v2_server: V2Server) -> None:
     assert m2["tags"] == ["default"] and (m2["width"], m2["height"]) == (2, 1)
     assert m2["uri"] == v2_server.base_url + "srv/spalloc/machines/m2"
     assert {(b["x"], b["y"], b["z"]) for b in one["dead-boards"]} == {(0, 0, 1), (0, 0, 2)}
-    assert "address" not in one["dead-boards"][0]   # only admins see addresses
+    assert "address" not in one["dead-boards"][0]  # only admins see addresses
     detail = http.get("srv/spalloc/machines/m2").json()
     assert detail["down-boards"] == [] and detail["down-links"] == []
     assert detail["lookup-by-chip"].endswith("/machines/m2/chip")
@@ -202,11 +206,11 @@ def test_where_is_by_logical_physical_chip_and_address(v2_server: V2Server) -> N
     assert logical["machine-ref"].endswith("/machines/m2")
     assert "job-id" not in logical
     cfb = logical["physical-board-coordinates"]
-    physical = http.get(base + "physical-board",
-                        query={"cabinet": cfb[0], "frame": cfb[1], "board": cfb[2]}).json()
+    physical = http.get(
+        base + "physical-board", query={"cabinet": cfb[0], "frame": cfb[1], "board": cfb[2]}
+    ).json()
     assert physical == logical
-    chip = http.get(base + "chip", query={"x": logical["chip"][0],
-                                          "y": logical["chip"][1]}).json()
+    chip = http.get(base + "chip", query={"x": logical["chip"][0], "y": logical["chip"][1]}).json()
     assert chip["logical-board-coordinates"] == [1, 0, 2]
     machine = v2_server.emulator.machines[0]
     address = machine.ip((1, 0, 2))
@@ -239,17 +243,22 @@ def test_job_life_cycle(v2_server: V2Server) -> None:
     assert power == {"power": "ON"}
     chip = http.get(f"srv/spalloc/jobs/{job_id}/chip", query={"x": 0, "y": 0}).json()
     assert chip["job-id"] == job_id and chip["job-chip"] == [0, 0]
-    keepalive = http.request("PUT", f"srv/spalloc/jobs/{job_id}/keepalive", body=b"alive",
-                             headers={"Content-Type": "text/plain; charset=UTF-8"})
+    keepalive = http.request(
+        "PUT",
+        f"srv/spalloc/jobs/{job_id}/keepalive",
+        body=b"alive",
+        headers={"Content-Type": "text/plain; charset=UTF-8"},
+    )
     assert (keepalive.status, keepalive.text) == (200, "ok")
-    off = http.request("POST", f"srv/spalloc/jobs/{job_id}/machine/power",
-                       json_body={"power": "OFF"})
+    off = http.request(
+        "POST", f"srv/spalloc/jobs/{job_id}/machine/power", json_body={"power": "OFF"}
+    )
     assert off.status == 202
     wait_state(http, job_id, "READY")
     assert http.get(f"srv/spalloc/jobs/{job_id}/machine/power").json() == {"power": "OFF"}
     gone = http.request("DELETE", f"srv/spalloc/jobs/{job_id}/", query={"reason": "test done"})
     assert gone.status == 204
-    state = http.get(f"srv/spalloc/jobs//{job_id}/").json()   # SpiNNMan's doubled slash
+    state = http.get(f"srv/spalloc/jobs//{job_id}/").json()  # SpiNNMan's doubled slash
     assert state["state"] == "DESTROYED" and state["reason"] == "test done"
     assert "finish-time" in state and "keepalive-host" not in state
     assert "proxy-ref" not in state
@@ -280,9 +289,11 @@ def test_create_by_board_forms(v2_server: V2Server) -> None:
     machine = v2_server.emulator.machines[0]
     location = machine.location((1, 0, 1))
     assert location is not None
-    for board in [{"x": 1, "y": 0, "z": 1},
-                  {"cabinet": location[0], "frame": location[1], "board": location[2]},
-                  {"address": machine.ip((1, 0, 1))}]:
+    for board in [
+        {"x": 1, "y": 0, "z": 1},
+        {"cabinet": location[0], "frame": location[1], "board": location[2]},
+        {"address": machine.ip((1, 0, 1))},
+    ]:
         job_id = create(http, board=board)
         wait_state(http, job_id, "READY")
         boards = http.get(f"srv/spalloc/jobs/{job_id}/machine").json()["boards"]
@@ -290,25 +301,32 @@ def test_create_by_board_forms(v2_server: V2Server) -> None:
         assert http.request("DELETE", f"srv/spalloc/jobs/{job_id}").status == 204
 
 
-@pytest.mark.parametrize(("body", "text"), [
-    ({}, "keepalive interval must be at least PT30S"),
-    ({"keepalive-interval": "PT29S"}, "keepalive interval must be at least PT30S"),
-    ({"keepalive-interval": "PT301S"}, "keepalive interval must be no more than PT5M"),
-    ({"keepalive-interval": "soon"}, "ISO-8601 duration"),
-    ({"keepalive-interval": KEEPALIVE, "owner": "mallory"},
-     "Only admin and NMPI users can specify an owner"),
-    ({"keepalive-interval": KEEPALIVE, "machine-name": "m2", "tags": ["default"]},
-     "must not specify machine name and tags together"),
-    ({"keepalive-interval": KEEPALIVE, "max-dead-boards": -1}, "must not be negative"),
-    ({"keepalive-interval": KEEPALIVE, "num-boards": "two"}, "num-boards must be a whole"),
-    ({"keepalive-interval": KEEPALIVE, "num-boards": 0}, "num-boards must be at least 1"),
-    ({"keepalive-interval": KEEPALIVE, "num-boards": 99}, "request cannot fit on machine"),
-    ({"keepalive-interval": KEEPALIVE, "tags": ["nothing"]}, "no machine available"),
-    ({"keepalive-interval": KEEPALIVE, "group": "g2"}, "not a member of group g2"),
-    ({"keepalive-interval": KEEPALIVE, "group": "g1", "nmpi-job-id": 3}, "At most one of"),
-    ({"keepalive-interval": KEEPALIVE, "colour": "red"}, "unknown field"),
-    ([1, 2], "JSON object"),
-])
+@pytest.mark.parametrize(
+    ("body", "text"),
+    [
+        ({}, "keepalive interval must be at least PT30S"),
+        ({"keepalive-interval": "PT29S"}, "keepalive interval must be at least PT30S"),
+        ({"keepalive-interval": "PT301S"}, "keepalive interval must be no more than PT5M"),
+        ({"keepalive-interval": "soon"}, "ISO-8601 duration"),
+        (
+            {"keepalive-interval": KEEPALIVE, "owner": "mallory"},
+            "Only admin and NMPI users can specify an owner",
+        ),
+        (
+            {"keepalive-interval": KEEPALIVE, "machine-name": "m2", "tags": ["default"]},
+            "must not specify machine name and tags together",
+        ),
+        ({"keepalive-interval": KEEPALIVE, "max-dead-boards": -1}, "must not be negative"),
+        ({"keepalive-interval": KEEPALIVE, "num-boards": "two"}, "num-boards must be a whole"),
+        ({"keepalive-interval": KEEPALIVE, "num-boards": 0}, "num-boards must be at least 1"),
+        ({"keepalive-interval": KEEPALIVE, "num-boards": 99}, "request cannot fit on machine"),
+        ({"keepalive-interval": KEEPALIVE, "tags": ["nothing"]}, "no machine available"),
+        ({"keepalive-interval": KEEPALIVE, "group": "g2"}, "not a member of group g2"),
+        ({"keepalive-interval": KEEPALIVE, "group": "g1", "nmpi-job-id": 3}, "At most one of"),
+        ({"keepalive-interval": KEEPALIVE, "colour": "red"}, "unknown field"),
+        ([1, 2], "JSON object"),
+    ],
+)
 def test_bad_create_requests_are_400_text(v2_server: V2Server, body: Any, text: str) -> None:
     http = alice(v2_server)
     reply = http.request("POST", "srv/spalloc/jobs", json_body=body)
@@ -356,16 +374,20 @@ def test_not_implemented_endpoints_and_report_issue(v2_server: V2Server) -> None
     http = alice(v2_server)
     job_id = create(http)
     assert http.get(f"srv/spalloc/jobs/{job_id}/memory", query={"x": 0}).status == 501
-    reply = http.request("POST", f"srv/spalloc/jobs/{job_id}/report-issue",
-                         json_body={"issue": "smoke", "boards": []})
+    reply = http.request(
+        "POST",
+        f"srv/spalloc/jobs/{job_id}/report-issue",
+        json_body={"issue": "smoke", "boards": []},
+    )
     assert reply.status == 200 and "action" in reply.json()
 
 
 def test_emergency_stop_needs_the_code(tmp_path_factory: pytest.TempPathFactory) -> None:
     from tests._v2 import running_v2_server
 
-    with running_v2_server(tmp_path_factory.mktemp("stop"),
-                           emergency_stop_code="big-red-button") as server:
+    with running_v2_server(
+        tmp_path_factory.mktemp("stop"), emergency_stop_code="big-red-button"
+    ) as server:
         http = alice(server)
         job_id = create(http)
         assert http.get("srv/spalloc/emergencyStop", query={"commandCode": "x"}).status == 403
@@ -384,14 +406,19 @@ def test_wait_true_returns_when_the_job_changes(v2_server: V2Server) -> None:
     job_id = create(http)
     wait_state(http, job_id, "READY")
     results: list[dict[str, Any]] = []
-    waiter = threading.Thread(target=lambda: results.append(
-        http.get(f"srv/spalloc/jobs/{job_id}", query={"wait": "true"}).json()))
+    waiter = threading.Thread(
+        target=lambda: results.append(
+            http.get(f"srv/spalloc/jobs/{job_id}", query={"wait": "true"}).json()
+        )
+    )
     waiter.start()
     long_polls(v2_server, lambda http: http._job_waiters.get(job_id))
     assert not results
     other = alice(v2_server)
-    assert other.request("DELETE", f"srv/spalloc/jobs/{job_id}",
-                         query={"reason": "wake"}).status == 204
+    assert (
+        other.request("DELETE", f"srv/spalloc/jobs/{job_id}", query={"reason": "wake"}).status
+        == 204
+    )
     waiter.join(10)
     assert results and results[0]["state"] == "DESTROYED"
 
@@ -410,8 +437,11 @@ def test_wait_gives_up_after_the_limit(tmp_path_factory: pytest.TempPathFactory)
 def test_jobs_list_wait_wakes_on_a_new_job(v2_server: V2Server) -> None:
     http = alice(v2_server)
     results: list[list[str]] = []
-    waiter = threading.Thread(target=lambda: results.append(
-        http.get("srv/spalloc/jobs", query={"wait": "true"}).json()["jobs"]))
+    waiter = threading.Thread(
+        target=lambda: results.append(
+            http.get("srv/spalloc/jobs", query={"wait": "true"}).json()["jobs"]
+        )
+    )
     waiter.start()
     long_polls(v2_server, lambda http: http._list_waiters)
     create(alice(v2_server))

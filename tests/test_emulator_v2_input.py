@@ -29,19 +29,23 @@ def raw_post(server: V2Server, path: str, body: bytes, headers: dict[str, str]) 
     return reply.status
 
 
-@pytest.mark.parametrize(("body", "content_type", "status"), [
-    (b"{not json", "application/json", 400),
-    (b'{"keepalive-interval": NaN}', "application/json", 400),
-    (b"\xff\xfe", "application/json", 400),
-    (b'{"keepalive-interval": "PT60S"}', "text/plain", 415),
-    (b'{"keepalive-interval": "PT60S", "num-boards": true}', "application/json", 400),
-    (b'{"keepalive-interval": "PT60S", "tags": "default"}', "application/json", 400),
-    (b'{"keepalive-interval": "PT60S", "dimensions": [1, 1]}', "application/json", 400),
-    (b'{"keepalive-interval": "PT60S", "board": {"x": 0}}', "application/json", 400),
-    (b'{"keepalive-interval": [60]}', "application/json", 400),
-])
-def test_malformed_and_mistyped_create_bodies(v2_server: V2Server, body: bytes,
-                                              content_type: str, status: int) -> None:
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b'{"keepalive-interval": NaN}', "application/json", 400),
+        (b"\xff\xfe", "application/json", 400),
+        (b'{"keepalive-interval": "PT60S"}', "text/plain", 415),
+        (b'{"keepalive-interval": "PT60S", "num-boards": true}', "application/json", 400),
+        (b'{"keepalive-interval": "PT60S", "tags": "default"}', "application/json", 400),
+        (b'{"keepalive-interval": "PT60S", "dimensions": [1, 1]}', "application/json", 400),
+        (b'{"keepalive-interval": "PT60S", "board": {"x": 0}}', "application/json", 400),
+        (b'{"keepalive-interval": [60]}', "application/json", 400),
+    ],
+)
+def test_malformed_and_mistyped_create_bodies(
+    v2_server: V2Server, body: bytes, content_type: str, status: int
+) -> None:
     assert raw_post(v2_server, "srv/spalloc/jobs", body, {"Content-Type": content_type}) == status
     assert v2_server.emulator.jobs() == []
 
@@ -57,8 +61,13 @@ def test_bad_power_bodies(v2_server: V2Server) -> None:
 
 def test_unknown_paths_and_methods(v2_server: V2Server) -> None:
     http = alice(v2_server)
-    for path in ("srv/spalloc/nothing", "srv/spalloc/jobs/abc", "srv/other", "../../etc/passwd",
-                 "srv/spalloc/machines/m2/elsewhere"):
+    for path in (
+        "srv/spalloc/nothing",
+        "srv/spalloc/jobs/abc",
+        "srv/other",
+        "../../etc/passwd",
+        "srv/spalloc/machines/m2/elsewhere",
+    ):
         reply = http.get(path)
         assert reply.status == 404 and reply.headers["Content-Type"].startswith("text/plain")
     outside = http.get("/etc/passwd")
@@ -71,11 +80,15 @@ def test_a_10_mb_body_is_413_and_the_server_carries_on(v2_server: V2Server) -> N
     web = alice(v2_server)
     job_id = create(web)
     try:
-        reply = web.request("POST", "srv/spalloc/jobs", body=b"[" + b"1," * (5 << 20) + b"1]",
-                            headers={"Content-Type": "application/json"})
+        reply = web.request(
+            "POST",
+            "srv/spalloc/jobs",
+            body=b"[" + b"1," * (5 << 20) + b"1]",
+            headers={"Content-Type": "application/json"},
+        )
         status = reply.status
     except (ConnectionError, http.client.HTTPException):
-        status = 413   # the server may close while the client is still sending
+        status = 413  # the server may close while the client is still sending
     assert status == 413
     assert web.get(f"srv/spalloc/jobs/{job_id}").status == 200
     assert [j.job_id for j in v2_server.emulator.jobs()] == [job_id]
@@ -84,10 +97,13 @@ def test_a_10_mb_body_is_413_and_the_server_carries_on(v2_server: V2Server) -> N
 def test_a_half_sent_request_does_not_block_others(v2_server: V2Server) -> None:
     host, port = v2_server.emulator.http_address or ("", 0)
     context = ssl.create_default_context(cafile=str(v2_server.ca_path))
-    with socket.create_connection((host, port), timeout=WAIT) as raw, \
-            context.wrap_socket(raw, server_hostname=host) as tls:
-        tls.sendall(b"POST /spalloc/srv/spalloc/jobs HTTP/1.1\r\nHost: x\r\n"
-                    b"Content-Length: 100\r\n\r\n{")
+    with (
+        socket.create_connection((host, port), timeout=WAIT) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(
+            b"POST /spalloc/srv/spalloc/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"
+        )
         http = alice(v2_server)
         job_id = create(http)
         wait_state(http, job_id, "READY")
@@ -110,8 +126,9 @@ def test_garbage_bytes_on_the_https_port(v2_server: V2Server) -> None:
 
 def test_untrusted_clients_cannot_complete_tls(v2_server: V2Server) -> None:
     host, port = v2_server.emulator.http_address or ("", 0)
-    conn = http.client.HTTPSConnection(host, port, context=ssl.create_default_context(),
-                                       timeout=WAIT)
+    conn = http.client.HTTPSConnection(
+        host, port, context=ssl.create_default_context(), timeout=WAIT
+    )
     with pytest.raises(ssl.SSLCertVerificationError):
         conn.request("GET", "/spalloc/")
     conn.close()
@@ -132,17 +149,22 @@ def test_plain_http_service(tmp_path: Path) -> None:
 # --- users files ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "at least one [[user]]"),
-    ("[[user]]\npassword = 'x'\n", "name must be"),
-    ("[[user]]\nname = 'a'\n", "needs a password or a token"),
-    ("[[user]]\nname = 'a'\npassword = 'x'\ncolour = 1\n", "unknown key 'colour'"),
-    ("[[user]]\nname = 'a'\npassword = 'x'\nadmin = 'yes'\n", "admin must be"),
-    ("[[user]]\nname = 'a'\ntokens = 'x'\n", "tokens must be a list"),
-    ("[[user]]\nname = 'a'\npassword = 'p1'\n[[user]]\nname = 'a'\npassword = 'p2'\n",
-     "duplicate"),
-    ("[[user]\nname = 'a'", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "at least one [[user]]"),
+        ("[[user]]\npassword = 'x'\n", "name must be"),
+        ("[[user]]\nname = 'a'\n", "needs a password or a token"),
+        ("[[user]]\nname = 'a'\npassword = 'x'\ncolour = 1\n", "unknown key 'colour'"),
+        ("[[user]]\nname = 'a'\npassword = 'x'\nadmin = 'yes'\n", "admin must be"),
+        ("[[user]]\nname = 'a'\ntokens = 'x'\n", "tokens must be a list"),
+        (
+            "[[user]]\nname = 'a'\npassword = 'p1'\n[[user]]\nname = 'a'\npassword = 'p2'\n",
+            "duplicate",
+        ),
+        ("[[user]\nname = 'a'", "not valid TOML"),
+    ],
+)
 def test_bad_users_files(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "users.toml"
     path.write_text(text)
@@ -152,8 +174,9 @@ def test_bad_users_files(tmp_path: Path, text: str, message: str) -> None:
 
 
 def test_secrets_stay_out_of_reprs() -> None:
-    users = parse_users({"user": [{"name": "a", "password": "hunter2", "tokens": ["tok-9"]}]},
-                        "<test>")
+    users = parse_users(
+        {"user": [{"name": "a", "password": "hunter2", "tokens": ["tok-9"]}]}, "<test>"
+    )
     user = users.named("a")
     assert user is not None
     for text in (repr(users), repr(user), str(user)):
@@ -180,12 +203,29 @@ def test_default_users_only_on_loopback() -> None:
 def test_cli_serves_https_and_prints_both_addresses(tmp_path: Path) -> None:
     _, cert, key = make_ca(tmp_path)
     users = tmp_path / "users.toml"
-    users.write_text("[[user]]\nname = 'alice'\npassword = 'do-not-print-me'\n"
-                     "tokens = ['nor-me']\n")
+    users.write_text(
+        "[[user]]\nname = 'alice'\npassword = 'do-not-print-me'\ntokens = ['nor-me']\n"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spalloc.emulator", "--port", "0", "--http-port", "0",
-         "--users", str(users), "--tls-cert", str(cert), "--tls-key", str(key)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "spalloc.emulator",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--users",
+            str(users),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -198,27 +238,38 @@ def test_cli_serves_https_and_prints_both_addresses(tmp_path: Path) -> None:
     assert "do-not-print-me" not in out + err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--http-port", "0", "--tls-cert", "x.pem"], "go together"),
-    (["--users", "u.toml"], "need --http-port"),
-    (["--http-port", "0", "--users", "/nonexistent/u.toml"], "No such file"),
-    (["--http-port", "0", "--tls-cert", "/nonexistent/c", "--tls-key", "/nonexistent/k"],
-     "No such file"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--http-port", "0", "--tls-cert", "x.pem"], "go together"),
+        (["--users", "u.toml"], "need --http-port"),
+        (["--http-port", "0", "--users", "/nonexistent/u.toml"], "No such file"),
+        (
+            ["--http-port", "0", "--tls-cert", "/nonexistent/c", "--tls-key", "/nonexistent/k"],
+            "No such file",
+        ),
+    ],
+)
 def test_cli_refuses_bad_v2_options(args: list[str], message: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "spalloc.emulator", "--port", "0", *args],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spalloc.emulator", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert message in proc.stderr
 
 
 def test_aiohttp_is_loaded_only_for_v2() -> None:
-    code = ("import sys, spalloc, spalloc.emulator\n"
-            "from spalloc.emulator import Emulator\n"
-            "with Emulator():\n"
-            "    assert 'aiohttp' not in sys.modules, 'v1 only'\n"
-            "with Emulator(http_port=0):\n"
-            "    assert 'aiohttp' in sys.modules\n")
+    code = (
+        "import sys, spalloc, spalloc.emulator\n"
+        "from spalloc.emulator import Emulator\n"
+        "with Emulator():\n"
+        "    assert 'aiohttp' not in sys.modules, 'v1 only'\n"
+        "with Emulator(http_port=0):\n"
+        "    assert 'aiohttp' in sys.modules\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -243,18 +294,29 @@ def test_stop_and_start_keeps_the_v2_port_and_jobs(v2_server: V2Server) -> None:
 # --- durations (pure) -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("PT120S", 120.0), ("pt60s", 60.0), ("PT2M", 120.0), ("PT1M30.5S", 90.5),
-    ("P1DT1H", 90000.0), ("PT0,25S", 0.25), ("-PT5S", -5.0), (45, 45.0), (2.5, 2.5),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("PT120S", 120.0),
+        ("pt60s", 60.0),
+        ("PT2M", 120.0),
+        ("PT1M30.5S", 90.5),
+        ("P1DT1H", 90000.0),
+        ("PT0,25S", 0.25),
+        ("-PT5S", -5.0),
+        (45, 45.0),
+        (2.5, 2.5),
+    ],
+)
 def test_durations_parse(text: object, seconds: float) -> None:
     from spalloc.emulator._v2json import parse_duration
 
     assert parse_duration(text, "d") == seconds
 
 
-@pytest.mark.parametrize("text", ["", "P", "PT", "120", "PT5X", "5 minutes", True, None,
-                                  float("inf"), [1]])
+@pytest.mark.parametrize(
+    "text", ["", "P", "PT", "120", "PT5X", "5 minutes", True, None, float("inf"), [1]]
+)
 def test_bad_durations_are_refused(text: object) -> None:
     from spalloc.emulator._jobs import CommandError
     from spalloc.emulator._v2json import parse_duration
@@ -263,10 +325,17 @@ def test_bad_durations_are_refused(text: object) -> None:
         parse_duration(text, "d")
 
 
-@pytest.mark.parametrize(("seconds", "text"), [
-    (30.0, "PT30S"), (300.0, "PT5M"), (120.0, "PT2M"), (90.5, "PT1M30.5S"), (3600.0, "PT1H"),
-    (0.0, "PT0S"),
-])
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (30.0, "PT30S"),
+        (300.0, "PT5M"),
+        (120.0, "PT2M"),
+        (90.5, "PT1M30.5S"),
+        (3600.0, "PT1H"),
+        (0.0, "PT0S"),
+    ],
+)
 def test_durations_print_as_java_does(seconds: float, text: str) -> None:
     from spalloc.emulator._v2json import iso_duration
 

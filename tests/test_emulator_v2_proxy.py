@@ -45,7 +45,7 @@ def test_version_reply_and_unknown_command() -> None:
     assert reply is not None
     check_version_reply(reply, 7)
     other = bytearray(scp_version_request(9))
-    other[10:12] = struct.pack("<H", 3)   # CMD_READ
+    other[10:12] = struct.pack("<H", 3)  # CMD_READ
     answer = version_reply(bytes(other))
     assert answer is not None and struct.unpack_from("<HH", answer, 10) == (0x83, 9)
     assert version_reply(b"\0" * 5) is None
@@ -81,9 +81,14 @@ def test_allocated_powered_boards_answer_and_freed_ones_do_not(v2_server: V2Serv
     assert udp_round_trip(address, scp_version_request(3), timeout=0.3) is None
 
 
-def run_ws(server: V2Server, http: Http, job_id: int,
-           body: Callable[[aiohttp.ClientWebSocketResponse], Awaitable[Any]],
-           *, headers: dict[str, str] | None = None) -> Any:
+def run_ws(
+    server: V2Server,
+    http: Http,
+    job_id: int,
+    body: Callable[[aiohttp.ClientWebSocketResponse], Awaitable[Any]],
+    *,
+    headers: dict[str, str] | None = None,
+) -> Any:
     """Open the job's proxy websocket with the session's cookie and CSRF token; run *body*."""
     context = ssl.create_default_context(cafile=str(server.ca_path))
     url = server.base_url.replace("https://", "wss://") + f"proxy/{job_id}"
@@ -93,9 +98,16 @@ def run_ws(server: V2Server, http: Http, job_id: int,
     sent.update(headers or {})
 
     async def main() -> Any:
-        async with aiohttp.ClientSession() as session, session.ws_connect(
-                url, headers=sent, ssl=context, timeout=aiohttp.ClientWSTimeout(ws_close=5),
-                autoping=True) as ws:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(
+                url,
+                headers=sent,
+                ssl=context,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5),
+                autoping=True,
+            ) as ws,
+        ):
             return await asyncio.wait_for(body(ws), TIMEOUT)
 
     return asyncio.run(main())
@@ -154,8 +166,9 @@ def test_unconnected_channel_sends_to_boards_and_hears_only_them(v2_server: V2Se
         assert ip == "127.0.0.1" and port > 0
         # A board's SCP answer to a MESSAGE_TO comes back on the channel.
         x, y = machine["connections"][1][0]
-        await ws.send_bytes(struct.pack("<5I", MESSAGE_TO, channel, x, y, SCP_PORT)
-                            + scp_version_request(5, x, y))
+        await ws.send_bytes(
+            struct.pack("<5I", MESSAGE_TO, channel, x, y, SCP_PORT) + scp_version_request(5, x, y)
+        )
         answer = await receive(ws)
         assert words(answer, 2) == (MESSAGE, channel)
         check_version_reply(answer[8:], 5, x, y)
@@ -180,17 +193,21 @@ def test_unconnected_channel_sends_to_boards_and_hears_only_them(v2_server: V2Se
     run_ws(v2_server, http, job_id, body)
 
 
-@pytest.mark.parametrize(("frame", "code"), [
-    (b"\x01\x02", 1007),                                        # short
-    (struct.pack("<I", 9), 1007),                               # unknown opcode
-    (struct.pack("<I", ERROR) + b"\0" * 4, 1007),               # client may not send ERROR
-    (struct.pack("<6I", OPEN, 1, 0, 0, 17893, 0), 1007),        # extra words
-    (struct.pack("<3I", OPEN, 1, 0), 1007),                     # missing words
-    (struct.pack("<5I", MESSAGE_TO, 1, 9, 9, 17893), 1007),     # bad chip
-    (b"\xff" * 3000, 1007),
-])
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"\x01\x02", 1007),  # short
+        (struct.pack("<I", 9), 1007),  # unknown opcode
+        (struct.pack("<I", ERROR) + b"\0" * 4, 1007),  # client may not send ERROR
+        (struct.pack("<6I", OPEN, 1, 0, 0, 17893, 0), 1007),  # extra words
+        (struct.pack("<3I", OPEN, 1, 0), 1007),  # missing words
+        (struct.pack("<5I", MESSAGE_TO, 1, 9, 9, 17893), 1007),  # bad chip
+        (b"\xff" * 3000, 1007),
+    ],
+)
 def test_garbage_frames_close_with_1007_and_others_are_unaffected(
-        v2_server: V2Server, frame: bytes, code: int) -> None:
+    v2_server: V2Server, frame: bytes, code: int
+) -> None:
     http, job_id, _ = ready_job(v2_server)
 
     async def body(ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -235,11 +252,13 @@ def test_proxy_upgrade_checks(v2_server: V2Server) -> None:
 
     cookie = {"Cookie": f"JSESSIONID={http.cookie}"}
     assert http.csrf is not None
-    assert asyncio.run(status(cookie)) == 403                               # no CSRF
-    assert asyncio.run(status({"X-CSRF-TOKEN": http.csrf})) == 403          # no session
+    assert asyncio.run(status(cookie)) == 403  # no CSRF
+    assert asyncio.run(status({"X-CSRF-TOKEN": http.csrf})) == 403  # no session
     assert asyncio.run(status({"Authorization": "Bearer alice-token"})) == 101
-    assert asyncio.run(status({"Authorization": "Bearer alice-token"},
-                              url.rsplit("/", 1)[0] + "/999")) == 404
+    assert (
+        asyncio.run(status({"Authorization": "Bearer alice-token"}, url.rsplit("/", 1)[0] + "/999"))
+        == 404
+    )
     assert asyncio.run(status(dict(cookie, **{"X-CSRF-TOKEN": http.csrf}))) == 101
 
 

@@ -61,8 +61,7 @@ class FreezingProxy:
                 self._live.append((down, up, frozen))
                 self.accepted += 1
             for src, dst in ((down, up), (up, down)):
-                threading.Thread(target=self._pump, args=(src, dst, frozen),
-                                 daemon=True).start()
+                threading.Thread(target=self._pump, args=(src, dst, frozen), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, frozen: threading.Event) -> None:
         deadline = time.monotonic() + 300  # bounded, whatever happens
@@ -119,9 +118,17 @@ def job_state(emulator: Emulator, job_id: int) -> JobState:
 
 
 def test_destroy_keeps_its_bound_while_a_refresh_waits_on_a_silent_server(
-        emulator: Emulator, freezer: FreezingProxy) -> None:
-    job = Job(1, hostname=freezer.host, port=freezer.port, owner="me", keepalive=20.0,
-              timeout=2.0, config_filenames=[])
+    emulator: Emulator, freezer: FreezingProxy
+) -> None:
+    job = Job(
+        1,
+        hostname=freezer.host,
+        port=freezer.port,
+        owner="me",
+        keepalive=20.0,
+        timeout=2.0,
+        config_filenames=[],
+    )
     job.wait_until_ready(timeout=5.0)
     freezer.freeze()
     # A refresh that waits (in the old code, holding the lock destroy() needs) for 30 s.
@@ -187,7 +194,8 @@ def test_a_second_caller_is_bounded_by_its_own_timeout_behind_a_stuck_send() -> 
         conn, _ = sink.accept()
         stuck = threading.Thread(
             target=lambda: _quietly(client.call, "create_job", "x" * 8_000_000, timeout=5.0),
-            daemon=True)
+            daemon=True,
+        )
         stuck.start()
         time.sleep(0.3)  # the big send now holds the write lock
         started = time.monotonic()
@@ -239,12 +247,20 @@ def test_waiters_woken_by_a_lost_connection_see_its_cause() -> None:
 # The moments of a keepalive period at which the connection freezes, as fractions of the
 # period between two beats (keepalive/2): just after a beat, midway, just before the next one.
 @pytest.mark.parametrize("moment", [0.05, 0.5, 0.95])
-def test_a_frozen_connection_does_not_cost_the_job(emulator: Emulator, freezer: FreezingProxy,
-                                                   moment: float) -> None:
+def test_a_frozen_connection_does_not_cost_the_job(
+    emulator: Emulator, freezer: FreezingProxy, moment: float
+) -> None:
     keepalive = 3.0
     # reconnect_delay is the default (5 s): longer than the whole keepalive.
-    job = Job(1, hostname=freezer.host, port=freezer.port, owner="me", keepalive=keepalive,
-              timeout=5.0, config_filenames=[])
+    job = Job(
+        1,
+        hostname=freezer.host,
+        port=freezer.port,
+        owner="me",
+        keepalive=keepalive,
+        timeout=5.0,
+        config_filenames=[],
+    )
     try:
         job.wait_until_ready(timeout=5.0)
         assert job.id is not None

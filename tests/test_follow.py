@@ -66,9 +66,15 @@ def test_the_thread_merges_a_burst_of_changes_and_stops_at_once() -> None:
         refreshed.release()
         gate.wait(5.0)  # hold the first refresh while more changes arrive
 
-    follower = Follower("test-follower", None, 5.0, beat=lambda: calls.append("beat"),
-                        refresh=refresh, reconnect=lambda: calls.append("reconnect"),
-                        is_connected=lambda: True)
+    follower = Follower(
+        "test-follower",
+        None,
+        5.0,
+        beat=lambda: calls.append("beat"),
+        refresh=refresh,
+        reconnect=lambda: calls.append("reconnect"),
+        is_connected=lambda: True,
+    )
     follower.start()
     try:
         follower.changed()

@@ -37,14 +37,31 @@ def found(value: T | None) -> T:
     return value
 
 
-def make_machine(name: str, width: int, height: int, base_ip: str = "10.11.0.0",
-                 cabinet: int = 0, dead: frozenset[Board] = frozenset(),
-                 dead_links: frozenset[tuple[int, int, int, int]] = frozenset()) -> Machine:
+def make_machine(
+    name: str,
+    width: int,
+    height: int,
+    base_ip: str = "10.11.0.0",
+    cabinet: int = 0,
+    dead: frozenset[Board] = frozenset(),
+    dead_links: frozenset[tuple[int, int, int, int]] = frozenset(),
+) -> Machine:
     """A machine laid out like Appendix A's: default layout, dead boards unlocated."""
-    locations = {b: loc for b, loc in default_board_locations(width, height, cabinet).items()
-                 if b not in dead}
-    return Machine(name, frozenset({"default"}), width, height, dead, dead_links, locations,
-                   {b: standard_ip(base_ip, *loc) for b, loc in locations.items()})
+    locations = {
+        b: loc
+        for b, loc in default_board_locations(width, height, cabinet).items()
+        if b not in dead
+    }
+    return Machine(
+        name,
+        frozenset({"default"}),
+        width,
+        height,
+        dead,
+        dead_links,
+        locations,
+        {b: standard_ip(base_ip, *loc) for b, loc in locations.items()},
+    )
 
 
 def triads(*xy: tuple[int, int], dead: frozenset[Board] = frozenset()) -> set[Board]:
@@ -76,10 +93,17 @@ def test_board_has_48_chips_in_rows_of_5_to_8():
     assert rows == [5, 6, 7, 8, 7, 6, 5, 4]
 
 
-@pytest.mark.parametrize(("board", "chip"), [
-    ((0, 0, 0), (0, 0)), ((0, 0, 1), (8, 4)), ((0, 0, 2), (4, 8)), ((1, 1, 2), (16, 20)),
-    ((1, 0, 1), (20, 4)), ((0, 1, 0), (0, 12)),
-])
+@pytest.mark.parametrize(
+    ("board", "chip"),
+    [
+        ((0, 0, 0), (0, 0)),
+        ((0, 0, 1), (8, 4)),
+        ((0, 0, 2), (4, 8)),
+        ((1, 1, 2), (16, 20)),
+        ((1, 0, 1), (20, 4)),
+        ((0, 1, 0), (0, 12)),
+    ],
+)
 def test_ethernet_chip(board, chip):
     assert ethernet_chip(board) == chip
 
@@ -92,14 +116,17 @@ def test_the_12x12_map():
             assert board == (0, 0, int(z)), (tx, ty)
 
 
-@pytest.mark.parametrize(("chip", "size", "board", "local"), [
-    ((3, 11), (1, 1), (0, 0, 1), (7, 7)),      # §5.3 / §5.8 on a 1x1 machine
-    ((26, 18), (2, 2), (1, 1, 1), (6, 2)),     # §5.3
-    ((13, 14), (2, 2), (1, 1, 0), (1, 2)),     # Appendix A row 49
-    ((16, 20), (2, 2), (1, 1, 2), (0, 0)),
-    ((39, -1), (3, 2), (2, 1, 1), (7, 7)),      # wraps to chip (3, 23)
-    ((-1, -1), (2, 2), (1, 1, 2), (7, 3)),      # wraps to chip (23, 23)
-])
+@pytest.mark.parametrize(
+    ("chip", "size", "board", "local"),
+    [
+        ((3, 11), (1, 1), (0, 0, 1), (7, 7)),  # §5.3 / §5.8 on a 1x1 machine
+        ((26, 18), (2, 2), (1, 1, 1), (6, 2)),  # §5.3
+        ((13, 14), (2, 2), (1, 1, 0), (1, 2)),  # Appendix A row 49
+        ((16, 20), (2, 2), (1, 1, 2), (0, 0)),
+        ((39, -1), (3, 2), (2, 1, 1), (7, 7)),  # wraps to chip (3, 23)
+        ((-1, -1), (2, 2), (1, 1, 2), (7, 3)),  # wraps to chip (23, 23)
+    ],
+)
 def test_chip_to_board_examples(chip, size, board, local):
     assert chip_to_board(chip, *size) == (board, local)
 
@@ -159,8 +186,14 @@ def test_neighbour_seams():
 
 
 def test_link_opposite_and_parse():
-    assert [link.opposite for link in Link] == [Link.west, Link.south_west, Link.south,
-                                               Link.east, Link.north_east, Link.north]
+    assert [link.opposite for link in Link] == [
+        Link.west,
+        Link.south_west,
+        Link.south,
+        Link.east,
+        Link.north_east,
+        Link.north,
+    ]
     assert Link.parse(2) is Link.north
     assert Link.parse("north") is Link.north
     assert Link.parse("NORTH_EAST") is Link.north_east
@@ -174,24 +207,28 @@ def test_link_opposite_and_parse():
 
 # ---- sizes and connections ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("machine", "boards", "size"), [
-    ((2, 2), {(1, 1, 2)}, (8, 8)),
-    ((2, 2), triads((0, 0)), (16, 16)),
-    ((1, 1), triads((0, 0)), (12, 12)),
-    ((2, 2), triads((0, 0), (1, 0)), (24, 16)),
-    ((2, 2), triads((1, 0), (1, 1)), (16, 24)),
-    ((3, 2), triads((0, 0), (1, 0)), (28, 16)),
-    ((3, 2), triads((0, 0), (1, 0), (2, 0)), (36, 16)),
-    ((3, 2), triads((0, 0), (1, 0), (0, 1), (1, 1)), (28, 24)),
-    ((2, 2), triads((0, 0), (1, 0), (0, 1), (1, 1)), (24, 24)),
-    ((3, 2), triads((0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)), (36, 24)),
-    # `d`: dead board (1,0,2)
-    ((2, 2), triads((0, 0), (1, 0), (0, 1), (1, 1)) - {(1, 0, 2)}, (24, 24)),
-    # `e`: triad (1,1) entirely dead; the reference says 24x12 (quirk §9 #6, fixed here)
-    ((2, 2), triads((0, 0), (1, 0), (0, 1)), (24, 24)),
-    # a single-board machine's one live board
-    ((1, 1), {(0, 0, 0)}, (8, 8)),
-])
+
+@pytest.mark.parametrize(
+    ("machine", "boards", "size"),
+    [
+        ((2, 2), {(1, 1, 2)}, (8, 8)),
+        ((2, 2), triads((0, 0)), (16, 16)),
+        ((1, 1), triads((0, 0)), (12, 12)),
+        ((2, 2), triads((0, 0), (1, 0)), (24, 16)),
+        ((2, 2), triads((1, 0), (1, 1)), (16, 24)),
+        ((3, 2), triads((0, 0), (1, 0)), (28, 16)),
+        ((3, 2), triads((0, 0), (1, 0), (2, 0)), (36, 16)),
+        ((3, 2), triads((0, 0), (1, 0), (0, 1), (1, 1)), (28, 24)),
+        ((2, 2), triads((0, 0), (1, 0), (0, 1), (1, 1)), (24, 24)),
+        ((3, 2), triads((0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1)), (36, 24)),
+        # `d`: dead board (1,0,2)
+        ((2, 2), triads((0, 0), (1, 0), (0, 1), (1, 1)) - {(1, 0, 2)}, (24, 24)),
+        # `e`: triad (1,1) entirely dead; the reference says 24x12 (quirk §9 #6, fixed here)
+        ((2, 2), triads((0, 0), (1, 0), (0, 1)), (24, 24)),
+        # a single-board machine's one live board
+        ((1, 1), {(0, 0, 0)}, (8, 8)),
+    ],
+)
 def test_allocation_size(machine, boards, size):
     assert allocation_size(boards, *machine) == size
 
@@ -204,21 +241,31 @@ def test_allocation_size_needs_boards():
 def test_job_connections_example():
     # §5.5 / Appendix A row 41: triads (1,0) and (1,1) of `m`.
     got = job_connections(triads((1, 0), (1, 1)))
-    assert got == [((0, 0), (1, 0, 0)), ((0, 12), (1, 1, 0)), ((4, 8), (1, 0, 2)),
-                   ((4, 20), (1, 1, 2)), ((8, 4), (1, 0, 1)), ((8, 16), (1, 1, 1))]
+    assert got == [
+        ((0, 0), (1, 0, 0)),
+        ((0, 12), (1, 1, 0)),
+        ((4, 8), (1, 0, 2)),
+        ((4, 20), (1, 1, 2)),
+        ((8, 4), (1, 0, 1)),
+        ((8, 16), (1, 1, 1)),
+    ]
     assert job_connections([(0, 1, 2)]) == [((0, 0), (0, 1, 2))]
     assert job_connections([]) == []
 
 
 # ---- physical positions and IPs ---------------------------------------------------------------
 
-@pytest.mark.parametrize(("base", "cfb", "ip"), [
-    ("10.11.0.0", (0, 0, 0), "10.11.0.1"),
-    ("10.11.0.0", (0, 0, 11), "10.11.0.89"),
-    ("10.13.0.0", (1, 0, 3), "10.13.5.25"),
-    ("10.23.0.0", (3, 1, 0), "10.23.16.1"),
-    ("127.64.0.0", (0, 0, 23), "127.64.0.185"),
-])
+
+@pytest.mark.parametrize(
+    ("base", "cfb", "ip"),
+    [
+        ("10.11.0.0", (0, 0, 0), "10.11.0.1"),
+        ("10.11.0.0", (0, 0, 11), "10.11.0.89"),
+        ("10.13.0.0", (1, 0, 3), "10.13.5.25"),
+        ("10.23.0.0", (3, 1, 0), "10.23.16.1"),
+        ("127.64.0.0", (0, 0, 23), "127.64.0.185"),
+    ],
+)
 def test_standard_ip(base, cfb, ip):
     assert standard_ip(base, *cfb) == ip
 
@@ -249,9 +296,17 @@ def test_default_board_locations():
 
 # ---- Machine ----------------------------------------------------------------------------------
 
+
 def test_machine_lookups():
-    md = make_machine("md", 2, 2, "10.13.0.0", cabinet=1, dead=frozenset({(1, 1, 1)}),
-                      dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}))
+    md = make_machine(
+        "md",
+        2,
+        2,
+        "10.13.0.0",
+        cabinet=1,
+        dead=frozenset({(1, 1, 1)}),
+        dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
+    )
     assert md.location((1, 1, 2)) == (1, 0, 11)
     assert md.location((1, 1, 1)) is None
     assert md.location((5, 5, 5)) is None
@@ -283,14 +338,17 @@ def test_machine_is_immutable_and_hashable():
     assert m != make_machine("m", 2, 2, base_ip="10.12.0.0")
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"width": 0}, "positive"),
-    ({"dead_boards": frozenset({(2, 0, 0)})}, "dead board (2, 0, 0) is outside"),
-    ({"dead_links": frozenset({(0, 0, 0, 6)})}, "dead link (0, 0, 0, 6) is outside"),
-    ({"drop_location": (0, 0, 1)}, "live board (0, 0, 1) has no location"),
-    ({"drop_ip": (0, 0, 1)}, "live board (0, 0, 1) has no IP"),
-    ({"same_location": True}, "share the location"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"width": 0}, "positive"),
+        ({"dead_boards": frozenset({(2, 0, 0)})}, "dead board (2, 0, 0) is outside"),
+        ({"dead_links": frozenset({(0, 0, 0, 6)})}, "dead link (0, 0, 0, 6) is outside"),
+        ({"drop_location": (0, 0, 1)}, "live board (0, 0, 1) has no location"),
+        ({"drop_ip": (0, 0, 1)}, "live board (0, 0, 1) has no IP"),
+        ({"same_location": True}, "share the location"),
+    ],
+)
 def test_machine_validation(kwargs, message):
     width = kwargs.get("width", 1)
     locations = default_board_locations(max(width, 1), 1)
@@ -301,22 +359,38 @@ def test_machine_validation(kwargs, message):
         del ips[kwargs["drop_ip"]]
     if "same_location" in kwargs:
         locations[(0, 0, 1)] = locations[(0, 0, 0)]
-    with pytest.raises(ValueError, match="machine 'x': .*" + message.replace("(", r"\(")
-                       .replace(")", r"\)")):
-        Machine("x", frozenset(), width, 1, kwargs.get("dead_boards", frozenset()),
-                kwargs.get("dead_links", frozenset()), locations, ips)
+    with pytest.raises(
+        ValueError, match="machine 'x': .*" + message.replace("(", r"\(").replace(")", r"\)")
+    ):
+        Machine(
+            "x",
+            frozenset(),
+            width,
+            1,
+            kwargs.get("dead_boards", frozenset()),
+            kwargs.get("dead_links", frozenset()),
+            locations,
+            ips,
+        )
 
 
 # ---- where_is (§5.8, Appendix A rows 44-55 and 156) -------------------------------------------
 
 M = make_machine("m", 2, 2)
-MD = make_machine("md", 2, 2, "10.13.0.0", cabinet=1, dead=frozenset({(1, 1, 1)}),
-                  dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}))
+MD = make_machine(
+    "md",
+    2,
+    2,
+    "10.13.0.0",
+    cabinet=1,
+    dead=frozenset({(1, 1, 1)}),
+    dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
+)
 JOB3 = sorted(triads((1, 0), (1, 1)))  # 16x24 chips
 
 
 def test_where_is_job_chip_rows_44_to_47():
-    assert resolve_job_chip(M, JOB3, 13, 14) is None             # row 45: board (0,1,*)
+    assert resolve_job_chip(M, JOB3, 13, 14) is None  # row 45: board (0,1,*)
     board, chip, local = found(resolve_job_chip(M, JOB3, 1, 14))  # row 47
     assert (board, chip, local) == ((1, 1, 0), (13, 14), (1, 2))
     assert M.location(board) == (0, 0, 9)
@@ -352,7 +426,7 @@ def test_where_is_wraps_logical_and_chip_coordinates():
     g = make_machine("g", 3, 2)
     assert found(resolve_logical(g, 5, 0, 0))[0] == (2, 0, 0)
     assert found(resolve_logical(g, -1, 0, 0))[0] == (2, 0, 0)
-    assert found(resolve_logical(g, 0, 0, 3))[0] == (0, 0, 0)   # z not in {1, 2} behaves as 0
+    assert found(resolve_logical(g, 0, 0, 3))[0] == (0, 0, 0)  # z not in {1, 2} behaves as 0
     assert found(resolve_chip(g, 39, -1))[1] == (3, 23)
 
 

@@ -28,8 +28,13 @@ def make_job(server: JavaStyleServer, keepalive: float) -> int:
 def test_a_resumed_job_stays_alive_as_long_as_the_job_lives() -> None:
     with JavaStyleServer() as server:
         job_id = make_job(server, keepalive=1.0)
-        job = Job(resume_job_id=job_id, hostname=server.host, port=server.port,
-                  config_filenames=[], timeout=WAIT)
+        job = Job(
+            resume_job_id=job_id,
+            hostname=server.host,
+            port=server.port,
+            config_filenames=[],
+            timeout=WAIT,
+        )
         try:
             assert job.keepalive == 1.0  # the interval, not the time of the last keepalive
             job.wait_until_ready(timeout=WAIT)
@@ -51,15 +56,27 @@ def test_a_resumed_job_stays_alive_as_long_as_the_job_lives() -> None:
 def test_resuming_an_unknown_job_is_job_destroyed_error() -> None:
     with JavaStyleServer() as server:
         with pytest.raises(JobDestroyedError, match="no such job") as caught:
-            Job(resume_job_id=4242, hostname=server.host, port=server.port,
-                config_filenames=[], timeout=WAIT)
+            Job(
+                resume_job_id=4242,
+                hostname=server.host,
+                port=server.port,
+                config_filenames=[],
+                timeout=WAIT,
+            )
         assert caught.value.job_id == 4242
 
 
 def test_jobs_without_boards_read_power_none_and_reason_none() -> None:
     with JavaStyleServer(ready_after=0.5) as server:
-        job = Job(1, hostname=server.host, port=server.port, owner="me",
-                  config_filenames=[], keepalive=30.0, timeout=WAIT)
+        job = Job(
+            1,
+            hostname=server.host,
+            port=server.port,
+            owner="me",
+            config_filenames=[],
+            keepalive=30.0,
+            timeout=WAIT,
+        )
         try:
             assert job.state is JobState.queued
             assert job.power is None and job.reason is None
@@ -69,7 +86,14 @@ def test_jobs_without_boards_read_power_none_and_reason_none() -> None:
             job.destroy()
         assert job.state is JobState.destroyed
         assert job.power is None and job.reason is None
-        destroyed_later = Job(1, hostname=server.host, port=server.port, owner="me",
-                              config_filenames=[], keepalive=30.0, timeout=WAIT)
+        destroyed_later = Job(
+            1,
+            hostname=server.host,
+            port=server.port,
+            owner="me",
+            config_filenames=[],
+            keepalive=30.0,
+            timeout=WAIT,
+        )
         destroyed_later.destroy("done")
         assert destroyed_later.power is None and destroyed_later.reason == "done"

@@ -33,9 +33,14 @@ WAIT = 5.0
 
 def machine(name: str, width: int, height: int, base_ip: str, cabinet: int = 0) -> Machine:
     locations = default_board_locations(width, height, cabinet)
-    return Machine(name=name, tags=frozenset({"default"}), width=width, height=height,
-                   board_locations=locations,
-                   board_ips={b: standard_ip(base_ip, *loc) for b, loc in locations.items()})
+    return Machine(
+        name=name,
+        tags=frozenset({"default"}),
+        width=width,
+        height=height,
+        board_locations=locations,
+        board_ips={b: standard_ip(base_ip, *loc) for b, loc in locations.items()},
+    )
 
 
 @pytest.fixture
@@ -49,10 +54,17 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Callable[[Emulator], 
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "site"))
 
     def use(emulator: Emulator, **extra: Any) -> None:
-        settings = {"hostname": emulator.host, "port": emulator.port, "owner": "test@example",
-                    "reconnect_delay": 0.1, "timeout": WAIT, **extra}
+        settings = {
+            "hostname": emulator.host,
+            "port": emulator.port,
+            "owner": "test@example",
+            "reconnect_delay": 0.1,
+            "timeout": WAIT,
+            **extra,
+        }
         for key, value in settings.items():
             monkeypatch.setenv("SPALLOC_" + key.upper(), str(value))
+
     return use
 
 
@@ -71,8 +83,9 @@ class Raw:
         self.file = self.sock.makefile("rwb")
 
     def call(self, command: str, *args: Any, **kwargs: Any) -> Any:
-        self.file.write(json.dumps({"command": command, "args": list(args),
-                                    "kwargs": kwargs}).encode() + b"\n")
+        self.file.write(
+            json.dumps({"command": command, "args": list(args), "kwargs": kwargs}).encode() + b"\n"
+        )
         self.file.flush()
         for _ in range(1000):
             message = json.loads(self.file.readline())
@@ -122,11 +135,11 @@ def record_connected(job: Job) -> list[bool]:
 
 
 def keepalive_threads(job_id: int | None) -> list[str]:
-    return [t.name for t in threading.enumerate()
-            if t.name == f"spalloc-job-{job_id}-keepalive"]
+    return [t.name for t in threading.enumerate() if t.name == f"spalloc-job-{job_id}-keepalive"]
 
 
 # --- the seed's examples, verbatim ------------------------------------------------------------
+
 
 def my_boot(hostname: Any, width: Any, height: Any) -> None:
     assert isinstance(hostname, str) and width > 0 and height > 0
@@ -139,14 +152,16 @@ def my_application(hostname: Any) -> None:
 @pytest.fixture
 def seed_emu(emulator_factory: Callable[..., Emulator], env: Callable[..., None]) -> Emulator:
     # "m" is big enough for every example; "t" is a 4x2 machine a torus request can fill.
-    emulator = emulator_factory([machine("m", 4, 5, "10.11.0.0"),
-                                 machine("t", 4, 2, "10.12.0.0", cabinet=2)])
+    emulator = emulator_factory(
+        [machine("m", 4, 5, "10.11.0.0"), machine("t", 4, 2, "10.12.0.0", cabinet=2)]
+    )
     env(emulator)
     return emulator
 
 
 def test_seed_quick_start(seed_emu: Emulator) -> None:
     from spalloc import Job
+
     with Job(3) as j:
         my_boot(j.hostname, j.width, j.height)
         my_application(j.hostname)
@@ -162,6 +177,7 @@ def test_seed_quick_start(seed_emu: Emulator) -> None:
 
 def test_seed_fine_grained(seed_emu: Emulator) -> None:
     from spalloc import Job
+
     j = Job(6)
     j.wait_until_ready()
     my_boot(j.hostname, j.width, j.height)
@@ -170,17 +186,19 @@ def test_seed_fine_grained(seed_emu: Emulator) -> None:
     assert j.state is JobState.destroyed
 
 
-@pytest.mark.parametrize("make,boards", [
-    (lambda: Job(), 1),
-    (lambda: Job(1), 1),
-    (lambda: Job(4), 6),
-    (lambda: Job(7, min_ratio=0.5), 12),
-    (lambda: Job(4, 5), 60),
-    (lambda: Job(4, 2, require_torus=True), 24),
-    (lambda: Job(3, 2, 1, machine="m"), 1),
-])
-def test_seed_constructor_styles(seed_emu: Emulator, make: Callable[[], Job],
-                                 boards: int) -> None:
+@pytest.mark.parametrize(
+    "make,boards",
+    [
+        (lambda: Job(), 1),
+        (lambda: Job(1), 1),
+        (lambda: Job(4), 6),
+        (lambda: Job(7, min_ratio=0.5), 12),
+        (lambda: Job(4, 5), 60),
+        (lambda: Job(4, 2, require_torus=True), 24),
+        (lambda: Job(3, 2, 1, machine="m"), 1),
+    ],
+)
+def test_seed_constructor_styles(seed_emu: Emulator, make: Callable[[], Job], boards: int) -> None:
     job = make()
     try:
         job.wait_until_ready(timeout=WAIT)
@@ -221,8 +239,10 @@ def test_resume_missing_job_raises(emu: Emulator) -> None:
 
 # --- life cycle --------------------------------------------------------------------------------
 
-def test_life_cycle_power_and_where_is(emulator_factory: Callable[..., Emulator],
-                                       env: Callable[..., None]) -> None:
+
+def test_life_cycle_power_and_where_is(
+    emulator_factory: Callable[..., Emulator], env: Callable[..., None]
+) -> None:
     emulator = emulator_factory(power_delay=0.2)
     env(emulator)
     job = Job(1, keepalive=5.0)
@@ -273,8 +293,13 @@ def test_resume_from_second_process(emu: Emulator) -> None:
             "print(j.state.name, j.hostname, j.keepalive)\n"
             "j.close()\n"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             timeout=60, env={**os.environ})
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ},
+        )
         assert out.returncode == 0, out.stderr
         assert out.stdout.split() == ["ready", str(job.hostname), "5.0"]
         assert job.state is JobState.ready  # close() in the other process kept the job
@@ -317,8 +342,9 @@ def test_wait_from_another_thread_wakes_on_notification(emu: Emulator, raw: Raw)
     job = Job(1)
     result: list[Any] = []
     try:
-        waiter = threading.Thread(target=lambda: result.append(
-            job.wait_for_state_change(JobState.queued, timeout=WAIT)))
+        waiter = threading.Thread(
+            target=lambda: result.append(job.wait_for_state_change(JobState.queued, timeout=WAIT))
+        )
         waiter.start()
         time.sleep(0.1)
         raw.call("destroy_job", hog)
@@ -348,7 +374,8 @@ def test_state_listener_and_snapshot(emu: Emulator) -> None:
     try:
         job.wait_until_ready(timeout=WAIT)
         remove = job.add_state_listener(
-            lambda j: calls.append((threading.current_thread().name, j.snapshot.state)))
+            lambda j: calls.append((threading.current_thread().name, j.snapshot.state))
+        )
         job.set_power(False)
         job.wait_until_ready(timeout=WAIT)
         eventually(lambda: calls)
@@ -387,6 +414,7 @@ def test_no_hostname_says_how_to_set_one(env: Callable[..., None]) -> None:
 
 
 # --- keepalive ---------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_keepalive_keeps_job_alive_while_caller_sleeps(emu: Emulator, raw: Raw) -> None:
@@ -455,8 +483,9 @@ class Proxy:
                 if not rewrite:
                     self.commands += data.count(b'"command"')
                 if rewrite and self.version is not None:
-                    data = data.replace(b'{"return": "5.0.0"}',
-                                        json.dumps({"return": self.version}).encode())
+                    data = data.replace(
+                        b'{"return": "5.0.0"}', json.dumps({"return": self.version}).encode()
+                    )
                 dst.sendall(data)
         except OSError:
             pass
@@ -490,6 +519,7 @@ def proxy(emu: Emulator) -> Iterator[Callable[..., Proxy]]:
         p = Proxy(emu.address, version)
         made.append(p)
         return p
+
     yield make
     for p in made:
         p.close()
@@ -497,16 +527,17 @@ def proxy(emu: Emulator) -> Iterator[Callable[..., Proxy]]:
 
 # --- one test per official-client bug ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("version", ["1!7.0.0", "4.0.0.post1", "5.0.0", "0.1.0"])
-def test_b1_job_accepts_real_server_versions(proxy: Callable[..., Proxy],
-                                             version: str) -> None:
+def test_b1_job_accepts_real_server_versions(proxy: Callable[..., Proxy], version: str) -> None:
     p = proxy(version)
     with Job(1, hostname=p.host, port=p.port) as job:
         assert job.client is not None and job.client.version() == version
 
 
-def test_b2_version_opt_out_is_explicit(proxy: Callable[..., Proxy],
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_b2_version_opt_out_is_explicit(
+    proxy: Callable[..., Proxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = proxy("9.0.0")
     with pytest.raises(IncompatibleServerError, match=r"9\.0\.0"):
         Job(1, hostname=p.host, port=p.port)
@@ -526,8 +557,7 @@ def test_b4_keepalive_survives_a_connection_drop(proxy: Callable[..., Proxy], ra
         seen = record_connected(job)
         p.cut()
         eventually(lambda: False in seen)
-        eventually(lambda: job.snapshot.connected
-                   and (job.snapshot.last_keepalive_ok or 0) > first)
+        eventually(lambda: job.snapshot.connected and (job.snapshot.last_keepalive_ok or 0) > first)
         time.sleep(2.5)  # well past the 1 s keepalive: only the resumed keepalive saves it
         assert raw.call("get_job_state", job.id)["state"] == int(JobState.ready)
         assert keepalive_threads(job.id)
@@ -535,8 +565,7 @@ def test_b4_keepalive_survives_a_connection_drop(proxy: Callable[..., Proxy], ra
         job.destroy()
 
 
-def test_no_polling_without_keepalive_even_after_reconnecting(
-        proxy: Callable[..., Proxy]) -> None:
+def test_no_polling_without_keepalive_even_after_reconnecting(proxy: Callable[..., Proxy]) -> None:
     p = proxy()
     job = Job(1, hostname=p.host, port=p.port, keepalive=None, reconnect_delay=0.1)
     try:
@@ -588,8 +617,9 @@ def test_b5_wait_survives_a_server_restart(emu: Emulator, raw: Raw) -> None:
         waiter.join(WAIT)
 
 
-def test_b6_destroy_never_raises(emulator_factory: Callable[..., Emulator],
-                                 env: Callable[..., None]) -> None:
+def test_b6_destroy_never_raises(
+    emulator_factory: Callable[..., Emulator], env: Callable[..., None]
+) -> None:
     emulator = emulator_factory()
     env(emulator)
     job = Job(1, keepalive=5.0, timeout=1.0)
@@ -600,8 +630,11 @@ def test_b6_destroy_never_raises(emulator_factory: Callable[..., Emulator],
     assert job.state is JobState.destroyed and job.reason == "server is gone"
     assert job.snapshot.keepalive_error
     job.destroy()  # twice: still fine
-    other = Job(1, hostname="127.0.0.1", port=emulator.port, config_filenames=[],
-                owner="x") if emulator.start() else None
+    other = (
+        Job(1, hostname="127.0.0.1", port=emulator.port, config_filenames=[], owner="x")
+        if emulator.start()
+        else None
+    )
     assert other is not None
     other.close()
     other.destroy()  # after close: fine, and it really destroys
@@ -649,6 +682,7 @@ def test_b16_ctrl_c_in_enter_destroys_the_job(emu: Emulator, raw: Raw) -> None:
 
 # --- hostname = "local" --------------------------------------------------------------------------
 
+
 def test_local_hostname_starts_one_emulator(env: Callable[..., None]) -> None:
     import warnings
 
@@ -670,6 +704,7 @@ def test_local_hostname_starts_one_emulator(env: Callable[..., None]) -> None:
 
 # --- the same Job against the reference server (spalloc-server 1!7.0.0, fake BMP) ---------------
 
+
 @pytest.fixture
 def reference(env: Callable[..., None], tmp_path: Any) -> Iterator[Any]:
     """The reference server serving the emulator's default machines, configured via SPALLOC_*."""
@@ -684,8 +719,13 @@ def reference(env: Callable[..., None], tmp_path: Any) -> Iterator[Any]:
         if os.environ.get("CI"):
             pytest.fail(f"reference server unavailable: {exc}")
         pytest.skip(f"reference server unavailable: {exc}")
-    server = ReferenceServer(bin_dir, list(default_machines()), workdir=tmp_path / "ref",
-                             power_delay=0.1, seconds_before_free=0.05)
+    server = ReferenceServer(
+        bin_dir,
+        list(default_machines()),
+        workdir=tmp_path / "ref",
+        power_delay=0.1,
+        seconds_before_free=0.05,
+    )
     server.start()
     env(server)
     try:
@@ -766,6 +806,7 @@ def test_java_style_server() -> None:
                     reply(conn, {"return": "5.0.0"})
                 elif command == "create_job":
                     reply(conn, {"return": 7})
+
                     def allocated() -> None:
                         ready.set()
                         reply(conn, {"jobs_changed": [7]})
@@ -773,15 +814,33 @@ def test_java_style_server() -> None:
                     threading.Timer(0.3, allocated).start()
                 elif command == "get_job_state":
                     state = 4 if destroyed else 3 if ready.is_set() else 1
-                    reply(conn, {"return": {"state": state, "power": state == 3,
-                                            "keepalive": 1795000000.0, "reason": "",
-                                            "start_time": 1795000000.0,
-                                            "keepalivehost": "127.0.0.1"}})
+                    reply(
+                        conn,
+                        {
+                            "return": {
+                                "state": state,
+                                "power": state == 3,
+                                "keepalive": 1795000000.0,
+                                "reason": "",
+                                "start_time": 1795000000.0,
+                                "keepalivehost": "127.0.0.1",
+                            }
+                        },
+                    )
                 elif command == "get_job_machine_info":
                     if ready.is_set():
-                        reply(conn, {"return": {"width": 8, "height": 8,
-                                                "connections": [[[0, 0], "10.0.0.1"]],
-                                                "machine_name": "j", "boards": [[0, 0, 0]]}})
+                        reply(
+                            conn,
+                            {
+                                "return": {
+                                    "width": 8,
+                                    "height": 8,
+                                    "connections": [[[0, 0], "10.0.0.1"]],
+                                    "machine_name": "j",
+                                    "boards": [[0, 0, 0]],
+                                }
+                            },
+                        )
                     else:
                         reply(conn, {"exception": "boards not allocated"})
                 elif command == "destroy_job":
@@ -793,8 +852,15 @@ def test_java_style_server() -> None:
     server = threading.Thread(target=serve, daemon=True)
     server.start()
     try:
-        job = Job(1, hostname="127.0.0.1", port=listener.getsockname()[1], owner="me",
-                  config_filenames=[], keepalive=60.0, timeout=WAIT)
+        job = Job(
+            1,
+            hostname="127.0.0.1",
+            port=listener.getsockname()[1],
+            owner="me",
+            config_filenames=[],
+            keepalive=60.0,
+            timeout=WAIT,
+        )
         snap = job.snapshot
         assert snap.state is JobState.queued
         assert snap.power is None and snap.reason is None and job.hostname is None

@@ -38,12 +38,18 @@ WAIT = 5.0
 
 
 @pytest.fixture
-def server(v2_server: V2Server, isolated_config: None,
-           monkeypatch: pytest.MonkeyPatch) -> V2Server:
+def server(v2_server: V2Server, isolated_config: None, monkeypatch: pytest.MonkeyPatch) -> V2Server:
     """The v2 emulator, trusted through ``SSL_CERT_FILE``, with no credentials about."""
-    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR", "NMPI_JOB_ID",
-                 "NMPI_USER", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_SERVICE_HOST",
-                 "JUPYTERHUB_SERVICE_PORT"):
+    for name in (
+        "OIDC_BEARER_TOKEN",
+        "REQUESTS_CA_BUNDLE",
+        "SSL_CERT_DIR",
+        "NMPI_JOB_ID",
+        "NMPI_USER",
+        "JUPYTERHUB_API_TOKEN",
+        "JUPYTERHUB_SERVICE_HOST",
+        "JUPYTERHUB_SERVICE_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SSL_CERT_FILE", str(v2_server.ca_path))
     return v2_server
@@ -159,10 +165,21 @@ def test_another_users_job_cannot_be_taken_over_or_read(server: V2Server) -> Non
     with alice_job(server, 1) as job:
         bob = server.users["bob"]
         with pytest.raises(SpallocServerException, match="not your job"):
-            Job(resume_job_id=job.id, hostname=server.base_url, user=bob.name,
-                password=bob.password, timeout=WAIT)
-        with Job(1, hostname=server.base_url, user=bob.name, password=bob.password,
-                 group="g1", timeout=WAIT) as bobs:
+            Job(
+                resume_job_id=job.id,
+                hostname=server.base_url,
+                user=bob.name,
+                password=bob.password,
+                timeout=WAIT,
+            )
+        with Job(
+            1,
+            hostname=server.base_url,
+            user=bob.name,
+            password=bob.password,
+            group="g1",
+            timeout=WAIT,
+        ) as bobs:
             assert job.service is not None and bobs.service is not None
             assert [j.job_id for j in bobs.service.list_jobs(deadline_of(WAIT))] == [bobs.id]
             root = server.users["root"]
@@ -170,8 +187,10 @@ def test_another_users_job_cannot_be_taken_over_or_read(server: V2Server) -> Non
             try:
                 admin.connect(deadline_of(WAIT))
                 listed = admin.list_jobs(deadline_of(WAIT))
-                assert [(j.job_id, j.owner) for j in listed] == [(job.id, "alice"),
-                                                                 (bobs.id, "bob")]
+                assert [(j.job_id, j.owner) for j in listed] == [
+                    (job.id, "alice"),
+                    (bobs.id, "bob"),
+                ]
             finally:
                 admin.close()
 
@@ -180,14 +199,26 @@ def test_another_users_job_cannot_be_taken_over_or_read(server: V2Server) -> Non
 
 
 @pytest.mark.parametrize("args", [(1,), (2,), (1, 1), (2, 1)])
-def test_the_same_job_reads_the_same_through_v1_and_v2(server: V2Server,
-                                                       args: tuple[int, ...]) -> None:
+def test_the_same_job_reads_the_same_through_v1_and_v2(
+    server: V2Server, args: tuple[int, ...]
+) -> None:
     with alice_job(server, *args) as job:
         v1 = v1_job(server, job.id)  # type: ignore[arg-type]
         try:
             v1.wait_until_ready(WAIT)
-            for name in ("id", "state", "power", "width", "height", "connections", "hostname",
-                         "machine_name", "boards", "keepalive", "reason"):
+            for name in (
+                "id",
+                "state",
+                "power",
+                "width",
+                "height",
+                "connections",
+                "hostname",
+                "machine_name",
+                "boards",
+                "keepalive",
+                "reason",
+            ):
                 assert getattr(job, name) == getattr(v1, name), name
             assert job.snapshot.start_time == pytest.approx(v1.snapshot.start_time, abs=1e-3)
         finally:
@@ -205,7 +236,8 @@ def test_the_same_job_reads_the_same_through_v1_and_v2(server: V2Server,
 
 
 def test_machines_and_jobs_read_the_same_through_v1_and_v2(
-        tmp_path: Path, isolated_config: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, isolated_config: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Appendix A's machines have dead boards and dead links.
     with running_v2_server(tmp_path / "v2", machines=make_appendix_machines()) as server:
         monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))
@@ -217,8 +249,10 @@ def test_machines_and_jobs_read_the_same_through_v1_and_v2(
             v2.connect(deadline_of(WAIT))
 
             def machines(service: Any) -> list[Any]:
-                return [(m.name, m.tags, m.width, m.height, sorted(m.dead_boards),
-                         sorted(m.dead_links)) for m in service.list_machines(deadline_of(WAIT))]
+                return [
+                    (m.name, m.tags, m.width, m.height, sorted(m.dead_boards), sorted(m.dead_links))
+                    for m in service.list_machines(deadline_of(WAIT))
+                ]
 
             assert machines(v2) == machines(v1)
             assert any(m[5] for m in machines(v2))  # the dead links were compared
@@ -227,8 +261,17 @@ def test_machines_and_jobs_read_the_same_through_v1_and_v2(
                 job.wait_until_ready(WAIT)
 
                 def jobs(service: Any) -> list[Any]:
-                    return [(j.job_id, j.state, j.power, j.allocated_machine_name, j.boards,
-                             j.keepalive) for j in service.list_jobs(deadline_of(WAIT))]
+                    return [
+                        (
+                            j.job_id,
+                            j.state,
+                            j.power,
+                            j.allocated_machine_name,
+                            j.boards,
+                            j.keepalive,
+                        )
+                        for j in service.list_jobs(deadline_of(WAIT))
+                    ]
 
                 assert jobs(v2) == jobs(v1) and len(jobs(v2)) == 1
                 queries: list[dict[str, Any]] = [
@@ -236,10 +279,12 @@ def test_machines_and_jobs_read_the_same_through_v1_and_v2(
                     dict(machine="m", cabinet=0, frame=0, board=3),
                     dict(machine="m", chip_x=13, chip_y=5),
                     dict(machine="m", x=9, y=9, z=0),  # wraps, as in v1
-                    dict(job_id=job.id, chip_x=4, chip_y=4)]
+                    dict(job_id=job.id, chip_x=4, chip_y=4),
+                ]
                 for query in queries:
                     assert v2.where_is(deadline_of(WAIT), **query) == v1.where_is(
-                        deadline_of(WAIT), **query), query
+                        deadline_of(WAIT), **query
+                    ), query
                 dead = dict(machine="md", x=1, y=1, z=1)  # a dead board: nothing is there
                 assert v2.where_is(deadline_of(WAIT), **dead) is None
                 assert v1.where_is(deadline_of(WAIT), **dead) is None
@@ -253,8 +298,9 @@ def test_machines_and_jobs_read_the_same_through_v1_and_v2(
 def test_close_ends_the_long_poll_at_once_and_keeps_the_job(server: V2Server) -> None:
     job = alice_job(server, 1)
     job.wait_until_ready(WAIT)
-    polls = wait_for(lambda: [t for t in threading.enumerate()
-                              if t.name == f"spalloc-v2-follow-{job.id}"])
+    polls = wait_for(
+        lambda: [t for t in threading.enumerate() if t.name == f"spalloc-v2-follow-{job.id}"]
+    )
     long_polls(server, lambda http: http._job_waiters.get(job.id))
     job.close()  # the poll was blocked in a read for up to the server's 30 s
     assert not any(t.is_alive() for t in polls)
@@ -295,8 +341,9 @@ def test_keepalive_must_be_what_v2_accepts(server: V2Server) -> None:
     assert server.emulator.jobs() == []
 
 
-def test_a_keepalive_fetch_puts_a_keepalive(server: V2Server,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_keepalive_fetch_puts_a_keepalive(
+    server: V2Server, caplog: pytest.LogCaptureFixture
+) -> None:
     job = alice_job(server, 1)
     try:
         service = job.service
@@ -312,8 +359,9 @@ def test_a_keepalive_fetch_puts_a_keepalive(server: V2Server,
 
 
 @pytest.mark.slow
-def test_keepalive_puts_arrive_every_half_interval(server: V2Server,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_keepalive_puts_arrive_every_half_interval(
+    server: V2Server, caplog: pytest.LogCaptureFixture
+) -> None:
     # The shortest v2 keepalive is 30 s: a beat is due 15 s after the job is made.
     with caplog.at_level(logging.DEBUG, logger="spalloc.service._v2session"):
         job = alice_job(server, 1, keepalive=30)
@@ -332,7 +380,8 @@ def test_keepalive_puts_arrive_every_half_interval(server: V2Server,
 
 
 def test_bearer_token_by_keyword_and_from_the_environment(
-        server: V2Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: V2Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice = server.users["alice"]
     with alice_job(server, 1, user=None, password=None, token=alice.token) as job:
         assert server.emulator.jobs()[0].owner == "alice"
@@ -343,7 +392,8 @@ def test_bearer_token_by_keyword_and_from_the_environment(
 
 
 def test_password_from_the_url_and_from_the_environment(
-        server: V2Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: V2Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     alice = server.users["alice"]
     url = server.base_url.replace("://", f"://{alice.name}:{alice.password}@")
     job = Job(1, hostname=url, timeout=WAIT)
@@ -372,8 +422,10 @@ class _TokenService(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.served.append(self.path)
-        ok = (self.path == "/services/access-token-service/access-token"
-              and self.headers.get("Authorization") == f"Token {self.api_token}")
+        ok = (
+            self.path == "/services/access-token-service/access-token"
+            and self.headers.get("Authorization") == f"Token {self.api_token}"
+        )
         body = (json.dumps({"access_token": self.access_token}) if ok else "forbidden").encode()
         self.send_response(200 if ok else 403)
         self.send_header("Content-Type", "application/json" if ok else "text/plain")
@@ -388,8 +440,7 @@ class _TokenService(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def token_service() -> Iterator[tuple[str, int]]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenService)
-    thread = threading.Thread(target=httpd.serve_forever, name="test-token-service",
-                              daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, name="test-token-service", daemon=True)
     thread.start()
     yield "127.0.0.1", httpd.server_address[1]
     httpd.shutdown()
@@ -398,8 +449,8 @@ def token_service() -> Iterator[tuple[str, int]]:
 
 
 def test_a_bearer_token_from_the_jupyterhub_token_service(
-        server: V2Server, token_service: tuple[str, int],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    server: V2Server, token_service: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     host, port = token_service
     monkeypatch.setenv("JUPYTERHUB_SERVICE_HOST", host)
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PORT", str(port))
@@ -416,13 +467,20 @@ def test_a_bearer_token_from_the_jupyterhub_token_service(
     assert "a-wrong-hub-token" not in str(caught.value)
 
 
-def test_accounting_group_collab_and_nmpi_job(server: V2Server,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accounting_group_collab_and_nmpi_job(
+    server: V2Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bob = server.users["bob"]  # in groups g1 and g2
 
     def bob_job(**kwargs: Any) -> Job:
-        return Job(1, hostname=server.base_url, user=bob.name, password=bob.password,
-                   timeout=WAIT, **kwargs)
+        return Job(
+            1,
+            hostname=server.base_url,
+            user=bob.name,
+            password=bob.password,
+            timeout=WAIT,
+            **kwargs,
+        )
 
     with pytest.raises(SpallocServerException, match="more than one group"):
         bob_job()
@@ -445,11 +503,13 @@ def test_accounting_group_collab_and_nmpi_job(server: V2Server,
         bob_job()
 
 
-def test_a_url_in_the_config_file_selects_v2(server: V2Server, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_url_in_the_config_file_selects_v2(
+    server: V2Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # isolated_config made tmp_path the working directory: ./.spalloc is read.
     (tmp_path / ".spalloc").write_text(
-        f"[spalloc]\nhostname = {server.base_url}\nport = 1\nkeepalive = 45\n")
+        f"[spalloc]\nhostname = {server.base_url}\nport = 1\nkeepalive = 45\n"
+    )
     alice = server.users["alice"]
     monkeypatch.setenv("SPALLOC_USER", alice.name)
     monkeypatch.setenv("SPALLOC_PASSWORD", str(alice.password))
@@ -458,10 +518,13 @@ def test_a_url_in_the_config_file_selects_v2(server: V2Server, tmp_path: Path,
         assert server.emulator.jobs()[0].owner == "alice"
 
 
-def test_a_wrong_password_fails_fast_and_clearly(server: V2Server,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="spalloc"), \
-            pytest.raises(SpallocServerException) as caught:
+def test_a_wrong_password_fails_fast_and_clearly(
+    server: V2Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.DEBUG, logger="spalloc"),
+        pytest.raises(SpallocServerException) as caught,
+    ):
         alice_job(server, 1, password="not-her-password")
     message = str(caught.value)
     assert "Bad credentials" in message and "'alice'" in message
@@ -497,12 +560,14 @@ def test_credentials_for_a_v1_server_are_refused(server: V2Server) -> None:
 
 
 @pytest.mark.parametrize("login", ["password", "token"])
-def test_an_expired_session_is_renewed(server: V2Server, caplog: pytest.LogCaptureFixture,
-                                       login: str) -> None:
+def test_an_expired_session_is_renewed(
+    server: V2Server, caplog: pytest.LogCaptureFixture, login: str
+) -> None:
     emulator = server.emulator
     alice = server.users["alice"]
-    credentials: dict[str, Any] = ({} if login == "password"
-                                   else {"user": None, "password": None, "token": alice.token})
+    credentials: dict[str, Any] = (
+        {} if login == "password" else {"user": None, "password": None, "token": alice.token}
+    )
 
     def forget_sessions() -> None:
         http = emulator._http
@@ -525,7 +590,8 @@ def test_an_expired_session_is_renewed(server: V2Server, caplog: pytest.LogCaptu
 
 
 def test_tls_is_verified_and_a_private_ca_can_come_from_requests_ca_bundle(
-        server: V2Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: V2Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SSL_CERT_FILE")
     with pytest.raises(ServerConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
         alice_job(server, 1)
@@ -541,8 +607,7 @@ def test_a_server_that_never_answers_times_out(isolated_config: None) -> None:
     # Accepts connections (the kernel's backlog) and never reads or writes.
     with socket.create_server(("127.0.0.1", 0)) as silent:
         port = silent.getsockname()[1]
-        service = open_service(f"http://127.0.0.1:{port}/spalloc/", None, user="u",
-                               password="p")
+        service = open_service(f"http://127.0.0.1:{port}/spalloc/", None, user="u", password="p")
         try:
             with pytest.raises(ProtocolTimeoutError, match="no answer from"):
                 service.connect(deadline_of(0.3))
@@ -558,12 +623,19 @@ def test_an_unreachable_server_is_a_connection_error(server: V2Server) -> None:
 
 
 def test_spalloc_and_v1_do_not_import_httpx() -> None:
-    code = ("import sys, spalloc, spalloc.job, spalloc.service, spalloc.service.v1\n"
-            "print('httpx' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True, env=dict(os.environ))
+    code = (
+        "import sys, spalloc, spalloc.job, spalloc.service, spalloc.service.v1\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=dict(os.environ),
+    )
     assert done.stdout.strip() == "False"
-
 
 
 def test_the_notebook_exit_cleanup_destroys_a_v2_job(v2_server: V2Server) -> None:
@@ -581,9 +653,14 @@ def test_the_notebook_exit_cleanup_destroys_a_v2_job(v2_server: V2Server) -> Non
         "print(job.id)\n"
     )
     env = {**os.environ, "SSL_CERT_FILE": str(v2_server.ca_path)}
-    done = subprocess.run([sys.executable, "-c", code, v2_server.base_url, alice.name,
-                           str(alice.password)], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, v2_server.base_url, alice.name, str(alice.password)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     job_id = int(done.stdout.split()[-1])
     assert job_id not in [j.job_id for j in v2_server.emulator.jobs()], done.stderr

@@ -13,16 +13,26 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def imported_by(*modules: str) -> set[str]:
-    code = ("import sys\n" + "".join(f"import {m}\n" for m in modules)
-            + "print('\\n'.join(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True, timeout=120).stdout
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + "print('\\n'.join(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
     return set(out.split())
 
 
 def test_the_notebook_extension_imports_no_cli_module() -> None:
-    loaded = imported_by("spalloc_nb", "spalloc_nb.magics", "spalloc_nb.widgets.job",
-                         "spalloc_nb.widgets.boardmap", "spalloc_nb._api", "spalloc_nb._html")
+    loaded = imported_by(
+        "spalloc_nb",
+        "spalloc_nb.magics",
+        "spalloc_nb.widgets.job",
+        "spalloc_nb.widgets.boardmap",
+        "spalloc_nb._api",
+        "spalloc_nb._html",
+    )
     assert "spalloc_nb.magics" in loaded
     assert sorted(m for m in loaded if m == "spalloc.cli" or m.startswith("spalloc.cli.")) == []
 
@@ -41,8 +51,11 @@ def forbidden_imports(source: str) -> list[str]:
             names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
         else:
             continue
-        found += [name for name in names
-                  if any(name == bad or name.startswith(bad + ".") for bad in _BELOW_THE_SERVICE)]
+        found += [
+            name
+            for name in names
+            if any(name == bad or name.startswith(bad + ".") for bad in _BELOW_THE_SERVICE)
+        ]
     return found
 
 
@@ -50,27 +63,50 @@ def test_the_notebook_extension_uses_the_service_not_the_client_or_the_cli() -> 
     # Not sys.modules: the v1 service loads the client underneath, as it should.
     sources = sorted((ROOT / "spalloc_nb").rglob("*.py"))
     assert len(sources) > 8
-    found = {str(path.relative_to(ROOT)): names for path in sources
-             if (names := forbidden_imports(path.read_text(encoding="utf-8")))}
+    found = {
+        str(path.relative_to(ROOT)): names
+        for path in sources
+        if (names := forbidden_imports(path.read_text(encoding="utf-8")))
+    }
     assert found == {}
 
 
 def test_the_import_check_sees_every_form() -> None:
-    for line in ("import spalloc.client", "from spalloc.client import ProtocolClient",
-                 "from spalloc import client", "from spalloc import ProtocolClient",
-                 "from spalloc.cli._render import x", "from spalloc import cli",
-                 "def f():\n    from spalloc.cli import ps\n"):
+    for line in (
+        "import spalloc.client",
+        "from spalloc.client import ProtocolClient",
+        "from spalloc import client",
+        "from spalloc import ProtocolClient",
+        "from spalloc.cli._render import x",
+        "from spalloc import cli",
+        "def f():\n    from spalloc.cli import ps\n",
+    ):
         assert forbidden_imports(line), line
-    assert forbidden_imports("from spalloc.service import open_service\n"
-                             "from spalloc.client_extra import x\n") == []
+    assert (
+        forbidden_imports(
+            "from spalloc.service import open_service\nfrom spalloc.client_extra import x\n"
+        )
+        == []
+    )
 
 
-@pytest.mark.parametrize("module", ["spalloc.job", "spalloc.client", "spalloc.ui.render",
-                                    "spalloc.ui.options", "spalloc.emulator"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "spalloc.job",
+        "spalloc.client",
+        "spalloc.ui.render",
+        "spalloc.ui.options",
+        "spalloc.emulator",
+    ],
+)
 def test_the_core_imports_neither_front_end(module: str) -> None:
     loaded = imported_by(module)
-    front_ends = [m for m in loaded if m in ("spalloc.cli", "spalloc_nb")
-                  or m.startswith(("spalloc.cli.", "spalloc_nb."))]
+    front_ends = [
+        m
+        for m in loaded
+        if m in ("spalloc.cli", "spalloc_nb") or m.startswith(("spalloc.cli.", "spalloc_nb."))
+    ]
     assert front_ends == []
 
 

@@ -16,6 +16,21 @@ def test_ruff():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_ruff_format():
+    result = _run(
+        "ruff",
+        "format",
+        "--check",
+        "spalloc",
+        "spalloc_nb",
+        "tests",
+        "benchmarks",
+        "docs/conf.py",
+        "docs/_ext",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_mypy():
     result = _run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -47,8 +47,7 @@ def test_same_tuple_as_typing() -> None:
     assert Point._field_defaults == TypingPoint._field_defaults == {"y": 0, "label": None}
     assert list(Point.__annotations__) == list(TypingPoint.__annotations__)
     assert typing.get_type_hints(Point) == typing.get_type_hints(TypingPoint)
-    assert (Point.__name__, Point.__qualname__, Point.__module__) == (
-        "Point", "Point", __name__)
+    assert (Point.__name__, Point.__qualname__, Point.__module__) == ("Point", "Point", __name__)
     assert Point.__doc__ == TypingPoint.__doc__ == "A point."
     assert repr(Point(3, label="a")) == "Point(x=3, y=0, label='a')"
     assert Point(3)._asdict() == {"x": 3, "y": 0, "label": None}
@@ -72,23 +71,30 @@ def test_immutable_and_picklable() -> None:
 
 def test_errors_as_typing() -> None:
     with pytest.raises(TypeError, match="Non-default"):
+
         class Bad(NamedTuple):
             x: int = 0
             y: int  # type: ignore[misc]
+
     with pytest.raises(AttributeError, match="_replace"):
+
         class Clash(NamedTuple):
             x: int
 
             def _replace(self) -> None:  # type: ignore[misc]
                 pass
+
     with pytest.raises(TypeError):
         Point()  # type: ignore[call-arg]
 
 
 def test_typing_is_not_imported() -> None:
-    code = ("import sys\nbefore = set(sys.modules)\nfrom spalloc._namedtuple import NamedTuple\n"
-            "class P(NamedTuple):\n    x: int\n"
-            "print('typing' in set(sys.modules) - before, P(1))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, check=True)
+    code = (
+        "import sys\nbefore = set(sys.modules)\nfrom spalloc._namedtuple import NamedTuple\n"
+        "class P(NamedTuple):\n    x: int\n"
+        "print('typing' in set(sys.modules) - before, P(1))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.split() == ["False", "P(x=1)"]

@@ -45,14 +45,27 @@ def wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
     pytest.fail(f"condition not met within {timeout} s")
 
 
-def standard_machine(name: str, width: int, height: int, base: str = "127.70.0.0",
-                     dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
-                     dead_links: frozenset[tuple[int, int, int, int]] = frozenset()) -> Machine:
-    locations = {b: loc for b, loc in default_board_locations(width, height).items()
-                 if b not in dead_boards}
-    return Machine(name=name, tags=frozenset({"default"}), width=width, height=height,
-                   dead_boards=dead_boards, dead_links=dead_links, board_locations=locations,
-                   board_ips={b: standard_ip(base, *loc) for b, loc in locations.items()})
+def standard_machine(
+    name: str,
+    width: int,
+    height: int,
+    base: str = "127.70.0.0",
+    dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
+    dead_links: frozenset[tuple[int, int, int, int]] = frozenset(),
+) -> Machine:
+    locations = {
+        b: loc for b, loc in default_board_locations(width, height).items() if b not in dead_boards
+    }
+    return Machine(
+        name=name,
+        tags=frozenset({"default"}),
+        width=width,
+        height=height,
+        dead_boards=dead_boards,
+        dead_links=dead_links,
+        board_locations=locations,
+        board_ips={b: standard_ip(base, *loc) for b, loc in locations.items()},
+    )
 
 
 @pytest.fixture
@@ -72,8 +85,9 @@ def live_map(maps: list[BoardMap], *args: Any, **kwargs: Any) -> BoardMap:
 
 
 def answered(widget: BoardMap) -> dict[str, Any]:
-    return wait_for(lambda: widget.answer if widget.answer and not widget.answer.get("pending")
-                    else None)
+    return wait_for(
+        lambda: widget.answer if widget.answer and not widget.answer.get("pending") else None
+    )
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -89,7 +103,9 @@ def test_neighbours_across_links_are_adjacent_hexagons() -> None:
             if seam_x or seam_y:
                 continue  # wrap-around links leave the drawing
             assert hex_cell(other) == (col + LINK_STEP[link][0], row + LINK_STEP[link][1]), (
-                board, link)
+                board,
+                link,
+            )
             checked += 1
     assert checked > 100
 
@@ -110,7 +126,14 @@ def test_every_board_of_a_1200_board_machine_has_its_own_hexagon() -> None:
 
 def test_job_keys_and_colours() -> None:
     assert [job_key(i) for i in (0, 1, 25, 26, 27, 51, 52)] == [
-        "A", "B", "Z", "AA", "AB", "AZ", "BA"]
+        "A",
+        "B",
+        "Z",
+        "AA",
+        "AB",
+        "AZ",
+        "BA",
+    ]
     assert [job_colour(i) for i in range(15)] == list(JOB_COLOURS)
     assert len(set(JOB_COLOURS)) == 15
     # The jobs on one map never share a colour, however many there are.
@@ -121,8 +144,9 @@ def test_job_keys_and_colours() -> None:
 
 
 def test_owner_change_marks_jobs_mine_without_a_server() -> None:
-    widget = BoardMap(jobs=[{"id": 1, "owner": "a", "mine": False},
-                            {"id": 2, "owner": "b", "mine": False}])
+    widget = BoardMap(
+        jobs=[{"id": 1, "owner": "a", "mine": False}, {"id": 2, "owner": "b", "mine": False}]
+    )
     widget.my_owner = "b"
     assert [j["mine"] for j in widget.jobs] == [False, True]
     widget.my_owner = None
@@ -141,8 +165,9 @@ def test_widget_loads_its_es_module_and_css() -> None:
 # --- against the emulator -------------------------------------------------------------------
 
 
-def test_map_shows_the_machine_with_locations_and_ips(emulator: Emulator,
-                                                      maps: list[BoardMap]) -> None:
+def test_map_shows_the_machine_with_locations_and_ips(
+    emulator: Emulator, maps: list[BoardMap]
+) -> None:
     widget = live_map(maps, emulator, "m4x2", owner="alice")
     machine = next(m for m in emulator.machines if m.name == "m4x2")
     assert (widget.machine, widget.width, widget.height) == ("m4x2", 4, 2)
@@ -199,16 +224,19 @@ def test_no_traffic_while_nothing_changes(emulator: Emulator, maps: list[BoardMa
 
 def from_page(widget: BoardMap, state: dict[str, Any], message: dict[str, Any]) -> None:
     """Deliver what boardmap.js sends on a click: a state update, then a custom message."""
-    widget._handle_msg({"content": {"data": {"method": "update", "state": state}},
-                        "buffers": []})
-    widget._handle_msg({"content": {"data": {"method": "custom", "content": message}},
-                        "buffers": []})
+    widget._handle_msg({"content": {"data": {"method": "update", "state": state}}, "buffers": []})
+    widget._handle_msg(
+        {"content": {"data": {"method": "custom", "content": message}}, "buffers": []}
+    )
 
 
 def test_click_on_a_board_answers_where_is(emulator: Emulator, maps: list[BoardMap]) -> None:
     widget = live_map(maps, emulator, "m4x2")
-    from_page(widget, {"selected": [1, 0, 2], "selected_chip": None},
-              {"ask": "board", "board": [1, 0, 2], "chip": None})
+    from_page(
+        widget,
+        {"selected": [1, 0, 2], "selected_chip": None},
+        {"ask": "board", "board": [1, 0, 2], "chip": None},
+    )
     assert widget.selected == [1, 0, 2]
     answer = answered(widget)
     assert answer["query"] == "board (1, 0, 2)"
@@ -219,15 +247,23 @@ def test_click_on_a_board_answers_where_is(emulator: Emulator, maps: list[BoardM
     assert "board_chip" not in answer  # as spalloc-where-is: only for chip queries
 
     widget.where_is_board(1, 0, 2, chip=(5, 1))
-    answer = wait_for(lambda: widget.answer if widget.answer.get("query") == "chip (21, 9)"
-                      and not widget.answer.get("pending") else None)
+    answer = wait_for(
+        lambda: (
+            widget.answer
+            if widget.answer.get("query") == "chip (21, 9)" and not widget.answer.get("pending")
+            else None
+        )
+    )
     assert answer["board_chip"] == [5, 1] and answer["logical"] == [1, 0, 2]
     assert widget.selected_chip == [5, 1]
 
     # The same board again, after another question, is asked again.
     widget.answer = {}
-    from_page(widget, {"selected": [1, 0, 2], "selected_chip": None},
-              {"ask": "board", "board": [1, 0, 2], "chip": None})
+    from_page(
+        widget,
+        {"selected": [1, 0, 2], "selected_chip": None},
+        {"ask": "board", "board": [1, 0, 2], "chip": None},
+    )
     assert answered(widget)["query"] == "board (1, 0, 2)"
 
     from_page(widget, {}, {"ask": "board", "board": "nonsense"})
@@ -241,24 +277,33 @@ def test_job_chip_question_and_errors(emulator: Emulator, maps: list[BoardMap]) 
     with ProtocolClient(*emulator.address, timeout=WAIT) as client:
         job_id = client.create_job(1, 1, owner="carol", keepalive=60, machine="m4x2")
         wait_for(lambda: widget.jobs)
-        from_page(widget, {"highlight_job": job_id, "chip_query": [9, 5]},
-                  {"ask": "job_chip", "job_id": job_id, "chip": [9, 5]})
+        from_page(
+            widget,
+            {"highlight_job": job_id, "chip_query": [9, 5]},
+            {"ask": "job_chip", "job_id": job_id, "chip": [9, 5]},
+        )
         answer = answered(widget)
         assert answer["query"] == f"chip (9, 5) of job {job_id}"
         assert answer["job_id"] == job_id and answer["job_chip"] == [9, 5]
         assert answer["board_chip"] == [1, 1]
         widget.where_is_job_chip(500, 500)  # the highlighted job; off its boards
-        wait_for(lambda: widget.answer.get("query") == f"chip (500, 500) of job {job_id}"
-                 and not widget.answer.get("pending"))
+        wait_for(
+            lambda: (
+                widget.answer.get("query") == f"chip (500, 500) of job {job_id}"
+                and not widget.answer.get("pending")
+            )
+        )
         assert widget.answer["error"] == "No boards at the specified location"
         client.destroy_job(job_id)
 
 
-def test_for_job_outlines_the_job_and_knows_its_ips(emulator: Emulator,
-                                                    maps: list[BoardMap]) -> None:
+def test_for_job_outlines_the_job_and_knows_its_ips(
+    emulator: Emulator, maps: list[BoardMap]
+) -> None:
     host, port = emulator.address
-    job = Job(3, hostname=host, port=port, owner="dave", keepalive=30, machine="m4x2",
-              config_filenames=[])
+    job = Job(
+        3, hostname=host, port=port, owner="dave", keepalive=30, machine="m4x2", config_filenames=[]
+    )
     try:
         job.wait_until_ready(timeout=WAIT)
         widget = BoardMap.for_job(job)
@@ -288,10 +333,16 @@ def test_for_job_outlines_the_job_and_knows_its_ips(emulator: Emulator,
         job.destroy()
 
 
-def test_dead_boards_and_links_reach_the_traits(emulator_factory: Callable[..., Emulator],
-                                                maps: list[BoardMap]) -> None:
-    faulty = standard_machine("md", 2, 2, dead_boards=frozenset({(1, 1, 1)}),
-                              dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}))
+def test_dead_boards_and_links_reach_the_traits(
+    emulator_factory: Callable[..., Emulator], maps: list[BoardMap]
+) -> None:
+    faulty = standard_machine(
+        "md",
+        2,
+        2,
+        dead_boards=frozenset({(1, 1, 1)}),
+        dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
+    )
     emulator = emulator_factory([faulty])
     widget = live_map(maps, emulator.address, "md")  # no geometry: locations from the server
     dead = [(b["x"], b["y"], b["z"]) for b in widget.boards if b["dead"]]
@@ -303,14 +354,16 @@ def test_dead_boards_and_links_reach_the_traits(emulator_factory: Callable[..., 
     assert by_board[(1, 0, 2)]["ip"] is None  # the protocol cannot tell
 
 
-def test_1200_board_machine_loads_every_board(emulator_factory: Callable[..., Emulator],
-                                              maps: list[BoardMap]) -> None:
+def test_1200_board_machine_loads_every_board(
+    emulator_factory: Callable[..., Emulator], maps: list[BoardMap]
+) -> None:
     big = standard_machine("spinn1m", 20, 20)
     emulator = emulator_factory([big])
     widget = live_map(maps, emulator.address, "spinn1m", timeout=30.0)
     assert len(widget.boards) == 1200
-    assert all(b["loc"] == list(big.board_locations[(b["x"], b["y"], b["z"])])
-               for b in widget.boards)
+    assert all(
+        b["loc"] == list(big.board_locations[(b["x"], b["y"], b["z"])]) for b in widget.boards
+    )
 
 
 def test_unknown_machine_or_server_is_an_error_at_once(emulator: Emulator) -> None:
@@ -321,8 +374,7 @@ def test_unknown_machine_or_server_is_an_error_at_once(emulator: Emulator) -> No
         BoardMap.for_machine(emulator, "m4x2")
 
 
-def test_first_picture_is_drawn_before_returning(emulator: Emulator,
-                                                 maps: list[BoardMap]) -> None:
+def test_first_picture_is_drawn_before_returning(emulator: Emulator, maps: list[BoardMap]) -> None:
     with ProtocolClient(*emulator.address, timeout=WAIT) as client:
         job_id = client.create_job(owner="frank", keepalive=60, machine="m4x2")
         widget = BoardMap.for_machine(emulator, "m4x2", owner="frank")
@@ -379,8 +431,9 @@ def test_short_constructor_and_from_job_alias(emulator: Emulator, maps: list[Boa
         BoardMap(None, emulator)
 
 
-def test_mime_bundle_has_widget_text_and_static_html(emulator: Emulator,
-                                                     maps: list[BoardMap]) -> None:
+def test_mime_bundle_has_widget_text_and_static_html(
+    emulator: Emulator, maps: list[BoardMap]
+) -> None:
     with ProtocolClient(*emulator.address, timeout=WAIT) as client:
         job_id = client.create_job(3, owner="gina", keepalive=60, machine="m4x2")
         widget = BoardMap.for_machine(emulator, "m4x2", owner="gina")
@@ -396,8 +449,17 @@ def test_mime_bundle_has_widget_text_and_static_html(emulator: Emulator,
 
 
 def test_static_html_marks_dead_boards_and_links() -> None:
-    boards = [{"x": 0, "y": 0, "z": z, "col": hex_cell((0, 0, z))[0],
-               "row": hex_cell((0, 0, z))[1], "dead": z == 2} for z in range(3)]
+    boards = [
+        {
+            "x": 0,
+            "y": 0,
+            "z": z,
+            "col": hex_cell((0, 0, z))[0],
+            "row": hex_cell((0, 0, z))[1],
+            "dead": z == 2,
+        }
+        for z in range(3)
+    ]
     page = static_html("x<y", boards, [], [[0, 0, 0, 1]])
     assert "x&lt;y" in page
     assert page.count("<polygon") == 3 and page.count("#9a9a9a") == 1
@@ -414,18 +476,26 @@ def test_a_map_without_a_server_says_so() -> None:
 
 
 def test_for_a_queued_job_the_map_appears_once_it_is_allocated(
-        emulator: Emulator, maps: list[BoardMap]) -> None:
+    emulator: Emulator, maps: list[BoardMap]
+) -> None:
     host, port = emulator.address
     with ProtocolClient(host, port, timeout=WAIT) as client:
         blocker = client.create_job(owner="hal", keepalive=60, machine="board1")
-        job = Job(hostname=host, port=port, owner="ivy", keepalive=30, machine="board1",
-                  config_filenames=[])
+        job = Job(
+            hostname=host,
+            port=port,
+            owner="ivy",
+            keepalive=30,
+            machine="board1",
+            config_filenames=[],
+        )
         try:
             widget = BoardMap.for_job(job)
             maps.append(widget)
             # Queued: the map shows the machine it waits for and the job holding it.
-            assert widget.status == (f"live; job {job.id} is queued for board1: "
-                                     "the jobs shown hold its boards")
+            assert widget.status == (
+                f"live; job {job.id} is queued for board1: the jobs shown hold its boards"
+            )
             assert widget.machine == "board1" and len(widget.boards) == 3
             assert [j["id"] for j in widget.jobs] == [blocker]
             client.destroy_job(blocker)
@@ -449,8 +519,7 @@ def test_local_jobs_map_knows_every_ip(maps: list[BoardMap]) -> None:
         widget = BoardMap.for_job(job)
         maps.append(widget)
         machine = next(m for m in emulator.machines if m.name == "m4x2")
-        assert all(b["ip"] == machine.board_ips[(b["x"], b["y"], b["z"])]
-                   for b in widget.boards)
+        assert all(b["ip"] == machine.board_ips[(b["x"], b["y"], b["z"])] for b in widget.boards)
     finally:
         job.destroy()
 
@@ -473,14 +542,14 @@ def test_static_map_of_a_big_machine_is_folded_like_the_live_one() -> None:
     assert FOLD_MIN_BOARDS <= 1200 and fold_column(-3, 20, True) == 37
 
 
-def test_a_refresh_on_a_frozen_connection_reconnects(emulator: Emulator,
-                                                     maps: list[BoardMap]) -> None:
+def test_a_refresh_on_a_frozen_connection_reconnects(
+    emulator: Emulator, maps: list[BoardMap]
+) -> None:
     from tests.test_faults import FreezingProxy
 
     proxy = FreezingProxy(emulator.address)
     try:
-        widget = live_map(maps, (proxy.host, proxy.port), "m4x2", timeout=0.5,
-                          reconnect_delay=0.05)
+        widget = live_map(maps, (proxy.host, proxy.port), "m4x2", timeout=0.5, reconnect_delay=0.05)
         assert proxy.accepted == 1
         proxy.freeze()  # no FIN, no RST: only a request that goes unanswered shows it
         widget.refresh()  # waits for the follower's refresh, which times out
@@ -493,8 +562,9 @@ def test_a_refresh_on_a_frozen_connection_reconnects(emulator: Emulator,
         proxy.close()
 
 
-def test_a_refresh_while_disconnected_returns_at_once(emulator: Emulator,
-                                                      maps: list[BoardMap]) -> None:
+def test_a_refresh_while_disconnected_returns_at_once(
+    emulator: Emulator, maps: list[BoardMap]
+) -> None:
     widget = live_map(maps, emulator, "m4x2", timeout=None, reconnect_delay=60.0)
     follower = widget._follower
     assert follower is not None

@@ -31,9 +31,14 @@ class Kernel:
 
     def __init__(self, emulator: Emulator, home: Path) -> None:
         env = dict(os.environ)
-        env.update(SPALLOC_HOSTNAME=emulator.host, SPALLOC_PORT=str(emulator.port),
-                   SPALLOC_OWNER=OWNER, XDG_CONFIG_HOME=str(home), IPYTHONDIR=str(home / "ipy"),
-                   PYTHONPATH=str(ROOT))
+        env.update(
+            SPALLOC_HOSTNAME=emulator.host,
+            SPALLOC_PORT=str(emulator.port),
+            SPALLOC_OWNER=OWNER,
+            XDG_CONFIG_HOME=str(home),
+            IPYTHONDIR=str(home / "ipy"),
+            PYTHONPATH=str(ROOT),
+        )
         self.manager = KernelManager(kernel_name="python3")
         # Run the kernel with this interpreter (the project's virtualenv).
         assert self.manager.kernel_spec is not None
@@ -80,10 +85,7 @@ def live(emulator: Emulator) -> set[int]:
     return {job.job_id for job in emulator.jobs()}
 
 
-ALLOCATE_TWO = ("%load_ext spalloc_nb\n"
-                "a = %spalloc 1 --wait\n"
-                "b = %spalloc 1\n"
-                "print(a.id, b.id)")
+ALLOCATE_TWO = "%load_ext spalloc_nb\na = %spalloc 1 --wait\nb = %spalloc 1\nprint(a.id, b.id)"
 
 
 def test_shutdown_destroys_every_job(kernel: Kernel, emulator: Emulator) -> None:
@@ -111,7 +113,8 @@ def test_unload_ext_destroys_and_the_kernel_lives_on(kernel: Kernel, emulator: E
     content, out, _ = kernel.run(
         "import threading\n"
         "ours = [t for t in threading.enumerate() if t.name.startswith('spalloc')]\n"
-        "print(len(ours), all(t.daemon for t in ours))")
+        "print(len(ours), all(t.daemon for t in ours))"
+    )
     count, daemons = out.split()
     assert int(count) > 0 and daemons == "True"
     content, _, _ = kernel.run("%unload_ext spalloc_nb")
@@ -125,14 +128,15 @@ def test_unload_ext_destroys_and_the_kernel_lives_on(kernel: Kernel, emulator: E
         "while time.monotonic() < deadline and any(t.name.startswith('spalloc')\n"
         "        for t in threading.enumerate()):\n"
         "    time.sleep(0.05)\n"
-        "print(sorted(t.name for t in threading.enumerate() if t.name.startswith('spalloc')))")
+        "print(sorted(t.name for t in threading.enumerate() if t.name.startswith('spalloc')))"
+    )
     assert out.strip() == "[]"
 
 
 def test_sigkill_lets_the_keepalive_free_the_boards(kernel: Kernel, emulator: Emulator) -> None:
-    (job_id,) = kernel.ids("%load_ext spalloc_nb\n"
-                           "a = %spalloc 1 --keepalive 0.5 --wait\n"
-                           "print(a.id)")
+    (job_id,) = kernel.ids(
+        "%load_ext spalloc_nb\na = %spalloc 1 --keepalive 0.5 --wait\nprint(a.id)"
+    )
     assert job_id in live(emulator)
     os.kill(kernel.manager.provisioner.pid, signal.SIGKILL)  # type: ignore[union-attr]
     wait_for(lambda: job_id not in live(emulator), timeout=10)
@@ -157,14 +161,17 @@ def test_cell_magic_failure_fails_the_cell(kernel: Kernel, emulator: Emulator) -
 
 
 def test_line_magic_returns_while_queued_and_widget_updates(
-        kernel: Kernel, emulator_factory: Callable[..., Emulator]) -> None:
+    kernel: Kernel, emulator_factory: Callable[..., Emulator]
+) -> None:
     # A power delay keeps the job in "power" long enough to see the widget change by itself.
     slow = emulator_factory(power_delay=0.5)
-    code = ("%load_ext spalloc_nb\n"
-            f"a = %spalloc 1 -H {slow.host} -P {slow.port}\n"
-            "from spalloc_nb import job_widget\n"
-            "w = job_widget(a)\n"
-            "print(w.state)")
+    code = (
+        "%load_ext spalloc_nb\n"
+        f"a = %spalloc 1 -H {slow.host} -P {slow.port}\n"
+        "from spalloc_nb import job_widget\n"
+        "w = job_widget(a)\n"
+        "print(w.state)"
+    )
     content, out, _ = kernel.run(code)
     assert content["status"] == "ok"
     assert out.strip() in ("queued", "power")
@@ -173,12 +180,14 @@ def test_line_magic_returns_while_queued_and_widget_updates(
         "deadline = time.monotonic() + 5\n"
         "while w.state != 'ready' and time.monotonic() < deadline:\n"
         "    time.sleep(0.02)\n"
-        "print(w.state)")
+        "print(w.state)"
+    )
     assert out.strip() == "ready"
 
 
 def test_result_has_three_renderings_and_buttons_work_between_cells(
-        kernel: Kernel, emulator: Emulator) -> None:
+    kernel: Kernel, emulator: Emulator
+) -> None:
     results: list[dict[str, Any]] = []
 
     def hook(msg: dict[str, Any]) -> None:
@@ -186,19 +195,20 @@ def test_result_has_three_renderings_and_buttons_work_between_cells(
         if msg["msg_type"] in ("execute_result", "display_data"):
             results.append(msg["content"]["data"])
 
-    kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30,
-                                      output_hook=hook)
+    kernel.client.execute_interactive(
+        "%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30, output_hook=hook
+    )
     (data,) = results
     assert {"application/vnd.jupyter.widget-view+json", "text/html", "text/plain"} <= set(data)
     assert data["text/plain"].startswith("Job ")
     job_id, button = kernel.run(
-        "from spalloc_nb import job_widget\n"
-        "w = job_widget(_)\n"
-        "print(_.id, w._power_off.model_id)")[1].split()
+        "from spalloc_nb import job_widget\nw = job_widget(_)\nprint(_.id, w._power_off.model_id)"
+    )[1].split()
     (job,) = [j for j in emulator.jobs() if j.job_id == int(job_id)]
     # What the front end sends when the button is clicked.
-    click = kernel.client.session.msg("comm_msg", {
-        "comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}})
+    click = kernel.client.session.msg(
+        "comm_msg", {"comm_id": button, "data": {"method": "custom", "content": {"event": "click"}}}
+    )
     kernel.client.shell_channel.send(click)
     wait_for(lambda: emulator.board_power(str(job.machine), job.boards[0]) is False)
 
@@ -238,16 +248,18 @@ def drain_iopub(kernel: Kernel, seconds: float = 5.0) -> list[dict[str, Any]]:
     return messages
 
 
-def test_shutdown_replaces_live_outputs_with_the_final_view(kernel: Kernel,
-                                                           emulator: Emulator) -> None:
+def test_shutdown_replaces_live_outputs_with_the_final_view(
+    kernel: Kernel, emulator: Emulator
+) -> None:
     shown: list[dict[str, Any]] = []
 
     def hook(msg: dict[str, Any]) -> None:
         if msg["msg_type"] == "display_data":
             shown.append(msg["content"])
 
-    reply = kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait",
-                                              timeout=30, output_hook=hook)
+    reply = kernel.client.execute_interactive(
+        "%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30, output_hook=hook
+    )
     assert reply["content"]["status"] == "ok"
     (live,) = shown
     display_id = live["transient"]["display_id"]
@@ -255,19 +267,20 @@ def test_shutdown_replaces_live_outputs_with_the_final_view(kernel: Kernel,
     job_id = int(live["data"]["text/plain"].split(":")[0].split()[1])
     drain_iopub(kernel, 1.0)
     kernel.manager.shutdown_kernel(now=False)
-    updates = [m["content"] for m in drain_iopub(kernel)
-               if m["msg_type"] == "update_display_data"]
+    updates = [m["content"] for m in drain_iopub(kernel) if m["msg_type"] == "update_display_data"]
     assert [u["transient"]["display_id"] for u in updates] == [display_id]
     (final,) = updates
     assert "application/vnd.jupyter.widget-view+json" not in final["data"]
-    assert final["data"]["text/plain"].startswith(f"Job {job_id} \u2014 destroyed: "
-                                                  "Kernel shut down")
+    assert final["data"]["text/plain"].startswith(
+        f"Job {job_id} \u2014 destroyed: Kernel shut down"
+    )
     assert "Boards held" in final["data"]["text/html"]
     assert emulator.retired_jobs()[job_id] == "Kernel shut down."
 
 
 def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
-        emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import nbformat
     from nbclient import NotebookClient
 
@@ -277,17 +290,20 @@ def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipy"))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    book = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("%load_ext spalloc_nb"),
-        nbformat.v4.new_code_cell("job = %spalloc 1 --wait\njob"),
-        nbformat.v4.new_code_cell("%spalloc machine m4x2"),
-        nbformat.v4.new_code_cell("other = %spalloc 1 --wait\nother"),
-        nbformat.v4.new_code_cell("other.destroy('Done with it.')"),
-        nbformat.v4.new_code_cell("%%spalloc 1\nprint(job.id)"),
-        nbformat.v4.new_code_cell("%unload_ext spalloc_nb"),
-    ])
-    NotebookClient(book, timeout=60, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    book = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext spalloc_nb"),
+            nbformat.v4.new_code_cell("job = %spalloc 1 --wait\njob"),
+            nbformat.v4.new_code_cell("%spalloc machine m4x2"),
+            nbformat.v4.new_code_cell("other = %spalloc 1 --wait\nother"),
+            nbformat.v4.new_code_cell("other.destroy('Done with it.')"),
+            nbformat.v4.new_code_cell("%%spalloc 1\nprint(job.id)"),
+            nbformat.v4.new_code_cell("%unload_ext spalloc_nb"),
+        ]
+    )
+    NotebookClient(
+        book, timeout=60, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     job_output = book.cells[1].outputs[-1]
     assert "application/vnd.jupyter.widget-view+json" not in job_output["data"]
     assert job_output["data"]["text/plain"].startswith("Job ")
@@ -304,8 +320,9 @@ def test_unload_in_nbclient_leaves_final_views_in_the_notebook(
     assert "destroyed: Cell finished" in cell_job["data"]["text/plain"]
 
 
-def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(kernel: Kernel,
-                                                               emulator: Emulator) -> None:
+def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(
+    kernel: Kernel, emulator: Emulator
+) -> None:
     """What JupyterLab >= 4.4 does with ``commsOverSubshells``: clicks go to a subshell."""
     job_id, button, destroy, yes = kernel.run(
         "%load_ext spalloc_nb\n"
@@ -323,8 +340,10 @@ def test_buttons_act_while_a_cell_runs_when_sent_to_a_subshell(kernel: Kernel,
     kernel.client.execute("import time; time.sleep(20)")  # the busy main shell
 
     def click(model_id: str) -> None:
-        msg = kernel.client.session.msg("comm_msg", {
-            "comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}})
+        msg = kernel.client.session.msg(
+            "comm_msg",
+            {"comm_id": model_id, "data": {"method": "custom", "content": {"event": "click"}}},
+        )
         msg["header"]["subshell_id"] = subshell
         kernel.client.shell_channel.send(msg)
 
@@ -351,8 +370,9 @@ def test_a_job_destroyed_elsewhere_ends_its_output(kernel: Kernel, emulator: Emu
         if msg["msg_type"] == "display_data":
             shown.append(msg["content"])
 
-    kernel.client.execute_interactive("%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30,
-                                      output_hook=hook)
+    kernel.client.execute_interactive(
+        "%load_ext spalloc_nb\n%spalloc 1 --wait", timeout=30, output_hook=hook
+    )
     (live,) = shown
     job_id = int(live["data"]["text/plain"].split(":")[0].split()[1])
     drain_iopub(kernel, 1.0)
@@ -360,8 +380,8 @@ def test_a_job_destroyed_elsewhere_ends_its_output(kernel: Kernel, emulator: Emu
 
     with ProtocolClient(emulator.host, emulator.port, timeout=10) as other:
         other.destroy_job(job_id, "Taken back by the admin.")
-    updates = [m["content"] for m in drain_iopub(kernel)
-               if m["msg_type"] == "update_display_data"]
+    updates = [m["content"] for m in drain_iopub(kernel) if m["msg_type"] == "update_display_data"]
     assert [u["transient"]["display_id"] for u in updates] == [live["transient"]["display_id"]]
     assert updates[0]["data"]["text/plain"].startswith(
-        f"Job {job_id} \u2014 destroyed: Taken back by the admin")
+        f"Job {job_id} \u2014 destroyed: Taken back by the admin"
+    )

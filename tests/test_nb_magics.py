@@ -29,8 +29,9 @@ def shell() -> InteractiveShell:
 
 
 @pytest.fixture
-def ip(shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
-       tmp_path: Any) -> Iterator[InteractiveShell]:
+def ip(
+    shell: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> Iterator[InteractiveShell]:
     """The shell with the extension loaded, pointed at a fresh emulator by environment."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
@@ -53,8 +54,14 @@ def published(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> list[dic
     seen: list[dict[str, Any]] = []
     original = ip.display_pub.publish
 
-    def publish(data: Any, metadata: Any = None, *args: Any, transient: Any = None,
-                update: bool = False, **kwargs: Any) -> None:
+    def publish(
+        data: Any,
+        metadata: Any = None,
+        *args: Any,
+        transient: Any = None,
+        update: bool = False,
+        **kwargs: Any,
+    ) -> None:
         seen.append({"data": data, "transient": transient or {}, "update": update})
         original(data, metadata, *args, transient=transient, update=update, **kwargs)
 
@@ -121,15 +128,19 @@ def test_unload_destroys_the_jobs_it_created(ip: InteractiveShell, emulator: Emu
     ip.run_line_magic("load_ext", "spalloc_nb")
 
 
-@pytest.mark.parametrize("line, text", [
-    ("1 2 3 4", "expected either no arguments"),
-    ("--bogus", "unrecognized arguments"),
-    ("--keepalive abc", "invalid seconds value"),
-    ("x", "invalid int value"),
-    ("1 --name 'not valid'", "not a valid variable name"),
-])
-def test_bad_arguments_are_one_line_usage_errors(ip: InteractiveShell, emulator: Emulator,
-                                                 line: str, text: str) -> None:
+@pytest.mark.parametrize(
+    "line, text",
+    [
+        ("1 2 3 4", "expected either no arguments"),
+        ("--bogus", "unrecognized arguments"),
+        ("--keepalive abc", "invalid seconds value"),
+        ("x", "invalid int value"),
+        ("1 --name 'not valid'", "not a valid variable name"),
+    ],
+)
+def test_bad_arguments_are_one_line_usage_errors(
+    ip: InteractiveShell, emulator: Emulator, line: str, text: str
+) -> None:
     with pytest.raises(UsageError) as info:
         ip.run_line_magic("spalloc", line)
     assert text in str(info.value)
@@ -148,7 +159,8 @@ def test_unreachable_server_is_a_one_line_error(ip: InteractiveShell) -> None:
 
 
 def test_config_sets_owner_and_hints_misspelt_settings(
-        ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    ip: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
     ip.run_line_magic("config", "SpallocMagics.owner = 'someone@example.org'")
     job = ip.run_line_magic("spalloc", "1")
     assert job.owner == "someone@example.org"
@@ -174,8 +186,9 @@ def test_config_hostname_local_uses_the_embedded_emulator(ip: InteractiveShell) 
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_local_option(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
-                      published: list[dict[str, Any]]) -> None:
+def test_local_option(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch, published: list[dict[str, Any]]
+) -> None:
     from spalloc._local import local_emulator
 
     monkeypatch.delenv("SPALLOC_OWNER")
@@ -194,8 +207,9 @@ def test_cell_magic_binds_runs_and_destroys(ip: InteractiveShell, emulator: Emul
     assert emulator.retired_jobs()[job_id] == "Cell finished."
 
 
-def test_cell_magic_failure_propagates_and_destroys(ip: InteractiveShell,
-                                                    emulator: Emulator) -> None:
+def test_cell_magic_failure_propagates_and_destroys(
+    ip: InteractiveShell, emulator: Emulator
+) -> None:
     result = ip.run_cell("%%spalloc 1 --name mine\nseen = mine.id\n1 / 0")
     assert not result.success
     failed = result.error_in_exec
@@ -204,7 +218,8 @@ def test_cell_magic_failure_propagates_and_destroys(ip: InteractiveShell,
     # One summary line, not a second traceback of the body's error.
     assert failed._render_traceback_() == [
         f"%%spalloc: the cell failed (ZeroDivisionError: division by zero); "
-        f"job {job_id} was destroyed"]
+        f"job {job_id} was destroyed"
+    ]
     assert job_id not in live_ids(emulator)
     assert emulator.retired_jobs()[job_id] == "Cell failed: ZeroDivisionError"
 
@@ -225,8 +240,7 @@ def test_cell_magic_keep(ip: InteractiveShell, emulator: Emulator) -> None:
     ip.user_ns["job"].destroy("test over")
 
 
-def test_cell_magic_job_destroyed_while_waiting(ip: InteractiveShell,
-                                                emulator: Emulator) -> None:
+def test_cell_magic_job_destroyed_while_waiting(ip: InteractiveShell, emulator: Emulator) -> None:
     # 99 boards cannot fit any machine: the server cancels the job at once.
     result = ip.run_cell("%%spalloc 99\nran = True")
     assert not result.success
@@ -258,8 +272,9 @@ def test_ps_machines_machine(ip: InteractiveShell, emulator: Emulator) -> None:
     # Through the Python API the live map comes too, marking the owner's jobs as theirs.
     import spalloc_nb
 
-    live = spalloc_nb.machine(job.machine_name, hostname=emulator.host, port=emulator.port,
-                              owner=OWNER)
+    live = spalloc_nb.machine(
+        job.machine_name, hostname=emulator.host, port=emulator.port, owner=OWNER
+    )
     assert live.board_map is not None and live.board_map.my_owner == OWNER
     assert [j["mine"] for j in live.board_map.jobs if j["id"] == job.id] == [True]
     live.board_map.close()
@@ -307,8 +322,9 @@ def test_job_subcommand_shows_an_existing_job(ip: InteractiveShell, emulator: Em
     ip.run_line_magic("load_ext", "spalloc_nb")
 
 
-def test_display_text_html_and_widget(ip: InteractiveShell,
-                                      published: list[dict[str, Any]]) -> None:
+def test_display_text_html_and_widget(
+    ip: InteractiveShell, published: list[dict[str, Any]]
+) -> None:
     job = ip.run_line_magic("spalloc", "1 --wait")
     first = shown(ip, published, job)
     data = first["data"]
@@ -323,8 +339,11 @@ def test_display_text_html_and_widget(ip: InteractiveShell,
         assert {key, "text/html", "text/plain"} <= set(widget["data"])
         again = shown(ip, published, job)
         assert again["data"][key]["model_id"] == widget["data"][key]["model_id"]  # one widget
-        ids = {first["transient"]["display_id"], widget["transient"]["display_id"],
-               again["transient"]["display_id"]}
+        ids = {
+            first["transient"]["display_id"],
+            widget["transient"]["display_id"],
+            again["transient"]["display_id"],
+        }
         assert len(ids) == 3
     finally:
         ip.run_line_magic("config", "SpallocMagics.use_widgets = 'auto'")
@@ -360,9 +379,9 @@ def test_help_does_not_raise(ip: InteractiveShell, capsys: pytest.CaptureFixture
     assert "--job-chip" in capsys.readouterr().out
 
 
-def test_wait_shows_progress_only_when_slow(ip: InteractiveShell,
-                                            emulator_factory: Any,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_wait_shows_progress_only_when_slow(
+    ip: InteractiveShell, emulator_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     slow = emulator_factory(power_delay=0.4)
     where = f"-H {slow.host} -P {slow.port}"
     ip.run_line_magic("spalloc", f"1 --wait {where}")  # default progress_after: 2 s
@@ -386,8 +405,18 @@ def test_destroy_all_is_bounded(emulator_factory: Any) -> None:
     from spalloc_nb._registry import Registry
 
     server = emulator_factory()
-    jobs = [Job(1, hostname=server.host, port=server.port, owner=OWNER, timeout=3.0,
-                reconnect_delay=60.0, config_filenames=[]) for _ in range(3)]
+    jobs = [
+        Job(
+            1,
+            hostname=server.host,
+            port=server.port,
+            owner=OWNER,
+            timeout=3.0,
+            reconnect_delay=60.0,
+            config_filenames=[],
+        )
+        for _ in range(3)
+    ]
     port = server.port
     server.stop()
     silent = socket.socket()
@@ -406,7 +435,8 @@ def test_destroy_all_is_bounded(emulator_factory: Any) -> None:
 
 
 def test_layering_file_then_ipython_config_then_config_magic_then_option(
-        ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
     monkeypatch.delenv("SPALLOC_OWNER")
     (tmp_path / ".spalloc").write_text("[spalloc]\nowner = file@example.org\nkeepalive = 30\n")
     assert ip.run_line_magic("spalloc", "1").owner == "file@example.org"
@@ -426,7 +456,8 @@ def test_layering_file_then_ipython_config_then_config_magic_then_option(
 
 
 def test_no_server_configured_says_how_to_configure_one(
-        ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SPALLOC_HOSTNAME")
     for line in ("1", "ps", "machines"):
         with pytest.raises(UsageError) as info:
@@ -439,14 +470,17 @@ def test_import_is_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, spalloc_nb\n"
-            "print(sorted({'IPython', 'ipywidgets', 'traitlets', 'anywidget'} & set(sys.modules)))")
+    code = (
+        "import sys, spalloc_nb\n"
+        "print(sorted({'IPython', 'ipywidgets', 'traitlets', 'anywidget'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_local_warning_is_one_plain_line(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_local_warning_is_one_plain_line(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import spalloc._local as local
 
     monkeypatch.setattr(local, "_emulator", None)  # a fresh in-process emulator warns again
@@ -463,11 +497,15 @@ def test_local_warning_is_one_plain_line(ip: InteractiveShell, monkeypatch: pyte
 
 
 def test_without_tags_or_machine_the_default_tag_is_asked_for(
-        ip: InteractiveShell, emulator: Emulator, connect: Any) -> None:
+    ip: InteractiveShell, emulator: Emulator, connect: Any
+) -> None:
     # The config reports tags as None when unset (as the original did); the magic asks for
     # the "default" tag, as it did when the config itself held it.
-    for line, expected in (("1", (["default"], None)), ("1 -m m4x2", (None, "m4x2")),
-                           ("1 -t single", (["single"], None))):
+    for line, expected in (
+        ("1", (["default"], None)),
+        ("1 -m m4x2", (None, "m4x2")),
+        ("1 -t single", (["single"], None)),
+    ):
         job = ip.run_line_magic("spalloc", line)
         with connect(emulator) as raw:
             (entry,) = [j for j in raw.call("list_jobs") if j["job_id"] == job.id]
@@ -475,8 +513,9 @@ def test_without_tags_or_machine_the_default_tag_is_asked_for(
         job.destroy()
 
 
-def test_one_owner_rule_on_the_emulator(ip: InteractiveShell,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_owner_rule_on_the_emulator(
+    ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import getpass
 
     from spalloc._local import default_owner
@@ -494,13 +533,15 @@ def test_one_owner_rule_on_the_emulator(ip: InteractiveShell,
     assert default_owner("spalloc.example.org", None) is None
 
 
-def test_options_may_come_before_the_subcommand(ip: InteractiveShell, emulator: Emulator,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_options_may_come_before_the_subcommand(
+    ip: InteractiveShell, emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from spalloc_nb._magicargs import subcommand_first as _subcommand_first
 
     monkeypatch.delenv("SPALLOC_HOSTNAME")
     table = ip.run_line_magic(
-        "spalloc", f"--hostname {emulator.host} --port {emulator.port} machine m4x2")
+        "spalloc", f"--hostname {emulator.host} --port {emulator.port} machine m4x2"
+    )
     assert table.name == "m4x2"
     assert _subcommand_first(["-m", "machines", "3"]) == ["-m", "machines", "3"]
     assert _subcommand_first(["--local", "ps", "-o", "x"]) == ["ps", "--local", "-o", "x"]
@@ -509,7 +550,8 @@ def test_options_may_come_before_the_subcommand(ip: InteractiveShell, emulator: 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_the_kernel_keeps_using_the_server_it_last_used(
-        ip: InteractiveShell, emulator: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    ip: InteractiveShell, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     job = ip.run_line_magic("spalloc", "--local 1")
     try:
         capsys.readouterr()

@@ -33,8 +33,14 @@ class RecordingComm(BaseComm):
         self.messages = []
         super().__init__(*args, **kwargs)
 
-    def publish_msg(self, msg_type: str, data: Any = None, metadata: Any = None,
-                    buffers: Any = None, **keys: Any) -> None:
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: Any = None,
+        metadata: Any = None,
+        buffers: Any = None,
+        **keys: Any,
+    ) -> None:
         self.messages.append({"type": msg_type, "data": data})
 
 
@@ -61,8 +67,14 @@ def make_job(emulator: Emulator) -> Iterator[Callable[..., Job]]:
 
     def make(*args: int, **kwargs: Any) -> Job:
         kwargs.setdefault("keepalive", 60.0)
-        job = Job(*args, hostname=emulator.host, port=emulator.port, owner=OWNER,
-                  config_filenames=[], **kwargs)
+        job = Job(
+            *args,
+            hostname=emulator.host,
+            port=emulator.port,
+            owner=OWNER,
+            config_filenames=[],
+            **kwargs,
+        )
         made.append(job)
         return job
 
@@ -94,10 +106,12 @@ def test_traits_follow_the_job(make_job: Callable[..., Job], comms: list[Recordi
     widget.close()
 
 
-def test_server_side_changes_reach_the_traits(make_job: Callable[..., Job],
-                                              comms: list[RecordingComm],
-                                              other: ProtocolClient,
-                                              capfd: pytest.CaptureFixture[str]) -> None:
+def test_server_side_changes_reach_the_traits(
+    make_job: Callable[..., Job],
+    comms: list[RecordingComm],
+    other: ProtocolClient,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     job = make_job(1)
     job.wait_until_ready(timeout=5)
     widget = JobWidget(job)
@@ -106,8 +120,11 @@ def test_server_side_changes_reach_the_traits(make_job: Callable[..., Job],
     other.call("power_off_job_boards", job.id)
     wait_for(lambda: widget.power == "off")
     assert changed_on and threading.main_thread().name not in changed_on
-    assert any(m["data"].get("state", {}).get("value", "").count("off") for m in sent(comms)
-               if isinstance(m["data"], dict))
+    assert any(
+        m["data"].get("state", {}).get("value", "").count("off")
+        for m in sent(comms)
+        if isinstance(m["data"], dict)
+    )
     other.call("destroy_job", job.id, reason="taken away")
     wait_for(lambda: widget.state == "destroyed")
     assert widget.reason == "taken away"
@@ -119,8 +136,9 @@ def test_server_side_changes_reach_the_traits(make_job: Callable[..., Job],
     widget.close()
 
 
-def test_buttons_act_on_the_boards(make_job: Callable[..., Job], emulator: Emulator,
-                                   comms: list[RecordingComm]) -> None:
+def test_buttons_act_on_the_boards(
+    make_job: Callable[..., Job], emulator: Emulator, comms: list[RecordingComm]
+) -> None:
     job = make_job(1)
     job.wait_until_ready(timeout=5)
     assert job.boards is not None and job.machine_name is not None
@@ -130,8 +148,9 @@ def test_buttons_act_on_the_boards(make_job: Callable[..., Job], emulator: Emula
     wait_for(lambda: widget.state == "ready" and widget.power == "off")
     # The click was acknowledged as soon as the kernel took it up.
     states = [m["data"]["state"] for m in sent(comms) if m["data"].get("method") == "update"]
-    assert {"busy": "Powering off\u2026"} in [{k: v for k, v in st.items() if k == "busy"}
-                                              for st in states]
+    assert {"busy": "Powering off\u2026"} in [
+        {k: v for k, v in st.items() if k == "busy"} for st in states
+    ]
     assert emulator.board_power(job.machine_name, board) is False
     widget._power_on.click()
     wait_for(lambda: widget.state == "ready" and widget.power == "on")
@@ -145,8 +164,9 @@ def test_buttons_act_on_the_boards(make_job: Callable[..., Job], emulator: Emula
     widget.close()
 
 
-def test_destroy_needs_confirmation(make_job: Callable[..., Job], emulator: Emulator,
-                                    comms: list[RecordingComm]) -> None:
+def test_destroy_needs_confirmation(
+    make_job: Callable[..., Job], emulator: Emulator, comms: list[RecordingComm]
+) -> None:
     job = make_job(1)
     registry.add_job(job)
     widget = JobWidget(job)
@@ -163,11 +183,20 @@ def test_destroy_needs_confirmation(make_job: Callable[..., Job], emulator: Emul
     widget.close()
 
 
-def test_failed_action_is_shown_in_the_widget(emulator_factory: Callable[..., Emulator],
-                                              comms: list[RecordingComm]) -> None:
+def test_failed_action_is_shown_in_the_widget(
+    emulator_factory: Callable[..., Emulator], comms: list[RecordingComm]
+) -> None:
     server = emulator_factory()
-    job = Job(1, hostname=server.host, port=server.port, owner=OWNER, keepalive=60.0,
-              timeout=0.5, reconnect_delay=0.2, config_filenames=[])
+    job = Job(
+        1,
+        hostname=server.host,
+        port=server.port,
+        owner=OWNER,
+        keepalive=60.0,
+        timeout=0.5,
+        reconnect_delay=0.2,
+        config_filenames=[],
+    )
     try:
         job.wait_until_ready(timeout=5)
         widget = JobWidget(job)
@@ -180,9 +209,9 @@ def test_failed_action_is_shown_in_the_widget(emulator_factory: Callable[..., Em
         job.destroy()
 
 
-def test_no_comm_traffic_while_nothing_changes(make_job: Callable[..., Job],
-                                               comms: list[RecordingComm],
-                                               other: ProtocolClient) -> None:
+def test_no_comm_traffic_while_nothing_changes(
+    make_job: Callable[..., Job], comms: list[RecordingComm], other: ProtocolClient
+) -> None:
     # A short keepalive makes the Job refresh its snapshot every 0.15 s.
     job = make_job(1, keepalive=0.3)
     job.wait_until_ready(timeout=5)
@@ -201,8 +230,9 @@ def test_no_comm_traffic_while_nothing_changes(make_job: Callable[..., Job],
     widget.close()
 
 
-def test_mimebundle_has_three_renderings(make_job: Callable[..., Job],
-                                         comms: list[RecordingComm]) -> None:
+def test_mimebundle_has_three_renderings(
+    make_job: Callable[..., Job], comms: list[RecordingComm]
+) -> None:
     import spalloc_nb
 
     job = make_job(1)
@@ -216,8 +246,9 @@ def test_mimebundle_has_three_renderings(make_job: Callable[..., Job],
     widget.close()
 
 
-def test_close_stops_updates(make_job: Callable[..., Job], comms: list[RecordingComm],
-                             other: ProtocolClient) -> None:
+def test_close_stops_updates(
+    make_job: Callable[..., Job], comms: list[RecordingComm], other: ProtocolClient
+) -> None:
     job = make_job(1)
     job.wait_until_ready(timeout=5)
     widget = JobWidget(job)
@@ -231,13 +262,26 @@ def test_close_stops_updates(make_job: Callable[..., Job], comms: list[Recording
 
 # -- the static renderer ----------------------------------------------------------------
 
+
 def snapshot(**changes: Any) -> JobSnapshot:
     values: dict[str, Any] = dict(
-        job_id=7, owner="a <b>@example.org", state=JobState.ready, power=True, reason=None,
-        keepalive=60.0, start_time=1_795_000_000.0, keepalivehost="127.0.0.1",
-        machine_name="m", boards=((0, 0, 0), (0, 0, 1)), width=16, height=8,
-        connections={(0, 0): "10.0.0.1", (4, 8): "10.0.0.2"}, connected=True,
-        last_keepalive_ok=1_795_000_030.0, keepalive_error=None)
+        job_id=7,
+        owner="a <b>@example.org",
+        state=JobState.ready,
+        power=True,
+        reason=None,
+        keepalive=60.0,
+        start_time=1_795_000_000.0,
+        keepalivehost="127.0.0.1",
+        machine_name="m",
+        boards=((0, 0, 0), (0, 0, 1)),
+        width=16,
+        height=8,
+        connections={(0, 0): "10.0.0.1", (4, 8): "10.0.0.2"},
+        connected=True,
+        last_keepalive_ok=1_795_000_030.0,
+        keepalive_error=None,
+    )
     values.update(changes)
     return JobSnapshot(**values)
 
@@ -251,10 +295,13 @@ def test_job_html_escapes_and_shows_the_ip_table() -> None:
 
 
 def test_job_text_lines() -> None:
-    assert job_text(job_view(snapshot())) == \
-        "Job 7: ready, power on, 2 boards on m, 10.0.0.1 (16\u00d78 chips)"
-    destroyed = snapshot(state=JobState.destroyed, reason="Job timed out.", power=None,
-                         boards=None, connections=None)
+    assert (
+        job_text(job_view(snapshot()))
+        == "Job 7: ready, power on, 2 boards on m, 10.0.0.1 (16\u00d78 chips)"
+    )
+    destroyed = snapshot(
+        state=JobState.destroyed, reason="Job timed out.", power=None, boards=None, connections=None
+    )
     assert job_text(job_view(destroyed)) == "Job 7 \u2014 destroyed: Job timed out"
     assert "destroyed: Job timed out" in job_html(job_view(destroyed))
     queued = snapshot(state=JobState.queued, power=None, boards=None, connections=None)
@@ -280,8 +327,9 @@ def test_tables_and_durations() -> None:
     assert "&lt;x&gt;" in table._repr_html_() and str(table).startswith("T\nID")
 
 
-def test_map_button_shows_the_board_map(make_job: Callable[..., Job],
-                                        comms: list[RecordingComm]) -> None:
+def test_map_button_shows_the_board_map(
+    make_job: Callable[..., Job], comms: list[RecordingComm]
+) -> None:
     job = make_job(1)
     job.wait_until_ready(timeout=5)
     widget = JobWidget(job)
@@ -294,14 +342,14 @@ def test_map_button_shows_the_board_map(make_job: Callable[..., Job],
     widget.close()
 
 
-def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulator: Emulator,
-                                            comms: list[RecordingComm]) -> None:
+def test_machine_summary_carries_a_live_map(
+    make_job: Callable[..., Job], emulator: Emulator, comms: list[RecordingComm]
+) -> None:
     import spalloc_nb
 
     job = make_job(1)
     job.wait_until_ready(timeout=5)
-    summary = spalloc_nb.machine(str(job.machine_name), hostname=emulator.host,
-                                 port=emulator.port)
+    summary = spalloc_nb.machine(str(job.machine_name), hostname=emulator.host, port=emulator.port)
     try:
         assert summary.board_map is not None
         data = summary._repr_mimebundle_()
@@ -318,9 +366,9 @@ def test_machine_summary_carries_a_live_map(make_job: Callable[..., Job], emulat
         summary.board_map.close()
 
 
-def test_a_queued_job_says_what_it_waits_for(make_job: Callable[..., Job],
-                                             other: ProtocolClient,
-                                             comms: list[RecordingComm]) -> None:
+def test_a_queued_job_says_what_it_waits_for(
+    make_job: Callable[..., Job], other: ProtocolClient, comms: list[RecordingComm]
+) -> None:
     blocker = other.create_job(owner="hal", keepalive=60, machine="board1")
     first = make_job(machine="board1")
     second = make_job(machine="board1")

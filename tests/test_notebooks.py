@@ -53,8 +53,11 @@ def kernel_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     """Keep the developer's IPython/Jupyter/spalloc settings away from the kernels."""
     for key in [k for k in os.environ if k.startswith("SPALLOC_")]:
         monkeypatch.delenv(key)
-    for var, sub in (("IPYTHONDIR", "ipython"), ("JUPYTER_CONFIG_DIR", "jupyter"),
-                     ("XDG_CONFIG_HOME", "xdg")):
+    for var, sub in (
+        ("IPYTHONDIR", "ipython"),
+        ("JUPYTER_CONFIG_DIR", "jupyter"),
+        ("XDG_CONFIG_HOME", "xdg"),
+    ):
         monkeypatch.setenv(var, str(tmp_path / sub))
     return dict(os.environ)
 
@@ -66,22 +69,38 @@ def execute(book: Any, cwd: Path) -> list[CellRun]:
     runs: list[CellRun] = []
 
     def on_executed(cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
-        runs.append(CellRun(cell_index, cell.source, tuple(cell.metadata.get("tags", ())),
-                            execute_reply["content"]["status"], tuple(cell.outputs)))
+        runs.append(
+            CellRun(
+                cell_index,
+                cell.source,
+                tuple(cell.metadata.get("tags", ())),
+                execute_reply["content"]["status"],
+                tuple(cell.outputs),
+            )
+        )
 
     # allow_errors: keep going so every failing cell is reported, not just the first.
-    client = NotebookClient(book, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
-                            store_widget_state=False, record_timing=False,
-                            on_cell_executed=on_executed,
-                            resources={"metadata": {"path": str(cwd)}})
+    client = NotebookClient(
+        book,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        allow_errors=True,
+        store_widget_state=False,
+        record_timing=False,
+        on_cell_executed=on_executed,
+        resources={"metadata": {"path": str(cwd)}},
+    )
     client.execute()
     return runs
 
 
 def bad_cells(runs: list[CellRun]) -> list[str]:
     """Cells whose status is wrong: ``error`` anywhere except where a tag expects it."""
-    return [run.describe() for run in runs
-            if run.status != ("error" if ALLOWED_TAG in run.tags else "ok")]
+    return [
+        run.describe()
+        for run in runs
+        if run.status != ("error" if ALLOWED_TAG in run.tags else "ok")
+    ]
 
 
 def code_cells(book: Any) -> list[Any]:
@@ -90,8 +109,12 @@ def code_cells(book: Any) -> list[Any]:
 
 def test_there_are_examples() -> None:
     names = [path.name for path in NOTEBOOKS]
-    assert names[:4] == ["01-quick-start.ipynb", "02-cell-magic.ipynb", "03-board-map.ipynb",
-                         "04-admin.ipynb"]
+    assert names[:4] == [
+        "01-quick-start.ipynb",
+        "02-cell-magic.ipynb",
+        "03-board-map.ipynb",
+        "04-admin.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p != GOLDEN], ids=lambda p: p.stem)
@@ -120,14 +143,17 @@ def test_example_is_stored_from_a_clean_run(path: Path) -> None:
                 assert ALLOWED_TAG in cell.metadata.get("tags", ()), cell.source
 
 
-def test_status_check_catches_a_magic_usage_error(tmp_path: Path,
-                                                  kernel_env: dict[str, str]) -> None:
+def test_status_check_catches_a_magic_usage_error(
+    tmp_path: Path, kernel_env: dict[str, str]
+) -> None:
     # The blind spot of nbval-lax/nbmake: a UsageError leaves no "error" output behind.
-    book = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("%load_ext spalloc_nb"),
-        nbformat.v4.new_code_cell("%spalloc --local 1 --no-such-option"),
-        nbformat.v4.new_code_cell("print('still running')"),
-    ])
+    book = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell("%load_ext spalloc_nb"),
+            nbformat.v4.new_code_cell("%spalloc --local 1 --no-such-option"),
+            nbformat.v4.new_code_cell("print('still running')"),
+        ]
+    )
     runs = execute(book, tmp_path)
     assert [run.status for run in runs] == ["ok", "error", "ok"]
     assert not any(out.get("output_type") == "error" for out in runs[1].outputs)
@@ -136,24 +162,37 @@ def test_status_check_catches_a_magic_usage_error(tmp_path: Path,
 
 def run_nbval(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """Strict nbval on one notebook in a child pytest (so it cannot touch this session)."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
-           "--nbval-current-env", f"--nbval-cell-timeout={CELL_TIMEOUT}",
-           "--nbval-sanitize-with", str(SANITIZE), str(path)]
-    return subprocess.run(cmd, cwd=path.parent, env=env, capture_output=True, text=True,
-                          timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--nbval",
+        "--nbval-current-env",
+        f"--nbval-cell-timeout={CELL_TIMEOUT}",
+        "--nbval-sanitize-with",
+        str(SANITIZE),
+        str(path),
+    ]
+    return subprocess.run(
+        cmd, cwd=path.parent, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_golden_notebook_reproduces_its_outputs(kernel_env: dict[str, str]) -> None:
     # Also the golden notebook's run check: a magic's UsageError changes its stderr output.
     result = run_nbval(GOLDEN, kernel_env)
-    hint = ("\nIf the change is intended, store the new outputs: "
-            "python examples/refresh_outputs.py examples/04-admin.ipynb")
+    hint = (
+        "\nIf the change is intended, store the new outputs: "
+        "python examples/refresh_outputs.py examples/04-admin.ipynb"
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:] + hint
     assert " passed" in result.stdout
 
 
-def test_golden_check_notices_a_changed_output(tmp_path: Path,
-                                               kernel_env: dict[str, str]) -> None:
+def test_golden_check_notices_a_changed_output(tmp_path: Path, kernel_env: dict[str, str]) -> None:
     book = nbformat.read(GOLDEN, as_version=4)
     changed = 0
     for cell in code_cells(book):

@@ -42,18 +42,32 @@ def test_blank_lines_are_skipped(line):
 
 
 def test_request_parsing_drops_client_key_and_defaults():
-    assert parse_request(b'{"command":"version","kwargs":{"client":"x"},"extra":5}') == \
-        Request("version", [], {})
-    assert parse_request(b'{"command":"get_job_state","args":[3]}') == \
-        Request("get_job_state", [3], {})
+    assert parse_request(b'{"command":"version","kwargs":{"client":"x"},"extra":5}') == Request(
+        "version", [], {}
+    )
+    assert parse_request(b'{"command":"get_job_state","args":[3]}') == Request(
+        "get_job_state", [3], {}
+    )
 
 
-@pytest.mark.parametrize("line", [
-    b"{", b"[]", b'"version"', b"123", b"null", b"{}", b'{"command":123}',
-    b'{"command":"version","args":"x"}', b'{"command":"version","kwargs":[]}',
-    b'{"command":"version","args":null}', b'{"command":"version"} {"x":1}', b"\xff\xfe",
-    b'[NaN]',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"{",
+        b"[]",
+        b'"version"',
+        b"123",
+        b"null",
+        b"{}",
+        b'{"command":123}',
+        b'{"command":"version","args":"x"}',
+        b'{"command":"version","kwargs":[]}',
+        b'{"command":"version","args":null}',
+        b'{"command":"version"} {"x":1}',
+        b"\xff\xfe",
+        b"[NaN]",
+    ],
+)
 def test_malformed_requests(line):
     with pytest.raises(BadMessage) as info:
         parse_request(line)
@@ -68,8 +82,10 @@ def test_non_finite_number_in_a_well_formed_request_is_singled_out():
 
 
 def test_encoding():
-    assert encode_request("create_job", (3,), {"owner": "Jos\u00e9"}) == \
-        b'{"command":"create_job","args":[3],"kwargs":{"owner":"Jos\\u00e9"}}\n'
+    assert (
+        encode_request("create_job", (3,), {"owner": "Jos\u00e9"})
+        == b'{"command":"create_job","args":[3],"kwargs":{"owner":"Jos\\u00e9"}}\n'
+    )
     assert encode_reply({"a": [1, None]}) == b'{"return": {"a": [1, null]}}\n'
     with pytest.raises(ValueError, match="non-finite"):
         encode_request("create_job", (float("nan"),))
@@ -88,6 +104,7 @@ def test_classify():
 
 
 # --- the client session both clients share ----------------------------------------------------
+
 
 def test_client_session_pairs_replies_with_requests_in_order() -> None:
     from spalloc._protocol import ClientSession, Notification, Reply, ServerError, UnexpectedReply

@@ -25,6 +25,11 @@ def test_timeouts_are_timeout_errors():
     assert issubclass(spalloc.ProtocolTimeoutError, TimeoutError)
     assert issubclass(spalloc.StateChangeTimeoutError, TimeoutError)
     assert issubclass(spalloc.ProtocolTimeoutError, spalloc.ProtocolError)
-    for name in ("ProtocolError", "SpallocServerException", "JobDestroyedError",
-                 "StateChangeTimeoutError", "ConfigError"):
+    for name in (
+        "ProtocolError",
+        "SpallocServerException",
+        "JobDestroyedError",
+        "StateChangeTimeoutError",
+        "ConfigError",
+    ):
         assert issubclass(getattr(spalloc, name), spalloc.SpallocError)

@@ -28,8 +28,10 @@ pytestmark = pytest.mark.usefixtures("isolated_config")
 
 # --- config tags: None unless set, "default" applied where a job is asked for ----------------
 
-def _sent_kwargs(emulator: Emulator, connect: Callable[..., LineClient],
-                 job_id: int) -> dict[str, Any]:
+
+def _sent_kwargs(
+    emulator: Emulator, connect: Callable[..., LineClient], job_id: int
+) -> dict[str, Any]:
     """The keywords the server received for *job_id*, as it echoes them in list_jobs."""
     with connect(emulator) as raw:
         (entry,) = [job for job in raw.call("list_jobs") if job["job_id"] == job_id]
@@ -37,8 +39,7 @@ def _sent_kwargs(emulator: Emulator, connect: Callable[..., LineClient],
     return kwargs
 
 
-def _sent(emulator: Emulator, connect: Callable[..., LineClient],
-          **kwargs: Any) -> dict[str, Any]:
+def _sent(emulator: Emulator, connect: Callable[..., LineClient], **kwargs: Any) -> dict[str, Any]:
     """Create a Job from the config (and *kwargs*); the keywords the server received."""
     job = Job(1, keepalive=None, **kwargs)
     try:
@@ -48,30 +49,40 @@ def _sent(emulator: Emulator, connect: Callable[..., LineClient],
         job.destroy()
 
 
-@pytest.mark.parametrize("config,expected", [
-    ("", {"tags": ["default"], "machine": None}),
-    ("tags = None\n", {"tags": None, "machine": None}),  # the server's default, explicitly
-    ("tags = single\n", {"tags": ["single"], "machine": None}),
-    ("machine = m4x2\n", {"tags": None, "machine": "m4x2"}),
-])
-def test_job_asks_for_what_the_config_says(emulator: Emulator,
-                                           connect: Callable[..., LineClient], tmp_path: Path,
-                                           config: str, expected: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "config,expected",
+    [
+        ("", {"tags": ["default"], "machine": None}),
+        ("tags = None\n", {"tags": None, "machine": None}),  # the server's default, explicitly
+        ("tags = single\n", {"tags": ["single"], "machine": None}),
+        ("machine = m4x2\n", {"tags": None, "machine": "m4x2"}),
+    ],
+)
+def test_job_asks_for_what_the_config_says(
+    emulator: Emulator,
+    connect: Callable[..., LineClient],
+    tmp_path: Path,
+    config: str,
+    expected: dict[str, Any],
+) -> None:
     (tmp_path / ".spalloc").write_text(
         f"[spalloc]\nhostname = {emulator.host}\nport = {emulator.port}\nowner = me\n{config}",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     reported = load_config().tags
     assert reported == (("single",) if "single" in config else None)
     sent = _sent(emulator, connect)
     assert {key: sent.get(key) for key in expected} == expected
 
 
-def test_job_arguments_still_override_the_config(emulator: Emulator,
-                                                 connect: Callable[..., LineClient],
-                                                 tmp_path: Path) -> None:
+def test_job_arguments_still_override_the_config(
+    emulator: Emulator, connect: Callable[..., LineClient], tmp_path: Path
+) -> None:
     (tmp_path / ".spalloc").write_text(
         f"[spalloc]\nhostname = {emulator.host}\nport = {emulator.port}\nowner = me\n"
-        "machine = m4x2\n", encoding="utf-8")
+        "machine = m4x2\n",
+        encoding="utf-8",
+    )
     assert _sent(emulator, connect, machine=None)["tags"] == ["default"]  # any machine
     sent = _sent(emulator, connect, tags=["default"])  # tags win over the config's machine
     assert (sent["tags"], sent.get("machine")) == (["default"], None)
@@ -95,6 +106,7 @@ def test_command_line_defaults_to_the_default_tag_as_before() -> None:
 
 # --- replies that are the server's objects ----------------------------------------------------
 
+
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[ProtocolClient]:
     with ProtocolClient(emulator.host, emulator.port, timeout=WAIT) as c:
@@ -116,9 +128,14 @@ def _same_as_sent(record: Any, sent: Any) -> None:
     assert "no such key" not in record and record.get("no such key", 7) == 7
     with pytest.raises(KeyError):
         record["no such key"]
-    for change in (lambda r: r.__setitem__("x", 1), lambda r: r.update(x=1),
-                   lambda r: r.pop(next(iter(sent))), lambda r: r.clear(),
-                   lambda r: r.setdefault("x", 1), lambda r: r.popitem()):
+    for change in (
+        lambda r: r.__setitem__("x", 1),
+        lambda r: r.update(x=1),
+        lambda r: r.pop(next(iter(sent))),
+        lambda r: r.clear(),
+        lambda r: r.setdefault("x", 1),
+        lambda r: r.popitem(),
+    ):
         with pytest.raises(TypeError, match="read-only"):
             change(record)
     assert record == sent  # nothing was lost
@@ -134,9 +151,9 @@ def _same_as_sent(record: Any, sent: Any) -> None:
     assert copy.deepcopy(record) == record
 
 
-def test_get_job_state_is_the_servers_object(client: ProtocolClient,
-                                             connect: Callable[..., LineClient],
-                                             emulator: Emulator) -> None:
+def test_get_job_state_is_the_servers_object(
+    client: ProtocolClient, connect: Callable[..., LineClient], emulator: Emulator
+) -> None:
     job_id = client.create_job(1, owner="me", keepalive=60.0)
     wait_for(lambda: client.get_job_state(job_id).state is JobState.ready)
     with connect(emulator) as raw:
@@ -159,39 +176,51 @@ def raw_unknown(emulator: Emulator, connect: Callable[..., LineClient]) -> Any:
 
 
 def test_machine_info_jobs_machines_and_where_is_are_the_servers_objects(
-        client: ProtocolClient, connect: Callable[..., LineClient], emulator: Emulator) -> None:
-    queued_info = client.get_job_machine_info(client.create_job(
-        1, owner="me", keepalive=None, machine="no such machine"))
+    client: ProtocolClient, connect: Callable[..., LineClient], emulator: Emulator
+) -> None:
+    queued_info = client.get_job_machine_info(
+        client.create_job(1, owner="me", keepalive=None, machine="no such machine")
+    )
     job_id = client.create_job(2, 1, owner="me", keepalive=None)
     wait_for(lambda: client.get_job_state(job_id).state is JobState.ready)
     with connect(emulator) as raw:
-        replies = {"get_job_machine_info": raw.call("get_job_machine_info", job_id),
-                   "list_jobs": raw.call("list_jobs"),
-                   "list_machines": raw.call("list_machines"),
-                   "where_is": raw.call("where_is", job_id=job_id, chip_x=4, chip_y=0),
-                   "nowhere": raw.call("where_is", machine="board1", x=0, y=0, z=1)}
+        replies = {
+            "get_job_machine_info": raw.call("get_job_machine_info", job_id),
+            "list_jobs": raw.call("list_jobs"),
+            "list_machines": raw.call("list_machines"),
+            "where_is": raw.call("where_is", job_id=job_id, chip_x=4, chip_y=0),
+            "nowhere": raw.call("where_is", machine="board1", x=0, y=0, z=1),
+        }
     info = client.get_job_machine_info(job_id)
     _same_as_sent(info, replies["get_job_machine_info"])
     assert info.connections is not None and info.connections[(0, 0)] == info["connections"][0][1]
     jobs, machines = client.list_jobs(), client.list_machines()
     assert jobs == replies["list_jobs"] and machines == replies["list_machines"]
-    assert json.loads(json.dumps([jobs, machines])) == [replies["list_jobs"],
-                                                        replies["list_machines"]]
-    for record, sent in zip([*jobs, *machines], replies["list_jobs"] + replies["list_machines"],
-                            strict=True):
+    assert json.loads(json.dumps([jobs, machines])) == [
+        replies["list_jobs"],
+        replies["list_machines"],
+    ]
+    for record, sent in zip(
+        [*jobs, *machines], replies["list_jobs"] + replies["list_machines"], strict=True
+    ):
         _same_as_sent(record, sent)
     assert [job.job_id for job in jobs] == [job["job_id"] for job in jobs]
     found = client.where_is(job_id=job_id, chip_x=4, chip_y=0)
     assert found is not None and found.job_id == found["job_id"] == job_id
     _same_as_sent(found, replies["where_is"])
     assert client.where_is(machine="board1", x=0, y=0, z=1) is replies["nowhere"] is None
-    assert queued_info == {"width": None, "height": None, "connections": None,
-                           "machine_name": None, "boards": None}
+    assert queued_info == {
+        "width": None,
+        "height": None,
+        "connections": None,
+        "machine_name": None,
+        "boards": None,
+    }
 
 
-def test_board_positions_are_the_servers_lists(client: ProtocolClient,
-                                               connect: Callable[..., LineClient],
-                                               emulator: Emulator) -> None:
+def test_board_positions_are_the_servers_lists(
+    client: ProtocolClient, connect: Callable[..., LineClient], emulator: Emulator
+) -> None:
     with connect(emulator) as raw:
         physical = raw.call("get_board_position", machine_name="m4x2", x=1, y=1, z=2)
         logical = raw.call("get_board_at_position", machine_name="m4x2", x=0, y=0, z=1)
@@ -201,13 +230,16 @@ def test_board_positions_are_the_servers_lists(client: ProtocolClient,
     assert client.get_board_position("board1", 0, 0, 1) is None  # no such board
 
 
-def test_records_built_from_typed_values_hold_what_the_server_sends(
-        client: ProtocolClient) -> None:
+def test_records_built_from_typed_values_hold_what_the_server_sends(client: ProtocolClient) -> None:
     job_id = client.create_job(1, owner="me", keepalive=None)
     wait_for(lambda: client.get_job_state(job_id).state is JobState.ready)
-    records: list[Any] = [client.get_job_state(job_id), client.get_job_machine_info(job_id),
-                          *client.list_jobs(), *client.list_machines(),
-                          client.where_is(job_id=job_id, chip_x=0, chip_y=0)]
+    records: list[Any] = [
+        client.get_job_state(job_id),
+        client.get_job_machine_info(job_id),
+        *client.list_jobs(),
+        *client.list_machines(),
+        client.where_is(job_id=job_id, chip_x=0, chip_y=0),
+    ]
     for record in records:
         values = {key: getattr(record, key) for key in record._fields}
         rebuilt = type(record)(**values)
@@ -223,6 +255,7 @@ def test_records_built_from_typed_values_hold_what_the_server_sends(
 
 # --- attributes that are not server commands --------------------------------------------------
 
+
 def test_only_server_commands_are_methods(client: ProtocolClient) -> None:
     for name in ("bar", "_bar", "no_such_command", "__wrapped__"):
         assert not hasattr(client, name)
@@ -231,15 +264,32 @@ def test_only_server_commands_are_methods(client: ProtocolClient) -> None:
     with pytest.raises(AttributeError):
         client.bar()
     # Every command of the protocol is a method, and calls the server.
-    for command in ("version", "create_job", "job_keepalive", "get_job_state",
-                    "get_job_machine_info", "power_on_job_boards", "power_off_job_boards",
-                    "destroy_job", "notify_job", "no_notify_job", "notify_machine",
-                    "no_notify_machine", "list_jobs", "list_machines", "get_board_position",
-                    "get_board_at_position", "where_is", "report_problem", "login"):
+    for command in (
+        "version",
+        "create_job",
+        "job_keepalive",
+        "get_job_state",
+        "get_job_machine_info",
+        "power_on_job_boards",
+        "power_off_job_boards",
+        "destroy_job",
+        "notify_job",
+        "no_notify_job",
+        "notify_machine",
+        "no_notify_machine",
+        "list_jobs",
+        "list_machines",
+        "get_board_position",
+        "get_board_at_position",
+        "where_is",
+        "report_problem",
+        "login",
+    ):
         assert callable(getattr(client, command)), command
     assert client.version() == client.call("version")
     assert client.create_job(1, owner="dummy", keepalive=None) in [
-        job.job_id for job in client.list_jobs()]
+        job.job_id for job in client.list_jobs()
+    ]
     # The Java server's extras go to the server like any command; the emulator, as the
     # Python server, answers a command it does not know by closing the connection.
     with pytest.raises((SpallocServerException, ProtocolError)):

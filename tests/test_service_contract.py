@@ -31,29 +31,44 @@ WAIT = 5.0
 
 
 def request(*args: int, keepalive: float | None = 60.0, **changes: Any) -> JobRequest:
-    base = JobRequest(args=args, owner="contract", keepalive=keepalive, machine=None,
-                      tags=("default",), min_ratio=0.333, max_dead_boards=0,
-                      max_dead_links=None, require_torus=False)
+    base = JobRequest(
+        args=args,
+        owner="contract",
+        keepalive=keepalive,
+        machine=None,
+        tags=("default",),
+        min_ratio=0.333,
+        max_dead_boards=0,
+        max_dead_links=None,
+        require_torus=False,
+    )
     return base._replace(**changes)
 
 
 @pytest.fixture(params=["v1", "v1light", "v2"])
-def opened(request: pytest.FixtureRequest, emulator: Emulator, tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Service, Emulator]]:
+def opened(
+    request: pytest.FixtureRequest,
+    emulator: Emulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[Service, Emulator]]:
     if request.param in ("v1", "v1light"):
-        service = open_service(emulator.host, emulator.port, timeout=WAIT,
-                               light=request.param == "v1light")
+        service = open_service(
+            emulator.host, emulator.port, timeout=WAIT, light=request.param == "v1light"
+        )
         service.connect(deadline_of(WAIT))
         yield service, emulator
         service.close()
         return
     # The default machines (as the v1 emulator's), served over HTTPS too.
-    with running_v2_server(tmp_path / "v2", machines=None, power_delay=0.0,
-                           free_delay=0.01) as server:
+    with running_v2_server(
+        tmp_path / "v2", machines=None, power_delay=0.0, free_delay=0.01
+    ) as server:
         monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))
         alice = server.users["alice"]
-        service = open_service(server.base_url, None, timeout=WAIT, user=alice.name,
-                               password=alice.password)
+        service = open_service(
+            server.base_url, None, timeout=WAIT, user=alice.name, password=alice.password
+        )
         service.connect(deadline_of(WAIT))
         yield service, server.emulator
         service.close()
@@ -146,6 +161,7 @@ def test_losing_the_server_is_reported(opened: tuple[Service, Emulator]) -> None
     service, emulator = opened
     lost: list[ProtocolError] = []
     gone = threading.Event()
+
     def note_lost(error: ProtocolError) -> None:
         lost.append(error)
         gone.set()
@@ -254,7 +270,8 @@ def test_an_unknown_job_reads_unknown(opened: tuple[Service, Emulator]) -> None:
 
 
 def test_a_sibling_is_a_second_connection_to_the_same_server(
-        opened: tuple[Service, Emulator]) -> None:
+    opened: tuple[Service, Emulator],
+) -> None:
     service, _ = opened
     job_id = service.create_job(request(1), deadline_of(WAIT))
     twin = service.sibling()

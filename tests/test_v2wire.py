@@ -16,14 +16,17 @@ from spalloc.states import JobState
 EPOCH = datetime(2021, 10, 11, 12, 13, 14, tzinfo=timezone.utc).timestamp()
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("2021-10-11T12:13:14Z", EPOCH),
-    ("2021-10-11T12:13:14.5Z", EPOCH + 0.5),
-    ("2021-10-11T12:13:14.123Z", EPOCH + 0.123),
-    ("2021-10-11T12:13:14.123456789Z", EPOCH + 0.123456),  # Instant's nanoseconds
-    ("2021-10-11T13:13:14+01:00", EPOCH),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("2021-10-11T12:13:14Z", EPOCH),
+        ("2021-10-11T12:13:14.5Z", EPOCH + 0.5),
+        ("2021-10-11T12:13:14.123Z", EPOCH + 0.123),
+        ("2021-10-11T12:13:14.123456789Z", EPOCH + 0.123456),  # Instant's nanoseconds
+        ("2021-10-11T13:13:14+01:00", EPOCH),
+        (None, None),
+    ],
+)
 def test_instants(text: str | None, seconds: float | None) -> None:
     assert wire.parse_time(text) == (None if seconds is None else pytest.approx(seconds))
 
@@ -34,10 +37,17 @@ def test_bad_instants_are_protocol_errors(bad: object) -> None:
         wire.parse_time(bad)
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("PT60S", 60.0), ("PT2M", 120.0), ("PT1M30.5S", 90.5), ("P1DT1H", 90000.0), (45, 45.0),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("PT60S", 60.0),
+        ("PT2M", 120.0),
+        ("PT1M30.5S", 90.5),
+        ("P1DT1H", 90000.0),
+        (45, 45.0),
+        (None, None),
+    ],
+)
 def test_durations(text: object, seconds: float | None) -> None:
     assert wire.parse_duration(text) == seconds
 
@@ -50,15 +60,26 @@ def test_durations_round_trip() -> None:
 
 
 def request(*args: int, **changes: Any) -> JobRequest:
-    base = JobRequest(args=args, owner="someone", keepalive=60.0, machine=None,
-                      tags=("default",), min_ratio=0.333, max_dead_boards=0,
-                      max_dead_links=None, require_torus=False)
+    base = JobRequest(
+        args=args,
+        owner="someone",
+        keepalive=60.0,
+        machine=None,
+        tags=("default",),
+        min_ratio=0.333,
+        max_dead_boards=0,
+        max_dead_links=None,
+        require_torus=False,
+    )
     return base._replace(**changes)
 
 
 def test_create_bodies() -> None:
-    assert wire.create_body(request()) == {"keepalive-interval": "PT60S", "tags": ["default"],
-                                           "max-dead-boards": 0}
+    assert wire.create_body(request()) == {
+        "keepalive-interval": "PT60S",
+        "tags": ["default"],
+        "max-dead-boards": 0,
+    }
     assert wire.create_body(request(3))["num-boards"] == 3
     assert wire.create_body(request(2, 1))["dimensions"] == {"width": 2, "height": 1}
     assert wire.create_body(request(1, 2, 0))["board"] == {"x": 1, "y": 2, "z": 0}
@@ -78,26 +99,41 @@ def test_accounting() -> None:
     assert wire.accounting(None, "c", {}) == {"nmpi-collab": "c"}
     assert wire.accounting(None, None, {}) == {}
     assert wire.accounting(None, None, {"NMPI_JOB_ID": "5", "NMPI_USER": "u"}) == {
-        "nmpi-job-id": 5, "owner": "u"}
+        "nmpi-job-id": 5,
+        "owner": "u",
+    }
     with pytest.raises(ValueError):
         wire.accounting("g", "c", {})
 
 
 def test_job_state_and_machine_as_v1_gives_them() -> None:
-    doc = {"state": "READY", "owner": "alice", "start-time": "2021-10-11T12:13:14Z",
-           "keepalive-host": "10.0.0.1", "keep-alive-time": "2021-10-11T12:14:00Z",
-           "original-request": {"num-boards": 3, "keepalive-interval": "PT45S"}}
+    doc = {
+        "state": "READY",
+        "owner": "alice",
+        "start-time": "2021-10-11T12:13:14Z",
+        "keepalive-host": "10.0.0.1",
+        "keep-alive-time": "2021-10-11T12:14:00Z",
+        "original-request": {"num-boards": 3, "keepalive-interval": "PT45S"},
+    }
     state = wire.job_state(doc, True)
     assert (state.state, state.power, state.keepalive, state.reason) == (
-        JobState.ready, True, 45.0, None)
+        JobState.ready,
+        True,
+        45.0,
+        None,
+    )
     assert state.start_time == EPOCH and state.keepalivehost == "10.0.0.1"
     assert wire.job_state({"state": "QUEUED"}, True).power is None  # no boards: no power
     assert wire.job_state({"state": "DESTROYED", "reason": "done"}, None).reason == "done"
     assert wire.state_of({"state": "weird"}) is JobState.unknown
-    machine = {"width": 1, "height": 1, "depth": 3, "machine-name": "m",
-               "connections": [[[0, 0], "10.0.0.1"], [[8, 4], "10.0.0.2"],
-                               [[4, 8], "10.0.0.3"]],
-               "boards": [[0, 0, 0], [0, 0, 1], [0, 0, 2]]}
+    machine = {
+        "width": 1,
+        "height": 1,
+        "depth": 3,
+        "machine-name": "m",
+        "connections": [[[0, 0], "10.0.0.1"], [[8, 4], "10.0.0.2"], [[4, 8], "10.0.0.3"]],
+        "boards": [[0, 0, 0], [0, 0, 1], [0, 0, 2]],
+    }
     info = wire.machine_info(machine, (2, 2))
     assert (info.width, info.height) == (16, 16)  # a triad of a bigger machine: 12 + 4
     assert info.connections == {(0, 0): "10.0.0.1", (8, 4): "10.0.0.2", (4, 8): "10.0.0.3"}

@@ -91,20 +91,24 @@ def cli_rst(module_name: str) -> list[str]:
     lines += [".. rubric:: Usage", "", *_literal(_with_width(parser.format_usage)[7:])]
     lines += [f".. program:: {prog}", ""]
     for group in parser._action_groups:
-        actions = [a for a in group._group_actions
-                   if a.help is not argparse.SUPPRESS]
+        actions = [a for a in group._group_actions if a.help is not argparse.SUPPRESS]
         if not actions:
             continue
         title = {"positional arguments": "Arguments", "options": "Options"}.get(
-            group.title or "", (group.title or "").capitalize())
+            group.title or "", (group.title or "").capitalize()
+        )
         lines += [f".. rubric:: {title}", ""]
         if group.description:
             lines += [_escape(group.description), ""]
         for action in actions:
             help_text = _escape(_help(action, formatter)) or "\\ "
             if action.option_strings:
-                lines += [f".. option:: {_option_signature(action, formatter)}", "",
-                          f"   {help_text}", ""]
+                lines += [
+                    f".. option:: {_option_signature(action, formatter)}",
+                    "",
+                    f"   {help_text}",
+                    "",
+                ]
             else:  # a positional argument: a term, not an option to index
                 lines += [f"``{_option_signature(action, formatter)}``", f"   {help_text}", ""]
     epilog = parser.epilog or ""
@@ -124,8 +128,9 @@ class CliDirective(SphinxDirective):
         self.env.note_dependency(importlib.import_module(module_name).__file__ or "")
         self.env.note_dependency(__file__)
         container = nodes.container()
-        self.state.nested_parse(StringList(cli_rst(module_name), source=module_name),
-                                self.content_offset, container)
+        self.state.nested_parse(
+            StringList(cli_rst(module_name), source=module_name), self.content_offset, container
+        )
         return container.children
 
 

@@ -27,8 +27,11 @@ def public_constants(module_name: str) -> list[str]:
     ``#:`` documentation of their own in the module (``automodule`` shows those)."""
     module = importlib.import_module(module_name)
     try:
-        documented = {name for (scope, name) in
-                      ModuleAnalyzer.for_module(module_name).find_attr_docs() if not scope}
+        documented = {
+            name
+            for (scope, name) in ModuleAnalyzer.for_module(module_name).find_attr_docs()
+            if not scope
+        }
     except PycodeError:
         documented = set()
     names = []
@@ -53,8 +56,9 @@ class DataDirective(SphinxDirective):
         for name in public_constants(module_name):
             lines += [f".. autodata:: {module_name}.{name}", ""]
         container = nodes.container()
-        self.state.nested_parse(StringList(lines, source=module_name), self.content_offset,
-                                container)
+        self.state.nested_parse(
+            StringList(lines, source=module_name), self.content_offset, container
+        )
         return container.children
 
 

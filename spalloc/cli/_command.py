@@ -46,8 +46,9 @@ class UnsafeValueError(SpallocError, ValueError):
     """A server-supplied value that cannot be put into a shell command safely."""
 
 
-def command_values(job_id: int, hostname: str | None, width: int | None, height: int | None,
-                   ethernet_ips: str) -> dict[str, str]:
+def command_values(
+    job_id: int, hostname: str | None, width: int | None, height: int | None, ethernet_ips: str
+) -> dict[str, str]:
     """The substitution values (unquoted) for a ready job."""
     return {
         "hostname": "" if hostname is None else str(hostname),
@@ -60,6 +61,7 @@ def command_values(job_id: int, hostname: str | None, width: int | None, height:
 
 def substitute(template: str, values: Mapping[str, str], *, quote: bool) -> str:
     """Replace the tokens in *template*; with ``quote``, each value is shell-quoted."""
+
     def replace(match: re.Match[str]) -> str:
         text = match.group(0)
         if text == "{{":
@@ -70,6 +72,7 @@ def substitute(template: str, values: Mapping[str, str], *, quote: bool) -> str:
         if name not in values:
             return text
         return shlex.quote(values[name]) if quote else values[name]
+
     return _FIELD.sub(replace, template)
 
 
@@ -88,7 +91,8 @@ def shell_command(words: Sequence[str], values: Mapping[str, str]) -> str:
         if host and not _SAFE_HOST.fullmatch(host):
             raise UnsafeValueError(
                 f"the server gave the hostname {host!r}, which is not safe to put in a shell "
-                "command")
+                "command"
+            )
         return substitute(words[0], values, quote=True)
     return " ".join(shlex.quote(substitute(word, values, quote=False)) for word in words)
 
@@ -121,8 +125,11 @@ def run_command(command: str, *, grace: float = 5.0) -> tuple[int, bool]:
         previous = None
     try:
         proc = subprocess.Popen(command, shell=True)
-        steps = [(0.5, signal.SIGINT), (0.5 + grace, signal.SIGTERM),
-                 (0.5 + 2 * grace, signal.SIGKILL)]
+        steps = [
+            (0.5, signal.SIGINT),
+            (0.5 + grace, signal.SIGTERM),
+            (0.5 + 2 * grace, signal.SIGKILL),
+        ]
         while True:
             try:
                 return exit_status(proc.wait(timeout=_POLL)), bool(interrupted_at)

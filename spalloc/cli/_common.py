@@ -102,8 +102,9 @@ def run(prog: str, body: Callable[[], int]) -> int:
             _say(prog, exc.message)
         return exc.code
     except IncompatibleServerError as exc:
-        _say(prog, f"Incompatible server version ({exc.version}); use --ignore-version to "
-                   "try anyway")
+        _say(
+            prog, f"Incompatible server version ({exc.version}); use --ignore-version to try anyway"
+        )
         return EXIT_USAGE
     except ConfigError as exc:
         _say(prog, f"{prog}: config error: {exc}")
@@ -158,8 +159,13 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     start-up time of a one-shot tool.
     """
 
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
         if width is None:
             width = terminal_width() - 2
         super().__init__(prog, indent_increment, max_help_position, width)
@@ -183,15 +189,16 @@ def terminal_width() -> int:
 def make_parser(prog: str, description: str, exit_codes: str) -> argparse.ArgumentParser:
     """A parser with ``--version`` and the exit codes in its epilog."""
     parser = _Parser(
-        prog=prog, description=description,
+        prog=prog,
+        description=description,
         epilog=f"exit codes:\n{exit_codes}",
-        formatter_class=_Formatter)
+        formatter_class=_Formatter,
+    )
     parser.add_argument("--version", "-V", action="version", version=__version__)
     return parser
 
 
-def settings_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace
-                     ) -> ServerSettings:
+def settings_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServerSettings:
     """Server settings, or a usage error naming what is missing."""
     from spalloc.ui.options import server_settings
 
@@ -228,8 +235,9 @@ def open_client(settings: ServerSettings) -> Service:
     from spalloc.service import open_service
 
     host, port = _resolve(settings)
-    service = open_service(host, port, timeout=settings.timeout,
-                           check_version=not settings.ignore_version, light=True)
+    service = open_service(
+        host, port, timeout=settings.timeout, check_version=not settings.ignore_version, light=True
+    )
     service.connect(deadline_of(settings.timeout))
     return service
 

@@ -63,8 +63,9 @@ class Output:
         tty: whether live redrawing is possible; ``None`` asks the stream.
     """
 
-    def __init__(self, stream: IO[str] | None = None, colour: bool | None = None,
-                 tty: bool | None = None) -> None:
+    def __init__(
+        self, stream: IO[str] | None = None, colour: bool | None = None, tty: bool | None = None
+    ) -> None:
         self.stream = sys.stdout if stream is None else stream
         self.tty = is_terminal(self.stream) if tty is None else tty
         self.colour = colour_wanted(self.stream) if colour is None else colour
@@ -77,9 +78,14 @@ class Output:
             from rich.console import Console
 
             self._console = Console(
-                file=self.stream, force_terminal=self.tty or self.colour,
+                file=self.stream,
+                force_terminal=self.tty or self.colour,
                 no_color=not self.colour,
-                highlight=False, markup=False, emoji=False, soft_wrap=True)
+                highlight=False,
+                markup=False,
+                emoji=False,
+                soft_wrap=True,
+            )
         return self._console
 
     def lines(self, lines: Lines) -> None:

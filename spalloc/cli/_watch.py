@@ -79,8 +79,14 @@ def _watch_live(out: Output, frame: Frame, service: Any) -> int:
             wait_for_change(service)
 
 
-def show(out: Any, frame: Callable[[], tuple[Any, bool]], service: Any, *, watch: bool,
-         follow: Callable[[], None] | None = None) -> int:
+def show(
+    out: Any,
+    frame: Callable[[], tuple[Any, bool]],
+    service: Any,
+    *,
+    watch: bool,
+    follow: Callable[[], None] | None = None,
+) -> int:
     """Print ``frame()`` once; with ``watch``, call ``follow()`` (subscribe to what the frame
     shows) and redraw the frame after every change until it says it is finished."""
     if not watch:

@@ -69,7 +69,8 @@ EXIT_CODES = """\
 
 _BOOT_MESSAGE = (
     "--boot needs Rig, which no longer works on Python 3.11 or later; boot the boards "
-    "with your own tools instead, e.g. spalloc -c \"your-boot-tool {} {w} {h}\"")
+    'with your own tools instead, e.g. spalloc -c "your-boot-tool {} {w} {h}"'
+)
 
 _WAITING = {
     JobState.queued: "Waiting in queue...",
@@ -80,24 +81,37 @@ _WAITING = {
 def build_parser(config: Any = None) -> argparse.ArgumentParser:
     """The argument parser of ``spalloc``."""
     parser = make_parser(PROG, "Request (and allocate) a SpiNNaker machine.", EXIT_CODES)
-    parser.add_argument("--quiet", "-q", action="store_true",
-                        help="suppress progress messages (errors are still shown)")
-    parser.add_argument("--debug", action="store_true",
-                        help="log diagnostic information from the library to stderr")
-    parser.add_argument("--no-destroy", "-D", action="store_true",
-                        help="do not destroy the job on exit")
-    parser.add_argument("--boot", "-B", action="store_true",
-                        help="not supported: booting needed Rig, which does not work on "
-                             "Python 3.11 or later; boot with your own tool instead, e.g. "
-                             "-c \"your-boot-tool {} {w} {h}\"")
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="suppress progress messages (errors are still shown)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="log diagnostic information from the library to stderr"
+    )
+    parser.add_argument(
+        "--no-destroy", "-D", action="store_true", help="do not destroy the job on exit"
+    )
+    parser.add_argument(
+        "--boot",
+        "-B",
+        action="store_true",
+        help="not supported: booting needed Rig, which does not work on "
+        "Python 3.11 or later; boot with your own tool instead, e.g. "
+        '-c "your-boot-tool {} {w} {h}"',
+    )
     add_job_options(parser, config)
     commands = parser.add_argument_group("command wrapping arguments")
     commands.add_argument(
-        "--command", "-c", nargs=argparse.REMAINDER,
+        "--command",
+        "-c",
+        nargs=argparse.REMAINDER,
         help="execute the specified command once boards have been allocated and deallocate "
-             "them when it exits; one argument is a shell command line, several are the "
-             "words of one command. Tokens: {} or {hostname}, {w} or {width}, {h} or "
-             "{height}, {ethernet_ips}, {id}; {{ and }} are literal braces")
+        "them when it exits; one argument is a shell command line, several are the "
+        "words of one command. Tokens: {} or {hostname}, {w} or {width}, {h} or "
+        "{height}, {ethernet_ips}, {id}; {{ and }} are literal braces",
+    )
     add_server_options(parser, config, owner=True, keepalive=True)
     return parser
 
@@ -140,8 +154,9 @@ class _Status:
             waited = int(time.monotonic() - self._since)
             return Text.assemble((self._message or "", "yellow"), f" ({waited} s)")
 
-        self._live = self.out.live(get_renderable=render, transient=True, auto_refresh=True,
-                                   refresh_per_second=2)
+        self._live = self.out.live(
+            get_renderable=render, transient=True, auto_refresh=True, refresh_per_second=2
+        )
         self._live.start()
 
     def done(self, text: str, style: str) -> None:
@@ -168,8 +183,10 @@ def _create_job(what: tuple[int, ...], kwargs: dict[str, Any], status: _Status) 
     try:
         return Job(*what, **kwargs)  # warnings (emulated boards) are shown by run()
     except JobDestroyedError as exc:
-        raise CliError(EXIT_DESTROYED, f"Job {kwargs.get('resume_job_id')}: cannot be "
-                                       f"resumed: {exc.reason or exc}") from None
+        raise CliError(
+            EXIT_DESTROYED,
+            f"Job {kwargs.get('resume_job_id')}: cannot be resumed: {exc.reason or exc}",
+        ) from None
     except SpallocServerException as exc:
         raise CliError(EXIT_CONNECT, f"Error from server: {exc}") from None
     except (ProtocolError, OSError) as exc:
@@ -191,8 +208,11 @@ def _connect_failed(kwargs: dict[str, Any], exc: BaseException) -> str:
     else:
         where = server_address(host, int(kwargs.get("port", 22244)))
     cause = exc.__cause__
-    if (isinstance(exc, ServerConnectionError) and isinstance(cause, OSError)
-            and str(exc).startswith("cannot connect to ")):
+    if (
+        isinstance(exc, ServerConnectionError)
+        and isinstance(cause, OSError)
+        and str(exc).startswith("cannot connect to ")
+    ):
         exc = cause  # the library's "cannot connect to HOST:PORT: " is said below already
     reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else type(exc).__name__)
     if where in reason:  # the library already named it: say it once
@@ -221,12 +241,14 @@ def _wait_ready(job: Any, status: _Status) -> tuple[int, str | None]:
 
 def _watch_destroyed(job: Any, status: _Status, event: threading.Event) -> Any:
     """Tell the user at once if the server destroys the job while it is in use."""
+
     def check(j: Any) -> None:
         snap = j.snapshot
         if snap.state == JobState.destroyed and not event.is_set():
             event.set()
             reason = f": {snap.reason}" if snap.reason else "."
             status.done(f"Job {j.id}: Destroyed{reason}", "red")
+
     return job.add_state_listener(check)
 
 
@@ -236,8 +258,7 @@ def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
     from spalloc.ui.render import alloc_info
 
     snap = job.snapshot
-    info = JobMachineInfo(snap.width, snap.height, snap.connections, snap.machine_name,
-                          snap.boards)
+    info = JobMachineInfo(snap.width, snap.height, snap.connections, snap.machine_name, snap.boards)
     out = Output()
     out.lines(alloc_info(info, csv_path))
     if out.colour:

@@ -59,51 +59,86 @@ EXIT_BAD_STATE = 8
 #: ``--ethernet-ips`` for a job without boards.
 EXIT_NOT_ALLOCATED = 9
 
-EXIT_CODES = COMMON_EXIT_CODES.replace("  130", """\
+EXIT_CODES = COMMON_EXIT_CODES.replace(
+    "  130",
+    """\
   3    no job ID given and the owner has no live job, or more than one
   5    the server does not know the job (never created, or destroyed and
        forgotten); "State: unknown" is still printed
   7    interrupted while waiting for a power command to finish
   8    the job cannot be powered in its state (or was destroyed meanwhile)
   9    --ethernet-ips: the job is queued or does not exist
-  130""")
+  130""",
+)
 
 
 def build_parser(config: Any = None) -> argparse.ArgumentParser:
     """The argument parser of ``spalloc-job``."""
     parser = make_parser(PROG, "Manage running jobs.", EXIT_CODES)
     parser.add_argument(
-        "job_id", type=int, nargs="?", metavar="JOB_ID",
-        help="the job ID of interest; optional if the owner has exactly one live job")
+        "job_id",
+        type=int,
+        nargs="?",
+        metavar="JOB_ID",
+        help="the job ID of interest; optional if the owner has exactly one live job",
+    )
     parser.add_argument(
-        "--owner", "-o", default=getattr(config, "owner", None),
+        "--owner",
+        "-o",
+        default=getattr(config, "owner", None),
         help="if no job ID is given and this owner has exactly one live job, use it "
-             "(default: %(default)s)")
+        "(default: %(default)s)",
+    )
     actions = parser.add_mutually_exclusive_group()
-    actions.add_argument("--info", "-i", action="store_true",
-                         help="show information about the job (the default)")
-    actions.add_argument("--watch", "-w", action="store_true",
-                         help="watch the job's state; ends when the job is destroyed")
-    actions.add_argument("--power-on", "--reset", "-p", "-r", action="store_true",
-                         help="power-on or reset the job's boards and wait until done")
-    actions.add_argument("--power-off", action="store_true",
-                         help="power-off the job's boards and wait until done")
-    actions.add_argument("--ethernet-ips", "-e", action="store_true",
-                         help="list the IPs of the job's Ethernet-attached chips as CSV")
-    actions.add_argument("--destroy", "-D", nargs="?", metavar="REASON", const="",
-                         help="destroy a queued or running job, with an optional reason")
+    actions.add_argument(
+        "--info", "-i", action="store_true", help="show information about the job (the default)"
+    )
+    actions.add_argument(
+        "--watch",
+        "-w",
+        action="store_true",
+        help="watch the job's state; ends when the job is destroyed",
+    )
+    actions.add_argument(
+        "--power-on",
+        "--reset",
+        "-p",
+        "-r",
+        action="store_true",
+        help="power-on or reset the job's boards and wait until done",
+    )
+    actions.add_argument(
+        "--power-off", action="store_true", help="power-off the job's boards and wait until done"
+    )
+    actions.add_argument(
+        "--ethernet-ips",
+        "-e",
+        action="store_true",
+        help="list the IPs of the job's Ethernet-attached chips as CSV",
+    )
+    actions.add_argument(
+        "--destroy",
+        "-D",
+        nargs="?",
+        metavar="REASON",
+        const="",
+        help="destroy a queued or running job, with an optional reason",
+    )
     add_server_options(parser, config)
     return parser
 
 
-def _choose_job(service: Service, settings: ServerSettings, args: argparse.Namespace,
-                parser: argparse.ArgumentParser) -> int:
+def _choose_job(
+    service: Service,
+    settings: ServerSettings,
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+) -> int:
     if args.job_id is not None:
         return int(args.job_id)
     if not args.owner:
         parser.error("job ID (or --owner) not specified")
-    mine = [job.job_id for job in service.list_jobs(deadline(settings))
-            if job.owner == args.owner]
+    mine = [job.job_id for job in service.list_jobs(deadline(settings)) if job.owner == args.owner]
     if not mine:
         raise CliError(EXIT_NO_JOB, f"Owner {args.owner} has no live jobs")
     if len(mine) > 1:
@@ -112,12 +147,14 @@ def _choose_job(service: Service, settings: ServerSettings, args: argparse.Names
     return mine[0]
 
 
-UNKNOWN_JOB = ("Job {} is unknown to the server: it never existed, or it was destroyed "
-               "and has been forgotten")
+UNKNOWN_JOB = (
+    "Job {} is unknown to the server: it never existed, or it was destroyed and has been forgotten"
+)
 
 
-def _info_frame(service: Service, settings: ServerSettings, job_id: int,
-                seen: list[JobState]) -> tuple[list[Any], bool]:
+def _info_frame(
+    service: Service, settings: ServerSettings, job_id: int, seen: list[JobState]
+) -> tuple[list[Any], bool]:
     from spalloc.models import JobMachineInfo, JobStateInfo
     from spalloc.ui.render import job_info
 
@@ -126,8 +163,9 @@ def _info_frame(service: Service, settings: ServerSettings, job_id: int,
     jobs = service.list_jobs(deadline(settings))
     job = next((j for j in jobs if j.job_id == job_id), None)
     if job is not None:
-        state = JobStateInfo(job.state, job.power, job.keepalive, None, job.start_time,
-                             job.keepalivehost)
+        state = JobStateInfo(
+            job.state, job.power, job.keepalive, None, job.start_time, job.keepalivehost
+        )
         info: JobMachineInfo | None = service.job_machine_info(job_id, deadline(settings))
     else:
         state = service.job_state(job_id, deadline(settings))
@@ -147,9 +185,10 @@ def _power(service: Service, settings: ServerSettings, job_id: int, on: bool) ->
     current = state()
     if current.state not in (JobState.ready, JobState.power):
         name = current.state.name
-        raise CliError(EXIT_BAD_STATE,
-                       f"Error: Cannot power {'on' if on else 'off'} job {job_id} "
-                       f"in state {name}")
+        raise CliError(
+            EXIT_BAD_STATE,
+            f"Error: Cannot power {'on' if on else 'off'} job {job_id} in state {name}",
+        )
     try:
         service.follow_jobs(deadline(settings), job_id)
         service.set_power(job_id, on, deadline(settings))
@@ -191,8 +230,15 @@ def _main(argv: Sequence[str] | None) -> int:
             return code
 
         if args.watch:
-            return shown(show(out, frame, service, watch=True,
-                              follow=lambda: service.follow_jobs(deadline(settings), job_id)))
+            return shown(
+                show(
+                    out,
+                    frame,
+                    service,
+                    watch=True,
+                    follow=lambda: service.follow_jobs(deadline(settings), job_id),
+                )
+            )
         if args.power_on or args.power_off:
             return _power(service, settings, job_id, bool(args.power_on))
         if args.ethernet_ips:
@@ -206,8 +252,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return 0
         if args.destroy is not None:
             # Never send an empty reason (B21): say who destroyed it.
-            reason = args.destroy or (f"Destroyed by {args.owner}" if args.owner
-                                      else "Destroyed with spalloc-job")
+            reason = args.destroy or (
+                f"Destroyed by {args.owner}" if args.owner else "Destroyed with spalloc-job"
+            )
             service.send_destroy(job_id, reason, deadline(settings)).wait()
             return 0
         return shown(show(out, frame, service, watch=False))

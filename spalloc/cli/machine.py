@@ -35,18 +35,22 @@ PROG = "spalloc-machine"
 #: The named machine does not exist.
 EXIT_NO_MACHINE = 6
 
-EXIT_CODES = COMMON_EXIT_CODES.replace(
-    "  130", "  6    no machine of that name\n  130")
+EXIT_CODES = COMMON_EXIT_CODES.replace("  130", "  6    no machine of that name\n  130")
 
 
 def build_parser(config: object = None) -> argparse.ArgumentParser:
     """The argument parser of ``spalloc-machine``."""
     parser = make_parser(PROG, "Get the state of individual machines.", EXIT_CODES)
     parser.add_argument("machine", nargs="?", help="if given, specifies the machine to inspect")
-    parser.add_argument("--watch", "-w", action="store_true",
-                        help="update the output when things change (Ctrl-C to stop)")
-    parser.add_argument("--detailed", "-d", action="store_true",
-                        help="list detailed job information")
+    parser.add_argument(
+        "--watch",
+        "-w",
+        action="store_true",
+        help="update the output when things change (Ctrl-C to stop)",
+    )
+    parser.add_argument(
+        "--detailed", "-d", action="store_true", help="list detailed job information"
+    )
     add_server_options(parser, config)
     return parser
 
@@ -64,6 +68,7 @@ def _main(argv: Sequence[str] | None) -> int:
     width = terminal_width() if out.tty else 80
     service = open_client(settings)
     try:
+
         def frame() -> tuple[list[Any], bool]:
             machines = service.list_machines(deadline(settings))
             jobs = service.list_jobs(deadline(settings))

@@ -36,8 +36,12 @@ PROG = "spalloc-ps"
 def build_parser(config: object = None) -> argparse.ArgumentParser:
     """The argument parser of ``spalloc-ps``."""
     parser = make_parser(PROG, "List all active jobs.", COMMON_EXIT_CODES)
-    parser.add_argument("--watch", "-w", action="store_true",
-                        help="keep the list up to date as jobs change (Ctrl-C to stop)")
+    parser.add_argument(
+        "--watch",
+        "-w",
+        action="store_true",
+        help="keep the list up to date as jobs change (Ctrl-C to stop)",
+    )
     filters = parser.add_argument_group("filtering arguments")
     filters.add_argument("--machine", "-m", help="list only jobs on the specified machine")
     filters.add_argument("--owner", "-o", help="list only jobs belonging to a particular owner")
@@ -55,12 +59,18 @@ def _main(argv: Sequence[str] | None) -> int:
     out = Output()
     service = open_client(settings)
     try:
+
         def frame() -> tuple[list[Any], bool]:
             jobs = service.list_jobs(deadline(settings))
             return ps_table(jobs, machine=args.machine, owner=args.owner), False
 
-        return show(out, frame, service, watch=args.watch,
-                    follow=lambda: service.follow_jobs(deadline(settings)))
+        return show(
+            out,
+            frame,
+            service,
+            watch=args.watch,
+            follow=lambda: service.follow_jobs(deadline(settings)),
+        )
     finally:
         service.close()
 

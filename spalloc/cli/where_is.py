@@ -47,30 +47,53 @@ EXIT_NOT_FOUND = 4
 #: ``--job-chip`` names a job the server does not know (as ``spalloc-job``'s code 5).
 EXIT_UNKNOWN_JOB = 5
 
-EXIT_CODES = COMMON_EXIT_CODES.replace("  130", """\
+EXIT_CODES = COMMON_EXIT_CODES.replace(
+    "  130",
+    """\
   4    no boards at the specified location (with --job-chip: the chip is not
        in the job's boards, or the job is queued or destroyed)
   5    --job-chip: the server does not know the job (never created, or
        destroyed and forgotten)
-  130""")
+  130""",
+)
 
 
 def build_parser(config: object = None) -> argparse.ArgumentParser:
     """The argument parser of ``spalloc-where-is``."""
     parser = make_parser(
-        PROG, "Find out the location (physical or logical) of a chip or board.", EXIT_CODES)
+        PROG, "Find out the location (physical or logical) of a chip or board.", EXIT_CODES
+    )
     query = parser.add_mutually_exclusive_group(required=True)
-    query.add_argument("--board", "-b", "--logical", "-l", nargs=4,
-                       metavar=("MACHINE", "X", "Y", "Z"),
-                       help="specify the logical board coordinate")
-    query.add_argument("--physical", "-p", nargs=4,
-                       metavar=("MACHINE", "CABINET", "FRAME", "BOARD"),
-                       help="specify a board's physical location")
-    query.add_argument("--chip", "-c", nargs=3, metavar=("MACHINE", "X", "Y"),
-                       help="specify a board by chip coordinates (as if the whole machine "
-                            "is being used)")
-    query.add_argument("--job-chip", "-j", nargs=3, metavar=("JOB_ID", "X", "Y"),
-                       help="specify the chip coordinates of a chip within a job's boards")
+    query.add_argument(
+        "--board",
+        "-b",
+        "--logical",
+        "-l",
+        nargs=4,
+        metavar=("MACHINE", "X", "Y", "Z"),
+        help="specify the logical board coordinate",
+    )
+    query.add_argument(
+        "--physical",
+        "-p",
+        nargs=4,
+        metavar=("MACHINE", "CABINET", "FRAME", "BOARD"),
+        help="specify a board's physical location",
+    )
+    query.add_argument(
+        "--chip",
+        "-c",
+        nargs=3,
+        metavar=("MACHINE", "X", "Y"),
+        help="specify a board by chip coordinates (as if the whole machine is being used)",
+    )
+    query.add_argument(
+        "--job-chip",
+        "-j",
+        nargs=3,
+        metavar=("JOB_ID", "X", "Y"),
+        help="specify the chip coordinates of a chip within a job's boards",
+    )
     add_server_options(parser, config)
     return parser
 
@@ -110,8 +133,7 @@ def _why_no_job_boards(service: Any, settings: Any, job_id: int) -> tuple[int, s
     if state == JobState.unknown:
         return EXIT_UNKNOWN_JOB, f": job {job_id} is unknown to the server"
     if state == JobState.destroyed:
-        return EXIT_NOT_FOUND, f": job {job_id} was destroyed" + (f" ({reason})" if reason
-                                                                   else "")
+        return EXIT_NOT_FOUND, f": job {job_id} was destroyed" + (f" ({reason})" if reason else "")
     if state == JobState.queued:
         return EXIT_NOT_FOUND, f": job {job_id} is queued and has no boards yet"
     return EXIT_NOT_FOUND, ""

@@ -92,22 +92,33 @@ class Emulator:
             one of tls_cert and tls_key.
     """
 
-    def __init__(self, machines: str | os.PathLike[str] | Sequence[Machine] | None = None, *,
-                 host: str = "127.0.0.1", port: int = 0, power_delay: float = 0.0,
-                 free_delay: float = 0.1, max_retired_jobs: int = 1200,
-                 http_port: int | None = None,
-                 tls_cert: str | os.PathLike[str] | None = None,
-                 tls_key: str | os.PathLike[str] | None = None,
-                 users: str | os.PathLike[str] | Users | None = None,
-                 keepalive_cap: float | None = None, wait_limit: float = 30.0,
-                 emergency_stop_code: str | None = None) -> None:
+    def __init__(
+        self,
+        machines: str | os.PathLike[str] | Sequence[Machine] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        power_delay: float = 0.0,
+        free_delay: float = 0.1,
+        max_retired_jobs: int = 1200,
+        http_port: int | None = None,
+        tls_cert: str | os.PathLike[str] | None = None,
+        tls_key: str | os.PathLike[str] | None = None,
+        users: str | os.PathLike[str] | Users | None = None,
+        keepalive_cap: float | None = None,
+        wait_limit: float = 30.0,
+        emergency_stop_code: str | None = None,
+    ) -> None:
         self._machines = _load(machines)
         self._http_port = http_port
         self._http_bound: tuple[str, int] | None = None
         self._http: HttpFrontDoor | None = None
         self._ssl: ssl.SSLContext | None = None
-        self._http_options = {"keepalive_cap": keepalive_cap, "wait_limit": wait_limit,
-                              "emergency_stop_code": emergency_stop_code}
+        self._http_options = {
+            "keepalive_cap": keepalive_cap,
+            "wait_limit": wait_limit,
+            "emergency_stop_code": emergency_stop_code,
+        }
         self._users: Users | None = None
         if http_port is not None:
             from spalloc.emulator.users import Users, default_users, load_users
@@ -116,8 +127,10 @@ class Emulator:
                 raise ValueError("tls_cert and tls_key go together")
             if users is None:
                 if not _is_loopback(host):
-                    raise ValueError(f"serving v2 on {host} needs a users file (the default "
-                                     f"account is only for loopback addresses)")
+                    raise ValueError(
+                        f"serving v2 on {host} needs a users file (the default "
+                        f"account is only for loopback addresses)"
+                    )
                 self._users = default_users()
             else:
                 self._users = users if isinstance(users, Users) else load_users(users)
@@ -127,8 +140,11 @@ class Emulator:
                 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 context.load_cert_chain(os.fspath(tls_cert), os.fspath(tls_key))
                 self._ssl = context
-        self._settings = {"power_delay": power_delay, "free_delay": free_delay,
-                          "max_retired_jobs": max_retired_jobs}
+        self._settings = {
+            "power_delay": power_delay,
+            "free_delay": free_delay,
+            "max_retired_jobs": max_retired_jobs,
+        }
         self._controller = Controller(self._machines, **self._settings)  # type: ignore[arg-type]
         self._host = host
         self._port = port
@@ -155,16 +171,19 @@ class Emulator:
             if self._thread is not None:
                 return self
             if not keep_state:
-                self._controller = Controller(self._machines,
-                                              **self._settings)  # type: ignore[arg-type]
+                self._controller = Controller(self._machines, **self._settings)  # type: ignore[arg-type]
             elif self._bound is not None:
                 self._controller.reset_keepalives()
             port = self._bound[1] if self._bound is not None else self._port
             loop = asyncio.new_event_loop()
             server = EmulatorServer(self._controller)
             started: concurrent.futures.Future[tuple[str, int]] = concurrent.futures.Future()
-            thread = threading.Thread(target=self._run, args=(loop, server, port, started),
-                                      name=f"spalloc-emulator-{port}", daemon=True)
+            thread = threading.Thread(
+                target=self._run,
+                args=(loop, server, port, started),
+                name=f"spalloc-emulator-{port}",
+                daemon=True,
+            )
             thread.start()
             try:
                 self._bound = started.result(timeout)
@@ -175,8 +194,13 @@ class Emulator:
             self._loop, self._server, self._thread = loop, server, thread
             return self
 
-    def _run(self, loop: asyncio.AbstractEventLoop, server: EmulatorServer, port: int,
-             started: concurrent.futures.Future[tuple[str, int]]) -> None:
+    def _run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        server: EmulatorServer,
+        port: int,
+        started: concurrent.futures.Future[tuple[str, int]],
+    ) -> None:
         asyncio.set_event_loop(loop)
         try:
             address = loop.run_until_complete(server.start(self._host, port))
@@ -194,8 +218,7 @@ class Emulator:
 
         assert self._users is not None and self._http_port is not None
         port = self._http_bound[1] if self._http_bound is not None else self._http_port
-        http = HttpFrontDoor(server, self._users, ssl_context=self._ssl,
-                             **self._http_options)  # type: ignore[arg-type]
+        http = HttpFrontDoor(server, self._users, ssl_context=self._ssl, **self._http_options)  # type: ignore[arg-type]
         self._http_bound = await http.start(self._host, port)
         self._http = http
 

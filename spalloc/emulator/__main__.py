@@ -47,30 +47,63 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spalloc-emulator",
         description="Run an emulated spalloc server (v1 protocol, and v2 with --http-port) "
-                    "with simulated boards.")
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT,
-                        help="TCP port; 0 picks a free one (default: %(default)s)")
-    parser.add_argument("--http-port", type=_port, default=None, metavar="Q",
-                        help="also serve spalloc v2 (REST and websocket proxy) on this port; "
-                             "0 picks a free one (default: v1 only)")
-    parser.add_argument("--tls-cert", metavar="CERT",
-                        help="PEM certificate: serve v2 over HTTPS and WSS (with --tls-key)")
+        "with simulated boards.",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help="TCP port; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--http-port",
+        type=_port,
+        default=None,
+        metavar="Q",
+        help="also serve spalloc v2 (REST and websocket proxy) on this port; "
+        "0 picks a free one (default: v1 only)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="CERT",
+        help="PEM certificate: serve v2 over HTTPS and WSS (with --tls-key)",
+    )
     parser.add_argument("--tls-key", metavar="KEY", help="PEM private key for --tls-cert")
-    parser.add_argument("--users", metavar="FILE",
-                        help="TOML file of v2 users (default: one user 'spalloc' with "
-                             "password 'spalloc', loopback addresses only)")
-    parser.add_argument("--machines", metavar="FILE",
-                        help="TOML file describing the machines (default: built-in m4x2 "
-                             "and board1)")
-    parser.add_argument("--power-delay", type=_non_negative, default=0.0, metavar="S",
-                        help="seconds a board power on/off takes (default: %(default)s)")
-    parser.add_argument("--free-delay", type=_non_negative, default=0.1, metavar="S",
-                        help="seconds boards stay in quarantine after a job ends "
-                             "(default: %(default)s)")
-    parser.add_argument("--max-retired-jobs", type=_count, default=1200, metavar="N",
-                        help="how many destroyed jobs are remembered (default: %(default)s)")
+    parser.add_argument(
+        "--users",
+        metavar="FILE",
+        help="TOML file of v2 users (default: one user 'spalloc' with "
+        "password 'spalloc', loopback addresses only)",
+    )
+    parser.add_argument(
+        "--machines",
+        metavar="FILE",
+        help="TOML file describing the machines (default: built-in m4x2 and board1)",
+    )
+    parser.add_argument(
+        "--power-delay",
+        type=_non_negative,
+        default=0.0,
+        metavar="S",
+        help="seconds a board power on/off takes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--free-delay",
+        type=_non_negative,
+        default=0.1,
+        metavar="S",
+        help="seconds boards stay in quarantine after a job ends (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-retired-jobs",
+        type=_count,
+        default=1200,
+        metavar="N",
+        help="how many destroyed jobs are remembered (default: %(default)s)",
+    )
     return parser
 
 
@@ -96,25 +129,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             import aiohttp  # noqa: F401
         except ImportError:
-            print("spalloc-emulator: error: --http-port needs aiohttp: "
-                  "pip install 'spalloc-nb[server]'", file=sys.stderr)
+            print(
+                "spalloc-emulator: error: --http-port needs aiohttp: "
+                "pip install 'spalloc-nb[server]'",
+                file=sys.stderr,
+            )
             return 2
     from spalloc.emulator import Emulator
     from spalloc.emulator.machines import MachineConfigError
     from spalloc.emulator.users import UserConfigError
 
     try:
-        emulator = Emulator(args.machines, host=args.host, port=args.port,
-                            power_delay=args.power_delay, free_delay=args.free_delay,
-                            max_retired_jobs=args.max_retired_jobs, http_port=args.http_port,
-                            tls_cert=args.tls_cert, tls_key=args.tls_key, users=args.users)
+        emulator = Emulator(
+            args.machines,
+            host=args.host,
+            port=args.port,
+            power_delay=args.power_delay,
+            free_delay=args.free_delay,
+            max_retired_jobs=args.max_retired_jobs,
+            http_port=args.http_port,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            users=args.users,
+        )
     except (MachineConfigError, UserConfigError, ValueError) as exc:
         print(f"spalloc-emulator: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:   # a machines, users or TLS file cannot be read or used
+    except OSError as exc:  # a machines, users or TLS file cannot be read or used
         if exc.filename is None and type(exc).__name__.startswith("SSL"):
-            print(f"spalloc-emulator: error: bad TLS certificate or key: {exc}",
-                  file=sys.stderr)
+            print(f"spalloc-emulator: error: bad TLS certificate or key: {exc}", file=sys.stderr)
             return 2
         name = exc.filename or args.machines
         print(f"spalloc-emulator: error: {name}: {exc.strerror or exc}", file=sys.stderr)
@@ -124,14 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             emulator.start()
         except OSError as exc:
-            print(f"spalloc-emulator: error: cannot listen on {args.host}:{args.port}: "
-                  f"{exc.strerror or exc}", file=sys.stderr)
+            print(
+                f"spalloc-emulator: error: cannot listen on {args.host}:{args.port}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
             return 1
         host, port = emulator.address
         machines = "; ".join(_describe(m) for m in emulator.machines)
         v2 = f" and {emulator.base_url}" if emulator.base_url else ""
-        print(f"spalloc-emulator listening on {host}:{port}{v2} serving {machines}",
-              flush=True)
+        print(f"spalloc-emulator listening on {host}:{port}{v2} serving {machines}", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

@@ -24,8 +24,15 @@ from aiohttp import web
 
 from spalloc.emulator.users import User, Users
 
-__all__ = ["CSRF_HEADER", "SESSION_COOKIE", "Caller", "HttpError", "Logins", "json_reply",
-           "text_reply"]
+__all__ = [
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "Caller",
+    "HttpError",
+    "Logins",
+    "json_reply",
+    "text_reply",
+]
 
 SESSION_COOKIE = "JSESSIONID"
 CSRF_HEADER = "X-CSRF-TOKEN"
@@ -33,8 +40,9 @@ _SESSION_TIMEOUT = 30 * 60.0
 _MAX_SESSIONS = 10_000
 _MAX_LOGIN_FAILURES = 3
 _LOCK_TIME = 24 * 3600.0
-_UNAUTHORISED = ("log in required, either with BASIC auth or HBP/EBRAINS bearer token "
-                 "(if they are enabled)")
+_UNAUTHORISED = (
+    "log in required, either with BASIC auth or HBP/EBRAINS bearer token (if they are enabled)"
+)
 
 _LOGIN_PAGE = """<!DOCTYPE html>
 <html><head><title>Spalloc login</title></head>
@@ -79,14 +87,14 @@ class Caller:
 
 def text_reply(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
     """A ``text/plain`` response, as the Java server's errors are."""
-    return web.Response(status=status, text=text, content_type="text/plain",
-                        headers=headers)
+    return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
 
 
 def json_reply(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """An ``application/json`` response."""
-    return web.Response(status=status, text=json.dumps(doc), content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        status=status, text=json.dumps(doc), content_type="application/json", headers=headers
+    )
 
 
 class Logins:
@@ -114,8 +122,14 @@ class Logins:
 
     def set_cookie(self, response: web.StreamResponse, session_id: str) -> None:
         """Send the session cookie with *response*."""
-        response.set_cookie(SESSION_COOKIE, session_id, path="/spalloc", httponly=True,
-                            secure=self._secure, samesite="Lax")
+        response.set_cookie(
+            SESSION_COOKIE,
+            session_id,
+            path="/spalloc",
+            httponly=True,
+            secure=self._secure,
+            samesite="Lax",
+        )
 
     def cookie_session(self, request: web.Request) -> tuple[str | None, WebSession | None]:
         """The live session named by the request's cookie (its idle timer restarts), or None."""
@@ -144,8 +158,9 @@ class Logins:
                 return user, True
         elif scheme.lower() == "basic":
             try:
-                name, _, password = base64.b64decode(value, validate=True).decode(
-                    "utf-8").partition(":")
+                name, _, password = (
+                    base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+                )
             except (binascii.Error, UnicodeDecodeError):
                 raise self._unauthorised() from None
             user = self._users.named(name)
@@ -157,9 +172,16 @@ class Logins:
 
     @staticmethod
     def _unauthorised() -> HttpError:
-        return HttpError(401, _UNAUTHORISED, {"WWW-Authenticate": (
-            'Basic realm="SpallocService", Bearer realm="SpallocService", '
-            'scope="openid, profile, roles, email, team, group"')})
+        return HttpError(
+            401,
+            _UNAUTHORISED,
+            {
+                "WWW-Authenticate": (
+                    'Basic realm="SpallocService", Bearer realm="SpallocService", '
+                    'scope="openid, profile, roles, email, team, group"'
+                )
+            },
+        )
 
     def _locked(self, name: str) -> bool:
         count, since = self._failures.get(name, (0, 0.0))
@@ -185,10 +207,12 @@ class Logins:
         # As Spring: CSRF comes first and binds to the session; bearer requests are exempt.
         if csrf and not bearer:
             given = request.headers.get(CSRF_HEADER, "")
-            if session is None or not hmac.compare_digest(session.csrf.encode(),
-                                                          given.encode()):
-                raise HttpError(403, "Invalid CSRF token: missing or does not match the "
-                                      "session (send the X-CSRF-TOKEN header)")
+            if session is None or not hmac.compare_digest(session.csrf.encode(), given.encode()):
+                raise HttpError(
+                    403,
+                    "Invalid CSRF token: missing or does not match the "
+                    "session (send the X-CSRF-TOKEN header)",
+                )
         if from_header is not None:
             return Caller(from_header[0], session_id, session, bearer)
         if session is not None and session.user is not None:
@@ -200,9 +224,12 @@ class Logins:
     async def login_page(self, request: web.Request) -> web.StreamResponse:
         found = self.header_user(request)
         session_id, session = self.new_session(found[0] if found else None)
-        response = web.Response(text=_LOGIN_PAGE.format(
-            action="/spalloc/system/perform_login", csrf=html.escape(session.csrf)),
-            content_type="text/html")
+        response = web.Response(
+            text=_LOGIN_PAGE.format(
+                action="/spalloc/system/perform_login", csrf=html.escape(session.csrf)
+            ),
+            content_type="text/html",
+        )
         self.set_cookie(response, session_id)
         return response
 
@@ -225,7 +252,7 @@ class Logins:
         old = request.cookies.get(SESSION_COOKIE)
         if old is not None:
             self._sessions.pop(old, None)
-        session_id, _ = self.new_session(user)   # a new id: no session fixation
+        session_id, _ = self.new_session(user)  # a new id: no session fixation
         response = web.Response(status=302, headers={"Location": "/spalloc/system/"})
         self.set_cookie(response, session_id)
         return response
@@ -234,7 +261,6 @@ class Logins:
         session_id, _ = self.cookie_session(request)
         if session_id is not None:
             self._sessions.pop(session_id, None)
-        response = web.Response(status=302,
-                                headers={"Location": "/spalloc/system/login.html"})
+        response = web.Response(status=302, headers={"Location": "/spalloc/system/login.html"})
         response.del_cookie(SESSION_COOKIE, path="/spalloc")
         return response

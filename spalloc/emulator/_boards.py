@@ -45,9 +45,9 @@ CMD_VER = 0
 RC_OK = 0x80
 RC_CMD = 0x83
 
-_SDP = struct.Struct("<2x8B")      # pad, flags, tag, dst port/cpu, src port/cpu, dy, dx, sy, sx
-_SCP = struct.Struct("<HH")       # cmd_rc, seq
-_VERSION = struct.Struct("<BBBBHHI")   # p, physical cpu, y, x, unused, version, build date
+_SDP = struct.Struct("<2x8B")  # pad, flags, tag, dst port/cpu, src port/cpu, dy, dx, sy, sx
+_SCP = struct.Struct("<HH")  # cmd_rc, seq
+_VERSION = struct.Struct("<BBBBHHI")  # p, physical cpu, y, x, unused, version, build date
 _MIN_REQUEST = _SDP.size + _SCP.size
 
 _log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class _Board(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
     def error_received(self, exc: Exception) -> None:
-        pass   # e.g. ICMP port unreachable from a client that went away
+        pass  # e.g. ICMP port unreachable from a client that went away
 
 
 class BoardResponder:
@@ -95,8 +95,11 @@ class BoardResponder:
         is_allocated: ``(machine, board) -> bool``: held by a live job right now.
     """
 
-    def __init__(self, is_answering: Callable[[Machine, Board], bool],
-                 is_allocated: Callable[[Machine, Board], bool]) -> None:
+    def __init__(
+        self,
+        is_answering: Callable[[Machine, Board], bool],
+        is_allocated: Callable[[Machine, Board], bool],
+    ) -> None:
         self._is_answering = is_answering
         self._is_allocated = is_allocated
         self._open: dict[tuple[str, Board], _Board] = {}
@@ -146,21 +149,26 @@ class BoardResponder:
                 sock.close()
                 raise
             protocol = _Board(lambda: self._is_answering(machine, board))
-            await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol,
-                                                                      sock=sock)
+            await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol, sock=sock)
         except OSError as exc:
             # A board that cannot listen just stays silent, as a broken board would.
-            _log.warning("emulated board %s %s cannot listen on %s:%d: %s",
-                         machine.name, board, ip, SCP_PORT, exc)
+            _log.warning(
+                "emulated board %s %s cannot listen on %s:%d: %s",
+                machine.name,
+                board,
+                ip,
+                SCP_PORT,
+                exc,
+            )
             return
         finally:
             self._pending.discard(key)
         if self._is_allocated(machine, board) and key not in self._open:
             self._open[key] = protocol
         elif key not in self._idle and key not in self._open:
-            self._idle[key] = protocol   # freed while we were binding: park it
+            self._idle[key] = protocol  # freed while we were binding: park it
         elif protocol.transport is not None:
-            protocol.transport.close()   # freed while we were binding
+            protocol.transport.close()  # freed while we were binding
 
     def close(self) -> None:
         """Close every socket."""

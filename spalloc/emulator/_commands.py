@@ -29,10 +29,21 @@ EMULATOR_VERSION = "5.0.0"
 
 _CANCELLED_NO_MACHINE = "Cancelled: No suitable machines available."
 
-_UNKNOWN_STATE = {"state": int(JobState.unknown), "power": None, "keepalive": None,
-                  "reason": None, "start_time": None, "keepalivehost": None}
-_NO_MACHINE_INFO = {"width": None, "height": None, "connections": None,
-                    "machine_name": None, "boards": None}
+_UNKNOWN_STATE = {
+    "state": int(JobState.unknown),
+    "power": None,
+    "keepalive": None,
+    "reason": None,
+    "start_time": None,
+    "keepalivehost": None,
+}
+_NO_MACHINE_INFO = {
+    "width": None,
+    "height": None,
+    "connections": None,
+    "machine_name": None,
+    "boards": None,
+}
 
 
 def _hashable(name: str, value: Any) -> Any:
@@ -79,12 +90,16 @@ class V1Commands:
             candidates = [named] if named is not None else []
         else:
             candidates = [m for m in self.machines if spec.tags <= m.tags]
-        feasible = [m for m in candidates
-                    if self._allocators[m.name].feasible(spec.request)]
+        feasible = [m for m in candidates if self._allocators[m.name].feasible(spec.request)]
         now = self._clock()
-        job = Job(job_id=self._next_id, spec=spec, start_time=self._wall_clock(),
-                  keepalive_host=session.host, keepalive_time=self._wall_clock(),
-                  deadline=None if spec.keepalive is None else now + spec.keepalive)
+        job = Job(
+            job_id=self._next_id,
+            spec=spec,
+            start_time=self._wall_clock(),
+            keepalive_host=session.host,
+            keepalive_time=self._wall_clock(),
+            deadline=None if spec.keepalive is None else now + spec.keepalive,
+        )
         self._next_id += 1
         self._jobs[job.job_id] = job
         self._job_changed(job)
@@ -108,13 +123,19 @@ class V1Commands:
         job = self._lookup(job_id)
         if job is not None:
             self._refresh(session, job)
-            return {"state": int(job.state), "power": job.power, "keepalive": job.spec.keepalive,
-                    "reason": None, "start_time": job.start_time,
-                    "keepalivehost": job.keepalive_host}
+            return {
+                "state": int(job.state),
+                "power": job.power,
+                "keepalive": job.spec.keepalive,
+                "reason": None,
+                "start_time": job.start_time,
+                "keepalivehost": job.keepalive_host,
+            }
         key = _hashable("job_id", job_id)
         if key in self._retired:
-            return dict(_UNKNOWN_STATE, state=int(JobState.destroyed),
-                        reason=self._retired[key].reason)
+            return dict(
+                _UNKNOWN_STATE, state=int(JobState.destroyed), reason=self._retired[key].reason
+            )
         return dict(_UNKNOWN_STATE)
 
     def _cmd_get_job_machine_info(self, session: Session, /, job_id: Any) -> dict[str, Any]:
@@ -128,8 +149,10 @@ class V1Commands:
         return {
             "width": allocation.width,
             "height": allocation.height,
-            "connections": [[list(chip), machine.ip(board)]
-                            for chip, board in job_connections(list(allocation.boards))],
+            "connections": [
+                [list(chip), machine.ip(board)]
+                for chip, board in job_connections(list(allocation.boards))
+            ],
             "machine_name": machine.name,
             "boards": [list(board) for board in allocation.boards],
         }
@@ -200,28 +223,38 @@ class V1Commands:
             "args": list(spec.args),
             "kwargs": dict(spec.kwargs),
             "allocated_machine_name": job.machine.name if job.machine else None,
-            "boards": ([list(b) for b in job.allocation.boards]
-                       if job.allocation is not None else None),
+            "boards": (
+                [list(b) for b in job.allocation.boards] if job.allocation is not None else None
+            ),
             "keepalivehost": job.keepalive_host or "",
         }
 
     def _cmd_list_machines(self, session: Session, /) -> list[dict[str, Any]]:
-        return [{"name": m.name, "tags": sorted(m.tags), "width": m.width, "height": m.height,
-                 "dead_boards": [list(b) for b in sorted(m.dead_boards)],
-                 "dead_links": [list(link) for link in sorted(m.dead_links)]}
-                for m in self.machines]
+        return [
+            {
+                "name": m.name,
+                "tags": sorted(m.tags),
+                "width": m.width,
+                "height": m.height,
+                "dead_boards": [list(b) for b in sorted(m.dead_boards)],
+                "dead_links": [list(link) for link in sorted(m.dead_links)],
+            }
+            for m in self.machines
+        ]
 
     def _machine_arg(self, machine_name: Any) -> Machine | None:
         if isinstance(machine_name, (list, dict)):
             raise CommandError("machine_name must be a string")
         return self._by_name.get(machine_name) if isinstance(machine_name, str) else None
 
-    def _cmd_get_board_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
-                                z: Any) -> list[int] | None:
+    def _cmd_get_board_position(
+        self, session: Session, /, machine_name: Any, x: Any, y: Any, z: Any
+    ) -> list[int] | None:
         return board_position(self._machine_arg(machine_name), x, y, z)
 
-    def _cmd_get_board_at_position(self, session: Session, /, machine_name: Any, x: Any, y: Any,
-                                   z: Any) -> list[int] | None:
+    def _cmd_get_board_at_position(
+        self, session: Session, /, machine_name: Any, x: Any, y: Any, z: Any
+    ) -> list[int] | None:
         return board_at_position(self._machine_arg(machine_name), x, y, z)
 
     def _cmd_where_is(self, session: Session, /, **kwargs: Any) -> dict[str, Any] | None:

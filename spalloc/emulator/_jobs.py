@@ -26,10 +26,18 @@ __all__ = [
 #: Keepalive (seconds) of a job whose creator did not give one.
 DEFAULT_KEEPALIVE = 60.0
 
-_CREATE_KWARGS = frozenset({
-    "owner", "keepalive", "machine", "tags", "min_ratio", "max_dead_boards",
-    "max_dead_links", "require_torus",
-})
+_CREATE_KWARGS = frozenset(
+    {
+        "owner",
+        "keepalive",
+        "machine",
+        "tags",
+        "min_ratio",
+        "max_dead_boards",
+        "max_dead_links",
+        "require_torus",
+    }
+)
 
 
 class CommandError(Exception):
@@ -90,11 +98,16 @@ class JobSpec:
     tags: frozenset[str]
     request: AllocationRequest
     args: tuple[Any, ...]
-    kwargs: dict[str, Any]   # as sent, minus owner and keepalive (what list_jobs shows)
+    kwargs: dict[str, Any]  # as sent, minus owner and keepalive (what list_jobs shows)
 
 
-def _request(args: list[Any], min_ratio: float, max_dead_boards: int | None,
-             max_dead_links: int | None, require_torus: bool) -> AllocationRequest:
+def _request(
+    args: list[Any],
+    min_ratio: float,
+    max_dead_boards: int | None,
+    max_dead_links: int | None,
+    require_torus: bool,
+) -> AllocationRequest:
     # The reference takes x, then y only if x was given, then z only if y was: the first
     # null ends the list.
     given: list[Any] = []
@@ -110,14 +123,23 @@ def _request(args: list[Any], min_ratio: float, max_dead_boards: int | None,
         count = math.ceil(as_number("number of boards", given[0]))
         if min_ratio < 0:
             raise CommandError("Aspect ratio cannot be negative.")
-        return AllocationRequest(kind="boards", count=count, min_ratio=min_ratio,
-                                 max_dead_boards=max_dead_boards,
-                                 max_dead_links=max_dead_links, require_torus=require_torus)
+        return AllocationRequest(
+            kind="boards",
+            count=count,
+            min_ratio=min_ratio,
+            max_dead_boards=max_dead_boards,
+            max_dead_links=max_dead_links,
+            require_torus=require_torus,
+        )
     if len(given) == 2:
-        return AllocationRequest(kind="rect", width=as_int("width", given[0]),
-                                 height=as_int("height", given[1]),
-                                 max_dead_boards=max_dead_boards,
-                                 max_dead_links=max_dead_links, require_torus=require_torus)
+        return AllocationRequest(
+            kind="rect",
+            width=as_int("width", given[0]),
+            height=as_int("height", given[1]),
+            max_dead_boards=max_dead_boards,
+            max_dead_links=max_dead_links,
+            require_torus=require_torus,
+        )
     if require_torus:
         raise CommandError("require_torus must be False when allocating boards.")
     board = (as_int("x", given[0]), as_int("y", given[1]), as_int("z", given[2]))
@@ -131,8 +153,7 @@ def parse_create_job(args: list[Any], kwargs: dict[str, Any]) -> JobSpec:
         CommandError: with the reference's text for its domain errors, our own otherwise.
     """
     if len(args) > 3:
-        raise CommandError(f"create_job() takes at most 3 positional arguments "
-                           f"({len(args)} given)")
+        raise CommandError(f"create_job() takes at most 3 positional arguments ({len(args)} given)")
     for key in kwargs:
         if key not in _CREATE_KWARGS:
             raise CommandError(f"create_job() got an unexpected keyword argument {key!r}")
@@ -156,22 +177,31 @@ def parse_create_job(args: list[Any], kwargs: dict[str, Any]) -> JobSpec:
         require_torus = bool(torus_arg)
     else:
         raise CommandError(f"require_torus must be true or false, not {torus_arg!r}")
-    request = _request(list(args), min_ratio,
-                       _optional_count("max_dead_boards", kwargs.get("max_dead_boards")),
-                       _optional_count("max_dead_links", kwargs.get("max_dead_links")),
-                       require_torus)
+    request = _request(
+        list(args),
+        min_ratio,
+        _optional_count("max_dead_boards", kwargs.get("max_dead_boards")),
+        _optional_count("max_dead_links", kwargs.get("max_dead_links")),
+        require_torus,
+    )
     shown = {k: v for k, v in kwargs.items() if k not in ("owner", "keepalive")}
     if tags is not None:
         shown["tags"] = sorted(tags)
     if isinstance(owner, str):
         owner_text = owner
     elif isinstance(owner, bool):
-        owner_text = "True" if owner else "False"   # as the reference's str() would give
+        owner_text = "True" if owner else "False"  # as the reference's str() would give
     else:
         owner_text = str(owner)
-    return JobSpec(owner=owner_text, keepalive=keepalive, machine=machine,
-                   tags=frozenset({"default"}) if tags is None else tags,
-                   request=request, args=tuple(args), kwargs=shown)
+    return JobSpec(
+        owner=owner_text,
+        keepalive=keepalive,
+        machine=machine,
+        tags=frozenset({"default"}) if tags is None else tags,
+        request=request,
+        args=tuple(args),
+        kwargs=shown,
+    )
 
 
 @dataclass(eq=False)

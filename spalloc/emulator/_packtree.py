@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterator
 __all__ = ["Accept", "PackTree", "area_to_rect"]
 
 
-def area_to_rect(area: int, width: int, height: int,
-                 min_ratio: float) -> tuple[int, int] | None:
+def area_to_rect(area: int, width: int, height: int, min_ratio: float) -> tuple[int, int] | None:
     """A ``w x h`` triad rectangle covering ``area`` triads in a ``width x height`` space (§6.5).
 
     Returns None when there is no such rectangle (including ``area < 1``).
@@ -80,14 +79,18 @@ class _Node:
 
     def hsplit(self, y: int) -> tuple[_Node, _Node]:
         """Cut below row ``y``: (bottom, top)."""
-        self.children = (_Node(self.x, self.y, self.w, y - self.y),
-                         _Node(self.x, y, self.w, self.h - (y - self.y)))
+        self.children = (
+            _Node(self.x, self.y, self.w, y - self.y),
+            _Node(self.x, y, self.w, self.h - (y - self.y)),
+        )
         return self.children
 
     def vsplit(self, x: int) -> tuple[_Node, _Node]:
         """Cut left of column ``x``: (left, right)."""
-        self.children = (_Node(self.x, self.y, x - self.x, self.h),
-                         _Node(x, self.y, self.w - (x - self.x), self.h))
+        self.children = (
+            _Node(self.x, self.y, x - self.x, self.h),
+            _Node(x, self.y, self.w - (x - self.x), self.h),
+        )
         return self.children
 
     def ordered_children(self) -> tuple[_Node, _Node]:
@@ -123,35 +126,43 @@ class PackTree:
 
     # -- placing rectangles --
 
-    def alloc(self, w: int, h: int, accept: Accept,
-              anywhere: bool) -> tuple[int, int] | None:
+    def alloc(self, w: int, h: int, accept: Accept, anywhere: bool) -> tuple[int, int] | None:
         """Place a ``w x h`` rectangle; returns its bottom-left triad or None."""
+
         def fits(node: _Node) -> bool:
             return node.mw >= w and node.mh >= h
 
         def size(_leaf: _Node) -> tuple[int, int] | None:
             return (w, h)
+
         found = self._place(self.root, fits, size, accept)
         if found is None and anywhere:
             found = self._place_anywhere(fits, size, accept)
         return None if found is None else (found[0], found[1])
 
-    def alloc_area(self, area: int, min_ratio: float, accept: Accept,
-                   anywhere: bool) -> tuple[int, int, int, int] | None:
+    def alloc_area(
+        self, area: int, min_ratio: float, accept: Accept, anywhere: bool
+    ) -> tuple[int, int, int, int] | None:
         """Place at least ``area`` triads, shaped per free leaf; returns (x, y, w, h) or None."""
+
         def fits(node: _Node) -> bool:
             return node.ma >= area
 
         def size(leaf: _Node) -> tuple[int, int] | None:
             return area_to_rect(area, leaf.w, leaf.h, min_ratio)
+
         found = self._place(self.root, fits, size, accept)
         if found is None and anywhere:
             found = self._place_anywhere(fits, size, accept)
         return found
 
-    def _place(self, node: _Node, fits: Callable[[_Node], bool],
-               size: Callable[[_Node], tuple[int, int] | None],
-               accept: Accept) -> tuple[int, int, int, int] | None:
+    def _place(
+        self,
+        node: _Node,
+        fits: Callable[[_Node], bool],
+        size: Callable[[_Node], tuple[int, int] | None],
+        accept: Accept,
+    ) -> tuple[int, int, int, int] | None:
         if node.taken or not fits(node):
             return None
         if node.children is not None:
@@ -173,9 +184,12 @@ class PackTree:
                 return (x, y, w, h)
         return None
 
-    def _place_anywhere(self, fits: Callable[[_Node], bool],
-                        size: Callable[[_Node], tuple[int, int] | None],
-                        accept: Accept) -> tuple[int, int, int, int] | None:
+    def _place_anywhere(
+        self,
+        fits: Callable[[_Node], bool],
+        size: Callable[[_Node], tuple[int, int] | None],
+        accept: Accept,
+    ) -> tuple[int, int, int, int] | None:
         for leaf in self._free_leaves(self.root, fits):
             wh = size(leaf)
             if wh is None:

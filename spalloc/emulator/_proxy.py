@@ -19,8 +19,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["CLOSE", "ERROR", "MAX_CHANNELS", "MESSAGE", "MESSAGE_TO", "OPEN",
-           "OPEN_UNCONNECTED", "ProxySession"]
+__all__ = [
+    "CLOSE",
+    "ERROR",
+    "MAX_CHANNELS",
+    "MESSAGE",
+    "MESSAGE_TO",
+    "OPEN",
+    "OPEN_UNCONNECTED",
+    "ProxySession",
+]
 
 OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
 
@@ -61,7 +69,7 @@ class _Channel(asyncio.DatagramProtocol):
             self.session.to_client(_W2.pack(MESSAGE, self.channel_id) + data)
 
     def error_received(self, exc: Exception) -> None:
-        pass   # ICMP "port unreachable" from a silent board: UDP just loses the packet
+        pass  # ICMP "port unreachable" from a silent board: UDP just loses the packet
 
     def close(self) -> None:
         if self.transport is not None:
@@ -78,8 +86,12 @@ class ProxySession:
         local_host: address unconnected channels bind to.
     """
 
-    def __init__(self, ws: web.WebSocketResponse, hosts: dict[tuple[int, int], str],
-                 local_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        hosts: dict[tuple[int, int], str],
+        local_host: str = "127.0.0.1",
+    ) -> None:
         self.ws = ws
         self.hosts = dict(hosts)
         self.board_ips = frozenset(hosts.values())
@@ -115,8 +127,7 @@ class ProxySession:
                         await self.ws.close(code=BAD_DATA, message=str(exc)[:120].encode())
                         break
                     except OSError as exc:
-                        await self.ws.close(code=SERVER_ERROR,
-                                            message=str(exc)[:120].encode())
+                        await self.ws.close(code=SERVER_ERROR, message=str(exc)[:120].encode())
                         break
                 elif msg.type == WSMsgType.TEXT:
                     # Only binary frames carry the protocol; text is refused as Spring does.
@@ -183,8 +194,7 @@ class ProxySession:
         channel_id = next(_channel_ids)
         loop = asyncio.get_running_loop()
         factory: Callable[[], _Channel] = lambda: _Channel(self, channel_id, connected)  # noqa: E731
-        _, channel = await loop.create_datagram_endpoint(factory, family=socket.AF_INET,
-                                                         **endpoint)
+        _, channel = await loop.create_datagram_endpoint(factory, family=socket.AF_INET, **endpoint)
         self._channels[channel_id] = channel
         return channel
 
@@ -207,8 +217,11 @@ class ProxySession:
             return
         assert channel.transport is not None
         address, port = channel.transport.get_extra_info("sockname")[:2]
-        self.to_client(_W3.pack(OPEN_UNCONNECTED, correlation, channel.channel_id)
-                       + socket.inet_aton(address) + struct.pack("<I", port))
+        self.to_client(
+            _W3.pack(OPEN_UNCONNECTED, correlation, channel.channel_id)
+            + socket.inet_aton(address)
+            + struct.pack("<I", port)
+        )
 
     def _close(self, data: bytes) -> None:
         _, correlation, channel_id = self._exact(data, _W3)
@@ -224,7 +237,7 @@ class ProxySession:
         channel = self._channels.get(channel_id)
         # A message for a closed, unknown or unconnected channel is dropped silently.
         if channel is not None and channel.connected and channel.transport is not None:
-            channel.transport.sendto(data[_W2.size:])
+            channel.transport.sendto(data[_W2.size :])
 
     def _message_to(self, data: bytes) -> None:
         if len(data) < _W5.size:
@@ -239,4 +252,4 @@ class ProxySession:
             return
         if channel.connected:
             raise BadFrame("channel is connected")
-        channel.transport.sendto(data[_W5.size:], target)
+        channel.transport.sendto(data[_W5.size :], target)

@@ -36,16 +36,34 @@ KEEPALIVE_MAX = 300.0
 _DURATION = re.compile(
     r"(?P<sign>[-+]?)P(?:(?P<d>[-+]?\d+)D)?"
     r"(?:T(?:(?P<h>[-+]?\d+)H)?(?:(?P<m>[-+]?\d+)M)?(?:(?P<s>[-+]?\d+(?:[.,]\d{0,9})?)S)?)?",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 # Chip-link directions (the v1 model) as the board-to-board directions of v2's DownLink.
-_DIRECTION = {Link.north: "N", Link.east: "E", Link.south_west: "SE", Link.south: "S",
-              Link.west: "W", Link.north_east: "NW"}
+_DIRECTION = {
+    Link.north: "N",
+    Link.east: "E",
+    Link.south_west: "SE",
+    Link.south: "S",
+    Link.west: "W",
+    Link.north_east: "NW",
+}
 
-_FIELDS = frozenset({
-    "owner", "group", "nmpi-collab", "nmpi-job-id", "keepalive-interval", "num-boards",
-    "dimensions", "board", "machine-name", "tags", "max-dead-boards",
-})
+_FIELDS = frozenset(
+    {
+        "owner",
+        "group",
+        "nmpi-collab",
+        "nmpi-job-id",
+        "keepalive-interval",
+        "num-boards",
+        "dimensions",
+        "board",
+        "machine-name",
+        "tags",
+        "max-dead-boards",
+    }
+)
 
 
 def iso_time(seconds: float | None) -> str | None:
@@ -80,10 +98,13 @@ def parse_duration(value: Any, name: str) -> float:
         raise CommandError(f"{name} must be an ISO-8601 duration such as PT60S")
     if isinstance(value, (int, float)):
         seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip())) and (
-            any(match.group(g) for g in "dhms")):
+    elif (
+        isinstance(value, str)
+        and (match := _DURATION.fullmatch(value.strip()))
+        and (any(match.group(g) for g in "dhms"))
+    ):
         parts = {g: float((match.group(g) or "0").replace(",", ".")) for g in "dhms"}
-        seconds = (parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"])
+        seconds = parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
         if match.group("sign") == "-":
             seconds = -seconds
     else:
@@ -107,17 +128,24 @@ def _int(body: dict[str, Any], key: str, *, minimum: int) -> int | None:
 class CreateRequest:
     """A checked v2 create request: what to hand the controller and what to echo back."""
 
-    def __init__(self, args: list[Any], kwargs: dict[str, Any], original: dict[str, Any],
-                 group: str | None) -> None:
+    def __init__(
+        self, args: list[Any], kwargs: dict[str, Any], original: dict[str, Any], group: str | None
+    ) -> None:
         self.args = args
         self.kwargs = kwargs
         self.original = original
         self.group = group
 
 
-def parse_create(body: Any, *, user: str, groups: tuple[str, ...], admin: bool,
-                 machines: tuple[Machine, ...],
-                 keepalive_cap: float | None = None) -> CreateRequest:
+def parse_create(
+    body: Any,
+    *,
+    user: str,
+    groups: tuple[str, ...],
+    admin: bool,
+    machines: tuple[Machine, ...],
+    keepalive_cap: float | None = None,
+) -> CreateRequest:
     """Check a ``CreateJobRequest`` the way ``SpallocServiceImpl`` does.
 
     Raises:
@@ -140,14 +168,14 @@ def parse_create(body: Any, *, user: str, groups: tuple[str, ...], admin: bool,
     if keepalive < KEEPALIVE_MIN:
         raise CommandError(f"keepalive interval must be at least {iso_duration(KEEPALIVE_MIN)}")
     if keepalive > KEEPALIVE_MAX:
-        raise CommandError(
-            f"keepalive interval must be no more than {iso_duration(KEEPALIVE_MAX)}")
+        raise CommandError(f"keepalive interval must be no more than {iso_duration(KEEPALIVE_MAX)}")
     machine = body.get("machine-name")
     if machine is not None and not isinstance(machine, str):
         raise CommandError("machine-name must be a string")
     tags = body.get("tags")
-    if tags is not None and (not isinstance(tags, list)
-                             or not all(isinstance(t, str) for t in tags)):
+    if tags is not None and (
+        not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)
+    ):
         raise CommandError("tags must be a list of strings")
     if tags is None:
         tags = [] if machine is not None else ["default"]
@@ -176,9 +204,11 @@ def parse_create(body: Any, *, user: str, groups: tuple[str, ...], admin: bool,
     elif groups:
         raise CommandError("User is a member of more than one group; specify which to use")
     args = _size_args(body, machine, tags, machines)
-    kwargs: dict[str, Any] = {"owner": owner, "max_dead_boards": max_dead,
-                              "keepalive": keepalive if keepalive_cap is None
-                              else min(keepalive, keepalive_cap)}
+    kwargs: dict[str, Any] = {
+        "owner": owner,
+        "max_dead_boards": max_dead,
+        "keepalive": keepalive if keepalive_cap is None else min(keepalive, keepalive_cap),
+    }
     if machine is not None:
         kwargs["machine"] = machine
     else:
@@ -190,8 +220,9 @@ def parse_create(body: Any, *, user: str, groups: tuple[str, ...], admin: bool,
     return CreateRequest(args, kwargs, original, group)
 
 
-def _size_args(body: dict[str, Any], machine: str | None, tags: list[str],
-               machines: tuple[Machine, ...]) -> list[Any]:
+def _size_args(
+    body: dict[str, Any], machine: str | None, tags: list[str], machines: tuple[Machine, ...]
+) -> list[Any]:
     count = _int(body, "num-boards", minimum=1)
     dims = body.get("dimensions")
     board = body.get("board")
@@ -214,13 +245,15 @@ def _size_args(body: dict[str, Any], machine: str | None, tags: list[str],
     return []
 
 
-def _find_board(board: Any, machine: str | None, tags: list[str],
-                machines: tuple[Machine, ...]) -> Board:
+def _find_board(
+    board: Any, machine: str | None, tags: list[str], machines: tuple[Machine, ...]
+) -> Board:
     if not isinstance(board, dict):
         raise CommandError("board must be an object")
     keys = set(board)
-    candidates = [m for m in machines
-                  if (m.name == machine if machine is not None else set(tags) <= m.tags)]
+    candidates = [
+        m for m in machines if (m.name == machine if machine is not None else set(tags) <= m.tags)
+    ]
     if keys == {"x", "y", "z"}:
         x, y, z = (_int(board, k, minimum=0) for k in ("x", "y", "z"))
         assert x is not None and y is not None and z is not None
@@ -249,16 +282,22 @@ def _triads(job: Job) -> tuple[int, int, int]:
     boards = job.allocation.boards
     if len(boards) == 1:
         return 1, 1, 1
-    return (max(1, math.ceil(job.allocation.width / 12)),
-            max(1, math.ceil(job.allocation.height / 12)), 3)
+    return (
+        max(1, math.ceil(job.allocation.width / 12)),
+        max(1, math.ceil(job.allocation.height / 12)),
+        3,
+    )
 
 
 def job_state(job: Job, base: str, *, proxy_base: str | None) -> dict[str, Any]:
     """A ``JobStateResponse``; *base* is the service root URL ending in ``/``."""
     ref = f"{base}jobs/{job.job_id}/"
     destroyed = job.state is JobState.destroyed
-    doc: dict[str, Any] = {"state": job.state.name.upper(), "owner": job.spec.owner,
-                           "start-time": iso_time(job.start_time)}
+    doc: dict[str, Any] = {
+        "state": job.state.name.upper(),
+        "owner": job.spec.owner,
+        "start-time": iso_time(job.start_time),
+    }
     optional = {
         "finish-time": iso_time(job.finish_time),
         "reason": job.reason if destroyed else None,
@@ -266,8 +305,14 @@ def job_state(job: Job, base: str, *, proxy_base: str | None) -> dict[str, Any]:
         "keep-alive-time": None if destroyed else iso_time(job.keepalive_time),
     }
     doc.update({k: v for k, v in optional.items() if v is not None})
-    doc.update({"keepalive-ref": ref + "keepalive", "machine-ref": ref + "machine",
-                "power-ref": ref + "machine/power", "chip-ref": ref + "chip"})
+    doc.update(
+        {
+            "keepalive-ref": ref + "keepalive",
+            "machine-ref": ref + "machine",
+            "power-ref": ref + "machine/power",
+            "chip-ref": ref + "chip",
+        }
+    )
     if proxy_base is not None and job.state in (JobState.power, JobState.ready):
         doc["proxy-ref"] = f"{proxy_base}{job.job_id}"
     if job.original is not None:
@@ -281,9 +326,14 @@ def sub_machine(job: Job, base: str) -> dict[str, Any]:
     machine = job.machine
     width, height, depth = _triads(job)
     return {
-        "width": width, "height": height, "depth": depth, "machine-name": machine.name,
-        "connections": [[list(chip), machine.ip(board)]
-                        for chip, board in job_connections(list(job.allocation.boards))],
+        "width": width,
+        "height": height,
+        "depth": depth,
+        "machine-name": machine.name,
+        "connections": [
+            [list(chip), machine.ip(board)]
+            for chip, board in job_connections(list(job.allocation.boards))
+        ],
         "boards": [list(b) for b in job.allocation.boards],
         "power": f"{base}jobs/{job.job_id}/machine/power",
         "machine-ref": f"{base}machines/{machine.name}",
@@ -293,8 +343,14 @@ def sub_machine(job: Job, base: str) -> dict[str, Any]:
 def _board_coords(machine: Machine, board: Board, *, admin: bool) -> dict[str, Any]:
     location = machine.location(board)
     cabinet, frame, number = location if location is not None else (None, None, None)
-    coords: dict[str, Any] = {"x": board[0], "y": board[1], "z": board[2],
-                              "cabinet": cabinet, "frame": frame, "board": number}
+    coords: dict[str, Any] = {
+        "x": board[0],
+        "y": board[1],
+        "z": board[2],
+        "cabinet": cabinet,
+        "frame": frame,
+        "board": number,
+    }
     if admin:
         coords["address"] = machine.ip(board)
     return coords
@@ -307,44 +363,62 @@ def _down_links(machine: Machine, *, admin: bool) -> list[list[dict[str, Any]]]:
     for x, y, z, link in sorted(machine.dead_links):
         direction = Link(link)
         other, _, _ = neighbour((x, y, z), direction, machine.width, machine.height)
-        links.append([
-            {"board": _board_coords(machine, (x, y, z), admin=admin),
-             "direction": _DIRECTION[direction]},
-            {"board": _board_coords(machine, other, admin=admin),
-             "direction": _DIRECTION[direction.opposite]},
-        ])
+        links.append(
+            [
+                {
+                    "board": _board_coords(machine, (x, y, z), admin=admin),
+                    "direction": _DIRECTION[direction],
+                },
+                {
+                    "board": _board_coords(machine, other, admin=admin),
+                    "direction": _DIRECTION[direction.opposite],
+                },
+            ]
+        )
     return links
 
 
 def machine_summary(machine: Machine, base: str, *, admin: bool) -> dict[str, Any]:
     """One entry of the machines list (``dead-*`` keys)."""
-    return {"name": machine.name, "tags": sorted(machine.tags),
-            "uri": f"{base}machines/{machine.name}",
-            "width": machine.width, "height": machine.height,
-            "dead-boards": [_board_coords(machine, b, admin=admin)
-                            for b in sorted(machine.dead_boards)],
-            "dead-links": _down_links(machine, admin=admin)}
+    return {
+        "name": machine.name,
+        "tags": sorted(machine.tags),
+        "uri": f"{base}machines/{machine.name}",
+        "width": machine.width,
+        "height": machine.height,
+        "dead-boards": [
+            _board_coords(machine, b, admin=admin) for b in sorted(machine.dead_boards)
+        ],
+        "dead-links": _down_links(machine, admin=admin),
+    }
 
 
 def machine_detail(machine: Machine, base: str, *, admin: bool) -> dict[str, Any]:
     """A ``MachineResponse`` (``down-*`` keys and look-up links)."""
     ref = f"{base}machines/{machine.name}/"
-    return {"name": machine.name, "tags": sorted(machine.tags),
-            "width": machine.width, "height": machine.height,
-            "down-boards": [_board_coords(machine, b, admin=admin)
-                            for b in sorted(machine.dead_boards)],
-            "down-links": _down_links(machine, admin=admin),
-            "lookup-by-physical-board": ref + "physical-board",
-            "lookup-by-logical-board": ref + "logical-board",
-            "lookup-by-chip": ref + "chip",
-            "lookup-by-address": ref + "board-ip"}
+    return {
+        "name": machine.name,
+        "tags": sorted(machine.tags),
+        "width": machine.width,
+        "height": machine.height,
+        "down-boards": [
+            _board_coords(machine, b, admin=admin) for b in sorted(machine.dead_boards)
+        ],
+        "down-links": _down_links(machine, admin=admin),
+        "lookup-by-physical-board": ref + "physical-board",
+        "lookup-by-logical-board": ref + "logical-board",
+        "lookup-by-chip": ref + "chip",
+        "lookup-by-address": ref + "board-ip",
+    }
 
 
 def where_is(found: dict[str, Any], base: str) -> dict[str, Any]:
     """A ``WhereIsResponse`` from a v1-style ``where_is`` answer (nulls left out)."""
     doc = {
-        "machine": found["machine"], "machine-ref": f"{base}machines/{found['machine']}",
-        "chip": found["chip"], "board-chip": found["board_chip"],
+        "machine": found["machine"],
+        "machine-ref": f"{base}machines/{found['machine']}",
+        "chip": found["chip"],
+        "board-chip": found["board_chip"],
         "logical-board-coordinates": found["logical"],
         "physical-board-coordinates": found["physical"],
         "job-id": found["job_id"],

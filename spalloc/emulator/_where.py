@@ -38,17 +38,21 @@ def board_position(machine: Machine | None, x: Any, y: Any, z: Any) -> list[int]
     return None if location is None else list(location)
 
 
-def board_at_position(machine: Machine | None, cabinet: Any, frame: Any,
-                      board: Any) -> list[int] | None:
+def board_at_position(
+    machine: Machine | None, cabinet: Any, frame: Any, board: Any
+) -> list[int] | None:
     """``[x, y, z]`` of the board at a physical position, or None."""
     location = (as_int("cabinet", cabinet), as_int("frame", frame), as_int("board", board))
     found = None if machine is None else machine.board_at(location)
     return None if found is None else list(found)
 
 
-def where_is(kwargs: dict[str, Any], machine_named: Callable[[Any], Machine | None],
-             job_with_id: Callable[[Any], Job | None],
-             owner_of: OwnerOf) -> dict[str, Any] | None:
+def where_is(
+    kwargs: dict[str, Any],
+    machine_named: Callable[[Any], Machine | None],
+    job_with_id: Callable[[Any], Job | None],
+    owner_of: OwnerOf,
+) -> dict[str, Any] | None:
     """Resolve one of the four exact keyword sets to a location reply, or None.
 
     Raises:
@@ -78,8 +82,9 @@ def where_is(kwargs: dict[str, Any], machine_named: Callable[[Any], Machine | No
     return None if found is None else _reply(machine, *found, owner_of)
 
 
-def _job_form(kwargs: dict[str, Any], job_with_id: Callable[[Any], Job | None],
-              owner_of: OwnerOf) -> dict[str, Any] | None:
+def _job_form(
+    kwargs: dict[str, Any], job_with_id: Callable[[Any], Job | None], owner_of: OwnerOf
+) -> dict[str, Any] | None:
     chip_x, chip_y = as_int("chip_x", kwargs["chip_x"]), as_int("chip_y", kwargs["chip_y"])
     job = job_with_id(kwargs["job_id"])
     if job is None or job.allocation is None or job.machine is None:
@@ -92,19 +97,28 @@ def _job_form(kwargs: dict[str, Any], job_with_id: Callable[[Any], Job | None],
     return _reply(machine, *found, owner_of)
 
 
-def _reply(machine: Machine, board: Board, chip: Chip, board_chip: Chip,
-           owner_of: OwnerOf) -> dict[str, Any] | None:
+def _reply(
+    machine: Machine, board: Board, chip: Chip, board_chip: Chip, owner_of: OwnerOf
+) -> dict[str, Any] | None:
     location = machine.location(board)
     if location is None:
         return None
     reply: dict[str, Any] = {
-        "machine": machine.name, "logical": list(board), "physical": list(location),
-        "chip": list(chip), "board_chip": list(board_chip), "job_id": None, "job_chip": None,
+        "machine": machine.name,
+        "logical": list(board),
+        "physical": list(location),
+        "chip": list(chip),
+        "board_chip": list(board_chip),
+        "job_id": None,
+        "job_chip": None,
     }
     owner = owner_of(machine, board)
     if owner is not None and owner.allocation is not None:
         allocation = owner.allocation
         reply["job_id"] = owner.job_id
-        reply["job_chip"] = list(job_chip(board, board_chip, list(allocation.boards),
-                                          allocation.width, allocation.height))
+        reply["job_chip"] = list(
+            job_chip(
+                board, board_chip, list(allocation.boards), allocation.width, allocation.height
+            )
+        )
     return reply

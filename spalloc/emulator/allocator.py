@@ -116,8 +116,9 @@ class _Region:
 class _RegionFilter:
     """Pack-tree filter running the region test; remembers the last accepted region."""
 
-    def __init__(self, allocator: MachineAllocator, request: AllocationRequest,
-                 expected: int | None) -> None:
+    def __init__(
+        self, allocator: MachineAllocator, request: AllocationRequest, expected: int | None
+    ) -> None:
         self._allocator = allocator
         self._request = request
         self._expected = expected
@@ -126,8 +127,16 @@ class _RegionFilter:
     def __call__(self, x: int, y: int, w: int, h: int) -> bool:
         request = self._request
         expected = self._expected if self._expected is not None else 3 * w * h
-        region = self._allocator._region(x, y, w, h, expected, request.max_dead_boards,
-                                         request.max_dead_links, request.require_torus)
+        region = self._allocator._region(
+            x,
+            y,
+            w,
+            h,
+            expected,
+            request.max_dead_boards,
+            request.max_dead_links,
+            request.require_torus,
+        )
         if region is None:
             return False
         self.last = region
@@ -185,8 +194,7 @@ class MachineAllocator:
             return False
         w, h, expected = shape
         if corners_only:
-            positions = {(0, 0), (m.width - w, 0), (0, m.height - h),
-                         (m.width - w, m.height - h)}
+            positions = {(0, 0), (m.width - w, 0), (0, m.height - h), (m.width - w, m.height - h)}
         else:
             positions = {(x, y) for x in range(m.width - w + 1) for y in range(m.height - h + 1)}
         accept = self._filter(request, expected)
@@ -301,8 +309,9 @@ class MachineAllocator:
             if triads is None:
                 return None
             accept = self._filter(request, request.count)
-            xywh = self._tree.alloc_area(triads, request.min_ratio, accept,
-                                         self._may_search_anywhere(request))
+            xywh = self._tree.alloc_area(
+                triads, request.min_ratio, accept, self._may_search_anywhere(request)
+            )
             placed = None if xywh is None else (xywh[0], xywh[1])
         if placed is None:
             return None
@@ -314,9 +323,17 @@ class MachineAllocator:
         """The §6.3 region test for ``request`` as a pack-tree filter."""
         return _RegionFilter(self, request, expected)
 
-    def _region(self, x: int, y: int, w: int, h: int, expected: int,
-                max_dead_boards: int | None, max_dead_links: int | None,
-                require_torus: bool) -> _Region | None:
+    def _region(
+        self,
+        x: int,
+        y: int,
+        w: int,
+        h: int,
+        expected: int,
+        max_dead_boards: int | None,
+        max_dead_links: int | None,
+        require_torus: bool,
+    ) -> _Region | None:
         """§6.3: the boards a ``w x h`` rectangle at ``(x, y)`` would get, or None."""
         dead, dead_links, links = self._dead, self._dead_links, self._links
         # 1. Live boards reachable from the corner board over working links, inside.
@@ -397,11 +414,16 @@ class MachineAllocator:
 
     # -- bookkeeping --
 
-    def _record(self, boards: frozenset[Board], periphery: frozenset[tuple[Board, Link]],
-                handle: tuple[str, int, int, int]) -> Allocation:
+    def _record(
+        self,
+        boards: frozenset[Board],
+        periphery: frozenset[tuple[Board, Link]],
+        handle: tuple[str, int, int, int],
+    ) -> Allocation:
         width, height = allocation_size(boards, self.machine.width, self.machine.height)
-        allocation = Allocation(self.machine, tuple(sorted(boards)), width, height,
-                                periphery, handle)
+        allocation = Allocation(
+            self.machine, tuple(sorted(boards)), width, height, periphery, handle
+        )
         self._live.add(allocation)
         for board in boards:
             self._owners[board] = allocation

@@ -40,6 +40,7 @@ __all__ = [
 _TIMED_OUT = "Job timed out."
 _CANCELLED_TIMED_OUT = "Cancelled: Job timed out."
 
+
 class UnknownCommand(Exception):
     """The request names no command; the server closes the connection, like the reference."""
 
@@ -88,10 +89,16 @@ class Controller(V1Commands):
         wall_clock: UNIX seconds, used only for ``start_time``.
     """
 
-    def __init__(self, machines: Sequence[Machine], *, power_delay: float = 0.0,
-                 free_delay: float = 0.1, max_retired_jobs: int = 1200,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        machines: Sequence[Machine],
+        *,
+        power_delay: float = 0.0,
+        free_delay: float = 0.1,
+        max_retired_jobs: int = 1200,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         names = [m.name for m in machines]
         if len(set(names)) != len(names):
             raise ValueError(f"machine names must be unique: {names}")
@@ -118,22 +125,38 @@ class Controller(V1Commands):
         self._changed_jobs: dict[int, None] = {}
         self._changed_machines: dict[str, None] = {}
         self._commands: dict[str, tuple[inspect.Signature, Callable[..., Any], int, int]] = {}
-        for name in ("version", "create_job", "job_keepalive", "get_job_state",
-                     "get_job_machine_info", "power_on_job_boards", "power_off_job_boards",
-                     "destroy_job", "notify_job", "no_notify_job", "notify_machine",
-                     "no_notify_machine", "list_jobs", "list_machines", "get_board_position",
-                     "get_board_at_position", "where_is"):
+        for name in (
+            "version",
+            "create_job",
+            "job_keepalive",
+            "get_job_state",
+            "get_job_machine_info",
+            "power_on_job_boards",
+            "power_off_job_boards",
+            "destroy_job",
+            "notify_job",
+            "no_notify_job",
+            "notify_machine",
+            "no_notify_machine",
+            "list_jobs",
+            "list_machines",
+            "get_board_position",
+            "get_board_at_position",
+            "where_is",
+        ):
             method = getattr(self, "_cmd_" + name)
             sig = inspect.signature(method)
-            params = list(sig.parameters.values())[1:]   # drop the session
+            params = list(sig.parameters.values())[1:]  # drop the session
             plain = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
             required = sum(1 for p in plain if p.default is p.empty)
             # Fast paths that skip Signature.bind: positional calls of commands with plain
             # parameters (most = their count) and anything for create_job (most = -2).
             if len(plain) == len(params):
                 most = len(plain)
-            elif [p.kind for p in params] == [inspect.Parameter.VAR_POSITIONAL,
-                                              inspect.Parameter.VAR_KEYWORD]:
+            elif [p.kind for p in params] == [
+                inspect.Parameter.VAR_POSITIONAL,
+                inspect.Parameter.VAR_KEYWORD,
+            ]:
                 most = -2
             else:
                 most = -1
@@ -145,8 +168,9 @@ class Controller(V1Commands):
         """True if *name* is one of the 17 protocol commands."""
         return name in self._commands
 
-    def handle(self, session: Session, command: str, args: list[Any],
-               kwargs: dict[str, Any]) -> Any:
+    def handle(
+        self, session: Session, command: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
         """Run one command and return its result.
 
         Raises:
@@ -208,10 +232,18 @@ class Controller(V1Commands):
 
     def jobs(self) -> list[JobInfo]:
         """Snapshots of the live jobs, oldest first."""
-        return [JobInfo(job.job_id, job.spec.owner, job.state, job.power, job.spec.keepalive,
-                        job.machine.name if job.machine else None,
-                        job.allocation.boards if job.allocation else ())
-                for job in self._jobs.values()]
+        return [
+            JobInfo(
+                job.job_id,
+                job.spec.owner,
+                job.state,
+                job.power,
+                job.spec.keepalive,
+                job.machine.name if job.machine else None,
+                job.allocation.boards if job.allocation else (),
+            )
+            for job in self._jobs.values()
+        ]
 
     def retired(self) -> dict[int, str | None]:
         """The remembered destroyed jobs and their reasons, oldest first."""
@@ -238,8 +270,9 @@ class Controller(V1Commands):
         """The live job holding *board* of *machine*, or None."""
         return self._owners.get((machine.name, board))
 
-    def create_job_v2(self, session: Session, args: list[Any], kwargs: dict[str, Any],
-                      original: dict[str, Any]) -> int:
+    def create_job_v2(
+        self, session: Session, args: list[Any], kwargs: dict[str, Any], original: dict[str, Any]
+    ) -> int:
         """Create a job as v2 does: a request no machine could ever take is refused.
 
         Raises:
@@ -379,7 +412,7 @@ class Controller(V1Commands):
 
     def _power_done(self, job: Job, allocation: Allocation, on: bool) -> None:
         if self._jobs.get(job.job_id) is not job or job.allocation is not allocation:
-            return   # destroyed meanwhile: its own power-off takes over
+            return  # destroyed meanwhile: its own power-off takes over
         assert job.machine is not None
         for board in allocation.boards:
             self._board_power[(job.machine.name, board)] = on

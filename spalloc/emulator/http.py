@@ -55,6 +55,7 @@ MAX_BODY = 1 << 20
 
 _LIMIT_LIMIT = 200
 
+
 def _bool(request: web.Request, name: str) -> bool:
     # JAX-RS reads a boolean as Boolean.valueOf does: "true" in any case, else false.
     return request.query.get(name, "false").strip().lower() == "true"
@@ -84,10 +85,16 @@ class HttpFrontDoor:
         emergency_stop_code: the ``commandCode`` that stops everything (None: refused).
     """
 
-    def __init__(self, server: EmulatorServer, users: Users, *,
-                 ssl_context: ssl.SSLContext | None = None,
-                 keepalive_cap: float | None = None, wait_limit: float = WAIT_LIMIT,
-                 emergency_stop_code: str | None = None) -> None:
+    def __init__(
+        self,
+        server: EmulatorServer,
+        users: Users,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_cap: float | None = None,
+        wait_limit: float = WAIT_LIMIT,
+        emergency_stop_code: str | None = None,
+    ) -> None:
         self._server = server
         self._controller = server.controller
         self._ssl = ssl_context
@@ -111,8 +118,7 @@ class HttpFrontDoor:
         """Bind and serve; returns the bound (host, port)."""
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=1.0)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=self._ssl, reuse_address=True)
         await site.start()
@@ -121,7 +127,7 @@ class HttpFrontDoor:
         self._bound = (str(name[0]), int(name[1]))
         self._boards = BoardResponder(self._board_answers, self._board_allocated)
         self._server.listeners.append(self._on_changes)
-        for job_id in self._controller.job_ids():   # jobs kept across a restart
+        for job_id in self._controller.job_ids():  # jobs kept across a restart
             self._sync_boards(job_id)
         return self._bound
 
@@ -162,14 +168,19 @@ class HttpFrontDoor:
                 for proxy in self._proxies.pop(job_id):
                     proxy.close_channels()
                     task = asyncio.get_running_loop().create_task(
-                        proxy.ws.close(code=1000, message=b"job destroyed"))
+                        proxy.ws.close(code=1000, message=b"job destroyed")
+                    )
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
 
     def _sync_boards(self, job_id: int) -> Job | None:
         job = self._controller.find_job(job_id)
-        if (job is not None and job.allocation is not None and job.machine is not None
-                and self._boards is not None):
+        if (
+            job is not None
+            and job.allocation is not None
+            and job.machine is not None
+            and self._boards is not None
+        ):
             self._boards.sync(job.machine, job.allocation.boards)
         return job
 
@@ -180,8 +191,11 @@ class HttpFrontDoor:
                 future.set_result(None)
 
     def _wake_all(self) -> None:
-        for futures in [*self._job_waiters.values(), *self._machine_waiters.values(),
-                        self._list_waiters]:
+        for futures in [
+            *self._job_waiters.values(),
+            *self._machine_waiters.values(),
+            self._list_waiters,
+        ]:
             self._wake(futures)
         self._job_waiters.clear()
         self._machine_waiters.clear()
@@ -200,8 +214,11 @@ class HttpFrontDoor:
 
     def _board_answers(self, machine: Machine, board: Board) -> bool:
         job = self._controller.owner_of(machine, board)
-        return (job is not None and job.state is JobState.ready
-                and self._controller.board_power(machine.name, board))
+        return (
+            job is not None
+            and job.state is JobState.ready
+            and self._controller.board_power(machine.name, board)
+        )
 
     def _board_allocated(self, machine: Machine, board: Board) -> bool:
         return self._controller.owner_of(machine, board) is not None
@@ -209,14 +226,17 @@ class HttpFrontDoor:
     # --- dispatch, errors, authentication ---------------------------------------------------
 
     @web.middleware
-    async def _errors(self, request: web.Request,
-                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                      ) -> web.StreamResponse:
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         try:
             response = await handler(request)
         except HttpError as exc:
-            response = (web.Response(status=204) if exc.status == 204
-                        else text_reply(exc.status, exc.text, exc.headers))
+            response = (
+                web.Response(status=204)
+                if exc.status == 204
+                else text_reply(exc.status, exc.text, exc.headers)
+            )
         except CommandError as exc:
             response = text_reply(400, str(exc))
         except web.HTTPException as exc:
@@ -224,7 +244,7 @@ class HttpFrontDoor:
             response = text_reply(exc.status, exc.reason or "", None)
         except (asyncio.CancelledError, ConnectionError):
             raise
-        except Exception as exc:   # a bug of ours must cost only this request
+        except Exception as exc:  # a bug of ours must cost only this request
             response = text_reply(500, f"unexpected server problem: {type(exc).__name__}: {exc}")
         finally:
             # The request may have changed jobs: rearm timers, tell v1 subscribers.
@@ -241,19 +261,24 @@ class HttpFrontDoor:
             (r"srv/spalloc/emergencyStop", {"GET": self._emergency_stop}),
             (r"srv/spalloc/machines", {"GET": self._machines}),
             (r"srv/spalloc/machines/([^/]+)", {"GET": self._machine}),
-            (r"srv/spalloc/machines/([^/]+)/(logical-board|physical-board|chip|board-ip)",
-             {"GET": self._machine_where}),
+            (
+                r"srv/spalloc/machines/([^/]+)/(logical-board|physical-board|chip|board-ip)",
+                {"GET": self._machine_where},
+            ),
             (r"srv/spalloc/jobs", {"GET": self._list_jobs, "POST": self._create_job}),
             (r"srv/spalloc/jobs/(\d+)", {"GET": self._job, "DELETE": self._delete_job}),
             (r"srv/spalloc/jobs/(\d+)/keepalive", {"PUT": self._keepalive}),
             (r"srv/spalloc/jobs/(\d+)/machine", {"GET": self._job_machine}),
-            (r"srv/spalloc/jobs/(\d+)/machine/power",
-             {"GET": self._get_power, "POST": self._set_power}),
+            (
+                r"srv/spalloc/jobs/(\d+)/machine/power",
+                {"GET": self._get_power, "POST": self._set_power},
+            ),
             (r"srv/spalloc/jobs/(\d+)/chip", {"GET": self._job_chip}),
             (r"srv/spalloc/jobs/(\d+)/report-issue", {"POST": self._report_issue}),
-            (r"srv/spalloc/jobs/(\d+)/(memory|fast-data-write|fast-data-read|router)",
-             {"GET": self._unsupported, "POST": self._unsupported,
-              "DELETE": self._unsupported}),
+            (
+                r"srv/spalloc/jobs/(\d+)/(memory|fast-data-write|fast-data-read|router)",
+                {"GET": self._unsupported, "POST": self._unsupported, "DELETE": self._unsupported},
+            ),
         ]
         return [(re.compile(pattern), methods) for pattern, methods in table]
 
@@ -262,15 +287,14 @@ class HttpFrontDoor:
         if not path.startswith("/spalloc/"):
             raise HttpError(404, "not found")
         # Tolerate doubled and trailing slashes (SpiNNMan asks for "jobs//1/").
-        rest = "/".join(part for part in path[len("/spalloc/"):].split("/") if part)
+        rest = "/".join(part for part in path[len("/spalloc/") :].split("/") if part)
         for pattern, methods in self._routes:
             match = pattern.fullmatch(rest)
             if match is None:
                 continue
             handler = methods.get(request.method)
             if handler is None:
-                raise HttpError(405, "method not allowed",
-                                 {"Allow": ", ".join(sorted(methods))})
+                raise HttpError(405, "method not allowed", {"Allow": ", ".join(sorted(methods))})
             result: web.StreamResponse = await handler(request, *match.groups())
             return result
         raise HttpError(404, "not found")
@@ -291,10 +315,15 @@ class HttpFrontDoor:
             session_id, session = self._auth.new_session(caller.user)
         base = self._base(request)
         major, minor, revision = SERVICE_VERSION
-        response = json_reply({"version": {"major-version": major, "minor-version": minor,
-                                      "revision": revision},
-                          "jobs-ref": base + "jobs", "machines-ref": base + "machines",
-                          "csrf-header": CSRF_HEADER, "csrf-token": session.csrf})
+        response = json_reply(
+            {
+                "version": {"major-version": major, "minor-version": minor, "revision": revision},
+                "jobs-ref": base + "jobs",
+                "machines-ref": base + "machines",
+                "csrf-header": CSRF_HEADER,
+                "csrf-token": session.csrf,
+            }
+        )
         if session_id != caller.session_id and session_id is not None:
             self._auth.set_cookie(response, session_id)
         return response
@@ -302,8 +331,9 @@ class HttpFrontDoor:
     async def _emergency_stop(self, request: web.Request) -> web.StreamResponse:
         self._auth.caller(request, csrf=False)
         code = request.query.get("commandCode", "")
-        if self._stop_code is None or not hmac.compare_digest(code.encode(),
-                                                               self._stop_code.encode()):
+        if self._stop_code is None or not hmac.compare_digest(
+            code.encode(), self._stop_code.encode()
+        ):
             raise HttpError(403, "bad command code")
         for job_id in self._controller.job_ids():
             job = self._controller.find_job(job_id)
@@ -314,8 +344,14 @@ class HttpFrontDoor:
     async def _machines(self, request: web.Request) -> web.StreamResponse:
         caller = self._auth.caller(request, csrf=False)
         base = self._base(request)
-        return json_reply({"machines": [machine_summary(m, base, admin=caller.user.admin)
-                                   for m in self._controller.machines]})
+        return json_reply(
+            {
+                "machines": [
+                    machine_summary(m, base, admin=caller.user.admin)
+                    for m in self._controller.machines
+                ]
+            }
+        )
 
     def _machine_named(self, name: str) -> Machine:
         machine = self._controller.machine(name)
@@ -330,20 +366,28 @@ class HttpFrontDoor:
             await self._wait(self._machine_waiters.setdefault(name, []))
         return json_reply(machine_detail(machine, self._base(request), admin=caller.user.admin))
 
-    async def _machine_where(self, request: web.Request, name: str,
-                             kind: str) -> web.StreamResponse:
+    async def _machine_where(
+        self, request: web.Request, name: str, kind: str
+    ) -> web.StreamResponse:
         self._auth.caller(request, csrf=False)
         machine = self._machine_named(name)
         controller = self._controller
         if kind == "logical-board":
-            kwargs: dict[str, Any] = {"machine": name, "x": _int(request, "x"),
-                                      "y": _int(request, "y"), "z": _int(request, "z", 0)}
+            kwargs: dict[str, Any] = {
+                "machine": name,
+                "x": _int(request, "x"),
+                "y": _int(request, "y"),
+                "z": _int(request, "z", 0),
+            }
         elif kind == "physical-board":
-            kwargs = {"machine": name, "cabinet": _int(request, "cabinet", 0),
-                      "frame": _int(request, "frame", 0), "board": _int(request, "board")}
+            kwargs = {
+                "machine": name,
+                "cabinet": _int(request, "cabinet", 0),
+                "frame": _int(request, "frame", 0),
+                "board": _int(request, "board"),
+            }
         elif kind == "chip":
-            kwargs = {"machine": name, "chip_x": _int(request, "x"),
-                      "chip_y": _int(request, "y")}
+            kwargs = {"machine": name, "chip_x": _int(request, "x"), "chip_y": _int(request, "y")}
         else:
             address = request.query.get("address", "")
             board = next((b for b, ip in machine.board_ips.items() if ip == address), None)
@@ -367,15 +411,16 @@ class HttpFrontDoor:
         if _bool(request, "wait"):
             await self._wait(self._list_waiters)
         self._controller.poll()
-        ids = self._controller.job_ids(deleted=deleted)[start:start + limit]
+        ids = self._controller.job_ids(deleted=deleted)[start : start + limit]
         base = self._base(request)
         doc: dict[str, Any] = {"jobs": [f"{base}jobs/{job_id}" for job_id in ids]}
         links = {}
         query = {k: v for k, v in request.query.items()}
         query["wait"] = "false"
         if start > 0:
-            links["prev"] = str(request.url.with_query(dict(query,
-                                                            start=str(max(start - limit, 0)))))
+            links["prev"] = str(
+                request.url.with_query(dict(query, start=str(max(start - limit, 0))))
+            )
         if len(ids) == limit:
             links["next"] = str(request.url.with_query(dict(query, start=str(start + limit))))
         doc.update(links)
@@ -387,8 +432,9 @@ class HttpFrontDoor:
             raise HttpError(415, "the request body must be application/json")
         raw = await request.read()
         try:
-            return json.loads(raw.decode("utf-8"),
-                              parse_constant=lambda name: _refuse_constant(name))
+            return json.loads(
+                raw.decode("utf-8"), parse_constant=lambda name: _refuse_constant(name)
+            )
         except (UnicodeDecodeError, ValueError) as exc:
             raise HttpError(400, f"malformed JSON: {exc}") from None
 
@@ -396,12 +442,16 @@ class HttpFrontDoor:
         caller = self._auth.caller(request, csrf=True)
         body = await self._readjson_reply(request)
         controller = self._controller
-        parsed = parse_create(body, user=caller.user.name, groups=caller.user.groups,
-                              admin=caller.user.admin, machines=controller.machines,
-                              keepalive_cap=self._keepalive_cap)
+        parsed = parse_create(
+            body,
+            user=caller.user.name,
+            groups=caller.user.groups,
+            admin=caller.user.admin,
+            machines=controller.machines,
+            keepalive_cap=self._keepalive_cap,
+        )
         session = V1Session(host=_remote(request))
-        job_id = controller.create_job_v2(session, parsed.args, parsed.kwargs,
-                                          parsed.original)
+        job_id = controller.create_job_v2(session, parsed.args, parsed.kwargs, parsed.original)
         ref = f"{self._base(request)}jobs/{job_id}"
         return json_reply({"job-id": job_id, "job-ref": ref}, 201, {"Location": ref})
 
@@ -439,12 +489,13 @@ class HttpFrontDoor:
 
     def _touch(self, request: web.Request, job: Job) -> None:
         if job.state is not JobState.destroyed:
-            self._controller.handle(V1Session(host=_remote(request)), "job_keepalive",
-                                    [job.job_id], {})
+            self._controller.handle(
+                V1Session(host=_remote(request)), "job_keepalive", [job.job_id], {}
+            )
 
     async def _keepalive(self, request: web.Request, job_id: str) -> web.StreamResponse:
         caller = self._auth.caller(request, csrf=True)
-        await request.read()   # any body is accepted (SpiNNMan sends "alive")
+        await request.read()  # any body is accepted (SpiNNMan sends "alive")
         self._touch(request, self._job_for(caller, job_id))
         return text_reply(200, "ok")
 
@@ -478,8 +529,9 @@ class HttpFrontDoor:
         x, y = _int(request, "x", 0), _int(request, "y", 0)
         self._touch(request, job)
         self._live(job)
-        found = self._controller.handle(V1Session(), "where_is", [],
-                                        {"job_id": job.job_id, "chip_x": x, "chip_y": y})
+        found = self._controller.handle(
+            V1Session(), "where_is", [], {"job_id": job.job_id, "chip_x": x, "chip_y": y}
+        )
         if found is None:
             raise HttpError(204)
         return json_reply(where_is(found, self._base(request)))
@@ -492,8 +544,9 @@ class HttpFrontDoor:
         self._job_for(caller, job_id)
         return json_reply({"action": "noted (the emulator takes no action on issue reports)"})
 
-    async def _unsupported(self, request: web.Request, job_id: str,
-                           what: str) -> web.StreamResponse:
+    async def _unsupported(
+        self, request: web.Request, job_id: str, what: str
+    ) -> web.StreamResponse:
         self._auth.caller(request, csrf=request.method != "GET")
         raise HttpError(501, f"{what} is not supported by the emulator")
 
@@ -504,14 +557,19 @@ class HttpFrontDoor:
         job = self._job_for(caller, job_id)
         ws = web.WebSocketResponse(max_msg_size=MAX_BODY, autoping=True)
         await ws.prepare(request)
-        if (job.state not in (JobState.power, JobState.ready) or job.allocation is None
-                or job.machine is None):
-            await ws.close(code=SERVER_ERROR, message=b"job not in state where proxying "
-                                                       b"permitted")
+        if (
+            job.state not in (JobState.power, JobState.ready)
+            or job.allocation is None
+            or job.machine is None
+        ):
+            await ws.close(code=SERVER_ERROR, message=b"job not in state where proxying permitted")
             return ws
         machine = job.machine
-        hosts = {chip: ip for chip, board in job_connections(list(job.allocation.boards))
-                 if (ip := machine.ip(board)) is not None}
+        hosts = {
+            chip: ip
+            for chip, board in job_connections(list(job.allocation.boards))
+            if (ip := machine.ip(board)) is not None
+        }
         proxy = ProxySession(ws, hosts)
         self._proxies.setdefault(job.job_id, set()).add(proxy)
         try:

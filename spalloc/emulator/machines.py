@@ -52,18 +52,28 @@ else:  # pragma: no cover - Python 3.10
 
 __all__ = ["MachineConfigError", "default_machines", "load_machines", "parse_machines"]
 
-_KEYS = frozenset({
-    "name", "tags", "width", "height", "single_board", "dead_boards", "dead_links",
-    "base_ip", "board_locations", "cabinet", "frame",
-})
+_KEYS = frozenset(
+    {
+        "name",
+        "tags",
+        "width",
+        "height",
+        "single_board",
+        "dead_boards",
+        "dead_links",
+        "base_ip",
+        "board_locations",
+        "cabinet",
+        "frame",
+    }
+)
 _DEFAULT_NET = 64  # default base IPs are 127.64.0.0, 127.65.0.0, ...
 
 
 class MachineConfigError(SpallocError, ValueError):
     """A machine definition is unusable; the message names the file, machine and field."""
 
-    def __init__(self, source: str, machine: str | None, field: str | None,
-                 problem: str) -> None:
+    def __init__(self, source: str, machine: str | None, field: str | None, problem: str) -> None:
         parts = [source]
         if machine is not None:
             parts.append(machine)
@@ -95,12 +105,26 @@ def load_machines(path: str | os.PathLike[str]) -> list[Machine]:
 
 def default_machines() -> list[Machine]:
     """A 4x2-triad machine tagged ``default`` and a single board tagged ``single``."""
-    return parse_machines({"machine": [
-        {"name": "m4x2", "tags": ["default"], "width": 4, "height": 2,
-         "base_ip": "127.64.0.0"},
-        {"name": "board1", "tags": ["single"], "single_board": True,
-         "base_ip": "127.66.0.0"},
-    ]}, "<default machines>")
+    return parse_machines(
+        {
+            "machine": [
+                {
+                    "name": "m4x2",
+                    "tags": ["default"],
+                    "width": 4,
+                    "height": 2,
+                    "base_ip": "127.64.0.0",
+                },
+                {
+                    "name": "board1",
+                    "tags": ["single"],
+                    "single_board": True,
+                    "base_ip": "127.66.0.0",
+                },
+            ]
+        },
+        "<default machines>",
+    )
 
 
 def parse_machines(data: Mapping[str, Any], source: str) -> list[Machine]:
@@ -113,12 +137,12 @@ def parse_machines(data: Mapping[str, Any], source: str) -> list[Machine]:
         raise MachineConfigError(source, None, None, "expected a table of [[machine]] entries")
     unknown = sorted(set(data) - {"machine"})
     if unknown:
-        raise MachineConfigError(source, None, unknown[0],
-                                 "unknown key (only [[machine]] tables are allowed)")
+        raise MachineConfigError(
+            source, None, unknown[0], "unknown key (only [[machine]] tables are allowed)"
+        )
     tables = data.get("machine")
     if not isinstance(tables, list) or not tables:
-        raise MachineConfigError(source, None, "machine",
-                                 "expected at least one [[machine]] table")
+        raise MachineConfigError(source, None, "machine", "expected at least one [[machine]] table")
     # Default /16s skip the ones given explicitly, so defaults never collide with them.
     taken_nets = set()
     for table in tables:
@@ -142,37 +166,44 @@ def parse_machines(data: Mapping[str, Any], source: str) -> list[Machine]:
             while next_net in taken_nets:
                 next_net += 1
             if next_net > 255:
-                raise MachineConfigError(source, label, "base_ip",
-                                         "no free 127.x.0.0 network left for a default")
+                raise MachineConfigError(
+                    source, label, "base_ip", "no free 127.x.0.0 network left for a default"
+                )
             default_ip = f"127.{next_net}.0.0"
             next_net += 1
         machine = _parse_machine(table, source, label, default_ip)
         where = f"machine {machine.name!r}"
         if machine.name in names:
-            raise MachineConfigError(source, where, "name",
-                                     f"duplicate name (also machine #{names[machine.name]})")
+            raise MachineConfigError(
+                source, where, "name", f"duplicate name (also machine #{names[machine.name]})"
+            )
         names[machine.name] = index + 1
         for board, ip in sorted(machine.board_ips.items()):
             if ip in ips:
                 other, other_board = ips[ip]
                 raise MachineConfigError(
-                    source, where, "base_ip",
+                    source,
+                    where,
+                    "base_ip",
                     f"board {board} has IP {ip}, already used by board {other_board} of "
-                    f"machine {other!r}")
+                    f"machine {other!r}",
+                )
             ips[ip] = (machine.name, board)
         machines.append(machine)
     return machines
 
 
-def _parse_machine(table: Mapping[str, Any], source: str, label: str,
-                   default_ip: str | None) -> Machine:
+def _parse_machine(
+    table: Mapping[str, Any], source: str, label: str, default_ip: str | None
+) -> Machine:
     def fail(field: str | None, problem: str) -> MachineConfigError:
         return MachineConfigError(source, label, field, problem)
 
     name = table.get("name")
     if not isinstance(name, str) or not name:
-        raise fail("name", "missing" if name is None else f"expected a non-empty string, "
-                   f"not {name!r}")
+        raise fail(
+            "name", "missing" if name is None else f"expected a non-empty string, not {name!r}"
+        )
     label = f"machine {name!r}"
     unknown = sorted(set(table) - _KEYS)
     if unknown:
@@ -224,7 +255,7 @@ def _parse_machine(table: Mapping[str, Any], source: str, label: str,
 
     base_ip = table.get("base_ip", default_ip)
     if not isinstance(base_ip, str):
-        raise fail("base_ip", f"expected a string such as \"127.65.0.0\", not {base_ip!r}")
+        raise fail("base_ip", f'expected a string such as "127.65.0.0", not {base_ip!r}')
     try:
         ipaddress.IPv4Address(base_ip)
     except ValueError:
@@ -236,16 +267,23 @@ def _parse_machine(table: Mapping[str, Any], source: str, label: str,
             if key in table:
                 raise fail(key, "only applies to the default layout, not with board_locations")
         locations = _locations(table["board_locations"], fail, in_range)
-        missing = [(x, y, z) for x in range(width) for y in range(height) for z in range(3)
-                   if (x, y, z) not in dead and (x, y, z) not in locations]
+        missing = [
+            (x, y, z)
+            for x in range(width)
+            for y in range(height)
+            for z in range(3)
+            if (x, y, z) not in dead and (x, y, z) not in locations
+        ]
         if missing:
             raise fail("board_locations", f"live board {missing[0]} has no location")
     else:
         cabinet = _int(table, "cabinet", fail, minimum=0)
         frame = _int(table, "frame", fail, minimum=0)
-        locations = {b: loc for b, loc in default_board_locations(width, height, cabinet,
-                                                                   frame).items()
-                     if b not in dead}
+        locations = {
+            b: loc
+            for b, loc in default_board_locations(width, height, cabinet, frame).items()
+            if b not in dead
+        }
 
     board_ips: dict[Board, str] = {}
     for board, loc in locations.items():
@@ -255,15 +293,23 @@ def _parse_machine(table: Mapping[str, Any], source: str, label: str,
             raise fail("base_ip", f"board {board} at {loc}: {exc}") from None
 
     try:
-        return Machine(name=name, tags=tags, width=width, height=height,
-                       dead_boards=frozenset(dead), dead_links=frozenset(dead_links),
-                       board_locations=locations, board_ips=board_ips)
+        return Machine(
+            name=name,
+            tags=tags,
+            width=width,
+            height=height,
+            dead_boards=frozenset(dead),
+            dead_links=frozenset(dead_links),
+            board_locations=locations,
+            board_ips=board_ips,
+        )
     except ValueError as exc:  # anything the checks above did not anticipate
         raise fail(None, str(exc)) from None
 
 
-def _int(table: Mapping[str, Any], key: str, fail: Any, *, minimum: int,
-         required: bool = False) -> int:
+def _int(
+    table: Mapping[str, Any], key: str, fail: Any, *, minimum: int, required: bool = False
+) -> int:
     if key not in table:
         if required:
             raise fail(key, "missing")
@@ -284,15 +330,18 @@ def _list(table: Mapping[str, Any], key: str, fail: Any) -> list[Any]:
 
 
 def _board(item: Any, field: str, fail: Any) -> Board:
-    if (not isinstance(item, list) or len(item) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in item)):
+    if (
+        not isinstance(item, list)
+        or len(item) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in item)
+    ):
         raise fail(field, f"expected [x, y, z] integers, not {item!r}")
     return (item[0], item[1], item[2])
 
 
 def _locations(value: Any, fail: Any, in_range: Any) -> dict[Board, Location]:
     if not isinstance(value, Mapping):
-        raise fail("board_locations", "expected a table such as { \"0,0,0\" = [0, 0, 0] }")
+        raise fail("board_locations", 'expected a table such as { "0,0,0" = [0, 0, 0] }')
     locations: dict[Board, Location] = {}
     owners: dict[Location, Board] = {}
     for key, loc in value.items():
@@ -300,15 +349,18 @@ def _locations(value: Any, fail: Any, in_range: Any) -> dict[Board, Location]:
         try:
             x, y, z = (int(part) for part in key.split(","))
         except ValueError:
-            raise fail(field, "the key must be \"x,y,z\"") from None
+            raise fail(field, 'the key must be "x,y,z"') from None
         board = in_range(field, (x, y, z))
         if board in locations:
             raise fail(field, f"board {board} is given twice")
-        if (not isinstance(loc, list) or len(loc) != 3
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                           for v in loc)):
-            raise fail(field, f"expected [cabinet, frame, board] non-negative integers, "
-                       f"not {loc!r}")
+        if (
+            not isinstance(loc, list)
+            or len(loc) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in loc)
+        ):
+            raise fail(
+                field, f"expected [cabinet, frame, board] non-negative integers, not {loc!r}"
+            )
         location = (loc[0], loc[1], loc[2])
         if location in owners:
             raise fail(field, f"location {location} is also given to board {owners[location]}")

@@ -92,21 +92,22 @@ class _Connection(asyncio.Protocol):
                 self.abort()
                 return
             if request is None:
-                continue   # blank or whitespace-only line: harmless, skip it
+                continue  # blank or whitespace-only line: harmless, skip it
             try:
-                value = controller.handle(self.session, request.command, request.args,
-                                          request.kwargs)
+                value = controller.handle(
+                    self.session, request.command, request.args, request.kwargs
+                )
             except UnknownCommand:
-                self.abort()   # as the reference does: no reply, connection closed
+                self.abort()  # as the reference does: no reply, connection closed
                 return
             except CommandError as exc:
                 self.send(encode_exception(str(exc)))
-            except Exception as exc:   # a bug of ours must not cost other clients anything
+            except Exception as exc:  # a bug of ours must not cost other clients anything
                 self.send(encode_exception(f"internal error: {type(exc).__name__}: {exc}"))
             else:
                 try:
                     self.send(encode_reply(value))
-                except (TypeError, ValueError) as exc:   # an unencodable value: our bug
+                except (TypeError, ValueError) as exc:  # an unencodable value: our bug
                     self.send(encode_exception(f"internal error: {exc}"))
         self._server.after_activity()
 
@@ -153,7 +154,8 @@ class EmulatorServer:
         """Bind and start accepting; returns the bound (host, port)."""
         self._loop = asyncio.get_running_loop()
         self._server = await self._loop.create_server(
-            lambda: _Connection(self), host, port, reuse_address=True)
+            lambda: _Connection(self), host, port, reuse_address=True
+        )
         sockname = self._server.sockets[0].getsockname()
         self.after_activity()
         return str(sockname[0]), int(sockname[1])

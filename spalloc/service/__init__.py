@@ -23,13 +23,23 @@ __all__ = ["JobRequest", "JobStatus", "Pending", "Service", "is_v2_url", "open_s
 def is_v2_url(hostname: object) -> bool:
     """True if *hostname* is an ``http(s)://`` URL, which selects spalloc v2."""
     return isinstance(hostname, str) and hostname.strip().lower().startswith(
-        ("http://", "https://"))
+        ("http://", "https://")
+    )
 
 
-def open_service(hostname: str, port: int | None, *, timeout: float | None = None,
-                 check_version: bool = True, light: bool = False, user: str | None = None,
-                 password: str | None = None, token: str | None = None,
-                 group: str | None = None, collab: str | None = None) -> Service:
+def open_service(
+    hostname: str,
+    port: int | None,
+    *,
+    timeout: float | None = None,
+    check_version: bool = True,
+    light: bool = False,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    group: str | None = None,
+    collab: str | None = None,
+) -> Service:
     """A not yet connected :class:`Service` for the server at *hostname*.
 
     Args:
@@ -50,14 +60,32 @@ def open_service(hostname: str, port: int | None, *, timeout: float | None = Non
     if is_v2_url(hostname):
         from spalloc.service.v2 import V2Service
 
-        return V2Service(hostname, user=user, password=password, token=token, group=group,
-                         collab=collab, timeout=timeout, check_version=check_version)
-    given = [name for name, value in [("user", user), ("password", password), ("token", token),
-                                      ("group", group), ("collab", collab)]
-             if value is not None]
+        return V2Service(
+            hostname,
+            user=user,
+            password=password,
+            token=token,
+            group=group,
+            collab=collab,
+            timeout=timeout,
+            check_version=check_version,
+        )
+    given = [
+        name
+        for name, value in [
+            ("user", user),
+            ("password", password),
+            ("token", token),
+            ("group", group),
+            ("collab", collab),
+        ]
+        if value is not None
+    ]
     if given:
-        raise ValueError(f"{', '.join(given)}: only for spalloc v2 servers (hostname "
-                         "https://host/spalloc/); a v1 server takes owner= instead")
+        raise ValueError(
+            f"{', '.join(given)}: only for spalloc v2 servers (hostname "
+            "https://host/spalloc/); a v1 server takes owner= instead"
+        )
     if port is None:
         raise ValueError("A port must be specified.")
     if light:

@@ -53,8 +53,7 @@ def connect(host: str, port: int, timeout: float | None) -> _socket.socket:
     # An ASCII name goes to the resolver as bytes: no IDNA codec to import.
     name: str | bytes = host.encode("ascii") if host.isascii() else host
     error: OSError | None = None
-    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0,
-                                                                _socket.SOCK_STREAM):
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
         sock = _socket.socket(family, kind, proto)
         try:
             sock.settimeout(timeout)
@@ -90,8 +89,9 @@ class Connection:
             self._sock: _socket.socket | None = connect(host, port, timeout)
         except OSError as exc:
             reason = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
-            raise ServerConnectionError(f"cannot connect to {host}:{port}: {reason}",
-                                        host=host, port=port) from exc
+            raise ServerConnectionError(
+                f"cannot connect to {host}:{port}: {reason}", host=host, port=port
+            ) from exc
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -117,8 +117,7 @@ class Connection:
         """
         return self.call_many([(name, args, kwargs)])[0]
 
-    def call_many(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]]
-                  ) -> list[Any]:
+    def call_many(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
         """Send several commands back to back, then collect their replies in order.
 
         Raises:
@@ -131,8 +130,9 @@ class Connection:
                 raise outcome
         return outcomes
 
-    def exchange(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]],
-                 deadline: float | None) -> list[Any]:
+    def exchange(
+        self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]], deadline: float | None
+    ) -> list[Any]:
         """Send several commands back to back and read every reply by *deadline*: each
         outcome is the reply's value or the :class:`SpallocServerException` it was.
 
@@ -144,8 +144,7 @@ class Connection:
         sock = self._require()
         data = b"".join(encode_request(name, args, kwargs) for name, args, kwargs in requests)
         try:
-            sock.settimeout(None if deadline is None
-                            else max(deadline - time.monotonic(), 1e-3))
+            sock.settimeout(None if deadline is None else max(deadline - time.monotonic(), 1e-3))
             sock.sendall(data)
         except OSError as exc:
             raise self._failed(exc, requests[0][0]) from exc
@@ -227,7 +226,9 @@ class Connection:
             if remaining is not None and remaining <= 0:
                 raise ProtocolTimeoutError(
                     f"no answer to {waiting_for} within {self.timeout} s",
-                    command=waiting_for, timeout=self.timeout)
+                    command=waiting_for,
+                    timeout=self.timeout,
+                )
             try:
                 sock.settimeout(remaining)
                 data = sock.recv(65536)
@@ -250,5 +251,8 @@ class Connection:
 
     def _failed(self, exc: OSError, command: str) -> ServerConnectionError:
         self.close()
-        return ServerConnectionError(f"{command}: connection to {self.host}:{self.port} "
-                                     f"failed: {exc}", host=self.host, port=self.port)
+        return ServerConnectionError(
+            f"{command}: connection to {self.host}:{self.port} failed: {exc}",
+            host=self.host,
+            port=self.port,
+        )

@@ -111,17 +111,21 @@ class V1Operations:
         # interval; get_job_state's keepalive is the interval on the Python server but the
         # time of the last keepalive on the Java one, and serves only as a fallback.
         state_outcome, jobs_outcome = self._send(
-            [("get_job_state", (job_id,), {}), ("list_jobs", (), {})], deadline)()
+            [("get_job_state", (job_id,), {}), ("list_jobs", (), {})], deadline
+        )()
         if isinstance(state_outcome, SpallocServerException):
             if "no such job" not in str(state_outcome).lower():
                 raise state_outcome
-            raise JobDestroyedError(job_id, f"job {job_id} does not exist: "
-                                            f"{state_outcome}") from state_outcome
+            raise JobDestroyedError(
+                job_id, f"job {job_id} does not exist: {state_outcome}"
+            ) from state_outcome
         state = JobStateInfo.from_wire(state_outcome)
         if state.state in (JobState.unknown, JobState.destroyed):
             why = state.reason if state.state is JobState.destroyed else None
-            raise JobDestroyedError(job_id, f"job {job_id} does not exist: {state.state.name}"
-                                    + (f": {why}" if why else ""))
+            raise JobDestroyedError(
+                job_id,
+                f"job {job_id} does not exist: {state.state.name}" + (f": {why}" if why else ""),
+            )
         if not isinstance(jobs_outcome, SpallocServerException):
             for entry in parse_jobs(jobs_outcome):
                 if entry.job_id == job_id:
@@ -130,8 +134,9 @@ class V1Operations:
             return state.keepalive
         return FALLBACK_INTERVAL  # the server reports no interval we can read
 
-    def send_fetch(self, job_id: int, deadline: float | None, *, keepalive: bool = False,
-                   follow: bool = False) -> _Fetched:
+    def send_fetch(
+        self, job_id: int, deadline: float | None, *, keepalive: bool = False, follow: bool = False
+    ) -> _Fetched:
         requests: list[Request] = []
         if follow:
             requests.append(("notify_job", (job_id,), {}))
@@ -143,23 +148,26 @@ class V1Operations:
     def set_power(self, job_id: int, on: bool, deadline: float | None) -> None:
         self._one(deadline, "power_on_job_boards" if on else "power_off_job_boards", job_id)
 
-    def send_destroy(self, job_id: int, reason: str | None,
-                     deadline: float | None) -> _Destroyed:
+    def send_destroy(self, job_id: int, reason: str | None, deadline: float | None) -> _Destroyed:
         # The reason goes as a keyword, which both the Python and the Java server read.
-        return _Destroyed(self._send([("destroy_job", (job_id,), {"reason": reason}),
-                                      ("get_job_state", (job_id,), {})], deadline))
+        return _Destroyed(
+            self._send(
+                [("destroy_job", (job_id,), {"reason": reason}), ("get_job_state", (job_id,), {})],
+                deadline,
+            )
+        )
 
     def job_state(self, job_id: int, deadline: float | None) -> JobStateInfo:
         outcome = self._send([("get_job_state", (job_id,), {})], deadline)()[0]
-        if (isinstance(outcome, SpallocServerException)
-                and "no such job" in str(outcome).lower()):
+        if isinstance(outcome, SpallocServerException) and "no such job" in str(outcome).lower():
             return JobStateInfo.from_wire({"state": int(JobState.unknown)})  # as Python says
         return JobStateInfo.from_wire(_value(outcome))
 
     def job_machine_info(self, job_id: int, deadline: float | None) -> JobMachineInfo | None:
         outcome = self._send([("get_job_machine_info", (job_id,), {})], deadline)()[0]
-        if _not_allocated(outcome) or (isinstance(outcome, SpallocServerException)
-                                       and "no such job" in str(outcome).lower()):
+        if _not_allocated(outcome) or (
+            isinstance(outcome, SpallocServerException) and "no such job" in str(outcome).lower()
+        ):
             return None
         info = JobMachineInfo.from_wire(_value(outcome))
         return None if info.connections is None else info
@@ -174,24 +182,37 @@ class V1Operations:
     def list_machines(self, deadline: float | None) -> list[MachineDescription]:
         return parse_machines(self._one(deadline, "list_machines"))
 
-    def board_locations(self, machine: str, deadline: float | None
-                        ) -> dict[tuple[int, int, int], tuple[int, int, int]]:
+    def board_locations(
+        self, machine: str, deadline: float | None
+    ) -> dict[tuple[int, int, int], tuple[int, int, int]]:
         # v1 places one board per get_board_position: ask for every live board back to back
         # (one round trip for the whole machine), by keyword, which the Java server needs.
         entry = next((m for m in self.list_machines(deadline) if m.name == machine), None)
         if entry is None:
             return {}
         dead = set(entry.dead_boards)
-        boards = [(x, y, z) for x in range(entry.width) for y in range(entry.height)
-                  for z in range(3) if (x, y, z) not in dead]
-        outcomes = self._send([("get_board_position", (),
-                                {"machine_name": machine, "x": x, "y": y, "z": z})
-                               for x, y, z in boards], deadline)()
+        boards = [
+            (x, y, z)
+            for x in range(entry.width)
+            for y in range(entry.height)
+            for z in range(3)
+            if (x, y, z) not in dead
+        ]
+        outcomes = self._send(
+            [
+                ("get_board_position", (), {"machine_name": machine, "x": x, "y": y, "z": z})
+                for x, y, z in boards
+            ],
+            deadline,
+        )()
         found: dict[tuple[int, int, int], tuple[int, int, int]] = {}
         for board, where in zip(boards, outcomes, strict=True):
             # None, or an exception from a server that cannot place it: left out.
-            if isinstance(where, list) and len(where) == 3 and all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in where):
+            if (
+                isinstance(where, list)
+                and len(where) == 3
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in where)
+            ):
                 found[board] = (where[0], where[1], where[2])
         return found
 

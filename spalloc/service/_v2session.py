@@ -64,9 +64,14 @@ class Credentials:
         return self.token is not None or self.hub is not None
 
 
-def resolve_credentials(url: str, *, user: str | None = None, password: str | None = None,
-                        token: str | None = None,
-                        environ: Mapping[str, str] | None = None) -> tuple[str, Credentials]:
+def resolve_credentials(
+    url: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[str, Credentials]:
     """The URL without user info, and the credentials to use, in this order: the keywords,
     user info in the URL, ``SPALLOC_USER``/``SPALLOC_PASSWORD``, inside a JupyterHub its
     ``access-token-service`` (``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_SERVICE_HOST`` and
@@ -94,18 +99,22 @@ def resolve_credentials(url: str, *, user: str | None = None, password: str | No
     elif all(env.get(name) for name in _HUB_VARIABLES):
         host, port = env["JUPYTERHUB_SERVICE_HOST"], env["JUPYTERHUB_SERVICE_PORT"]
         host = f"[{host}]" if ":" in host else host
-        found = Credentials(hub=f"http://{host}:{port}/services/access-token-service/"
-                                "access-token", hub_token=env["JUPYTERHUB_API_TOKEN"])
+        found = Credentials(
+            hub=f"http://{host}:{port}/services/access-token-service/access-token",
+            hub_token=env["JUPYTERHUB_API_TOKEN"],
+        )
     elif env.get("OIDC_BEARER_TOKEN"):
         found = Credentials(token=env["OIDC_BEARER_TOKEN"])
     elif user is not None:
-        raise ValueError(f"no password for user {user!r} on {clean}: pass password=... or set "
-                         "SPALLOC_PASSWORD")
+        raise ValueError(
+            f"no password for user {user!r} on {clean}: pass password=... or set SPALLOC_PASSWORD"
+        )
     else:
         raise ValueError(
             f"no credentials for the spalloc v2 server {clean}: pass user= and password= (or "
             "token=), put them in the URL (https://user:password@host/spalloc/), or set "
-            "SPALLOC_USER and SPALLOC_PASSWORD, or OIDC_BEARER_TOKEN")
+            "SPALLOC_USER and SPALLOC_PASSWORD, or OIDC_BEARER_TOKEN"
+        )
     return clean, found
 
 
@@ -168,9 +177,14 @@ class Session:
         check_version: refuse a service root without a readable version.
     """
 
-    def __init__(self, base: str, credentials: Credentials,
-                 on_lost: Callable[[ServerConnectionError], None], *,
-                 check_version: bool = True) -> None:
+    def __init__(
+        self,
+        base: str,
+        credentials: Credentials,
+        on_lost: Callable[[ServerConnectionError], None],
+        *,
+        check_version: bool = True,
+    ) -> None:
         self.base = base
         self._check_version = check_version
         self._credentials = credentials
@@ -205,8 +219,13 @@ class Session:
         if self._credentials.token is not None:
             headers["Authorization"] = f"Bearer {self._credentials.token}"
         # trust_env=False: proxies and CAs are read by us (ssl_context), not guessed by httpx.
-        client = httpx.Client(base_url=self.base, transport=transport, headers=headers,
-                              follow_redirects=False, trust_env=False)
+        client = httpx.Client(
+            base_url=self.base,
+            transport=transport,
+            headers=headers,
+            follow_redirects=False,
+            trust_env=False,
+        )
         with self._lock:
             old, self._http, self._csrf = self._http, client, None
             old_transport, self._transport = self._transport, transport
@@ -225,25 +244,33 @@ class Session:
             self._form_login(client, deadline)
         root = self._send(client, "GET", "srv/spalloc/", deadline, "GET service root")
         if root.status_code == 401:
-            who = ("the bearer token" if creds.token is not None
-                   else "the token from JupyterHub" if creds.hub is not None
-                   else f"user {creds.user!r}")
+            who = (
+                "the bearer token"
+                if creds.token is not None
+                else "the token from JupyterHub"
+                if creds.hub is not None
+                else f"user {creds.user!r}"
+            )
             raise SpallocServerException(
-                f"the spalloc v2 server {self.base} refused {who}: {_text(root)}",
-                command="login")
+                f"the spalloc v2 server {self.base} refused {who}: {_text(root)}", command="login"
+            )
         self._check(root, "GET service root")
         doc = _json(root, "service root")
         if not isinstance(doc, Mapping):
             raise ProtocolError(f"the root document of {self.base} is not a JSON object")
         self.version = _version(doc.get("version"))
         if self.version is None and self._check_version:
-            raise IncompatibleServerError(repr(doc.get("version")), f"{self.base} is not a "
-                                          "spalloc v2 service (no readable version in its "
-                                          "root document)")
+            raise IncompatibleServerError(
+                repr(doc.get("version")),
+                f"{self.base} is not a "
+                "spalloc v2 service (no readable version in its "
+                "root document)",
+            )
         header, token = doc.get("csrf-header"), doc.get("csrf-token")
         with self._lock:
-            self._csrf = ((header, token) if isinstance(header, str) and isinstance(token, str)
-                          else None)
+            self._csrf = (
+                (header, token) if isinstance(header, str) and isinstance(token, str) else None
+            )
             self._logins += 1
 
     def _hub_token(self, client: httpx.Client, deadline: float | None) -> str:
@@ -251,11 +278,16 @@ class Session:
         creds = self._credentials
         assert creds.hub is not None
         what = "get a token from JupyterHub's access-token-service"
-        reply = self._send(client, "GET", creds.hub, deadline, what,
-                           headers={"Authorization": f"Token {creds.hub_token}"})
+        reply = self._send(
+            client,
+            "GET",
+            creds.hub,
+            deadline,
+            what,
+            headers={"Authorization": f"Token {creds.hub_token}"},
+        )
         if reply.status_code >= 400:
-            raise SpallocServerException(f"{what} ({creds.hub}): {_text(reply)}",
-                                         command="login")
+            raise SpallocServerException(f"{what} ({creds.hub}): {_text(reply)}", command="login")
         token = _json(reply, "access-token-service answer")
         token = token.get("access_token") if isinstance(token, Mapping) else None
         if not isinstance(token, str) or not token:
@@ -268,29 +300,45 @@ class Session:
         if page.status_code == 404:
             raise SpallocServerException(
                 f"{self.base} has no spalloc login page: is it the service's URL? (it usually "
-                "ends in /spalloc/, as https://spinnaker.cs.man.ac.uk/spalloc/)", command="login")
+                "ends in /spalloc/, as https://spinnaker.cs.man.ac.uk/spalloc/)",
+                command="login",
+            )
         self._check(page, "GET login page")
         match = _CSRF_INPUT.search(page.text)
         if match is None:
             raise ProtocolError(f"the login page of {self.base} has no CSRF token")
-        form = {"_csrf": match.group(1), "username": creds.user or "",
-                "password": creds.password or "", "submit": "submit"}
-        reply = self._send(client, "POST", "system/perform_login", deadline, "log in",
-                           data=form)
+        form = {
+            "_csrf": match.group(1),
+            "username": creds.user or "",
+            "password": creds.password or "",
+            "submit": "submit",
+        }
+        reply = self._send(client, "POST", "system/perform_login", deadline, "log in", data=form)
         if reply.status_code in (301, 302, 303) and "error" not in reply.headers.get(
-                "Location", ""):
+            "Location", ""
+        ):
             return
         message = _text(reply)
         with contextlib.suppress(ValueError, AttributeError):
             message = str(reply.json()["message"])
         raise SpallocServerException(
             f"login to the spalloc v2 server {self.base} as {creds.user!r} failed: {message} "
-            "(check the user name and password)", command="login")
+            "(check the user name and password)",
+            command="login",
+        )
 
     # --- requests -------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, deadline: float | None, what: str, *,
-                poll: bool = False, **kwargs: Any) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        deadline: float | None,
+        what: str,
+        *,
+        poll: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
         """Send one request; after a 401 log in again once and repeat it.
 
         Args:
@@ -321,15 +369,28 @@ class Session:
         self._check(reply, what)
         return reply
 
-    def _send(self, client: httpx.Client, method: str, path: str, deadline: float | None,
-              what: str, *, poll: bool = False, **kwargs: Any) -> httpx.Response:
+    def _send(
+        self,
+        client: httpx.Client,
+        method: str,
+        path: str,
+        deadline: float | None,
+        what: str,
+        *,
+        poll: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
         left = remaining(deadline)
         if left is not None and left <= 0:
-            raise ProtocolTimeoutError(f"{what}: no time left to ask {self.base}",
-                                       command=what, timeout=left)
+            raise ProtocolTimeoutError(
+                f"{what}: no time left to ask {self.base}", command=what, timeout=left
+            )
         # A long-poll without a deadline still gives up on a server silent past its wait.
-        timeout = (httpx.Timeout(_POLL_SLACK, read=2 * _POLL_SLACK) if poll and left is None
-                   else httpx.Timeout(left))
+        timeout = (
+            httpx.Timeout(_POLL_SLACK, read=2 * _POLL_SLACK)
+            if poll and left is None
+            else httpx.Timeout(left)
+        )
         headers = dict(kwargs.pop("headers", None) or {})
         csrf = self._csrf
         if method != "GET" and csrf is not None:
@@ -340,18 +401,22 @@ class Session:
         raise AssertionError("unreachable")  # pragma: no cover (for type checkers)
 
     @contextlib.contextmanager
-    def _mapped(self, what: str, timeout: float | None,
-                client: httpx.Client) -> Iterator[None]:
+    def _mapped(self, what: str, timeout: float | None, client: httpx.Client) -> Iterator[None]:
         """The one place httpx's exceptions become ours."""
         try:
             yield
         except httpx.TimeoutException as exc:
-            raise ProtocolTimeoutError(f"{what}: no answer from {self.base} within {timeout} s",
-                                       command=what, timeout=timeout) from exc
+            raise ProtocolTimeoutError(
+                f"{what}: no answer from {self.base} within {timeout} s",
+                command=what,
+                timeout=timeout,
+            ) from exc
         except httpx.TransportError as exc:
             error = ServerConnectionError(
                 f"{what}: cannot talk to the spalloc v2 server {self.base}: {exc or type(exc)}",
-                host=self._host, port=self._port)
+                host=self._host,
+                port=self._port,
+            )
             error.__cause__ = exc
             if client is self._http:  # not a request of a client closed already
                 self._on_lost(error)
@@ -386,8 +451,11 @@ def _version(value: Any) -> tuple[int, int, int] | None:
     if not isinstance(value, Mapping):
         return None
     try:
-        return (int(value["major-version"]), int(value.get("minor-version", 0)),
-                int(value.get("revision", 0)))
+        return (
+            int(value["major-version"]),
+            int(value.get("minor-version", 0)),
+            int(value.get("revision", 0)),
+        )
     except (KeyError, TypeError, ValueError):
         return None
 

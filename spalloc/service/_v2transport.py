@@ -40,8 +40,12 @@ class _Stream(httpcore.NetworkStream):
         self._owner.forget(self)
         self._inner.close()
 
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
         inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
         self._owner.forget(self)
         return self._owner.track(inner)
@@ -86,15 +90,21 @@ class _Backend(httpcore.NetworkBackend):
         for stream in streams:
             stream.shutdown()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        return self.track(self._inner.connect_tcp(host, port, timeout, local_address,
-                                                  socket_options))
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return self.track(
+            self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        )
 
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None
-                            ) -> httpcore.NetworkStream:
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
         return self.track(self._inner.connect_unix_socket(path, timeout, socket_options))
 
     def sleep(self, seconds: float) -> None:
@@ -113,10 +123,13 @@ class Transport(httpx.HTTPTransport):
         self._backend = _Backend()
         # httpx takes no network backend, so its pool is made again with ours (httpx's
         # defaults otherwise); handle_request and close use it unchanged.
-        self._pool = httpcore.ConnectionPool(ssl_context=ssl_context,
-                                             max_connections=100, max_keepalive_connections=20,
-                                             keepalive_expiry=5.0,
-                                             network_backend=self._backend)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=self._backend,
+        )
 
     def abort(self) -> None:
         """Shut down every open socket: requests in flight, long-polls included, fail now."""

@@ -45,15 +45,24 @@ KEEPALIVE_MAX = 300.0
 
 _DURATION = re.compile(
     r"P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:[.,]\d*)?)S)?)?",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
-_INSTANT = re.compile(r"(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[.,](?P<fraction>\d+))?"
-                      r"(?P<zone>[Zz]|[+-]\d\d:\d\d)?")
+_INSTANT = re.compile(
+    r"(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:[.,](?P<fraction>\d+))?"
+    r"(?P<zone>[Zz]|[+-]\d\d:\d\d)?"
+)
 
 # v2's board-to-board DownLink directions as the v1 link numbers the emulator's v1 side uses
 # (the inverse of the emulator's own mapping, so one dead link reads the same both ways).
-_LINKS = {"N": Link.north, "E": Link.east, "SE": Link.south_west, "S": Link.south,
-          "W": Link.west, "NW": Link.north_east}
+_LINKS = {
+    "N": Link.north,
+    "E": Link.east,
+    "SE": Link.south_west,
+    "S": Link.south,
+    "W": Link.west,
+    "NW": Link.north_east,
+}
 
 
 def _fail(what: str, value: Any) -> ProtocolError:
@@ -103,11 +112,15 @@ def check_keepalive(keepalive: float | None) -> float:
     Raises:
         ValueError: ``None`` (v2 jobs always expire) or outside 30-300 s.
     """
-    if keepalive is None or not math.isfinite(keepalive) or not (
-            KEEPALIVE_MIN <= keepalive <= KEEPALIVE_MAX):
+    if (
+        keepalive is None
+        or not math.isfinite(keepalive)
+        or not (KEEPALIVE_MIN <= keepalive <= KEEPALIVE_MAX)
+    ):
         raise ValueError(
             f"keepalive must be between {KEEPALIVE_MIN:g} and {KEEPALIVE_MAX:g} seconds for a "
-            f"spalloc v2 server (got {keepalive!r}); v2 jobs always expire")
+            f"spalloc v2 server (got {keepalive!r}); v2 jobs always expire"
+        )
     return float(keepalive)
 
 
@@ -135,8 +148,7 @@ def create_body(request: JobRequest) -> dict[str, Any]:
     return body
 
 
-def accounting(group: str | None, collab: str | None,
-               environ: Mapping[str, str]) -> dict[str, Any]:
+def accounting(group: str | None, collab: str | None, environ: Mapping[str, str]) -> dict[str, Any]:
     """The create request's accounting fields: a group, a collab, or the NMPI job the
     environment names (``NMPI_JOB_ID``, and ``NMPI_USER`` as its owner); at most one.
 
@@ -197,15 +209,21 @@ def job_state(doc: Any, power: bool | None) -> JobStateInfo:
 
 
 def _board(value: Any) -> tuple[int, int, int]:
-    if (not isinstance(value, Sequence) or len(value) != 3
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+    if (
+        not isinstance(value, Sequence)
+        or len(value) != 3
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise _fail("board", value)
     return (value[0], value[1], value[2])
 
 
 def _chip(value: Any) -> tuple[int, int]:
-    if (not isinstance(value, Sequence) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+    if (
+        not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise _fail("chip", value)
     return (value[0], value[1])
 
@@ -229,8 +247,9 @@ def machine_info(doc: Any, machine_size: tuple[int, int]) -> JobMachineInfo:
     if not isinstance(name, str) or not boards:
         raise _fail("job machine", doc)
     width, height = allocation_size(boards, *machine_size)
-    return JobMachineInfo(width=width, height=height, connections=connections,
-                          machine_name=name, boards=boards)
+    return JobMachineInfo(
+        width=width, height=height, connections=connections, machine_name=name, boards=boards
+    )
 
 
 def where_is(doc: Any) -> WhereIs:
@@ -277,10 +296,13 @@ def machine_description(doc: Any) -> MachineDescription:
     if not isinstance(width, int) or not isinstance(height, int):
         raise _fail("machine", doc)
     return MachineDescription(
-        name=doc["name"], tags=tuple(sorted(str(t) for t in doc.get("tags") or [])),
-        width=width, height=height,
+        name=doc["name"],
+        tags=tuple(sorted(str(t) for t in doc.get("tags") or [])),
+        width=width,
+        height=height,
         dead_boards=tuple(_coords(b) for b in doc.get("dead-boards") or []),
-        dead_links=tuple(links))
+        dead_links=tuple(links),
+    )
 
 
 def _original_args(original: Mapping[str, Any]) -> tuple[int, ...]:
@@ -295,8 +317,9 @@ def _original_args(original: Mapping[str, Any]) -> tuple[int, ...]:
     return ()
 
 
-def job_description(job_id: int, state: JobStateInfo, doc: Mapping[str, Any],
-                    info: JobMachineInfo | None) -> JobDescription:
+def job_description(
+    job_id: int, state: JobStateInfo, doc: Mapping[str, Any], info: JobMachineInfo | None
+) -> JobDescription:
     """One ``list_jobs`` entry from a job's state document and its machine information."""
     original = doc.get("original-request")
     original = original if isinstance(original, Mapping) else {}
@@ -307,8 +330,15 @@ def job_description(job_id: int, state: JobStateInfo, doc: Mapping[str, Any],
         kwargs["tags"] = list(original["tags"])
     owner = doc.get("owner")
     return JobDescription(
-        job_id=job_id, owner=owner if isinstance(owner, str) else None,
-        start_time=state.start_time, keepalive=state.keepalive, state=state.state,
-        power=state.power, args=_original_args(original), kwargs=kwargs,
+        job_id=job_id,
+        owner=owner if isinstance(owner, str) else None,
+        start_time=state.start_time,
+        keepalive=state.keepalive,
+        state=state.state,
+        power=state.power,
+        args=_original_args(original),
+        kwargs=kwargs,
         allocated_machine_name=None if info is None else info.machine_name,
-        boards=None if info is None else info.boards, keepalivehost=state.keepalivehost)
+        boards=None if info is None else info.boards,
+        keepalivehost=state.keepalivehost,
+    )

@@ -118,8 +118,9 @@ class Service(Protocol):
         """
         ...
 
-    def send_fetch(self, job_id: int, deadline: float | None, *, keepalive: bool = False,
-                   follow: bool = False) -> Pending[JobStatus]:
+    def send_fetch(
+        self, job_id: int, deadline: float | None, *, keepalive: bool = False, follow: bool = False
+    ) -> Pending[JobStatus]:
         """Ask for the job's state and machine information; with *keepalive* also refresh its
         keepalive, with *follow* also subscribe to its changes (see :meth:`on_job_changed`).
         """
@@ -129,8 +130,9 @@ class Service(Protocol):
         """Power the job's boards on (resetting them if on already) or off."""
         ...
 
-    def send_destroy(self, job_id: int, reason: str | None,
-                     deadline: float | None) -> Pending[JobStateInfo]:
+    def send_destroy(
+        self, job_id: int, reason: str | None, deadline: float | None
+    ) -> Pending[JobStateInfo]:
         """Destroy the job; the pending answer is its state afterwards."""
         ...
 
@@ -154,8 +156,9 @@ class Service(Protocol):
         """Every machine, in the server's order."""
         ...
 
-    def board_locations(self, machine: str, deadline: float | None
-                        ) -> Mapping[tuple[int, int, int], tuple[int, int, int]]:
+    def board_locations(
+        self, machine: str, deadline: float | None
+    ) -> Mapping[tuple[int, int, int], tuple[int, int, int]]:
         """Where each board of *machine* is: its physical ``(cabinet, frame, board)`` by its
         logical ``(x, y, z)``.
 

@@ -29,8 +29,9 @@ class V1Service(V1Operations):
         check_version: check the server's version on every (re)connection.
     """
 
-    def __init__(self, hostname: str, port: int, *, timeout: float | None = None,
-                 check_version: bool = True) -> None:
+    def __init__(
+        self, hostname: str, port: int, *, timeout: float | None = None, check_version: bool = True
+    ) -> None:
         self.client = ProtocolClient(hostname, port, timeout=timeout)
         self._timeout = timeout
         self._check_version = check_version
@@ -48,8 +49,12 @@ class V1Service(V1Operations):
 
     def sibling(self) -> V1Service:
         """A new, unconnected service to the same server (its follows are its own)."""
-        return V1Service(self.client.hostname, self.client.port, timeout=self._timeout,
-                         check_version=self._check_version)
+        return V1Service(
+            self.client.hostname,
+            self.client.port,
+            timeout=self._timeout,
+            check_version=self._check_version,
+        )
 
     def connect(self, deadline: float | None) -> None:
         self.client.connect(remaining(deadline))
@@ -62,10 +67,11 @@ class V1Service(V1Operations):
     def close(self) -> None:
         self.client.close()
 
-    def _send(self, requests: list[Request], deadline: float | None
-              ) -> Callable[[], list[Any]]:
-        pending = [self.client.submit_by(deadline, command, *args, **kwargs)
-                   for command, args, kwargs in requests]
+    def _send(self, requests: list[Request], deadline: float | None) -> Callable[[], list[Any]]:
+        pending = [
+            self.client.submit_by(deadline, command, *args, **kwargs)
+            for command, args, kwargs in requests
+        ]
 
         def collect() -> list[Any]:
             outcomes: list[Any] = []
@@ -75,6 +81,7 @@ class V1Service(V1Operations):
                 except SpallocServerException as exc:
                     outcomes.append(exc)
             return outcomes
+
         return collect
 
     # -- changes -----------------------------------------------------------------------------
@@ -93,6 +100,7 @@ class V1Service(V1Operations):
             changed = payload.get("jobs_changed")
             if isinstance(changed, list):
                 fn(changed)
+
         return self.client.add_notification_listener(relay, immediate=True)
 
     def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
@@ -100,6 +108,7 @@ class V1Service(V1Operations):
             changed = payload.get("machines_changed")
             if isinstance(changed, list):
                 fn(changed)
+
         return self.client.add_notification_listener(relay, immediate=True)
 
     def on_connection_lost(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:

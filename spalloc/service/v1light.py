@@ -40,8 +40,9 @@ class V1LightService(V1Operations):
         check_version: check the server's version when connecting.
     """
 
-    def __init__(self, hostname: str, port: int, *, timeout: float | None = None,
-                 check_version: bool = True) -> None:
+    def __init__(
+        self, hostname: str, port: int, *, timeout: float | None = None, check_version: bool = True
+    ) -> None:
         self._host, self._port = hostname, port
         self._timeout = timeout
         self._check_version = check_version
@@ -63,8 +64,9 @@ class V1LightService(V1Operations):
 
     def sibling(self) -> V1LightService:
         """A new, unconnected service to the same server (its follows are its own)."""
-        return V1LightService(self._host, self._port, timeout=self._timeout,
-                              check_version=self._check_version)
+        return V1LightService(
+            self._host, self._port, timeout=self._timeout, check_version=self._check_version
+        )
 
     def connect(self, deadline: float | None) -> None:
         from spalloc._protocol import check_server_version
@@ -94,8 +96,9 @@ class V1LightService(V1Operations):
             raise ProtocolError("not connected")
         return self._conn
 
-    def _send(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]],
-              deadline: float | None) -> Callable[[], list[Any]]:
+    def _send(
+        self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]], deadline: float | None
+    ) -> Callable[[], list[Any]]:
         try:
             outcomes = self._require().exchange(requests, deadline)
         except ProtocolError as exc:
@@ -141,8 +144,7 @@ class V1LightService(V1Operations):
 
     def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
         self._machines_changed.append(fn)
-        return lambda: (self._machines_changed.remove(fn) if fn in self._machines_changed
-                        else None)
+        return lambda: self._machines_changed.remove(fn) if fn in self._machines_changed else None
 
     def on_connection_lost(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:
         self._lost.append(fn)

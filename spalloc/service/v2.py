@@ -68,8 +68,9 @@ class _Future:
 
     __slots__ = ("_deadline", "_future", "_what")
 
-    def __init__(self, future: concurrent.futures.Future[Any], deadline: float | None,
-                 what: str) -> None:
+    def __init__(
+        self, future: concurrent.futures.Future[Any], deadline: float | None, what: str
+    ) -> None:
         self._future, self._deadline, self._what = future, deadline, what
 
     def wait(self) -> Any:
@@ -81,8 +82,9 @@ class _Future:
         except (TimeoutError, concurrent.futures.TimeoutError):  # one class from 3.11 on
             if self._future.done():
                 raise  # the request's own timeout, with its own message
-            raise ProtocolTimeoutError(f"no answer to {self._what} within {left} s",
-                                       command=self._what, timeout=left) from None
+            raise ProtocolTimeoutError(
+                f"no answer to {self._what} within {left} s", command=self._what, timeout=left
+            ) from None
 
 
 class V2Service:
@@ -105,16 +107,36 @@ class V2Service:
         ValueError: not an http(s) URL, no credentials anywhere, or both group and collab.
     """
 
-    def __init__(self, url: str, *, user: str | None = None, password: str | None = None,
-                 token: str | None = None, group: str | None = None,
-                 collab: str | None = None, timeout: float | None = None,
-                 check_version: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        group: str | None = None,
+        collab: str | None = None,
+        timeout: float | None = None,
+        check_version: bool = True,
+    ) -> None:
         base, credentials = resolve_credentials(url, user=user, password=password, token=token)
-        self._setup(base, credentials, wire.accounting(group, collab, os.environ),
-                    timeout=timeout, check_version=check_version)
+        self._setup(
+            base,
+            credentials,
+            wire.accounting(group, collab, os.environ),
+            timeout=timeout,
+            check_version=check_version,
+        )
 
-    def _setup(self, base: str, credentials: Credentials, accounting: dict[str, Any], *,
-               timeout: float | None, check_version: bool) -> None:
+    def _setup(
+        self,
+        base: str,
+        credentials: Credentials,
+        accounting: dict[str, Any],
+        *,
+        timeout: float | None,
+        check_version: bool,
+    ) -> None:
         self._timeout = timeout
         self._check_version = check_version
         self._accounting = accounting
@@ -135,7 +157,8 @@ class V2Service:
         self._lost_listeners: list[Callable[[ProtocolError], None]] = []
         self._machine_sizes: dict[str, tuple[int, int]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix=f"spalloc-v2-{urlsplit(base).netloc}")
+            max_workers=4, thread_name_prefix=f"spalloc-v2-{urlsplit(base).netloc}"
+        )
 
     def __repr__(self) -> str:
         who = self._credentials.user or "bearer token"
@@ -158,8 +181,13 @@ class V2Service:
         """A new, unconnected service to the same server, with the same login and accounting
         (its follows and reconnections are its own)."""
         twin = V2Service.__new__(V2Service)
-        twin._setup(self._session.base, self._credentials, dict(self._accounting),
-                    timeout=self._timeout, check_version=self._check_version)
+        twin._setup(
+            self._session.base,
+            self._credentials,
+            dict(self._accounting),
+            timeout=self._timeout,
+            check_version=self._check_version,
+        )
         return twin
 
     def connect(self, deadline: float | None) -> None:
@@ -193,8 +221,9 @@ class V2Service:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    def _json(self, method: str, path: str, deadline: float | None, what: str,
-              **kwargs: Any) -> Any:
+    def _json(
+        self, method: str, path: str, deadline: float | None, what: str, **kwargs: Any
+    ) -> Any:
         reply = self._session.request(method, path, deadline, what, **kwargs)
         if reply.status_code == 204:
             return None
@@ -212,13 +241,19 @@ class V2Service:
             raise ProtocolError(f"create job: no job-id in the server's answer: {doc!r}")
         return job_id
 
-    def _job_doc(self, job_id: int, deadline: float | None, *,
-                 wait: bool = False) -> dict[str, Any] | None:
+    def _job_doc(
+        self, job_id: int, deadline: float | None, *, wait: bool = False
+    ) -> dict[str, Any] | None:
         """The job's state document; ``None`` for a job the server does not know."""
         try:
-            doc = self._json("GET", f"srv/spalloc/jobs/{job_id}", deadline,
-                             f"get state of job {job_id}", poll=wait,
-                             params={"wait": "true" if wait else "false"})
+            doc = self._json(
+                "GET",
+                f"srv/spalloc/jobs/{job_id}",
+                deadline,
+                f"get state of job {job_id}",
+                poll=wait,
+                params={"wait": "true" if wait else "false"},
+            )
         except SpallocServerException as exc:
             if "no such job" in str(exc).lower():
                 return None
@@ -234,8 +269,9 @@ class V2Service:
         state = wire.state_of(doc)
         if state in (JobState.unknown, JobState.destroyed):
             why = doc.get("reason") if state is JobState.destroyed else None
-            raise JobDestroyedError(job_id, f"job {job_id} does not exist: {state.name}"
-                                    + (f": {why}" if why else ""))
+            raise JobDestroyedError(
+                job_id, f"job {job_id} does not exist: {state.name}" + (f": {why}" if why else "")
+            )
         return wire.keepalive_of(doc)
 
     def _machine_size(self, name: str, deadline: float | None) -> tuple[int, int]:
@@ -253,9 +289,14 @@ class V2Service:
     def _status(self, job_id: int, deadline: float | None, keepalive: bool) -> JobStatus:
         if keepalive:
             try:
-                self._session.request("PUT", f"srv/spalloc/jobs/{job_id}/keepalive", deadline,
-                                      f"keepalive of job {job_id}", content=b"alive",
-                                      headers={"Content-Type": "text/plain"})
+                self._session.request(
+                    "PUT",
+                    f"srv/spalloc/jobs/{job_id}/keepalive",
+                    deadline,
+                    f"keepalive of job {job_id}",
+                    content=b"alive",
+                    headers={"Content-Type": "text/plain"},
+                )
             except SpallocServerException as exc:
                 # A job the server has forgotten reads as unknown below, as in v1.
                 if "no such job" not in str(exc).lower():
@@ -266,20 +307,26 @@ class V2Service:
         info, power = self._allocation(job_id, wire.state_of(doc), deadline)
         return JobStatus(wire.job_state(doc, power), info)
 
-    def _allocation(self, job_id: int, state: JobState, deadline: float | None
-                    ) -> tuple[JobMachineInfo | None, bool | None]:
+    def _allocation(
+        self, job_id: int, state: JobState, deadline: float | None
+    ) -> tuple[JobMachineInfo | None, bool | None]:
         # GET …/machine also refreshes the job's keepalive on the server (V2_PROTOCOL §0),
         # as reading the state does in v1: ask even while the job is queued.
         if state is JobState.destroyed:
             return JobMachineInfo.empty(), None
-        doc = self._json("GET", f"srv/spalloc/jobs/{job_id}/machine", deadline,
-                         f"get machine of job {job_id}")
+        doc = self._json(
+            "GET", f"srv/spalloc/jobs/{job_id}/machine", deadline, f"get machine of job {job_id}"
+        )
         if doc is None:  # 204: not allocated yet
             return JobMachineInfo.empty(), None
         name = doc.get("machine-name") if isinstance(doc, dict) else None
         info = wire.machine_info(doc, self._machine_size(str(name), deadline))
-        power_doc = self._json("GET", f"srv/spalloc/jobs/{job_id}/machine/power", deadline,
-                               f"get power of job {job_id}")
+        power_doc = self._json(
+            "GET",
+            f"srv/spalloc/jobs/{job_id}/machine/power",
+            deadline,
+            f"get power of job {job_id}",
+        )
         power = None if not isinstance(power_doc, dict) else power_doc.get("power") == "ON"
         return info, power
 
@@ -300,10 +347,14 @@ class V2Service:
             done.set_exception(error)
         return _Future(done, deadline, what)
 
-    def send_fetch(self, job_id: int, deadline: float | None, *, keepalive: bool = False,
-                   follow: bool = False) -> _Future:
-        pending = self._submit(f"get state of job {job_id}", deadline,
-                               lambda: self._status(job_id, deadline, keepalive))
+    def send_fetch(
+        self, job_id: int, deadline: float | None, *, keepalive: bool = False, follow: bool = False
+    ) -> _Future:
+        pending = self._submit(
+            f"get state of job {job_id}",
+            deadline,
+            lambda: self._status(job_id, deadline, keepalive),
+        )
         if follow:
             # After the fetch, so that it takes the connection the pool has open and the
             # long-poll (which holds its connection for up to 30 s) opens the new one.
@@ -312,15 +363,24 @@ class V2Service:
 
     def set_power(self, job_id: int, on: bool, deadline: float | None) -> None:
         # 204 (no boards yet) is the "does nothing" of v1.
-        self._session.request("POST", f"srv/spalloc/jobs/{job_id}/machine/power", deadline,
-                              f"power {'on' if on else 'off'} job {job_id}",
-                              json={"power": "ON" if on else "OFF"})
+        self._session.request(
+            "POST",
+            f"srv/spalloc/jobs/{job_id}/machine/power",
+            deadline,
+            f"power {'on' if on else 'off'} job {job_id}",
+            json={"power": "ON" if on else "OFF"},
+        )
 
     def _destroy(self, job_id: int, reason: str | None, deadline: float | None) -> JobStateInfo:
         params = {} if reason is None else {"reason": reason}
         try:
-            self._session.request("DELETE", f"srv/spalloc/jobs/{job_id}", deadline,
-                                  f"destroy job {job_id}", params=params)
+            self._session.request(
+                "DELETE",
+                f"srv/spalloc/jobs/{job_id}",
+                deadline,
+                f"destroy job {job_id}",
+                params=params,
+            )
         except SpallocServerException as exc:
             # Forgotten already (long destroyed): nothing to destroy, as in v1.
             if "no such job" not in str(exc).lower():
@@ -329,10 +389,10 @@ class V2Service:
             self._followed.pop(job_id, None)
         return self._status(job_id, deadline, keepalive=False).state
 
-    def send_destroy(self, job_id: int, reason: str | None,
-                     deadline: float | None) -> _Future:
-        return self._submit(f"destroy job {job_id}", deadline,
-                            lambda: self._destroy(job_id, reason, deadline))
+    def send_destroy(self, job_id: int, reason: str | None, deadline: float | None) -> _Future:
+        return self._submit(
+            f"destroy job {job_id}", deadline, lambda: self._destroy(job_id, reason, deadline)
+        )
 
     def job_state(self, job_id: int, deadline: float | None) -> JobStateInfo:
         return self._status(job_id, deadline, keepalive=False).state
@@ -341,8 +401,9 @@ class V2Service:
         info = self._status(job_id, deadline, keepalive=False).info
         return None if info is None or info.connections is None else info
 
-    def board_locations(self, machine: str, deadline: float | None
-                        ) -> dict[tuple[int, int, int], tuple[int, int, int]]:
+    def board_locations(
+        self, machine: str, deadline: float | None
+    ) -> dict[tuple[int, int, int], tuple[int, int, int]]:
         # v2 places one board per logical-board look-up (its physical-board-coordinates).
         entry = next((m for m in self.list_machines(deadline) if m.name == machine), None)
         if entry is None:
@@ -374,8 +435,10 @@ class V2Service:
             path = f"srv/spalloc/machines/{query['machine']}/physical-board"
             params = {k: query[k] for k in ("cabinet", "frame", "board")}
         else:
-            raise ValueError(f"where_is needs job_id, chip_x, chip_y or machine with chip_x, "
-                             f"chip_y / x, y, z / cabinet, frame, board; got {sorted(keys)}")
+            raise ValueError(
+                f"where_is needs job_id, chip_x, chip_y or machine with chip_x, "
+                f"chip_y / x, y, z / cabinet, frame, board; got {sorted(keys)}"
+            )
         for value in params.values():
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"where_is coordinates must be ints: {query!r}")
@@ -392,8 +455,13 @@ class V2Service:
         ids: list[int] = []
         start = 0
         for _ in range(10_000):  # pages of 100; bounded however the server pages
-            doc = self._json("GET", "srv/spalloc/jobs", deadline, "list jobs",
-                             params={"wait": "false", "start": start, "limit": 100})
+            doc = self._json(
+                "GET",
+                "srv/spalloc/jobs",
+                deadline,
+                "list jobs",
+                params={"wait": "false", "start": start, "limit": 100},
+            )
             refs = doc.get("jobs") if isinstance(doc, dict) else None
             if not isinstance(refs, list):
                 raise ProtocolError(f"list jobs: malformed answer from the v2 server: {doc!r}")
@@ -419,8 +487,7 @@ class V2Service:
             if not state.is_live:
                 continue
             allocated = None if info is None or info.machine_name is None else info
-            jobs.append(wire.job_description(job_id, wire.job_state(doc, power), doc,
-                                             allocated))
+            jobs.append(wire.job_description(job_id, wire.job_state(doc, power), doc, allocated))
         return jobs
 
     def list_machines(self, deadline: float | None) -> Sequence[MachineDescription]:
@@ -439,15 +506,15 @@ class V2Service:
             self._watch(("jobs", ""), "srv/spalloc/jobs", {"limit": 200}, deadline)
 
     def follow_machines(self, deadline: float | None, machine: str | None = None) -> None:
-        names = ([machine] if machine is not None
-                 else [m.name for m in self.list_machines(deadline)])
+        names = [machine] if machine is not None else [m.name for m in self.list_machines(deadline)]
         for name in names:
             self._watch(("machine", name), f"srv/spalloc/machines/{name}", {}, deadline)
 
     def wait_for_change(self, timeout: float | None) -> bool:
         with self._changes:
             if not self._changes.wait_for(
-                    lambda: self._changed != self._consumed or not self._connected, timeout):
+                lambda: self._changed != self._consumed or not self._connected, timeout
+            ):
                 return False
             if not self._connected:
                 raise ProtocolError(f"not connected to {self.address}")
@@ -459,26 +526,36 @@ class V2Service:
             self._changed += 1
             self._changes.notify_all()
 
-    def _watch(self, key: tuple[str, str], path: str, params: dict[str, Any],
-               deadline: float | None) -> None:
+    def _watch(
+        self, key: tuple[str, str], path: str, params: dict[str, Any], deadline: float | None
+    ) -> None:
         with self._lock:
             if not self._connected or key in self._watched:
                 return
         # Read once now: the long-polls compare with it, so a change made after this call
         # returns is reported even if it lands before the first long-poll reaches the server.
-        baseline = self._json("GET", path, deadline, f"follow {key[0]} {key[1]}".strip(),
-                              params={**params, "wait": "false"})
+        baseline = self._json(
+            "GET",
+            path,
+            deadline,
+            f"follow {key[0]} {key[1]}".strip(),
+            params={**params, "wait": "false"},
+        )
         with self._lock:
             if not self._connected or key in self._watched:
                 return
-            thread = threading.Thread(target=self._long_poll,
-                                      args=(key, path, params, baseline, self._generation),
-                                      name=f"spalloc-v2-follow-{key[0]}-{key[1]}", daemon=True)
+            thread = threading.Thread(
+                target=self._long_poll,
+                args=(key, path, params, baseline, self._generation),
+                name=f"spalloc-v2-follow-{key[0]}-{key[1]}",
+                daemon=True,
+            )
             self._watched[key] = thread
         thread.start()
 
-    def _long_poll(self, key: tuple[str, str], path: str, params: dict[str, Any],
-                   last: Any, generation: int) -> None:
+    def _long_poll(
+        self, key: tuple[str, str], path: str, params: dict[str, Any], last: Any, generation: int
+    ) -> None:
         """Long-poll a machine or the job list; tell the listeners whenever it changes.
 
         A long-poll that returns before the server's longest wait is a change even when the
@@ -488,14 +565,23 @@ class V2Service:
         kind, name = key
 
         def following() -> bool:
-            return (not self._closed.is_set() and self._generation == generation
-                    and key in self._watched)
+            return (
+                not self._closed.is_set()
+                and self._generation == generation
+                and key in self._watched
+            )
 
         while following():
             started = time.monotonic()
             try:
-                doc = self._json("GET", path, None, f"follow {kind} {name}".strip(), poll=True,
-                                 params={**params, "wait": "true"})
+                doc = self._json(
+                    "GET",
+                    path,
+                    None,
+                    f"follow {kind} {name}".strip(),
+                    poll=True,
+                    params={**params, "wait": "true"},
+                )
             except ServerConnectionError:
                 return  # reported to the on_connection_lost listeners already
             except SpallocError as exc:
@@ -514,8 +600,11 @@ class V2Service:
                 for on_machine in list(self._machine_listeners):
                     on_machine([name])
             else:
-                ids = [int(tail) for ref in (doc or {}).get("jobs", [])
-                       if (tail := str(ref).rstrip("/").rsplit("/", 1)[-1]).isdigit()]
+                ids = [
+                    int(tail)
+                    for ref in (doc or {}).get("jobs", [])
+                    if (tail := str(ref).rstrip("/").rsplit("/", 1)[-1]).isdigit()
+                ]
                 for on_jobs in list(self._job_listeners):
                     on_jobs(ids)
 
@@ -527,14 +616,21 @@ class V2Service:
         with self._lock:
             if not self._connected or job_id in self._followed:
                 return
-            thread = threading.Thread(target=self._poll, args=(job_id, self._generation),
-                                      name=f"spalloc-v2-follow-{job_id}", daemon=True)
+            thread = threading.Thread(
+                target=self._poll,
+                args=(job_id, self._generation),
+                name=f"spalloc-v2-follow-{job_id}",
+                daemon=True,
+            )
             self._followed[job_id] = thread
         thread.start()
 
     def _following(self, job_id: int, generation: int) -> bool:
-        return (not self._closed.is_set() and self._generation == generation
-                and job_id in self._followed)
+        return (
+            not self._closed.is_set()
+            and self._generation == generation
+            and job_id in self._followed
+        )
 
     def _poll(self, job_id: int, generation: int) -> None:
         """Long-poll one job's state; tell the listeners whenever it changes."""

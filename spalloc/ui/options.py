@@ -36,9 +36,11 @@ __all__ = [
 #: Hostname that selects the embedded emulator (``--local``).
 LOCAL = "local"
 
-_WHAT_ERROR = ("{count} WHAT values given ({values}); expected either no arguments (one "
-               "board), NUM (at least NUM boards), WIDTH HEIGHT (a WIDTH x HEIGHT triad "
-               "machine) or X Y Z (the board at logical position X, Y, Z)")
+_WHAT_ERROR = (
+    "{count} WHAT values given ({values}); expected either no arguments (one "
+    "board), NUM (at least NUM boards), WIDTH HEIGHT (a WIDTH x HEIGHT triad "
+    "machine) or X Y Z (the board at logical position X, Y, Z)"
+)
 
 
 def optional_seconds(text: str) -> float | None:
@@ -92,8 +94,14 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def add_server_options(parser: Any, config: Any = None, *, owner: bool = False,
-                       keepalive: bool = False, local: bool = True) -> Any:
+def add_server_options(
+    parser: Any,
+    config: Any = None,
+    *,
+    owner: bool = False,
+    keepalive: bool = False,
+    local: bool = True,
+) -> Any:
     """Add ``--hostname/-H``, ``--port/-P``, ``--timeout``, ``--local``, ``--ignore-version``.
 
     Args:
@@ -110,44 +118,73 @@ def add_server_options(parser: Any, config: Any = None, *, owner: bool = False,
     group = parser.add_argument_group("spalloc server arguments")
     if owner:
         group.add_argument(
-            "--owner", default=config.owner,
-            help="by convention, the email address of the owner of the job "
-                 "(default: %(default)s)")
+            "--owner",
+            default=config.owner,
+            help="by convention, the email address of the owner of the job (default: %(default)s)",
+        )
     group.add_argument(
-        "--hostname", "-H", default=config.hostname,
+        "--hostname",
+        "-H",
+        default=config.hostname,
         help="hostname or IP of the spalloc server, or 'local' for the embedded emulator "
-             "(default: %(default)s)")
+        "(default: %(default)s)",
+    )
     group.add_argument(
-        "--port", "-P", type=int, default=config.port,
-        help="port number of the spalloc server (default: %(default)s)")
+        "--port",
+        "-P",
+        type=int,
+        default=config.port,
+        help="port number of the spalloc server (default: %(default)s)",
+    )
     if keepalive:
         group.add_argument(
-            "--keepalive", type=optional_seconds, metavar="SECONDS",
+            "--keepalive",
+            type=optional_seconds,
+            metavar="SECONDS",
             default=config.keepalive,
             help="the interval at which to require keepalive messages to be sent to prevent "
-                 "the server cancelling the job, or -1 to not require keepalive messages; "
-                 "fractions allowed (default: %(default)s)")
+            "the server cancelling the job, or -1 to not require keepalive messages; "
+            "fractions allowed (default: %(default)s)",
+        )
         group.add_argument(
-            "--reconnect-delay", type=optional_seconds, metavar="SECONDS",
+            "--reconnect-delay",
+            type=optional_seconds,
+            metavar="SECONDS",
             default=config.reconnect_delay,
             help="seconds to wait before reconnecting to the server if the connection is "
-                 "lost (default: %(default)s)")
+            "lost (default: %(default)s)",
+        )
     group.add_argument(
-        "--timeout", type=optional_seconds, metavar="SECONDS",
+        "--timeout",
+        type=optional_seconds,
+        metavar="SECONDS",
         default=config.timeout,
         help="seconds to wait for a response from the server, or -1 to wait forever; "
-             "applies to every call, the connection included (default: %(default)s)")
+        "applies to every call, the connection included (default: %(default)s)",
+    )
     if local:
         group.add_argument(
-            "--local", action="store_const", const=LOCAL, dest="hostname",
-            help="use an emulated spalloc server inside this process (no real boards)")
+            "--local",
+            action="store_const",
+            const=LOCAL,
+            dest="hostname",
+            help="use an emulated spalloc server inside this process (no real boards)",
+        )
     group.add_argument(
-        "--ignore-version", action="store_true", default=config.ignore_version,
-        help="talk to the server whatever version it reports")
+        "--ignore-version",
+        action="store_true",
+        default=config.ignore_version,
+        help="talk to the server whatever version it reports",
+    )
     # The official tools spell it --ignore_version and take a value; keep that working, but
     # parse the value as a real boolean.
-    group.add_argument("--ignore_version", type=boolean, dest="ignore_version",
-                       metavar="BOOL", help=argparse.SUPPRESS)
+    group.add_argument(
+        "--ignore_version",
+        type=boolean,
+        dest="ignore_version",
+        metavar="BOOL",
+        help=argparse.SUPPRESS,
+    )
     return group
 
 
@@ -161,47 +198,77 @@ def add_job_options(parser: Any, config: Any = None) -> Any:
     group = parser.add_argument_group(
         "allocation arguments",
         "WHAT is nothing or 1 (one board), NUM (at least NUM boards), WIDTH HEIGHT "
-        "(a WIDTH x HEIGHT triad machine) or X Y Z (the board at logical position X, Y, Z)")
-    group.add_argument("what", nargs="*", default=[], type=int, metavar="WHAT",
-                       help="what to allocate (see above)")
+        "(a WIDTH x HEIGHT triad machine) or X Y Z (the board at logical position X, Y, Z)",
+    )
     group.add_argument(
-        "--resume", "-r", type=int, metavar="JOB_ID",
+        "what", nargs="*", default=[], type=int, metavar="WHAT", help="what to allocate (see above)"
+    )
+    group.add_argument(
+        "--resume",
+        "-r",
+        type=int,
+        metavar="JOB_ID",
         help="resume keeping the specified job alive rather than creating a new job "
-             "(all allocation requirements are then ignored)")
+        "(all allocation requirements are then ignored)",
+    )
     # As the official tool does, a config without tags means the "default" tag.
     tags = config.tags or ("default",)
     group.add_argument(
-        "--machine", "-m", nargs="?", default=config.machine,
+        "--machine",
+        "-m",
+        nargs="?",
+        default=config.machine,
         help="only allocate boards of a specific machine, or any machine if given without "
-             "a name (default: %(default)s)")
+        "a name (default: %(default)s)",
+    )
     group.add_argument(
-        "--tags", "-t", nargs="*", metavar="TAG",
+        "--tags",
+        "-t",
+        nargs="*",
+        metavar="TAG",
         default=list(tags),
         help="only allocate boards of machines with (at least) these tags; -t with no TAG "
-             f"means any machine (default: {_show(tags)})")
+        f"means any machine (default: {_show(tags)})",
+    )
     group.add_argument(
-        "--min-ratio", type=non_negative_float, metavar="RATIO",
+        "--min-ratio",
+        type=non_negative_float,
+        metavar="RATIO",
         default=config.min_ratio,
         help="when asking for a number of boards, require the allocation to be at least as "
-             "square as this ratio (default: %(default)s)")
+        "square as this ratio (default: %(default)s)",
+    )
     group.add_argument(
-        "--max-dead-boards", type=optional_int, metavar="NUM",
+        "--max-dead-boards",
+        type=optional_int,
+        metavar="NUM",
         default=config.max_dead_boards,
         help="boards allowed to be dead in the allocation, or -1 to allow any number "
-             "(default: %(default)s)")
+        "(default: %(default)s)",
+    )
     group.add_argument(
-        "--max-dead-links", type=optional_int, metavar="NUM",
+        "--max-dead-links",
+        type=optional_int,
+        metavar="NUM",
         default=config.max_dead_links,
         help="inter-board links allowed to be dead in the allocation, or -1 to allow any "
-             "number (default: %(default)s)")
+        "number (default: %(default)s)",
+    )
     torus = config.require_torus
     group.add_argument(
-        "--require-torus", "-w", action="store_true", default=torus,
-        help="require that the allocation have wrap-around links" +
-             (" (default)" if torus else ""))
+        "--require-torus",
+        "-w",
+        action="store_true",
+        default=torus,
+        help="require that the allocation have wrap-around links" + (" (default)" if torus else ""),
+    )
     group.add_argument(
-        "--no-require-torus", "-W", action="store_false", dest="require_torus",
-        help="do not require wrap-around links" + ("" if torus else " (default)"))
+        "--no-require-torus",
+        "-W",
+        action="store_false",
+        dest="require_torus",
+        help="do not require wrap-around links" + ("" if torus else " (default)"),
+    )
     return group
 
 
@@ -229,9 +296,14 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
     if not hostname:
         raise ValueError(
             "--hostname of spalloc server must be specified (or set hostname in a spalloc "
-            "config file or SPALLOC_HOSTNAME, or use --local for the embedded emulator)")
-    return ServerSettings(hostname=hostname, port=args.port, timeout=args.timeout,
-                          ignore_version=bool(getattr(args, "ignore_version", False)))
+            "config file or SPALLOC_HOSTNAME, or use --local for the embedded emulator)"
+        )
+    return ServerSettings(
+        hostname=hostname,
+        port=args.port,
+        timeout=args.timeout,
+        ignore_version=bool(getattr(args, "ignore_version", False)),
+    )
 
 
 def _is_url(hostname: str | None) -> bool:
@@ -261,8 +333,7 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
         return (), kwargs
     what = tuple(getattr(args, "what", ()) or ())
     if len(what) > 3:
-        raise ValueError(_WHAT_ERROR.format(count=len(what),
-                                            values=" ".join(map(str, what))))
+        raise ValueError(_WHAT_ERROR.format(count=len(what), values=" ".join(map(str, what))))
     owner = getattr(args, "owner", None)
     if not owner and not _is_url(server.hostname):  # a v2 server: the login owns the job
         raise ValueError("--owner must be specified (typically your email address)")

@@ -63,9 +63,21 @@ BRIGHT = "bold"
 
 #: Per-job colours of the machine map, indexed by ``job_id % 15`` as the official tool does.
 JOB_COLOURS = (
-    "green", "blue", "magenta", "yellow", "cyan",
-    "dim green", "dim blue", "dim magenta", "dim yellow", "dim cyan",
-    "bold green", "bold blue", "bold magenta", "bold yellow", "bold cyan",
+    "green",
+    "blue",
+    "magenta",
+    "yellow",
+    "cyan",
+    "dim green",
+    "dim blue",
+    "dim magenta",
+    "dim yellow",
+    "dim cyan",
+    "bold green",
+    "bold blue",
+    "bold magenta",
+    "bold yellow",
+    "bold cyan",
 )
 
 
@@ -98,6 +110,7 @@ def render_timestamp(timestamp: float | None) -> str:
 
 
 # --------------------------------------------------------------------------- generic layouts
+
 
 def render_table(rows: Sequence[Sequence[Cell]], separator: str = "  ") -> Lines:
     """Align cells in columns: strings to the left, ints to the right; trailing space stripped."""
@@ -197,9 +210,11 @@ def board_cell(x: int, y: int, z: int) -> tuple[int, int]:
     return 2 * x - y + (1 if z == 1 else 0), 3 * y + z
 
 
-def render_boards(groups: Sequence[BoardGroup],
-                  dead_links: Iterable[tuple[int, int, int, int]] = (),
-                  dead_style: str = "red") -> Lines:
+def render_boards(
+    groups: Sequence[BoardGroup],
+    dead_links: Iterable[tuple[int, int, int, int]] = (),
+    dead_style: str = "red",
+) -> Lines:
     """Draw boards as hexagons, three map cells per triad, highest row first."""
     labels: dict[tuple[int, int], Span] = {}
     edges: dict[tuple[int, int, int], Span] = {}
@@ -264,11 +279,25 @@ def _state_cell(job: JobDescription) -> Cell:
     return str(int(job.state))
 
 
-def ps_rows(jobs: Iterable[JobDescription], *, machine: str | None = None,
-            owner: str | None = None) -> list[list[Cell]]:
+def ps_rows(
+    jobs: Iterable[JobDescription], *, machine: str | None = None, owner: str | None = None
+) -> list[list[Cell]]:
     """The ``spalloc-ps`` table as cells, header first, filtered by machine and owner."""
-    rows: list[list[Cell]] = [[(name, HEADER) for name in (
-        "ID", "State", "Power", "Boards", "Machine", "Created at", "Keepalive", "Owner (Host)")]]
+    rows: list[list[Cell]] = [
+        [
+            (name, HEADER)
+            for name in (
+                "ID",
+                "State",
+                "Power",
+                "Boards",
+                "Machine",
+                "Created at",
+                "Keepalive",
+                "Owner (Host)",
+            )
+        ]
+    ]
     for job in jobs:
         if machine is not None and job.allocated_machine_name != machine:
             continue
@@ -280,26 +309,30 @@ def ps_rows(jobs: Iterable[JobDescription], *, machine: str | None = None,
             power = ("on", "green") if job.power else ("off", "red")
             if job.state == JobState.power:
                 power = (power[0], "yellow")
-        rows.append([
-            job.job_id,
-            state,
-            power,
-            "" if job.boards is None else len(job.boards),
-            job.allocated_machine_name or "",
-            render_timestamp(job.start_time),
-            str(job.keepalive),
-            _owner_host(job),
-        ])
+        rows.append(
+            [
+                job.job_id,
+                state,
+                power,
+                "" if job.boards is None else len(job.boards),
+                job.allocated_machine_name or "",
+                render_timestamp(job.start_time),
+                str(job.keepalive),
+                _owner_host(job),
+            ]
+        )
     return rows
 
 
-def ps_table(jobs: Iterable[JobDescription], *, machine: str | None = None,
-             owner: str | None = None) -> Lines:
+def ps_table(
+    jobs: Iterable[JobDescription], *, machine: str | None = None, owner: str | None = None
+) -> Lines:
     """The ``spalloc-ps`` output."""
     return render_table(ps_rows(jobs, machine=machine, owner=owner))
 
 
 # --------------------------------------------------------------------------- spalloc-machine
+
 
 def job_key(index: int) -> str:
     """Spreadsheet-style key of the *index*-th job: A … Z, AA, AB, …"""
@@ -320,28 +353,36 @@ def _in_use(jobs: Iterable[JobDescription]) -> int:
     return sum(len(job.boards or ()) for job in jobs)
 
 
-def machine_list(machines: Iterable[MachineDescription],
-                 jobs: Sequence[JobDescription]) -> Lines:
+def machine_list(machines: Iterable[MachineDescription], jobs: Sequence[JobDescription]) -> Lines:
     """The ``spalloc-machine`` table of every machine and its load."""
-    rows: list[list[Cell]] = [[(name, HEADER) for name in (
-        "Name", "Num boards", "In-use", "Jobs", "Tags")]]
+    rows: list[list[Cell]] = [
+        [(name, HEADER) for name in ("Name", "Num boards", "In-use", "Jobs", "Tags")]
+    ]
     for machine in machines:
         on_it = _jobs_on(machine.name, jobs)
-        rows.append([machine.name, machine.num_boards, _in_use(on_it), len(on_it),
-                     ", ".join(machine.tags)])
+        rows.append(
+            [machine.name, machine.num_boards, _in_use(on_it), len(on_it), ", ".join(machine.tags)]
+        )
     return render_table(rows)
 
 
-def machine_detail(machine: MachineDescription, jobs: Sequence[JobDescription], *,
-                   detailed: bool = False, width: int = 80) -> Lines:
+def machine_detail(
+    machine: MachineDescription,
+    jobs: Sequence[JobDescription],
+    *,
+    detailed: bool = False,
+    width: int = 80,
+) -> Lines:
     """One machine: summary, hexagonal map of its boards and jobs, then a key to the jobs."""
     on_it = _jobs_on(machine.name, jobs)
-    lines = render_definitions([
-        ("Name", machine.name),
-        ("Tags", ", ".join(machine.tags)),
-        ("In-use", f"{_in_use(on_it)} of {machine.num_boards}"),
-        ("Jobs", len(on_it)),
-    ])
+    lines = render_definitions(
+        [
+            ("Name", machine.name),
+            ("Tags", ", ".join(machine.tags)),
+            ("In-use", f"{_in_use(on_it)} of {machine.num_boards}"),
+            ("Jobs", len(on_it)),
+        ]
+    )
     groups = [BoardGroup(machine.boards(), (" . ", DIM), DIM, DIM)]
     keys = [job_key(i) for i in range(len(on_it))]
     for key, job in zip(keys, on_it, strict=True):
@@ -351,20 +392,25 @@ def machine_detail(machine: MachineDescription, jobs: Sequence[JobDescription], 
     lines += render_boards(groups, sorted(machine.dead_links))
     lines.append(())
     if detailed:
-        rows: list[list[Cell]] = [[(name, HEADER) for name in (
-            "Key", "Job ID", "Num boards", "Owner (Host)")]]
+        rows: list[list[Cell]] = [
+            [(name, HEADER) for name in ("Key", "Job ID", "Num boards", "Owner (Host)")]
+        ]
         for key, job in zip(keys, on_it, strict=True):
-            rows.append([(key, job_colour(job.job_id)), job.job_id, len(job.boards or ()),
-                         _owner_host(job)])
+            rows.append(
+                [(key, job_colour(job.job_id)), job.job_id, len(job.boards or ()), _owner_host(job)]
+            )
         lines += render_table(rows)
     else:
-        cells: list[Line] = [((key, job_colour(job.job_id)), (f":{job.job_id}", ""))
-                             for key, job in zip(keys, on_it, strict=True)]
+        cells: list[Line] = [
+            ((key, job_colour(job.job_id)), (f":{job.job_id}", ""))
+            for key, job in zip(keys, on_it, strict=True)
+        ]
         lines += render_cells(cells, width) or [()]
     return lines
 
 
 # --------------------------------------------------------------------------- spalloc-job
+
 
 def _request(job: JobDescription) -> str:
     # Positional arguments as sent, then the keywords sorted by name, one per line.
@@ -373,8 +419,12 @@ def _request(job: JobDescription) -> str:
     return "Job(" + ",\n    ".join(parts) + ")"
 
 
-def job_info(job_id: int, job: JobDescription | None, state: JobStateInfo,
-             machine_info: JobMachineInfo | None) -> Lines:
+def job_info(
+    job_id: int,
+    job: JobDescription | None,
+    state: JobStateInfo,
+    machine_info: JobMachineInfo | None,
+) -> Lines:
     """The ``spalloc-job`` information block.
 
     ``job`` is the job's ``list_jobs`` entry, ``None`` when the job is not live; then only
@@ -394,8 +444,9 @@ def job_info(job_id: int, job: JobDescription | None, state: JobStateInfo,
         items.append(("Owner host", job.keepalivehost))
     items.append(("Request", _request(job)))
     if job.boards is not None:
-        items.append(("Allocation", render_boards(
-            [BoardGroup(job.boards, (" . ", DIM), DIM, BRIGHT)])))
+        items.append(
+            ("Allocation", render_boards([BoardGroup(job.boards, (" . ", DIM), DIM, BRIGHT)]))
+        )
     info = machine_info
     if info is not None and info.connections:
         items.append(("Hostname", min(info.connections.items())[1]))
@@ -421,6 +472,7 @@ def ethernet_csv(connections: Iterable[tuple[tuple[int, int], str]]) -> str:
 
 # --------------------------------------------------------------------------- spalloc
 
+
 def alloc_info(info: JobMachineInfo, csv_path: str | None) -> Lines:
     """The block ``spalloc`` prints once a job is ready."""
     connections = sorted((info.connections or {}).items())
@@ -439,6 +491,7 @@ def alloc_info(info: JobMachineInfo, csv_path: str | None) -> Lines:
 
 # --------------------------------------------------------------------------- spalloc-where-is
 
+
 def where_is_info(location: WhereIs, *, show_board_chip: bool) -> Lines:
     """The ``spalloc-where-is`` block."""
     cabinet, frame, board = location.physical
@@ -456,8 +509,6 @@ def where_is_info(location: WhereIs, *, show_board_chip: bool) -> Lines:
     return render_definitions(items)
 
 
-def machine_by_name(machines: Iterable[MachineDescription],
-                    name: str) -> MachineDescription | None:
+def machine_by_name(machines: Iterable[MachineDescription], name: str) -> MachineDescription | None:
     """The machine called *name*, or ``None``."""
     return next((m for m in machines if m.name == name), None)
-

@@ -52,9 +52,18 @@ class MapFollower:
         reconnect_delay: seconds between failed reconnection attempts.
     """
 
-    def __init__(self, widget: Any, service: Service, machine_name: str | None, *,
-                 job: Any = None, geometry: Machine | None, known: list[Machine],
-                 timeout: float | None, reconnect_delay: float) -> None:
+    def __init__(
+        self,
+        widget: Any,
+        service: Service,
+        machine_name: str | None,
+        *,
+        job: Any = None,
+        geometry: Machine | None,
+        known: list[Machine],
+        timeout: float | None,
+        reconnect_delay: float,
+    ) -> None:
         self._widget = widget
         self._service = service
         self._machine_name = machine_name
@@ -84,12 +93,17 @@ class MapFollower:
         self._removers: list[Callable[[], None]] = []
         where = service.address
         self._follower = Follower(
-            f"spalloc-boardmap-follow-{where}", None, reconnect_delay,
-            beat=lambda: None, refresh=self._refresh_from_thread, reconnect=self._reconnect,
-            is_connected=lambda: service.connected)
-        self._query_thread = threading.Thread(target=self._query_loop,
-                                              name=f"spalloc-boardmap-query-{where}",
-                                              daemon=True)
+            f"spalloc-boardmap-follow-{where}",
+            None,
+            reconnect_delay,
+            beat=lambda: None,
+            refresh=self._refresh_from_thread,
+            reconnect=self._reconnect,
+            is_connected=lambda: service.connected,
+        )
+        self._query_thread = threading.Thread(
+            target=self._query_loop, name=f"spalloc-boardmap-query-{where}", daemon=True
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -101,15 +115,16 @@ class MapFollower:
             LookupError: the server has no such machine.
         """
         service = self._service
-        self._removers = [service.on_machine_changed(self._machines_changed),
-                          service.on_job_changed(self._jobs_changed),
-                          service.on_connection_lost(self._connection_lost)]
+        self._removers = [
+            service.on_machine_changed(self._machines_changed),
+            service.on_job_changed(self._jobs_changed),
+            service.on_connection_lost(self._connection_lost),
+        ]
         deadline = deadline_of(self._timeout)  # one for connecting and the first picture
         try:
             self._subscribe(deadline)
             if not self._refresh(deadline) and self._job_id is None:
-                raise LookupError(f"no machine named {self._machine_name!r} on "
-                                  f"{service.address}")
+                raise LookupError(f"no machine named {self._machine_name!r} on {service.address}")
         except BaseException:
             self._close()
             raise
@@ -170,8 +185,10 @@ class MapFollower:
         except BaseException as exc:
             self._service.disconnect()  # half set up is not connected: try again later
             if not self._stopping.is_set():
-                self._set(status=f"cannot reach {address} ({exc}); reconnecting every "
-                                 f"{self._reconnect_delay:g} s")
+                self._set(
+                    status=f"cannot reach {address} ({exc}); reconnecting every "
+                    f"{self._reconnect_delay:g} s"
+                )
             raise
         self._connected.set()
 
@@ -215,8 +232,12 @@ class MapFollower:
             wanted = self._begun + 1  # one that begins after this request
         self._follower.changed()
         with self._done:
-            self._done.wait_for(lambda: self._ended >= wanted or self._stopping.is_set()
-                                or not self._connected.is_set(), self._timeout)
+            self._done.wait_for(
+                lambda: (
+                    self._ended >= wanted or self._stopping.is_set() or not self._connected.is_set()
+                ),
+                self._timeout,
+            )
 
     def _ask(self, label: str, kwargs: dict[str, Any], chip_form: bool) -> None:
         self._set(answer={"query": label, "pending": True})
@@ -225,8 +246,11 @@ class MapFollower:
     def ask_board(self, board: Board) -> None:
         """Ask where a board is (the answer arrives in the ``answer`` trait)."""
         x, y, z = board
-        self._ask(f"board ({x}, {y}, {z})",
-                  {"machine": self._widget.machine, "x": x, "y": y, "z": z}, False)
+        self._ask(
+            f"board ({x}, {y}, {z})",
+            {"machine": self._widget.machine, "x": x, "y": y, "z": z},
+            False,
+        )
 
     def ask_board_chip(self, board: Board, chip: tuple[int, int]) -> None:
         """Ask where a chip of a board (board-local coordinates) is."""
@@ -234,14 +258,16 @@ class MapFollower:
         ex, ey = ethernet_chip(board)
         cx = (ex + chip[0]) % max(12 * widget.width, 1)
         cy = (ey + chip[1]) % max(12 * widget.height, 1)
-        self._ask(f"chip ({cx}, {cy})",
-                  {"machine": widget.machine, "chip_x": cx, "chip_y": cy}, True)
+        self._ask(
+            f"chip ({cx}, {cy})", {"machine": widget.machine, "chip_x": cx, "chip_y": cy}, True
+        )
 
     def ask_job_chip(self, job_id: int, chip: tuple[int, int]) -> None:
         """Ask where a chip of a job (job-relative coordinates) is."""
         x, y = chip
-        self._ask(f"chip ({x}, {y}) of job {job_id}",
-                  {"job_id": job_id, "chip_x": x, "chip_y": y}, True)
+        self._ask(
+            f"chip ({x}, {y}) of job {job_id}", {"job_id": job_id, "chip_x": x, "chip_y": y}, True
+        )
 
     def _query_loop(self) -> None:
         while True:
@@ -314,32 +340,48 @@ class MapFollower:
         boards = self._board_records(entry, deadline)
         status = "live"
         if queued_for is not None:
-            status = (f"live; job {self._job_id} is queued for {queued_for}: "
-                      "the jobs shown hold its boards")
+            status = (
+                f"live; job {self._job_id} is queued for {queued_for}: "
+                "the jobs shown hold its boards"
+            )
         extra: dict[str, Any] = {}
-        if self._job_id is not None and queued_for is None and \
-                not any(j.job_id == self._job_id for j in jobs):
+        if (
+            self._job_id is not None
+            and queued_for is None
+            and not any(j.job_id == self._job_id for j in jobs)
+        ):
             # The followed job ended: say so, and forget answers that still name it.
             status = f"live; job {self._job_id} has ended and holds no boards"
             if self._widget.answer.get("job_id") == self._job_id:
                 extra["answer"] = {}
             if self._widget.highlight_job == self._job_id:
                 extra["highlight_job"] = None
-        self._set(machine=name, width=entry.width, height=entry.height, tags=list(entry.tags),
-                  boards=boards, dead_links=[list(lk) for lk in sorted(entry.dead_links)],
-                  jobs=job_records(entry.name, jobs, self._widget.my_owner), status=status,
-                  **extra)
+        self._set(
+            machine=name,
+            width=entry.width,
+            height=entry.height,
+            tags=list(entry.tags),
+            boards=boards,
+            dead_links=[list(lk) for lk in sorted(entry.dead_links)],
+            jobs=job_records(entry.name, jobs, self._widget.my_owner),
+            status=status,
+            **extra,
+        )
         return True
 
-    def _board_records(self, entry: MachineDescription,
-                       deadline: float | None) -> list[dict[str, Any]]:
+    def _board_records(
+        self, entry: MachineDescription, deadline: float | None
+    ) -> list[dict[str, Any]]:
         key = (entry.name, entry.width, entry.height, frozenset(entry.dead_boards))
         geometry = self._geometry or next((m for m in self._known if m.name == entry.name), None)
         if geometry is not None and (geometry.name, geometry.width, geometry.height) != key[:3]:
             geometry = None  # the server's machine is not the one we were told about
         if key != self._locations_key:
-            self._locations = (dict(geometry.board_locations) if geometry is not None
-                               else self._service.board_locations(entry.name, deadline))
+            self._locations = (
+                dict(geometry.board_locations)
+                if geometry is not None
+                else self._service.board_locations(entry.name, deadline)
+            )
             self._locations_key = key
         ips = dict(geometry.board_ips) if geometry is not None else {}
         ips.update(job_ips(self.job))  # the job's own connections: no extra server call

@@ -40,8 +40,16 @@ from spalloc_nb.widgets._maptraits import (
 )
 
 __all__ = [
-    "FOLD_MIN_BOARDS", "JOB_COLOURS", "BoardMap", "fold_column", "hex_cell", "job_colour",
-    "job_key", "job_records", "machine_records", "static_html",
+    "FOLD_MIN_BOARDS",
+    "JOB_COLOURS",
+    "BoardMap",
+    "fold_column",
+    "hex_cell",
+    "job_colour",
+    "job_key",
+    "job_records",
+    "machine_records",
+    "static_html",
 ]
 
 _HERE = Path(__file__).resolve().parent
@@ -80,8 +88,7 @@ class BoardMap(anywidget.AnyWidget):
     #: notebook is saved after the kernel went away)
     box_id = traitlets.Unicode("").tag(sync=True)
 
-    def __init__(self, machine_name: str | None = None, server: Any = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, machine_name: str | None = None, server: Any = None, **kwargs: Any) -> None:
         """Traits as keywords; ``BoardMap(name, server)`` is :meth:`for_machine` in short."""
         if machine_name is not None:
             kwargs.setdefault("machine", machine_name)
@@ -96,8 +103,7 @@ class BoardMap(anywidget.AnyWidget):
         if server is not None:
             if not self.machine:
                 raise ValueError("BoardMap(machine_name, server): a machine name is needed")
-            self._follow(server, self.machine, geometry=None, timeout=5.0,
-                         reconnect_delay=5.0)
+            self._follow(server, self.machine, geometry=None, timeout=5.0, reconnect_delay=5.0)
 
     @traitlets.observe("my_owner")
     def _on_owner(self, change: Mapping[str, Any]) -> None:
@@ -109,17 +115,21 @@ class BoardMap(anywidget.AnyWidget):
         # Adds a static picture for nbconvert, GitHub and outputs reopened without a kernel.
         bundle = super()._repr_mimebundle_(**kwargs)
         if isinstance(bundle, tuple) and bundle and isinstance(bundle[0], dict):
-            bundle[0]["text/html"] = static_html(self.machine, self.boards, self.jobs,
-                                                 self.dead_links)
+            bundle[0]["text/html"] = static_html(
+                self.machine, self.boards, self.jobs, self.dead_links
+            )
         return bundle
 
     def final_bundle(self, reason: str) -> dict[str, Any]:
         """The static picture that replaces this map's outputs once it stops following."""
         stamp = time.strftime("%H:%M:%S")
         note = f"as of {stamp}; no longer live: {reason}"
-        return {"text/html": static_html(self.machine, self.boards, self.jobs, self.dead_links,
-                                         note=note),
-                "text/plain": f"{self!r} ({note})"}
+        return {
+            "text/html": static_html(
+                self.machine, self.boards, self.jobs, self.dead_links, note=note
+            ),
+            "text/plain": f"{self!r} ({note})",
+        }
 
     def live_bundle(self) -> dict[str, Any]:
         """The bundle for an output of this map: the live view, static HTML and text.
@@ -153,15 +163,24 @@ class BoardMap(anywidget.AnyWidget):
     def __repr__(self) -> str:
         # Cheap and meaningful in terminals and text/plain bundles.
         live = sum(1 for b in self.boards if not b.get("dead"))
-        return (f"BoardMap(machine={self.machine!r}, boards={live}, jobs={len(self.jobs)}, "
-                f"status={self.status!r})")
+        return (
+            f"BoardMap(machine={self.machine!r}, boards={live}, jobs={len(self.jobs)}, "
+            f"status={self.status!r})"
+        )
 
     # --- constructors --------------------------------------------------------------------------
 
     @classmethod
-    def for_machine(cls, client_or_address: Any, machine_name: str, owner: str | None = None, *,
-                    geometry: Machine | None = None, timeout: float | None = 5.0,
-                    reconnect_delay: float = 5.0) -> BoardMap:
+    def for_machine(
+        cls,
+        client_or_address: Any,
+        machine_name: str,
+        owner: str | None = None,
+        *,
+        geometry: Machine | None = None,
+        timeout: float | None = 5.0,
+        reconnect_delay: float = 5.0,
+    ) -> BoardMap:
         """A map of ``machine_name`` that follows the server until :meth:`stop`.
 
         Args:
@@ -184,13 +203,24 @@ class BoardMap(anywidget.AnyWidget):
             TypeError: ``client_or_address`` names no server.
         """
         widget = cls(machine=machine_name, my_owner=owner)
-        widget._follow(client_or_address, machine_name, geometry=geometry, timeout=timeout,
-                       reconnect_delay=reconnect_delay)
+        widget._follow(
+            client_or_address,
+            machine_name,
+            geometry=geometry,
+            timeout=timeout,
+            reconnect_delay=reconnect_delay,
+        )
         return widget
 
     @classmethod
-    def for_job(cls, job: Any, *, geometry: Machine | None = None, timeout: float | None = 5.0,
-                reconnect_delay: float = 5.0) -> BoardMap:
+    def for_job(
+        cls,
+        job: Any,
+        *,
+        geometry: Machine | None = None,
+        timeout: float | None = 5.0,
+        reconnect_delay: float = 5.0,
+    ) -> BoardMap:
         """A map of the machine a ``spalloc.Job`` runs on, its boards outlined.
 
         A queued job's map shows its machine once it is allocated.
@@ -205,16 +235,29 @@ class BoardMap(anywidget.AnyWidget):
         widget = cls(machine=machine_name or "", my_owner=owner, highlight_job=int(job.id))
         # A connection of the map's own to the job's server: its subscriptions and its
         # reconnections must not disturb the job's.
-        widget._follow(job.service, machine_name, job=job, geometry=geometry, timeout=timeout,
-                       reconnect_delay=reconnect_delay)
+        widget._follow(
+            job.service,
+            machine_name,
+            job=job,
+            geometry=geometry,
+            timeout=timeout,
+            reconnect_delay=reconnect_delay,
+        )
         return widget
 
     #: Another name for :meth:`for_job`.
     from_job = for_job
 
-    def _follow(self, server: Any, machine_name: str | None, *, job: Any = None,
-                geometry: Machine | None, timeout: float | None,
-                reconnect_delay: float) -> None:
+    def _follow(
+        self,
+        server: Any,
+        machine_name: str | None,
+        *,
+        job: Any = None,
+        geometry: Machine | None,
+        timeout: float | None,
+        reconnect_delay: float,
+    ) -> None:
         from spalloc.service import open_service
 
         try:
@@ -227,9 +270,16 @@ class BoardMap(anywidget.AnyWidget):
                 host, port, known = _resolve_address(server)
                 # The map reads lists, so any server version will do.
                 service = open_service(host, port, timeout=timeout, check_version=False)
-            follower = MapFollower(self, service, machine_name, job=job, geometry=geometry,
-                                   known=known, timeout=timeout,
-                                   reconnect_delay=reconnect_delay)
+            follower = MapFollower(
+                self,
+                service,
+                machine_name,
+                job=job,
+                geometry=geometry,
+                known=known,
+                timeout=timeout,
+                reconnect_delay=reconnect_delay,
+            )
             follower.start()  # raises if the server or the machine cannot be found
         except BaseException:
             self.close()
@@ -288,8 +338,10 @@ class BoardMap(anywidget.AnyWidget):
         try:
             if content.get("ask") == "board":
                 chip = content.get("chip")
-                self._ask_board(as_board(content["board"]),
-                                None if chip is None else (int(chip[0]), int(chip[1])))
+                self._ask_board(
+                    as_board(content["board"]),
+                    None if chip is None else (int(chip[0]), int(chip[1])),
+                )
             elif content.get("ask") == "job_chip":
                 job_id = content.get("job_id")
                 x, y = (int(v) for v in content["chip"])
@@ -309,18 +361,25 @@ class BoardMap(anywidget.AnyWidget):
     def _ask_job_chip(self, job_id: int | None, x: int, y: int) -> None:
         follower = self._follower
         if job_id is None:
-            self.answer = {"query": f"chip ({x}, {y})",
-                           "error": "Pick a job first (click it in the legend)."}
+            self.answer = {
+                "query": f"chip ({x}, {y})",
+                "error": "Pick a job first (click it in the legend).",
+            }
         elif follower is None:
-            self.answer = {"query": f"chip ({x}, {y}) of job {job_id}",
-                           "error": "the map is not following a server"}
+            self.answer = {
+                "query": f"chip ({x}, {y}) of job {job_id}",
+                "error": "the map is not following a server",
+            }
         elif (size := self._job_size(job_id)) is not None and not (
-                0 <= x < size[0] and 0 <= y < size[1]):
+            0 <= x < size[0] and 0 <= y < size[1]
+        ):
             # The server would wrap the chip around the job; say it is outside instead.
-            self.answer = {"query": f"chip ({x}, {y}) of job {job_id}",
-                           "error": f"chip ({x}, {y}) is outside job {job_id}, which is "
-                                    f"{size[0]}\u00d7{size[1]} chips (x < {size[0]}, "
-                                    f"y < {size[1]})"}
+            self.answer = {
+                "query": f"chip ({x}, {y}) of job {job_id}",
+                "error": f"chip ({x}, {y}) is outside job {job_id}, which is "
+                f"{size[0]}\u00d7{size[1]} chips (x < {size[0]}, "
+                f"y < {size[1]})",
+            }
         else:
             follower.ask_job_chip(job_id, (x, y))
 
@@ -351,8 +410,12 @@ def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
         host, _, port_text = address.rpartition(":")
         if host and port_text.isdigit():
             return host, int(port_text), known or _local_machines(host, int(port_text))
-    for host_attr, port_attr in (("hostname", "port"), ("_hostname", "_port"),
-                                 ("host", "port"), ("_host", "_port")):
+    for host_attr, port_attr in (
+        ("hostname", "port"),
+        ("_hostname", "_port"),
+        ("host", "port"),
+        ("_host", "_port"),
+    ):
         host = getattr(target, host_attr, None)
         port = getattr(target, port_attr, None)
         if isinstance(host, str) and isinstance(port, int):
@@ -364,8 +427,10 @@ def _resolve_address(target: Any) -> tuple[str, int, list[Machine]]:
         if sep and port_text.isdigit():
             return host, int(port_text), known
         return target, 22244, known
-    raise TypeError(f"cannot tell which server {target!r} is: give a Service, a ProtocolClient, "
-                    "(host, port) or 'host:port'")
+    raise TypeError(
+        f"cannot tell which server {target!r} is: give a Service, a ProtocolClient, "
+        "(host, port) or 'host:port'"
+    )
 
 
 def _local_machines_of(service: Any) -> list[Machine]:

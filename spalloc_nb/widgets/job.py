@@ -29,8 +29,7 @@ if TYPE_CHECKING:
     from spalloc.models import JobSnapshot
     from spalloc.service import Service
 
-__all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class",
-           "queue_note"]
+__all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class", "queue_note"]
 
 _LIVE = ("queued", "power", "ready")
 _HERE = Path(__file__).resolve().parent
@@ -68,11 +67,18 @@ def queue_note(service: Service, job_id: int, timeout: float | None = 5.0) -> st
     if mine is None:
         return "the server no longer lists this job"
     machine = requested_machine(mine, machines)
-    ahead = sum(1 for j in jobs if j.state is JobState.queued and j.job_id < job_id
-                and (machine is None or requested_machine(j, machines) == machine))
+    ahead = sum(
+        1
+        for j in jobs
+        if j.state is JobState.queued
+        and j.job_id < job_id
+        and (machine is None or requested_machine(j, machines) == machine)
+    )
     where = f" on {machine}" if machine else ""
-    return (f"free boards{where}; {ahead} queued job{'s' if ahead != 1 else ''} ahead "
-            f"(checked {time.strftime('%H:%M:%S')})")
+    return (
+        f"free boards{where}; {ahead} queued job{'s' if ahead != 1 else ''} ahead "
+        f"(checked {time.strftime('%H:%M:%S')})"
+    )
 
 
 class JobStatus(anywidget.AnyWidget):
@@ -109,8 +115,14 @@ class JobWidget(widgets.VBox):
     reason = Unicode(None, allow_none=True, help="Why the job was destroyed.")
     health = Unicode("", help="Keepalive health: ok, failing: ..., disconnected, stopped.")
 
-    def __init__(self, job: Any, *, emulated: bool = False,
-                 destroy_reason: str = "Destroyed from the notebook.", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        job: Any,
+        *,
+        emulated: bool = False,
+        destroy_reason: str = "Destroyed from the notebook.",
+        **kwargs: Any,
+    ) -> None:
         self._job = job
         self._emulated = emulated
         self._destroy_reason = destroy_reason
@@ -126,26 +138,40 @@ class JobWidget(widgets.VBox):
 
         self._summary = JobStatus()
         self._message = widgets.HTML()
-        self._power_on = widgets.Button(description="Power on", icon="play",
-                                        tooltip="Power the job's boards on")
-        self._power_off = widgets.Button(description="Power off", icon="stop",
-                                         tooltip="Power the job's boards off")
-        self._reset = widgets.Button(description="Reset", icon="refresh",
-                                     tooltip="Power-cycle the job's boards")
-        self._destroy = widgets.Button(description="Destroy", icon="trash", button_style="danger",
-                                       tooltip="Destroy the job and free its boards")
+        self._power_on = widgets.Button(
+            description="Power on", icon="play", tooltip="Power the job's boards on"
+        )
+        self._power_off = widgets.Button(
+            description="Power off", icon="stop", tooltip="Power the job's boards off"
+        )
+        self._reset = widgets.Button(
+            description="Reset", icon="refresh", tooltip="Power-cycle the job's boards"
+        )
+        self._destroy = widgets.Button(
+            description="Destroy",
+            icon="trash",
+            button_style="danger",
+            tooltip="Destroy the job and free its boards",
+        )
         self._confirm_yes = widgets.Button(description="Yes, destroy", button_style="danger")
         self._confirm_no = widgets.Button(description="Cancel")
         self._confirm_label = widgets.HTML()
-        self._confirm = widgets.HBox([self._confirm_label, self._confirm_yes, self._confirm_no],
-                                     layout=widgets.Layout(display="none"))
-        buttons: list[widgets.Widget] = [self._power_on, self._power_off, self._reset,
-                                         self._destroy]
+        self._confirm = widgets.HBox(
+            [self._confirm_label, self._confirm_yes, self._confirm_no],
+            layout=widgets.Layout(display="none"),
+        )
+        buttons: list[widgets.Widget] = [
+            self._power_on,
+            self._power_off,
+            self._reset,
+            self._destroy,
+        ]
         self._map_box = widgets.VBox()
         self._map_button: widgets.ToggleButton | None = None
         if board_map_class() is not None:
-            self._map_button = widgets.ToggleButton(description="Map", icon="th",
-                                                    tooltip="Show the job's boards on the machine")
+            self._map_button = widgets.ToggleButton(
+                description="Map", icon="th", tooltip="Show the job's boards on the machine"
+            )
             self._map_button.observe(self._toggle_map, names="value")
             buttons.append(self._map_button)
         self._buttons = widgets.HBox(buttons)
@@ -157,14 +183,24 @@ class JobWidget(widgets.VBox):
         self._confirm_yes.on_click(lambda _b: self.destroy())
         self._confirm_no.on_click(lambda _b: self.cancel_destroy())
 
-        super().__init__([self._summary, self._buttons, self._confirm, self._message,
-                          self._map_box], **kwargs)
+        super().__init__(
+            [self._summary, self._buttons, self._confirm, self._message, self._map_box], **kwargs
+        )
         # The stylesheet (shipped with the status panel) greys the widget out when the
         # front end loses its kernel.
         self.add_class("spalloc-job-widget")
         self._summary.root_id = self.model_id
-        for child in (self, self._summary, self._power_on, self._power_off, self._reset,
-                      self._destroy, self._confirm_yes, self._confirm_no, self._map_button):
+        for child in (
+            self,
+            self._summary,
+            self._power_on,
+            self._power_off,
+            self._reset,
+            self._destroy,
+            self._confirm_yes,
+            self._confirm_no,
+            self._map_button,
+        ):
             answer_on_frontend_subshell(child)
         self._apply(job.snapshot)
         self._remove_listener = job.add_state_listener(self._on_job_change)
@@ -229,8 +265,9 @@ class JobWidget(widgets.VBox):
             self._ready_at = now
             if self._seen_waiting and snapshot.start_time is not None:
                 self._queued_for = max(0.0, now - snapshot.start_time)
-        view = job_view(snapshot, ready_at=self._ready_at, queued_for=self._queued_for,
-                        emulated=self._emulated)
+        view = job_view(
+            snapshot, ready_at=self._ready_at, queued_for=self._queued_for, emulated=self._emulated
+        )
         if state is JobState.queued and self._queue_note:
             view = replace(view, extra={"Waiting": self._queue_note})
         return view
@@ -270,15 +307,19 @@ class JobWidget(widgets.VBox):
         try:
             action()
         except Exception as exc:  # shown in the widget: the user clicked, the user reads it
-            self._message.value = (f'<span style="color:#c62828">{html.escape(what)} failed: '
-                                   f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
-                                   "</span>")
+            self._message.value = (
+                f'<span style="color:#c62828">{html.escape(what)} failed: '
+                f"{html.escape(type(exc).__name__)}: {html.escape(str(exc))}"
+                "</span>"
+            )
             return False
         finally:
             self._summary.busy = ""
             self._summary.ack += 1
-        self._message.value = (f'<span class="spalloc-done">{html.escape(what)}: done at '
-                               f'{time.strftime("%H:%M:%S")}</span>')
+        self._message.value = (
+            f'<span class="spalloc-done">{html.escape(what)}: done at '
+            f"{time.strftime('%H:%M:%S')}</span>"
+        )
         self._apply(self._job.snapshot)
         return True
 
@@ -306,8 +347,9 @@ class JobWidget(widgets.VBox):
     def destroy(self, reason: str | None = None) -> bool:
         """Destroy the job (also what the confirmation button does)."""
         self._confirm.layout.display = "none"
-        ok = self._act("Destroy", lambda: self._job.destroy(reason or self._destroy_reason),
-                       "Destroying\u2026")
+        ok = self._act(
+            "Destroy", lambda: self._job.destroy(reason or self._destroy_reason), "Destroying\u2026"
+        )
         if ok:
             registry.release_job(self._job)
         return ok
@@ -381,9 +423,20 @@ class JobWidget(widgets.VBox):
             except Exception:
                 pass
         registry.remove_closer(self)
-        for child in (self._summary, self._message, self._power_on, self._power_off,
-                      self._reset, self._destroy, self._confirm_yes, self._confirm_no,
-                      self._confirm_label, self._confirm, self._buttons, self._map_box):
+        for child in (
+            self._summary,
+            self._message,
+            self._power_on,
+            self._power_off,
+            self._reset,
+            self._destroy,
+            self._confirm_yes,
+            self._confirm_no,
+            self._confirm_label,
+            self._confirm,
+            self._buttons,
+            self._map_box,
+        ):
             child.close()
         for board_map in self._map_box.children:
             board_map.close()

@@ -98,8 +98,11 @@ def lab_emulator(chromium_path: str) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def lab(lab_emulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     """One JupyterLab server for the session; its kernels talk to ``lab_emulator``."""
-    env = {"SPALLOC_HOSTNAME": lab_emulator.host, "SPALLOC_PORT": str(lab_emulator.port),
-           "SPALLOC_OWNER": OWNER}
+    env = {
+        "SPALLOC_HOSTNAME": lab_emulator.host,
+        "SPALLOC_PORT": str(lab_emulator.port),
+        "SPALLOC_OWNER": OWNER,
+    }
     server = new_lab(tmp_path_factory.mktemp("lab"), env)
     server.start()
     try:

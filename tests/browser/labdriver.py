@@ -23,8 +23,16 @@ from typing import Any
 import pytest
 
 __all__ = [
-    "ARTIFACTS", "CHROMIUM_ARGS", "EXAMPLES", "OWNER", "LabServer", "Notebook",
-    "copy_notebook", "find_chromium", "new_lab", "require",
+    "ARTIFACTS",
+    "CHROMIUM_ARGS",
+    "EXAMPLES",
+    "OWNER",
+    "LabServer",
+    "Notebook",
+    "copy_notebook",
+    "find_chromium",
+    "new_lab",
+    "require",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,17 +127,26 @@ class LabServer:
         # No build check either: it costs seconds of CPU on every page load.
         _write_json(
             self.home / "config/labconfig/page_config.json",
-            {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True},
-             "buildAvailable": False, "buildCheck": False},
+            {
+                "disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True},
+                "buildAvailable": False,
+                "buildCheck": False,
+            },
         )
 
     def start(self) -> None:
         self._configure()
         cmd = [
-            sys.executable, "-m", "jupyterlab",
-            "--allow-root", "--no-browser",
-            "--ip=127.0.0.1", "--port=0", "--ServerApp.port_retries=0",
-            "--IdentityProvider.token=", "--ServerApp.password=",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--allow-root",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            "--port=0",
+            "--ServerApp.port_retries=0",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
             "--LabApp.expose_app_in_browser=True",
             # Notebook 7 (same server) exposes its app as window.jupyterapp too.
             "--JupyterNotebookApp.expose_app_in_browser=True",
@@ -139,7 +156,11 @@ class LabServer:
         ]
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            cmd, cwd=self.root_dir, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=self.root_dir,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
         log.close()

@@ -32,13 +32,17 @@ def test_machine_map_shows_jobs_come_and_go(
 
     from spalloc import Job
 
-    name = copy_notebook(EXAMPLES / "03-board-map.ipynb", lab.root_dir,
-                         {USE_LOCAL: "# the server comes from SPALLOC_HOSTNAME/SPALLOC_PORT"})
+    name = copy_notebook(
+        EXAMPLES / "03-board-map.ipynb",
+        lab.root_dir,
+        {USE_LOCAL: "# the server comes from SPALLOC_HOSTNAME/SPALLOC_PORT"},
+    )
     notebook = Notebook(page, lab, name).open()
     notebook.run_all(timeout=120)
 
     board_map = notebook.output(notebook.code_cell_index("%spalloc machine m4x2")).locator(
-        ".spalloc-boardmap")
+        ".spalloc-boardmap"
+    )
     expect(board_map.locator("polygon[data-i]")).to_have_count(24, timeout=20_000)
     legend = board_map.locator(".sbm-legend-row")
     alice = job_of(lab_emulator, "alice@example.org")
@@ -47,8 +51,14 @@ def test_machine_map_shows_jobs_come_and_go(
     expect(legend.first).to_contain_text(f"job {alice.job_id} · alice@example.org")
 
     # A job made outside the notebook appears on the map, then vanishes when destroyed.
-    with Job(1, hostname=lab_emulator.host, port=lab_emulator.port, owner="carol@example.org",
-             machine="m4x2", config_filenames=[]) as carol:
+    with Job(
+        1,
+        hostname=lab_emulator.host,
+        port=lab_emulator.port,
+        owner="carol@example.org",
+        machine="m4x2",
+        config_filenames=[],
+    ) as carol:
         carol.wait_until_ready(timeout=30)
         row = board_map.locator(f'.sbm-legend-row[data-job="{carol.id}"]')
         expect(row).to_contain_text("carol@example.org", timeout=15_000)

@@ -28,7 +28,9 @@ CELLS = [
 def test_run_all_and_click_a_widget(lab: LabServer, page: Any) -> None:
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in CELLS])
     nb.metadata["kernelspec"] = {
-        "name": "python3", "display_name": "Python 3", "language": "python",
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
     }
     nbformat.write(nb, lab.root_dir / "harness.ipynb")
 
@@ -39,6 +41,4 @@ def test_run_all_and_click_a_widget(lab: LabServer, page: Any) -> None:
     widget = notebook.output(0)
     widget.get_by_role("button", name="Press me").click()
     clicks = widget.locator("input")
-    page.wait_for_function(
-        "el => el.value === '1'", arg=clicks.element_handle(), timeout=15_000
-    )
+    page.wait_for_function("el => el.value === '1'", arg=clicks.element_handle(), timeout=15_000)

@@ -20,16 +20,22 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 # Screenshots land in test-artifacts/ (gitignored), so a test run leaves the tree clean; set
 # SPALLOC_UPDATE_SCREENSHOTS=1 to refresh the committed ones in docs/screenshots/.
 _REPO = Path(__file__).resolve().parents[2]
-SHOTS = (_REPO / "docs" / "screenshots" if os.environ.get("SPALLOC_UPDATE_SCREENSHOTS") == "1"
-         else _REPO / "test-artifacts" / "screenshots")
+SHOTS = (
+    _REPO / "docs" / "screenshots"
+    if os.environ.get("SPALLOC_UPDATE_SCREENSHOTS") == "1"
+    else _REPO / "test-artifacts" / "screenshots"
+)
 
 
 def write_notebook(lab: LabServer, name: str, sources: list[str]) -> str:
     import nbformat
 
     book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                   "language": "python"}
+    book.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(book, lab.root_dir / name)
     return name
 
@@ -60,11 +66,15 @@ def shot(locator: Any, name: str) -> None:
 def test_buttons_act_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: Any) -> None:
     from playwright.sync_api import expect
 
-    name = write_notebook(lab, "busy.ipynb", [
-        "%load_ext spalloc_nb",
-        "job = %spalloc 1 --wait --name job\njob",
-        "import time\ntime.sleep(30)",
-    ])
+    name = write_notebook(
+        lab,
+        "busy.ipynb",
+        [
+            "%load_ext spalloc_nb",
+            "job = %spalloc 1 --wait --name job\njob",
+            "import time\ntime.sleep(30)",
+        ],
+    )
     notebook = Notebook(page, lab, name).open()
     run_first_cells(notebook)
     widget = notebook.output(1).locator(".spalloc-job-widget")
@@ -72,12 +82,16 @@ def test_buttons_act_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: 
     [job] = our_jobs(lab_emulator)
     # The third cell is running (its prompt shows "*").
     expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
-        "*", timeout=10_000)
+        "*", timeout=10_000
+    )
     page.wait_for_timeout(500)
 
     widget.get_by_role("button", name="Power off").click()
-    took = wait_until(lambda: not any(lab_emulator.board_power(job.machine, b)
-                                      for b in job.boards), "the boards to go off", 20)
+    took = wait_until(
+        lambda: not any(lab_emulator.board_power(job.machine, b) for b in job.boards),
+        "the boards to go off",
+        20,
+    )
     print(f"Power off reached the server {took:.2f} s after the click, cell still running")
     assert took < 2.0
     expect(widget.locator(".spalloc-job")).to_contain_text("off", timeout=5_000)
@@ -97,15 +111,20 @@ def test_buttons_act_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: 
     notebook.command("kernelmenu:interrupt")
 
 
-def test_restart_then_shutdown_save_and_reopen(lab: LabServer, lab_emulator: Any,
-                                               page: Any) -> None:
+def test_restart_then_shutdown_save_and_reopen(
+    lab: LabServer, lab_emulator: Any, page: Any
+) -> None:
     from playwright.sync_api import expect
 
-    name = write_notebook(lab, "lifetime.ipynb", [
-        "%load_ext spalloc_nb",
-        "job = %spalloc 1 --wait --name job\njob",
-        "%spalloc machine m4x2",
-    ])
+    name = write_notebook(
+        lab,
+        "lifetime.ipynb",
+        [
+            "%load_ext spalloc_nb",
+            "job = %spalloc 1 --wait --name job\njob",
+            "%spalloc machine m4x2",
+        ],
+    )
     notebook = Notebook(page, lab, name).open()
     notebook.run_all(timeout=120)
     widget = notebook.output(1).locator(".spalloc-job-widget")
@@ -130,8 +149,9 @@ def test_restart_then_shutdown_save_and_reopen(lab: LabServer, lab_emulator: Any
     saved = (lab.root_dir / name).read_text()
     assert "application/vnd.jupyter.widget-view+json" not in saved
     notebook = Notebook(page, lab, name).open()
-    expect(notebook.output(1)).to_contain_text("state unknown: this output lost its kernel",
-                                               timeout=30_000)
+    expect(notebook.output(1)).to_contain_text(
+        "state unknown: this output lost its kernel", timeout=30_000
+    )
     expect(notebook.output(2)).to_contain_text("the picture is its last update, not live")
     expect(notebook.output(2).locator("svg polygon")).to_have_count(24)
     text = page.locator(".jp-Notebook").inner_text()
@@ -150,10 +170,10 @@ def test_restart_then_shutdown_save_and_reopen(lab: LabServer, lab_emulator: Any
         accept.click()
     wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 30)
     out = notebook.output(1)
-    expect(out).to_contain_text(f"Job {job.job_id} \u2014 destroyed: Kernel shut down",
-                                timeout=15_000)
-    expect(notebook.output(2)).to_contain_text("no longer live: Kernel shut down",
-                                               timeout=15_000)
+    expect(out).to_contain_text(
+        f"Job {job.job_id} \u2014 destroyed: Kernel shut down", timeout=15_000
+    )
+    expect(notebook.output(2)).to_contain_text("no longer live: Kernel shut down", timeout=15_000)
     notebook.command("docmanager:save")
     page.wait_for_timeout(1500)
     reopened = Notebook(page, lab, name).open()
@@ -171,33 +191,42 @@ def lambda_class(name: str) -> Any:
     return re.compile(rf"(^|\s){re.escape(name)}(\s|$)")
 
 
-def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any,
-                                             page: Any) -> None:
+def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: Any) -> None:
     """Notebook 7 shares JupyterLab's kernel services: clicks reach a subshell there too."""
     from playwright.sync_api import expect
 
     pytest.importorskip("notebook")
-    name = write_notebook(lab, "busy7.ipynb", [
-        "%load_ext spalloc_nb",
-        "job = %spalloc 1 --wait --name job\njob",
-        "import time\ntime.sleep(30)",
-    ])
+    name = write_notebook(
+        lab,
+        "busy7.ipynb",
+        [
+            "%load_ext spalloc_nb",
+            "job = %spalloc 1 --wait --name job\njob",
+            "import time\ntime.sleep(30)",
+        ],
+    )
     page.goto(f"{lab.url}/notebooks/{name}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
     page.wait_for_function(
         "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
         " return !!(w && w.sessionContext && w.sessionContext.session"
-        " && w.sessionContext.session.kernel); }", timeout=60_000)
+        " && w.sessionContext.session.kernel); }",
+        timeout=60_000,
+    )
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     widget = page.locator(".jp-Cell").nth(1).locator(".spalloc-job-widget")
     expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
     [job] = our_jobs(lab_emulator)
     expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
-        "*", timeout=10_000)
+        "*", timeout=10_000
+    )
     page.wait_for_timeout(500)
     widget.get_by_role("button", name="Power off").click()
-    took = wait_until(lambda: not any(lab_emulator.board_power(job.machine, b)
-                                      for b in job.boards), "the boards to go off", 40)
+    took = wait_until(
+        lambda: not any(lab_emulator.board_power(job.machine, b) for b in job.boards),
+        "the boards to go off",
+        40,
+    )
     print(f"Notebook 7: Power off reached the server {took:.2f} s after the click")
     assert took < 2.0
     widget.get_by_role("button", name="Destroy").click()
@@ -218,16 +247,23 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
     from tests.test_nb_boardmap import standard_machine
 
     big = standard_machine("big", 20, 20)
-    with Emulator([big], free_delay=0.01) as emulator, \
-            ProtocolClient(*emulator.address, timeout=10) as client:
+    with (
+        Emulator([big], free_delay=0.01) as emulator,
+        ProtocolClient(*emulator.address, timeout=10) as client,
+    ):
         for i in range(30):
-            client.create_job(1 + i % 12, owner=f"user{i}@example.org", keepalive=None,
-                              machine="big")
-        name = write_notebook(lab, "big.ipynb", [
-            "from spalloc_nb.widgets.boardmap import BoardMap\n"
-            f"BoardMap.for_machine(({emulator.host!r}, {emulator.port}), 'big',"
-            " owner='user3@example.org')",
-        ])
+            client.create_job(
+                1 + i % 12, owner=f"user{i}@example.org", keepalive=None, machine="big"
+            )
+        name = write_notebook(
+            lab,
+            "big.ipynb",
+            [
+                "from spalloc_nb.widgets.boardmap import BoardMap\n"
+                f"BoardMap.for_machine(({emulator.host!r}, {emulator.port}), 'big',"
+                " owner='user3@example.org')",
+            ],
+        )
         notebook = Notebook(page, lab, name).open()
         notebook.run_all(timeout=120)
         board_map = notebook.output(0).locator(".spalloc-boardmap")
@@ -239,17 +275,22 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
         hexagon = board_map.locator("polygon[data-i]").first.bounding_box()
         legend = board_map.locator(".sbm-legend").bounding_box()
         assert svg is not None and frame is not None and hexagon is not None and legend
-        print(f"1200-board map at fit: map {svg['width']:.0f}x{svg['height']:.0f} px in a "
-              f"{frame['width']:.0f} px frame; hexagon {hexagon['width']:.1f}x"
-              f"{hexagon['height']:.1f} px; legend {legend['height']:.0f} px high")
+        print(
+            f"1200-board map at fit: map {svg['width']:.0f}x{svg['height']:.0f} px in a "
+            f"{frame['width']:.0f} px frame; hexagon {hexagon['width']:.1f}x"
+            f"{hexagon['height']:.1f} px; legend {legend['height']:.0f} px high"
+        )
         # The whole machine is visible at fit, within the viewport height.
         assert svg["height"] <= 0.75 * 900 + 2
         # The legend stays compact however many jobs there are.
         assert legend["height"] <= 0.25 * 900
         # Letters are either readable or hidden (hover and zoom show them).
         small = "sbm-small" in (board_map.get_attribute("class") or "")
-        label_px = 6 * svg["width"] / float(
-            board_map.locator("svg.sbm-svg").get_attribute("viewBox").split()[2])
+        label_px = (
+            6
+            * svg["width"]
+            / float(board_map.locator("svg.sbm-svg").get_attribute("viewBox").split()[2])
+        )
         assert small == (label_px < 7), (small, label_px)
         shot(board_map, "after-big-map-fit.png")
         board_map.locator(".sbm-zoom-in").click()
@@ -260,7 +301,8 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
 
 
 def test_saved_widget_state_reopened_without_its_kernel_is_not_live(
-        lab: LabServer, lab_emulator: Any, browser: Any) -> None:
+    lab: LabServer, lab_emulator: Any, browser: Any
+) -> None:
     """With "save widget state" on, a reopened widget is drawn from saved state: not live."""
     import json
 
@@ -273,11 +315,15 @@ def test_saved_widget_state_reopened_without_its_kernel_is_not_live(
     context.set_default_timeout(30_000)
     try:
         page = context.new_page()
-        name = write_notebook(lab, "state.ipynb", [
-            "%load_ext spalloc_nb",
-            "job = %spalloc 1 --wait --name job\njob",
-            "%spalloc machine m4x2",
-        ])
+        name = write_notebook(
+            lab,
+            "state.ipynb",
+            [
+                "%load_ext spalloc_nb",
+                "job = %spalloc 1 --wait --name job\njob",
+                "%spalloc machine m4x2",
+            ],
+        )
         notebook = Notebook(page, lab, name).open()
         notebook.run_all(timeout=120)
         expect(notebook.output(1).locator(".spalloc-job")).to_contain_text("ready")

@@ -42,8 +42,9 @@ def test_quick_start_widget_power_map_and_restart(
 ) -> None:
     from playwright.sync_api import expect
 
-    name = copy_notebook(EXAMPLES / "01-quick-start.ipynb", lab.root_dir,
-                         {ALLOCATE: "%spalloc 3 --name job"})
+    name = copy_notebook(
+        EXAMPLES / "01-quick-start.ipynb", lab.root_dir, {ALLOCATE: "%spalloc 3 --name job"}
+    )
     notebook = Notebook(page, lab, name).open()
     notebook.run_all(timeout=120)
 
@@ -58,8 +59,10 @@ def test_quick_start_widget_power_map_and_restart(
 
     # Power off from the browser: the server's boards go off, and the widget says so.
     widget.get_by_role("button", name="Power off").click()
-    wait_until(lambda: not any(lab_emulator.board_power(job.machine, b) for b in job.boards),
-               "the job's boards to be powered off")
+    wait_until(
+        lambda: not any(lab_emulator.board_power(job.machine, b) for b in job.boards),
+        "the job's boards to be powered off",
+    )
     expect(widget.locator(".spalloc-job")).to_contain_text("off", timeout=15_000)
 
     # The map of the job: click one of its boards and read the server's where-is answer.

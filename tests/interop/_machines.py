@@ -61,7 +61,12 @@ def differential_machines() -> list[Machine]:
     return [
         standard_machine("m", {"default"}, 2, 2, "10.11.0.0"),
         standard_machine(
-            "md", {"dead"}, 2, 2, "10.13.0.0", cabinet=1,
+            "md",
+            {"dead"},
+            2,
+            2,
+            "10.13.0.0",
+            cabinet=1,
             dead_boards=frozenset({(1, 1, 1)}),
             dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
         ),
@@ -69,12 +74,22 @@ def differential_machines() -> list[Machine]:
         standard_machine("g", {"g", "three"}, 3, 2, "10.15.0.0", cabinet=2),
         # Triad (1, 1) entirely dead: the reference under-reports the height of a 2x2 job.
         standard_machine(
-            "e", {"e"}, 2, 2, "10.17.0.0", cabinet=3,
+            "e",
+            {"e"},
+            2,
+            2,
+            "10.17.0.0",
+            cabinet=3,
             dead_boards=frozenset({(1, 1, 0), (1, 1, 1), (1, 1, 2)}),
         ),
         # Dead boards in both corner triads: a dead-free triad exists only in the middle (#10).
         standard_machine(
-            "c", {"c"}, 3, 1, "10.19.0.0", cabinet=4,
+            "c",
+            {"c"},
+            3,
+            1,
+            "10.19.0.0",
+            cabinet=4,
             dead_boards=frozenset({(0, 0, 1), (2, 0, 1)}),
         ),
     ]

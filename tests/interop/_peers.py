@@ -79,8 +79,9 @@ def _locked(path: Path, *, timeout: float | None) -> Iterator[None]:
 
 def _run(cmd: list[str], *, timeout: float | None, cwd: Path | None = None) -> None:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
-                              cwd=cwd)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise PeerUnavailable(f"{' '.join(cmd)}: {exc}") from exc
     if proc.returncode != 0:
@@ -128,14 +129,20 @@ def ensure_peer(name: str, *, timeout: float | None = 900.0) -> Path:
         if venv.exists():
             shutil.rmtree(venv)
         started = time.monotonic()
-        _report(f"\nbuilding {name} ({peer.requirement}) in {venv}, first run only...",
-                end="")
+        _report(f"\nbuilding {name} ({peer.requirement}) in {venv}, first run only...", end="")
         try:
             _run([sys.executable, "-m", "venv", str(venv)], timeout=timeout)
             python = str(venv / "bin" / "python")
             _run(
-                [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                 peer.requirement],
+                [
+                    python,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    peer.requirement,
+                ],
                 timeout=timeout,
             )
             # In the venv's directory: importing spalloc_server opens spalloc_jobs.log in

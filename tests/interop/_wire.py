@@ -90,9 +90,12 @@ class Wire:
     def call_many(self, *requests: tuple[str, list[Any], dict[str, Any]]) -> list[tuple[str, Any]]:
         """Send several ``(command, args, kwargs)`` requests in one write (pipelined), so the
         server handles them back to back; return their replies in order."""
-        self.send_line(b"".join(
-            json.dumps({"command": c, "args": a, "kwargs": k}).encode() + b"\n"
-            for c, a, k in requests))
+        self.send_line(
+            b"".join(
+                json.dumps({"command": c, "args": a, "kwargs": k}).encode() + b"\n"
+                for c, a, k in requests
+            )
+        )
         return [self.read_reply() for _ in requests]
 
     def ret(self, command: str, *args: Any, **kwargs: Any) -> Any:

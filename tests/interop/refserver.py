@@ -206,8 +206,13 @@ class ReferenceServer:
             log = open(workdir / "server.log", "ab")  # noqa: SIM115 - handed to the child
             with log:
                 self._proc = subprocess.Popen(
-                    [str(self._python), "launcher.py", repr(self._power_delay), "config.py",
-                     str(self.port)],
+                    [
+                        str(self._python),
+                        "launcher.py",
+                        repr(self._power_delay),
+                        "config.py",
+                        str(self.port),
+                    ],
                     cwd=workdir,
                     stdin=subprocess.DEVNULL,
                     stdout=log,

@@ -88,8 +88,9 @@ def test_spalloc_ps(client60: Path, emulator_for_peers: Emulator, run_peer: Run)
                 break
             time.sleep(0.02)
         queued = wire.ret("create_job", 2, 2, owner="grace", keepalive=30.0)
-        proc = run_peer(client60, "spalloc-ps", "--hostname", emulator.host,
-                        "--port", str(emulator.port))
+        proc = run_peer(
+            client60, "spalloc-ps", "--hostname", emulator.host, "--port", str(emulator.port)
+        )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split()[:3] == ["ID", "State", "Power"]
@@ -103,9 +104,23 @@ def test_spalloc_ps(client60: Path, emulator_for_peers: Emulator, run_peer: Run)
 
 def test_spalloc_command(client60: Path, emulator_for_peers: Emulator, run_peer: Run):
     emulator = emulator_for_peers
-    proc = run_peer(client60, "spalloc", "--hostname", emulator.host, "--port",
-                    str(emulator.port), "--owner", "cli60", "--machine", "board",
-                    "-c", "echo", "{id}", "{w}x{h}", "{hostname}")
+    proc = run_peer(
+        client60,
+        "spalloc",
+        "--hostname",
+        emulator.host,
+        "--port",
+        str(emulator.port),
+        "--owner",
+        "cli60",
+        "--machine",
+        "board",
+        "-c",
+        "echo",
+        "{id}",
+        "{w}x{h}",
+        "{hostname}",
+    )
     assert proc.returncode == 0, proc.stderr
     job_id, size, host = proc.stdout.split()
     assert (size, host) == ("8x8", "10.12.0.2")

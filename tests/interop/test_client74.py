@@ -103,8 +103,11 @@ def test_library_job_life_cycle(client74: Path, emulator_for_peers: Emulator, ru
     assert out["size"] == [16, 16]
     assert out["machine"] == "m"
     assert out["hostname"] == "10.11.0.1"
-    assert out["connections"] == [[[0, 0], "10.11.0.1"], [[4, 8], "10.11.0.17"],
-                                  [[8, 4], "10.11.0.9"]]
+    assert out["connections"] == [
+        [[0, 0], "10.11.0.1"],
+        [[4, 8], "10.11.0.17"],
+        [[8, 4], "10.11.0.9"],
+    ]
     assert out["boards"] == [[0, 0, 0], [0, 0, 1], [0, 0, 2]]
     # Job chip (12, 8) lies on board (0, 0, 1), the second board of frame 0.
     assert out["where_is_machine"] == [0, 0, 1]
@@ -133,8 +136,17 @@ def test_library_job_life_cycle(client74: Path, emulator_for_peers: Emulator, ru
 def test_spalloc_command_one_board(client74: Path, emulator_for_peers: Emulator, run_peer: Run):
     emulator = emulator_for_peers
     proc = run_peer(
-        client74, "spalloc", *_address_args(emulator), "--owner", "cli74",
-        "-c", "echo", "JOB={id}", "W={w}", "H={h}", "HOST={hostname}",
+        client74,
+        "spalloc",
+        *_address_args(emulator),
+        "--owner",
+        "cli74",
+        "-c",
+        "echo",
+        "JOB={id}",
+        "W={w}",
+        "H={h}",
+        "HOST={hostname}",
     )
     out = _ok(proc)
     match = re.search(r"JOB=(\d+) W=8 H=8 HOST=10\.11\.0\.1$", out, re.MULTILINE)
@@ -145,23 +157,32 @@ def test_spalloc_command_one_board(client74: Path, emulator_for_peers: Emulator,
         assert wire.ret("get_job_state", job_id)["state"] == 4  # destroyed on exit
 
 
-def test_spalloc_command_triad_and_csv(client74: Path, emulator_for_peers: Emulator,
-                                       run_peer: Run):
+def test_spalloc_command_triad_and_csv(client74: Path, emulator_for_peers: Emulator, run_peer: Run):
     emulator = emulator_for_peers
     proc = run_peer(
-        client74, "spalloc", *_address_args(emulator), "--owner", "cli74", "3",
-        "-c", "sh", "-c", "echo size={w}x{h}; cat {ethernet_ips}",
+        client74,
+        "spalloc",
+        *_address_args(emulator),
+        "--owner",
+        "cli74",
+        "3",
+        "-c",
+        "sh",
+        "-c",
+        "echo size={w}x{h}; cat {ethernet_ips}",
     )
     out = _ok(proc)
     assert "size=16x16" in out
     assert "x,y,hostname\n0,0,10.11.0.1\n4,8,10.11.0.17\n8,4,10.11.0.9\n" in out
 
 
-def test_spalloc_command_impossible_request(client74: Path, emulator_for_peers: Emulator,
-                                            run_peer: Run):
+def test_spalloc_command_impossible_request(
+    client74: Path, emulator_for_peers: Emulator, run_peer: Run
+):
     emulator = emulator_for_peers
-    proc = run_peer(client74, "spalloc", *_address_args(emulator), "--owner", "cli74", "3", "3",
-                    "-c", "true")
+    proc = run_peer(
+        client74, "spalloc", *_address_args(emulator), "--owner", "cli74", "3", "3", "-c", "true"
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Destroyed: Cancelled: No suitable machines available." in proc.stderr
 
@@ -173,8 +194,18 @@ def test_spalloc_ps(client74: Path, emulator_for_peers: Emulator, run_peer: Run)
         triad = _job(wire, 3, owner="bob")
         out = _ok(run_peer(client74, "spalloc-ps", *_address_args(emulator)))
         lines = out.splitlines()
-        assert lines[0].split() == ["ID", "State", "Power", "Boards", "Machine", "Created",
-                                    "at", "Keepalive", "Owner", "(Host)"]
+        assert lines[0].split() == [
+            "ID",
+            "State",
+            "Power",
+            "Boards",
+            "Machine",
+            "Created",
+            "at",
+            "Keepalive",
+            "Owner",
+            "(Host)",
+        ]
         rows = {int(line.split()[0]): line.split() for line in lines[1:]}
         assert set(rows) == {one, triad}
         assert rows[one][1:5] == ["ready", "on", "1", "m"]
@@ -207,8 +238,17 @@ def test_spalloc_where_is_job_chip(client74: Path, emulator_for_peers: Emulator,
     with Wire(emulator.address) as wire:
         _job(wire, 3, owner="dave")
         job_id = _job(wire, 1, 1, owner="dave")  # the next triad: (0, 1)
-        out = _ok(run_peer(client74, "spalloc-where-is", *_address_args(emulator),
-                           "--job-chip", str(job_id), "9", "5"))
+        out = _ok(
+            run_peer(
+                client74,
+                "spalloc-where-is",
+                *_address_args(emulator),
+                "--job-chip",
+                str(job_id),
+                "9",
+                "5",
+            )
+        )
     fields = dict(
         (key.strip(), value.strip())
         for key, _, value in (line.partition(":") for line in out.splitlines())
@@ -284,19 +324,22 @@ def _pump(stream: IO[str] | None, lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
-def test_library_waits_in_queue(client74: Path, emulator_for_peers: Emulator,
-                                peer_env: PeerEnv):
+def test_library_waits_in_queue(client74: Path, emulator_for_peers: Emulator, peer_env: PeerEnv):
     emulator = emulator_for_peers
     with Wire(emulator.address) as wire:
         holder = _job(wire, 2, 2, owner="holder", machine="m")
         proc = subprocess.Popen(
             [str(client74 / "python"), "-c", _QUEUED_SCRIPT, emulator.host, str(emulator.port)],
-            cwd=peer_env.cwd, env=peer_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cwd=peer_env.cwd,
+            env=peer_env.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         lines: queue.Queue[str] = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), name="peer-stdout",
-                                  daemon=True)
+        reader = threading.Thread(
+            target=_pump, args=(proc.stdout, lines), name="peer-stdout", daemon=True
+        )
         reader.start()
         try:
             # Free the machine only once the client has seen its job queued.
@@ -332,11 +375,11 @@ _KEEPALIVE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_keepalive_process_keeps_job_then_expiry(client74: Path, emulator_for_peers: Emulator,
-                                                 run_peer: Run):
+def test_keepalive_process_keeps_job_then_expiry(
+    client74: Path, emulator_for_peers: Emulator, run_peer: Run
+):
     emulator = emulator_for_peers
-    proc = run_peer(client74, "python", "-c", _KEEPALIVE_SCRIPT, emulator.host,
-                    str(emulator.port))
+    proc = run_peer(client74, "python", "-c", _KEEPALIVE_SCRIPT, emulator.host, str(emulator.port))
     out = json.loads(_ok(proc))
     assert out["after_3s"] == "ready"
     with Wire(emulator.address) as wire:
@@ -348,8 +391,9 @@ def test_keepalive_process_keeps_job_then_expiry(client74: Path, emulator_for_pe
     assert (state["state"], state["reason"]) == (4, "Job timed out.")
 
 
-def test_cli_with_a_config_file(client74: Path, emulator_for_peers: Emulator,
-                                peer_env: PeerEnv, run_peer: Run):
+def test_cli_with_a_config_file(
+    client74: Path, emulator_for_peers: Emulator, peer_env: PeerEnv, run_peer: Run
+):
     emulator = emulator_for_peers
     (peer_env.cwd / ".spalloc").write_text(
         f"[spalloc]\nhostname = {emulator.host}\nport = {emulator.port}\nowner = conf74\n"

@@ -50,10 +50,17 @@ ALLOWED: dict[str, tuple[int, Any, Any]] = {
     "info c11": (
         10,
         dict.fromkeys(("width", "height", "machine_name", "boards", "connections")),
-        {"width": 16, "height": 12, "machine_name": "c",
-         "boards": [(1, 0, 0), (1, 0, 1), (1, 0, 2)],
-         "connections": [((0, 0), "10.19.20.25"), ((4, 8), "10.19.20.41"),
-                         ((8, 4), "10.19.20.33")]},
+        {
+            "width": 16,
+            "height": 12,
+            "machine_name": "c",
+            "boards": [(1, 0, 0), (1, 0, 1), (1, 0, 2)],
+            "connections": [
+                ((0, 0), "10.19.20.25"),
+                ((4, 8), "10.19.20.41"),
+                ((8, 4), "10.19.20.33"),
+            ],
+        },
     ),
     # ... so only the emulator announces a change of machine c.
     "notified all (c)": (10, (["c11"], []), (["c11"], ["c"])),
@@ -121,8 +128,9 @@ class Script:
 
     # --- commands ------------------------------------------------------------------------------
 
-    def call(self, label: str, command: str, *args: Any, exact: bool = True,
-             **kwargs: Any) -> tuple[str, Any]:
+    def call(
+        self, label: str, command: str, *args: Any, exact: bool = True, **kwargs: Any
+    ) -> tuple[str, Any]:
         """Record a raw outcome; ``exact=False`` keeps only the kind of an exception, as the
         reference's texts there are interpreter messages (§9 #23)."""
         kind, value = self.wire.call(command, *args, **kwargs)
@@ -167,8 +175,12 @@ class Script:
     def size(self, name: str, label: str | None = None) -> dict[str, Any]:
         """Only the size, machine and board count (for the quirk-6 comparison)."""
         info = self.wire.ret("get_job_machine_info", self.jid(name))
-        value = {"width": info["width"], "height": info["height"],
-                 "machine_name": info["machine_name"], "n_boards": len(info["boards"])}
+        value = {
+            "width": info["width"],
+            "height": info["height"],
+            "machine_name": info["machine_name"],
+            "n_boards": len(info["boards"]),
+        }
         return self.record(label or f"size {name}", value)
 
     def where(self, label: str, **kwargs: Any) -> Any:
@@ -180,8 +192,13 @@ class Script:
     def list_jobs(self, label: str) -> list[tuple[Any, ...]]:
         jobs = [
             (
-                self._job_name(job["job_id"]), job["owner"], job["state"], job["power"],
-                job["keepalive"], job["args"], sorted(job["kwargs"].items()),
+                self._job_name(job["job_id"]),
+                job["owner"],
+                job["state"],
+                job["power"],
+                job["keepalive"],
+                job["args"],
+                sorted(job["kwargs"].items()),
                 job["allocated_machine_name"],
                 None if job["boards"] is None else sorted(map(tuple, job["boards"])),
                 job["keepalivehost"],
@@ -215,17 +232,25 @@ class Script:
 
 def _static_queries(s: Script) -> None:
     s.record("version", s.wire.ret("version"))
-    s.record("list_machines", [
-        {**m, "tags": sorted(m["tags"]), "dead_boards": sorted(map(tuple, m["dead_boards"])),
-         "dead_links": sorted(map(tuple, m["dead_links"]))}
-        for m in s.wire.ret("list_machines")
-    ])
+    s.record(
+        "list_machines",
+        [
+            {
+                **m,
+                "tags": sorted(m["tags"]),
+                "dead_boards": sorted(map(tuple, m["dead_boards"])),
+                "dead_links": sorted(map(tuple, m["dead_links"])),
+            }
+            for m in s.wire.ret("list_machines")
+        ],
+    )
     for name, w, h in (("m", 2, 2), ("md", 2, 2), ("g", 3, 2), ("board", 1, 1), ("e", 2, 2)):
         for x in range(-1, w + 1):
             for y in range(-1, h + 1):
                 for z in range(-1, 4):
-                    s.record(f"pos {name} {x} {y} {z}",
-                             s.wire.ret("get_board_position", name, x, y, z))
+                    s.record(
+                        f"pos {name} {x} {y} {z}", s.wire.ret("get_board_position", name, x, y, z)
+                    )
     s.record("pos nope", s.wire.ret("get_board_position", "nope", 0, 0, 0))
     for name, cabinets in (("m", (0,)), ("md", (1,)), ("g", (2,)), ("board", (0,)), ("e", (3,))):
         for c in (*cabinets, 9):
@@ -245,8 +270,11 @@ def _static_queries(s: Script) -> None:
     s.where("where chip g 39 -1", machine="g", chip_x=39, chip_y=-1)
     s.where("where nope", machine="nope", x=0, y=0, z=0)
     s.where("where unknown job", job_id=9999, chip_x=0, chip_y=0)
-    for keys in ({"machine": "m", "x": 1}, {}, {"machine": "m", "x": 0, "y": 0, "z": 0,
-                                                 "chip_x": 0}):
+    for keys in (
+        {"machine": "m", "x": 1},
+        {},
+        {"machine": "m", "x": 0, "y": 0, "z": 0, "chip_x": 0},
+    ):
         kind, text = s.wire.call("where_is", **keys)
         if kind == "exception" and text.startswith("Invalid arguments: "):
             # The key order inside the message is arbitrary (§2.14).
@@ -259,8 +287,12 @@ def _unknown_ids(s: Script) -> None:
     for job in (9999, "abc", 0):
         s.record(f"unknown state {job}", s.wire.ret("get_job_state", job))
         s.record(f"unknown info {job}", s.wire.ret("get_job_machine_info", job))
-        for command in ("job_keepalive", "power_on_job_boards", "power_off_job_boards",
-                        "destroy_job"):
+        for command in (
+            "job_keepalive",
+            "power_on_job_boards",
+            "power_off_job_boards",
+            "destroy_job",
+        ):
             s.record(f"unknown {command} {job}", s.wire.ret(command, job))
     for command in ("notify_job", "no_notify_job", "notify_machine", "no_notify_machine"):
         s.record(f"{command} none", s.wire.ret(command))
@@ -355,8 +387,9 @@ def _faulty_machines(s: Script) -> None:
     s.create("e22", 2, 2, tags=["e"])
     s.settle("e22", "settled e22")
     s.size("e22", "info e22")
-    s.record("connections e22", s._info(s.wire.ret("get_job_machine_info", s.jid("e22")))
-             ["connections"])
+    s.record(
+        "connections e22", s._info(s.wire.ret("get_job_machine_info", s.jid("e22")))["connections"]
+    )
     s.destroy("e22")
     s.notified("notified all (md, e)", s.watch_all)
     s.create("c11", 1, 1, tags=["c"], max_dead_boards=0)
@@ -368,8 +401,18 @@ def _faulty_machines(s: Script) -> None:
 
 def _machine_g(s: Script) -> None:
     """Shapes on a 3x2 machine, one job at a time (each waits for the last one's quarantine)."""
-    shapes: list[tuple[Any, ...]] = [(2, 1), (3, 1), (2, 2), (3, 2), (2,), (4,), (7,), (13,),
-                                     (16,), (1, 2)]
+    shapes: list[tuple[Any, ...]] = [
+        (2, 1),
+        (3, 1),
+        (2, 2),
+        (3, 2),
+        (2,),
+        (4,),
+        (7,),
+        (13,),
+        (16,),
+        (1, 2),
+    ]
     for i, args in enumerate(shapes):
         s.create(f"g{i}", *args, tags=["g"])
         s.settle(f"g{i}")
@@ -442,8 +485,14 @@ def _create_errors(s: Script) -> None:
     s.create("badkeepalive", keepalive="abc", exact=False)
     s.create("unknownmachine", machine="nope")
     s.state("unknownmachine")
-    for name, args in (("too many", (13,)), ("too wide", (3, 1)), ("zero", (0,)),
-                       ("out of range", (2, 0, 0)), ("bad z", (0, 0, 3)), ("zero rect", (0, 0))):
+    for name, args in (
+        ("too many", (13,)),
+        ("too wide", (3, 1)),
+        ("zero", (0,)),
+        ("out of range", (2, 0, 0)),
+        ("bad z", (0, 0, 3)),
+        ("zero rect", (0, 0)),
+    ):
         s.create(name, *args)
         s.state(name)
     s.create("notags", 2, tags=["nothing-has-this"])
@@ -468,8 +517,10 @@ def _malformed(s: Script) -> None:
     s.raw_line("line unknown command", b'{"command": "nope"}\n')
     s.raw_line("line args null", b'{"command": "version", "args": null}\n')
     s.raw_line("line kwargs list", b'{"command": "version", "kwargs": []}\n')
-    s.raw_line("line client kwarg",
-               b'{"command": "get_job_state", "args": [9], "kwargs": {"client": "x"}}\n')
+    s.raw_line(
+        "line client kwarg",
+        b'{"command": "get_job_state", "args": [9], "kwargs": {"client": "x"}}\n',
+    )
     s.raw_line("line extra key", b'{"command": "get_job_state", "args": [9], "extra": 5}\n')
     s.raw_line("line crlf", b'{"command": "get_job_state", "args": [9999]}\r\n')
     s.raw_line("blank line then version", b'   \n{"command": "version"}\n')
@@ -507,23 +558,30 @@ def _differences(ref: list[tuple[str, Any]], emu: list[tuple[str, Any]]) -> list
             seen.add(label)
             quirk, want_ref, want_emu = ALLOWED[label]
             if (r, e) != (want_ref, want_emu):
-                problems.append(f"{label} (§9 #{quirk}): reference {r!r} (documented "
-                                f"{want_ref!r}), emulator {e!r} (expected {want_emu!r})")
+                problems.append(
+                    f"{label} (§9 #{quirk}): reference {r!r} (documented "
+                    f"{want_ref!r}), emulator {e!r} (expected {want_emu!r})"
+                )
         elif r != e:
             problems.append(f"{label}: reference {r!r} != emulator {e!r}")
-    problems.extend(f"allowed difference {label!r} never exercised"
-                    for label in ALLOWED if label not in seen)
+    problems.extend(
+        f"allowed difference {label!r} never exercised" for label in ALLOWED if label not in seen
+    )
     return problems
 
 
 def test_reference_and_emulator_agree(reference_server_factory: Callable[..., ReferenceServer]):
     machines = differential_machines()
     reference = reference_server_factory(
-        machines, power_delay=POWER_DELAY, seconds_before_free=QUARANTINE,
+        machines,
+        power_delay=POWER_DELAY,
+        seconds_before_free=QUARANTINE,
         timeout_check_interval=0.05,
     )
-    with Emulator(machines, power_delay=POWER_DELAY, free_delay=QUARANTINE) as emulator, \
-            ThreadPoolExecutor(2, thread_name_prefix="script") as pool:
+    with (
+        Emulator(machines, power_delay=POWER_DELAY, free_delay=QUARANTINE) as emulator,
+        ThreadPoolExecutor(2, thread_name_prefix="script") as pool,
+    ):
         # The two runs are independent, so they go side by side to halve the wall time.
         ref_run = pool.submit(_run_script, reference.address)
         emu_run = pool.submit(_run_script, emulator.address)

@@ -22,8 +22,8 @@ open("spalloc_jobs.log", "a").close()  # as spalloc_server.controller does on im
 
 
 def test_a_build_reports_progress_and_leaves_the_working_directory_clean(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capfd: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     package = tmp_path / "package"
     package.mkdir()
     (package / "tinypeer.py").write_text(MODULE)
@@ -66,7 +66,8 @@ def test_a_build_reports_progress_and_leaves_the_working_directory_clean(
 
 @pytest.mark.interop
 def test_the_reference_server_leaves_the_working_directory_clean(
-        refserver_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    refserver_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """It writes spalloc_jobs.log (and its state) into its own temporary directory."""
     from ._machines import peer_machines
     from .refserver import ReferenceServer

@@ -40,8 +40,19 @@ def test_official_cli_against_reference_needs_ignore_version(
 
 def test_emulator_version_is_accepted(client74: Path, run_peer: Run):
     with Emulator(differential_machines()) as emulator:
-        proc = run_peer(client74, "spalloc-ps", "--hostname", emulator.host,
-                        "--port", str(emulator.port))
+        proc = run_peer(
+            client74, "spalloc-ps", "--hostname", emulator.host, "--port", str(emulator.port)
+        )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["ID", "State", "Power", "Boards", "Machine", "Created", "at",
-                                   "Keepalive", "Owner", "(Host)"]
+    assert proc.stdout.split() == [
+        "ID",
+        "State",
+        "Power",
+        "Boards",
+        "Machine",
+        "Created",
+        "at",
+        "Keepalive",
+        "Owner",
+        "(Host)",
+    ]

@@ -120,18 +120,42 @@ def v2_https(tmp_path: Path) -> Iterator[V2Server]:
         yield server
 
 
-def _spinnman(spinnman_bin: Path, peer_env: PeerEnv, server: V2Server, mode: str, name: str,
-              secret: str, *, timeout: float = 120.0,
-              while_held: Any = None) -> dict[str, Any]:
+def _spinnman(
+    spinnman_bin: Path,
+    peer_env: PeerEnv,
+    server: V2Server,
+    mode: str,
+    name: str,
+    secret: str,
+    *,
+    timeout: float = 120.0,
+    while_held: Any = None,
+) -> dict[str, Any]:
     script = peer_env.cwd / "spinnman_flow.py"
     script.write_text(_SCRIPT)
     ready = peer_env.cwd / f"ready-{mode}"
-    env = dict(peer_env.env, REQUESTS_CA_BUNDLE=str(server.ca_path),
-               WEBSOCKET_CLIENT_CA_BUNDLE=str(server.ca_path))
+    env = dict(
+        peer_env.env,
+        REQUESTS_CA_BUNDLE=str(server.ca_path),
+        WEBSOCKET_CLIENT_CA_BUNDLE=str(server.ca_path),
+    )
     proc = subprocess.Popen(
-        [str(spinnman_bin / "python"), str(script), server.base_url, mode, name, secret,
-         str(ready)], cwd=peer_env.cwd, env=env, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            str(spinnman_bin / "python"),
+            str(script),
+            server.base_url,
+            mode,
+            name,
+            secret,
+            str(ready),
+        ],
+        cwd=peer_env.cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         if while_held is not None:
             deadline = time.monotonic() + timeout
@@ -168,7 +192,8 @@ def _check_full_flow(result: dict[str, Any], server: V2Server) -> None:
 
 
 def test_password_login_full_flow_with_a_v1_client_alongside(
-        spinnman_bin: Path, client74: Path, peer_env: PeerEnv, v2_https: V2Server) -> None:
+    spinnman_bin: Path, client74: Path, peer_env: PeerEnv, v2_https: V2Server
+) -> None:
     host, port = v2_https.emulator.address
     v1_seen: dict[str, Any] = {}
 
@@ -185,16 +210,23 @@ def test_password_login_full_flow_with_a_v1_client_alongside(
                     out["jobs"] = sorted([j["owner"], j["state"]] for j in client.list_jobs())
             print(json.dumps(out))
             """)
-        proc = subprocess.run([str(client74 / "python"), "-c", code, host, str(port)],
-                              cwd=peer_env.cwd, env=peer_env.env, capture_output=True,
-                              text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [str(client74 / "python"), "-c", code, host, str(port)],
+            cwd=peer_env.cwd,
+            env=peer_env.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         v1_seen.update(json.loads(proc.stdout))
 
     alice = v2_https.users["alice"]
     assert alice.password is not None
-    result = _spinnman(spinnman_bin, peer_env, v2_https, "password", "alice", alice.password,
-                       while_held=v1_client)
+    result = _spinnman(
+        spinnman_bin, peer_env, v2_https, "password", "alice", alice.password, while_held=v1_client
+    )
     _check_full_flow(result, v2_https)
     assert v1_seen["state"] == "ready"
     assert v1_seen["jobs"] == [["alice", 3], ["v1-user", 3]]
@@ -205,12 +237,13 @@ def test_password_login_full_flow_with_a_v1_client_alongside(
 @pytest.fixture
 def cli_v2_server(tmp_path: Path) -> Iterator[V2Server]:
     """``spalloc-emulator --http-port 0 --users FILE --tls-cert C --tls-key K`` in a process."""
-    with running_v2_server(tmp_path / "shape") as shape:   # for its files and machines
+    with running_v2_server(tmp_path / "shape") as shape:  # for its files and machines
         machines = shape.emulator.machines
         users_path, ca_path = shape.users_path, shape.ca_path
     net = machines[0].ip((0, 0, 0)) or ""
     base = ".".join(net.split(".")[:2])
-    (tmp_path / "machines.toml").write_text(textwrap.dedent(f"""
+    (tmp_path / "machines.toml").write_text(
+        textwrap.dedent(f"""
         [[machine]]
         name = "m2"
         tags = ["default"]
@@ -222,13 +255,32 @@ def cli_v2_server(tmp_path: Path) -> Iterator[V2Server]:
         tags = ["single"]
         single_board = true
         base_ip = "{base}.128.0"
-        """))
+        """)
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spalloc.emulator", "--port", "0", "--http-port", "0",
-         "--users", str(users_path), "--tls-cert", str(tmp_path / "shape" / "cert.pem"),
-         "--tls-key", str(tmp_path / "shape" / "key.pem"),
-         "--machines", str(tmp_path / "machines.toml"), "--power-delay", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "spalloc.emulator",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--users",
+            str(users_path),
+            "--tls-cert",
+            str(tmp_path / "shape" / "cert.pem"),
+            "--tls-key",
+            str(tmp_path / "shape" / "key.pem"),
+            "--machines",
+            str(tmp_path / "machines.toml"),
+            "--power-delay",
+            "0.05",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -244,16 +296,19 @@ def cli_v2_server(tmp_path: Path) -> Iterator[V2Server]:
 
 
 def test_bearer_token_full_flow_against_the_command_line_emulator(
-        spinnman_bin: Path, peer_env: PeerEnv, cli_v2_server: V2Server) -> None:
+    spinnman_bin: Path, peer_env: PeerEnv, cli_v2_server: V2Server
+) -> None:
     token = cli_v2_server.users["alice"].token
     assert token is not None
-    result = _spinnman(spinnman_bin, peer_env, cli_v2_server, "bearer", "", token,
-                       while_held=lambda: None)
+    result = _spinnman(
+        spinnman_bin, peer_env, cli_v2_server, "bearer", "", token, while_held=lambda: None
+    )
     _check_full_flow(result, cli_v2_server)
 
 
-def test_wrong_password_is_refused(spinnman_bin: Path, peer_env: PeerEnv,
-                                   v2_https: V2Server) -> None:
+def test_wrong_password_is_refused(
+    spinnman_bin: Path, peer_env: PeerEnv, v2_https: V2Server
+) -> None:
     result = _spinnman(spinnman_bin, peer_env, v2_https, "wrong", "alice", "not-the-password")
     assert "Unable to login" in result["refused"]
     assert "Bad credentials" in result["refused"]
@@ -261,7 +316,8 @@ def test_wrong_password_is_refused(spinnman_bin: Path, peer_env: PeerEnv,
 
 
 def test_a_job_whose_client_stops_keepaliving_expires(
-        spinnman_bin: Path, peer_env: PeerEnv, tmp_path: Path) -> None:
+    spinnman_bin: Path, peer_env: PeerEnv, tmp_path: Path
+) -> None:
     with running_v2_server(tmp_path / "expire", keepalive_cap=2.0) as server:
         alice = server.users["alice"]
         assert alice.password is not None
