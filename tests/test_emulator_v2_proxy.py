@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
@@ -18,6 +19,15 @@ from tests.test_emulator_v2 import alice, create, wait_state
 
 OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
 TIMEOUT = 10.0
+
+_T = TypeVar("_T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run *coroutine* to its end on a loop of its own, in a thread of its own: the browser
+    tests' Playwright keeps an event loop running on the main thread for the whole session."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="proxy-test") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def scp_version_request(seq: int, x: int = 0, y: int = 0) -> bytes:
@@ -110,7 +120,7 @@ def run_ws(
         ):
             return await asyncio.wait_for(body(ws), TIMEOUT)
 
-    return asyncio.run(main())
+    return run_async(main())
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse) -> bytes:
@@ -252,14 +262,14 @@ def test_proxy_upgrade_checks(v2_server: V2Server) -> None:
 
     cookie = {"Cookie": f"JSESSIONID={http.cookie}"}
     assert http.csrf is not None
-    assert asyncio.run(status(cookie)) == 403  # no CSRF
-    assert asyncio.run(status({"X-CSRF-TOKEN": http.csrf})) == 403  # no session
-    assert asyncio.run(status({"Authorization": "Bearer alice-token"})) == 101
+    assert run_async(status(cookie)) == 403  # no CSRF
+    assert run_async(status({"X-CSRF-TOKEN": http.csrf})) == 403  # no session
+    assert run_async(status({"Authorization": "Bearer alice-token"})) == 101
     assert (
-        asyncio.run(status({"Authorization": "Bearer alice-token"}, url.rsplit("/", 1)[0] + "/999"))
+        run_async(status({"Authorization": "Bearer alice-token"}, url.rsplit("/", 1)[0] + "/999"))
         == 404
     )
-    assert asyncio.run(status(dict(cookie, **{"X-CSRF-TOKEN": http.csrf}))) == 101
+    assert run_async(status(dict(cookie, **{"X-CSRF-TOKEN": http.csrf}))) == 101
 
 
 def test_destroying_the_job_closes_its_proxy(v2_server: V2Server) -> None:
