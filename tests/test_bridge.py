@@ -1,0 +1,295 @@
+"""The proxy bridge (issue 13): a v2 job's boards on loopback addresses of this machine,
+relayed through the job's websocket proxy, against the emulator's v2 service over HTTPS."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spalloc import Job
+from spalloc.cli import alloc
+from spalloc.config import load_config
+from spalloc.exceptions import ConfigError, ProtocolError
+from spalloc.service._reach import reachable
+from spalloc.service.bridge import BOOT_PORT, BRIDGE_NETWORK, SCP_PORT, Bridge
+from tests._v2 import V2Server
+from tests.conftest import wait_for
+from tests.test_emulator_v2_proxy import check_version_reply, scp_version_request
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def server(v2_server: V2Server, isolated_config: None, monkeypatch: pytest.MonkeyPatch) -> V2Server:
+    """The v2 emulator, trusted through ``SSL_CERT_FILE``, alice's login in the environment."""
+    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR", "NMPI_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(v2_server.ca_path))
+    alice = v2_server.users["alice"]
+    monkeypatch.setenv("SPALLOC_USER", alice.name)
+    monkeypatch.setenv("SPALLOC_PASSWORD", str(alice.password))
+    return v2_server
+
+
+@pytest.fixture
+def make_job(server: V2Server) -> Iterator[Any]:
+    """``make_job(*args, **kwargs)``: a ready v2 Job (destroyed at teardown)."""
+    jobs: list[Job] = []
+
+    def factory(*args: int, **kwargs: Any) -> Job:
+        kwargs.setdefault("timeout", WAIT)
+        kwargs.setdefault("proxy", "always")
+        job = Job(*args, hostname=server.base_url, **kwargs)
+        jobs.append(job)
+        job.wait_until_ready(WAIT)
+        return job
+
+    yield factory
+    for job in jobs:
+        job.destroy()
+
+
+def udp_ask(address: str, request: bytes, port: int = SCP_PORT) -> tuple[bytes, Any]:
+    """Send *request* from a plain UDP socket; the reply and who sent it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(WAIT)
+        sock.sendto(request, (address, port))
+        return sock.recvfrom(65536)
+
+
+def in_bridge_network(address: str) -> bool:
+    return ipaddress.IPv4Address(address) in ipaddress.IPv4Network(BRIDGE_NETWORK)
+
+
+def test_a_plain_udp_scp_request_is_answered_through_the_websocket(make_job: Any) -> None:
+    job = make_job(1)
+    snap = job.snapshot
+    assert snap.bridged and job.bridge is not None
+    assert job.hostname is not None and in_bridge_network(job.hostname)
+    assert snap.board_connections is not None
+    assert not in_bridge_network(snap.board_connections[(0, 0)])
+    reply, sender = udp_ask(job.hostname, scp_version_request(7))
+    check_version_reply(reply, 7)
+    assert sender == (job.hostname, SCP_PORT)  # the reply comes from where it was sent
+    # A second sender gets its own channel, and only its own replies.
+    reply, _ = udp_ask(job.hostname, scp_version_request(8))
+    check_version_reply(reply, 8)
+    traffic = job.bridge.stats()
+    assert traffic.packets_out == 2 and traffic.packets_in == 2
+    assert traffic.bytes_out == 2 * len(scp_version_request(0))
+    assert traffic.errors_out == traffic.errors_in == 0
+    wait_for(lambda: job.snapshot.traffic == traffic, WAIT)  # the snapshot follows
+
+
+def test_every_ethernet_chip_of_a_three_board_job(make_job: Any) -> None:
+    job = make_job(3)
+    connections = job.connections
+    boards = job.snapshot.board_connections
+    assert len(connections) == 3 and set(connections) == set(boards)
+    assert len(set(connections.values())) == 3
+    for seq, ((x, y), address) in enumerate(sorted(connections.items())):
+        assert in_bridge_network(address)
+        reply, _ = udp_ask(address, scp_version_request(seq, x, y))
+        check_version_reply(reply, seq, x, y)
+        # The boot port goes to the same board: stand in for it on the board's own address.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board:
+            board.bind((boards[(x, y)], BOOT_PORT))
+            board.settimeout(WAIT)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tool:
+                tool.settimeout(WAIT)
+                tool.sendto(f"boot {x} {y}".encode(), (address, BOOT_PORT))
+                data, proxy_side = board.recvfrom(4096)
+                assert data == f"boot {x} {y}".encode()
+                board.sendto(b"booted", proxy_side)
+                assert tool.recvfrom(4096) == (b"booted", (address, BOOT_PORT))
+
+
+def test_channels_and_a_listener_from_python(make_job: Any) -> None:
+    job = make_job(3)
+    bridge = job.bridge
+    boards = job.snapshot.board_connections
+    (x, y), board_ip = sorted(boards.items())[1]
+    # A connected channel to any port of a board.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board:
+        board.bind((board_ip, 0))
+        board.settimeout(WAIT)
+        with bridge.open_channel((x, y), board.getsockname()[1]) as channel:
+            channel.send(b"to the board")
+            data, proxy_side = board.recvfrom(4096)
+            assert data == b"to the board"
+            board.sendto(b"from the board", proxy_side)
+            assert channel.recv(WAIT) == b"from the board"
+    # A listener: its address is real, and a board's datagram to it arrives.
+    with bridge.open_listener() as listener:
+        ip, port = listener.address
+        assert port > 0 and ip != "0.0.0.0"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board:
+            board.bind((board_ip, 0))
+            board.sendto(b"live event", (ip, port))
+        assert listener.recv(WAIT) == b"live event"
+        listener.send_to((x, y), SCP_PORT, scp_version_request(4, x, y))
+        check_version_reply(listener.recv(WAIT), 4, x, y)
+    with pytest.raises(ProtocolError, match="unrecognised ethernet chip"):
+        bridge.open_channel((99, 99), SCP_PORT, timeout=WAIT)
+    with pytest.raises(ValueError):
+        bridge.open_channel((0, 0), 0)
+
+
+def test_the_bridge_recovers_when_the_websocket_is_cut(server: V2Server, make_job: Any) -> None:
+    job = make_job(1, reconnect_delay=0.1)
+    bridge = job.bridge
+    address = job.hostname
+    check_version_reply(udp_ask(address, scp_version_request(1))[0], 1)
+    server.emulator.stop()  # the websocket (and the session) go with it
+    wait_for(lambda: not bridge.connected, WAIT)
+    server.emulator.start()
+    wait_for(lambda: bridge.connected, 3 * WAIT)
+    assert job.hostname == address and job.bridge is bridge  # the same addresses still
+    check_version_reply(udp_ask(address, scp_version_request(2))[0], 2)
+    assert bridge.stats().reconnects >= 1
+    wait_for(lambda: job.snapshot.bridge_error is None, WAIT)
+
+
+def test_destroy_closes_the_bridge_and_frees_its_ports(make_job: Any) -> None:
+    job = make_job(3)
+    bridge = job.bridge
+    addresses = list(job.connections.values())
+    job.destroy()
+    assert job.bridge is None and bridge.closed and not job.snapshot.bridged
+    assert job.connections == job.snapshot.connections  # the boards' own again
+    names = [t.name for t in threading.enumerate()]
+    assert not [n for n in names if n.startswith(f"spalloc-bridge-job-{job.id}-")]
+    for address in addresses:
+        for port in (SCP_PORT, BOOT_PORT):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind((address, port))  # free again
+
+
+def test_close_also_closes_the_bridge(make_job: Any) -> None:
+    job = make_job(1)
+    bridge = job.bridge
+    job.close()
+    assert bridge.closed and job.bridge is None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((bridge.hostname or "", SCP_PORT))
+
+
+def test_auto_uses_the_boards_when_they_answer_and_never_does_not_bridge(
+    make_job: Any,
+) -> None:
+    job = make_job(1, proxy="auto")
+    assert not job.snapshot.bridged and job.bridge is None
+    assert job.hostname is not None and not in_bridge_network(job.hostname)
+    assert make_job(1, proxy="never").bridge is None
+
+
+def test_the_reachability_probe(make_job: Any) -> None:
+    job = make_job(1, proxy="never")
+    assert reachable(job.hostname)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        # Holds a board's SCP port and never answers (an unbooted or unreachable board).
+        silent.bind((f"127.3.{random.randrange(256)}.{random.randrange(1, 255)}", SCP_PORT))
+        assert not reachable(silent.getsockname()[0], 0.2)
+    assert not reachable("no-such-host.invalid", 0.2)
+
+
+def test_v1_jobs_never_bridge(server: V2Server) -> None:
+    emulator = server.emulator
+    job = Job(1, hostname=emulator.host, port=emulator.port, owner="o", proxy="always")
+    try:
+        job.wait_until_ready(WAIT)
+        assert not job.snapshot.bridged and job.bridge is None
+    finally:
+        job.destroy()
+
+
+def test_the_proxy_setting_comes_from_config_and_is_checked() -> None:
+    assert load_config([], {}).proxy == "auto"
+    assert load_config([], {"SPALLOC_PROXY": "Always"}).proxy == "always"
+    with pytest.raises(ConfigError, match="proxy"):
+        load_config([], {"SPALLOC_PROXY": "sometimes"})
+    with pytest.raises(ValueError):
+        Job(hostname="https://127.0.0.1:9/spalloc/", token="t", proxy="maybe")
+
+
+def test_spalloc_proxy_always_runs_a_command_that_talks_scp_to_hostname(
+    server: V2Server, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "talk.py"
+    script.write_text(
+        "import socket, struct, sys\n"
+        "sdp = struct.pack('<2x8B', 0x87, 0xFF, 0, (7 << 5) | 31, 0, 0, 0, 0)\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "s.settimeout(10)\n"
+        "s.sendto(sdp + struct.pack('<HH3I', 0, 5, 0, 0, 0), (sys.argv[1], 17893))\n"
+        "reply = s.recv(4096)\n"
+        "print('answer', sys.argv[1], struct.unpack_from('<HH', reply, 10), reply[26:42])\n"
+    )
+    code = alloc.main(
+        [
+            "--hostname",
+            server.base_url,
+            "--proxy",
+            "always",
+            "-c",
+            sys.executable,
+            str(script),
+            "{hostname}",
+        ]
+    )
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    [line] = [line for line in out.splitlines() if line.startswith("answer ")]
+    assert in_bridge_network(line.split()[1])
+    assert "(128, 5)" in line and "SC&MP/SpiNNaker" in line
+    assert "Bridged: through the job's websocket proxy" in err
+    assert "bridge carried 1 packets" in err
+    assert server.emulator.jobs() == []
+
+
+def test_the_bridge_alone_and_its_errors(server: V2Server, make_job: Any) -> None:
+    job = make_job(1, proxy="never")
+    service = job.service
+    assert service is not None
+    calls = []
+
+    def endpoint(deadline: float | None) -> Any:
+        calls.append(deadline)
+        if len(calls) == 1:
+            raise ProtocolError("not yet")  # the first attempt fails; the next one works
+        return service.proxy_endpoint(job.id, deadline)
+
+    with Bridge(endpoint, list(job.connections), name="alone") as bridge:
+        bridge.wait_connected(WAIT)
+        assert len(calls) >= 2 and bridge.error is None
+        reply, _ = udp_ask(bridge.hostname or "", scp_version_request(3))
+        check_version_reply(reply, 3)
+    assert bridge.closed
+    with pytest.raises(ProtocolError, match="closed"):
+        bridge.open_listener()
+
+
+def test_import_spalloc_and_v1_do_not_import_websockets() -> None:
+    code = (
+        "import sys, spalloc, spalloc.job, spalloc.service, spalloc.service.v1\n"
+        "print('websockets' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=dict(os.environ),
+    )
+    assert done.stdout.strip() == "False"
