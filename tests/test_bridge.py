@@ -293,3 +293,58 @@ def test_import_spalloc_and_v1_do_not_import_websockets() -> None:
         env=dict(os.environ),
     )
     assert done.stdout.strip() == "False"
+
+
+def test_the_job_widget_shows_bridged_and_the_traffic(
+    make_job: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import comm
+
+    from tests.test_nb_widget import RecordingComm
+
+    # The widget needs a comm: one that records what the kernel would send.
+    monkeypatch.setattr(comm, "create_comm", lambda *a, **k: RecordingComm(*a, **k))
+    from spalloc_nb.widgets.job import JobWidget
+
+    job = make_job(1)
+    widget = JobWidget(job)
+    try:
+        assert widget.bridged
+        udp_ask(job.hostname, scp_version_request(1))
+        wait_for(lambda: widget.traffic.startswith("1 packets (26 B) out, 1 packets"), WAIT)
+        html = widget._summary.value
+        assert "Bridged" in html and "through the job&#x27;s websocket proxy" in html
+        assert "0 errors" in widget.traffic
+        assert "bridged (1 packets" in widget._repr_mimebundle_()["text/plain"]
+    finally:
+        widget.close()
+
+
+def test_the_renderings_of_a_bridged_job() -> None:
+    from spalloc.models import BridgeTraffic, JobSnapshot
+    from spalloc.states import JobState
+    from spalloc_nb._html import job_html, job_text, job_view
+
+    snap = JobSnapshot(
+        job_id=3,
+        state=JobState.ready,
+        power=True,
+        machine_name="m",
+        boards=((0, 0, 0),),
+        width=8,
+        height=8,
+        connections={(0, 0): "127.1.2.3"},
+        connected=True,
+        bridged=True,
+        board_connections={(0, 0): "10.0.0.1"},
+        traffic=BridgeTraffic(5, 130, 1, 4, 200, 0, 2),
+        bridge_error="proxy websocket unavailable: gone",
+    )
+    text = job_text(job_view(snap))
+    assert text.endswith(
+        "127.1.2.3 (8\u00d78 chips), bridged (5 packets (130 B) out, 4 packets (200 B) in, "
+        "1 errors, 2 reconnections)"
+    )
+    html = job_html(job_view(snap))
+    assert "proxy websocket unavailable: gone" in html and "4 packets (200 B) in" in html
+    assert "Bridged" not in job_html(job_view(snap._replace(bridged=False, traffic=None)))
