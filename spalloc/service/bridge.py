@@ -81,6 +81,9 @@ _HELD = 256
 _QUEUED = 65536
 # Seconds between reconnection attempts: doubling from the first to the last.
 _RETRY_FIRST, _RETRY_LAST = 0.1, 2.0
+# Receive buffer asked for each relay socket (the kernel caps it at net.core.rmem_max): a
+# tool's burst waits there while the relay thread forwards it.
+_RELAY_BUFFER = 1 << 22
 # Longest close() waits for each thread.
 _JOIN = 5.0
 # Seconds between two traffic reports.
@@ -423,7 +426,7 @@ class Bridge:
                 sock.setblocking(False)
                 # Bursts from a tool arrive faster than one thread forwards them at times.
                 with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RELAY_BUFFER)
         except OSError as exc:
             for sock in socks:
                 sock.close()
