@@ -7,6 +7,7 @@ import ipaddress
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -145,17 +146,37 @@ def test_channels_and_a_listener_from_python(make_job: Any) -> None:
         bridge.open_channel((0, 0), 0)
 
 
+def ask_until_answered(sock: socket.socket, address: str, seq: int) -> bytes:
+    """Send CMD_VER every 0.25 s until its answer comes (UDP may lose a datagram, e.g. one
+    sent while the emulator still binds its boards' sockets after a restart)."""
+    sock.settimeout(0.25)
+    for _ in range(int(3 * WAIT / 0.25)):
+        sock.sendto(scp_version_request(seq), (address, SCP_PORT))
+        try:
+            for _ in range(100):
+                reply = sock.recv(65536)
+                if struct.unpack_from("<H", reply, 12)[0] == seq:
+                    return reply
+        except TimeoutError:
+            continue
+    raise AssertionError(f"no answer from {address} within {3 * WAIT} s")
+
+
 def test_the_bridge_recovers_when_the_websocket_is_cut(server: V2Server, make_job: Any) -> None:
     job = make_job(1, reconnect_delay=0.1)
     bridge = job.bridge
     address = job.hostname
-    check_version_reply(udp_ask(address, scp_version_request(1))[0], 1)
-    server.emulator.stop()  # the websocket (and the session) go with it
-    wait_for(lambda: not bridge.connected, WAIT)
-    server.emulator.start()
-    wait_for(lambda: bridge.connected, 3 * WAIT)
-    assert job.hostname == address and job.bridge is bridge  # the same addresses still
-    check_version_reply(udp_ask(address, scp_version_request(2))[0], 2)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tool:
+        check_version_reply(ask_until_answered(tool, address, 1), 1)
+        server.emulator.stop()  # the websocket (and the session) go with it
+        wait_for(lambda: not bridge.connected, WAIT)
+        server.emulator.start()
+        wait_for(lambda: bridge.connected, 3 * WAIT)
+        assert job.hostname == address and job.bridge is bridge  # the same addresses still
+        # The same sender's channel is opened again on the new websocket...
+        check_version_reply(ask_until_answered(tool, address, 2), 2)
+    # ...and a new sender gets one.
+    check_version_reply(udp_ask(address, scp_version_request(3))[0], 3)
     assert bridge.stats().reconnects >= 1
     wait_for(lambda: job.snapshot.bridge_error is None, WAIT)
 
@@ -234,6 +255,7 @@ def test_spalloc_proxy_always_runs_a_command_that_talks_scp_to_hostname(
         "s.sendto(sdp + struct.pack('<HH3I', 0, 5, 0, 0, 0), (sys.argv[1], 17893))\n"
         "reply = s.recv(4096)\n"
         "print('answer', sys.argv[1], struct.unpack_from('<HH', reply, 10), reply[26:42])\n"
+        "print('csv', open(sys.argv[2]).read().split())\n"
     )
     code = alloc.main(
         [
@@ -245,6 +267,7 @@ def test_spalloc_proxy_always_runs_a_command_that_talks_scp_to_hostname(
             sys.executable,
             str(script),
             "{hostname}",
+            "{ethernet_ips}",
         ]
     )
     out, err = capfd.readouterr()
@@ -252,6 +275,8 @@ def test_spalloc_proxy_always_runs_a_command_that_talks_scp_to_hostname(
     [line] = [line for line in out.splitlines() if line.startswith("answer ")]
     assert in_bridge_network(line.split()[1])
     assert "(128, 5)" in line and "SC&MP/SpiNNaker" in line
+    [csv] = [line for line in out.splitlines() if line.startswith("csv ")]
+    assert f"'0,0,{line.split()[1]}'" in csv  # the CSV has the bridge's addresses too
     assert "Bridged: through the job's websocket proxy" in err
     assert "bridge carried 1 packets" in err
     assert server.emulator.jobs() == []
@@ -348,3 +373,23 @@ def test_the_renderings_of_a_bridged_job() -> None:
     html = job_html(job_view(snap))
     assert "proxy websocket unavailable: gone" in html and "4 packets (200 B) in" in html
     assert "Bridged" not in job_html(job_view(snap._replace(bridged=False, traffic=None)))
+
+
+def test_the_magics_take_proxy_from_the_same_options(server: V2Server) -> None:
+    from types import SimpleNamespace
+
+    from IPython.core.error import UsageError
+
+    from spalloc.ui.options import job_arguments
+    from spalloc_nb._magicargs import alloc_parser
+
+    config = load_config([], {"SPALLOC_PROXY": "never"})
+    defaults = SimpleNamespace(**{name: getattr(config, name) for name in config._fields})
+    parser = alloc_parser(False, defaults, "job")
+    _, kwargs = job_arguments(parser.parse_args(["--hostname", server.base_url]))
+    assert kwargs["proxy"] == "never"  # the config's
+    args = parser.parse_args(["--hostname", server.base_url, "--proxy", "ALWAYS"])
+    _, kwargs = job_arguments(args)
+    assert kwargs["proxy"] == "always"
+    with pytest.raises((UsageError, SystemExit)):
+        parser.parse_args(["--proxy", "sometimes"])
