@@ -214,6 +214,22 @@ def test_auto_uses_the_boards_when_they_answer_and_never_does_not_bridge(
     assert make_job(1, proxy="never").bridge is None
 
 
+def test_auto_bridges_boards_that_do_not_answer(server: V2Server, make_job: Any) -> None:
+    # Powered off, the emulated board is silent, as a board out of reach is: a Job taking
+    # the job up then finds it unreachable and bridges it.
+    first = make_job(1, proxy="never")
+    first.set_power(False)
+    first.wait_until_ready(WAIT)
+    job = make_job(resume_job_id=first.id, proxy="auto")
+    assert job.snapshot.bridged and job.bridge is not None
+    assert in_bridge_network(job.hostname)
+    job.set_power(True)
+    job.wait_until_ready(WAIT)
+    assert job.hostname == job.bridge.hostname  # the decision holds for the job's life
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tool:
+        check_version_reply(ask_until_answered(tool, job.hostname, 6), 6)
+
+
 def test_the_reachability_probe(make_job: Any) -> None:
     job = make_job(1, proxy="never")
     assert reachable(job.hostname)
