@@ -409,3 +409,31 @@ def test_the_magics_take_proxy_from_the_same_options(server: V2Server) -> None:
     assert kwargs["proxy"] == "always"
     with pytest.raises((UsageError, SystemExit)):
         parser.parse_args(["--proxy", "sometimes"])
+
+
+def test_the_notebook_exit_cleanup_closes_the_bridge(server: V2Server) -> None:
+    # At interpreter exit the registry destroys the job: the bridge must close with it and
+    # the interpreter end (its threads are joined, not left to block the exit).
+    code = (
+        "import sys\n"
+        "from spalloc import Job\n"
+        "from spalloc_nb._registry import registry\n"
+        "job = Job(1, hostname=sys.argv[1], proxy='always', keepalive=60.0,\n"
+        "          config_filenames=[])\n"
+        "registry.add_job(job)\n"
+        "job.wait_until_ready(timeout=10)\n"
+        "job.bridge.wait_connected(10)\n"
+        "print(job.id, job.hostname)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, server.base_url],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    job_id, address = done.stdout.split()[-2:]
+    assert in_bridge_network(address)
+    assert int(job_id) in server.emulator.retired_jobs()
