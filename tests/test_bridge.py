@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import re
 import socket
 import struct
 import subprocess
@@ -437,3 +438,41 @@ def test_the_notebook_exit_cleanup_closes_the_bridge(server: V2Server) -> None:
     job_id, address = done.stdout.split()[-2:]
     assert in_bridge_network(address)
     assert int(job_id) in server.emulator.retired_jobs()
+
+
+def test_ctrl_c_of_spalloc_c_destroys_the_job_and_closes_the_bridge(server: V2Server) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spalloc.cli.alloc",
+            "--hostname",
+            server.base_url,
+            "--proxy",
+            "always",
+            "-c",
+            "echo started {id} {hostname}; exec sleep 30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=dict(os.environ),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # bounded by pytest-timeout
+        assert line.startswith("started "), line
+        job_id, address = int(line.split()[1]), line.split()[2]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tool:
+            check_version_reply(ask_until_answered(tool, address, 9), 9)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=3 * WAIT)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGINT
+    assert job_id in server.emulator.retired_jobs()
+    # Said after the bridge closed with the job; the request above may have been sent twice.
+    assert re.search(r"bridge carried [1-9]\d* packets", err), err
