@@ -8,6 +8,8 @@ in the same run:
 
 * **SCP round trips**: one plain UDP socket sends ``CMD_VER`` to port 17893 and waits for each
   answer before the next; rate and p50/p99 latency, rounds alternating direct and bridged.
+  A bare websocket client on the same proxy (no bridge threads) shows the floor the
+  websocket and the server's proxy set.
 * **Bursts**: 10,000 datagrams sent as fast as one socket can, each way through the bridge's
   boot port (54321): a tool sends to ``job.hostname:54321`` and a socket standing for the
   board on its own address counts arrivals; then that socket sends 10,000 back to where the
@@ -111,6 +113,28 @@ def _round_trips(address: str, count: int) -> list[float]:
     return times
 
 
+def _websocket_round_trips(job: object, count: int) -> list[float]:
+    """The floor under the bridge: the same round trips on a bare websocket to the proxy
+    (python-websockets' sync client, ``OPEN`` then ``MESSAGE`` frames), no bridge threads."""
+    from websockets.sync.client import connect
+
+    service, job_id = job.service, job.id  # type: ignore[attr-defined]
+    url, headers, context = service.proxy_endpoint(job_id, None)
+    times = []
+    with connect(
+        url, ssl=context, additional_headers=dict(headers), compression=None, proxy=None
+    ) as ws:
+        ws.send(struct.pack("<5I", 0, 1, 0, 0, SCP_PORT))  # OPEN, correlation 1, chip (0, 0)
+        channel = struct.unpack_from("<3I", ws.recv())[2]  # type: ignore[arg-type]
+        head = struct.pack("<2I", 2, channel)  # MESSAGE on it
+        for seq in range(count):
+            start = time.perf_counter()
+            ws.send(head + _request(seq))
+            ws.recv(timeout=2.0)
+            times.append(time.perf_counter() - start)
+    return times
+
+
 def _drain(sock: socket.socket, expected: int, quiet: float = 1.0) -> tuple[int, object]:
     """Datagrams received until *expected* came or *quiet* seconds passed without one."""
     got = 0
@@ -187,11 +211,14 @@ def main() -> int:
             _round_trips(board_ip, 200)
             direct: list[float] = []
             bridged: list[float] = []
+            bare: list[float] = []
             for _ in range(args.rounds):
                 direct += _round_trips(board_ip, args.requests)
                 bridged += _round_trips(bridge_ip, args.requests)
+                bare += _websocket_round_trips(job, args.requests)
             print(_summary("direct", direct))
             print(_summary("bridged", bridged))
+            print(_summary("websocket", bare) + "   (bare client on the proxy: the floor)")
             ratio = (len(bridged) / sum(bridged)) / (len(direct) / sum(direct))
             added = (statistics.median(bridged) - statistics.median(direct)) * 1e3
             print(f"bridged/direct rate {ratio:.2f}x, p50 added {added:.3f} ms")
