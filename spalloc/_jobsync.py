@@ -22,9 +22,13 @@ from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
 from spalloc.states import JobState
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from spalloc._dispatch import Dispatcher
     from spalloc.follow import Follower
+    from spalloc.models import BridgeTraffic
     from spalloc.service import Service
+    from spalloc.service.bridge import Bridge
 
 __all__ = ["JobSync", "bounded"]
 
@@ -62,6 +66,10 @@ class JobSync:
     _removers: list[Callable[[], None]]
     _snapshot: JobSnapshot
     _events: Dispatcher
+    _proxy: str  # "auto", "always" or "never" (always "never" for v1)
+    _bridge: Bridge | None
+    _bridge_lock: threading.Lock
+    _direct: bool | None  # auto's verdict: the boards answer directly (None: not probed)
 
     def _update(self, seq: int | None = None, **changes: Any) -> None:
         with self._cond:
@@ -103,10 +111,99 @@ class JobSync:
                 height=info.height,
                 connections=info.connections,
             )
+            if state.state.is_live:
+                changes.update(self._bridged(state.state, info.connections))
         self._update(seq, **changes)
-        if not state.state.is_live and self._keeper is not None:
-            # The server has let the job go: nothing is left to keep alive or to follow.
-            self._keeper.stop(timeout=0)
+        if not state.state.is_live:
+            self._close_bridge()
+            if self._keeper is not None:
+                # The server has let the job go: nothing is left to keep alive or to follow.
+                self._keeper.stop(timeout=0)
+
+    # --- the proxy bridge (v2) ----------------------------------------------------------------
+
+    def _bridged(
+        self, state: JobState, connections: Mapping[tuple[int, int], str] | None
+    ) -> dict[str, Any]:
+        """The snapshot's changes for *connections*: the bridge's addresses once the job is
+        ready and bridged (the bridge is started here, before anyone sees the boards)."""
+        if self._proxy == "never" or not connections:
+            return {}
+        bridge = self._bridge
+        if bridge is None:
+            if state is not JobState.ready or self._finished:
+                return {}
+            with self._bridge_lock:
+                if self._bridge is None and not self._finished:
+                    self._bridge = self._start_bridge(connections)
+                bridge = self._bridge
+            if bridge is None:
+                return {}
+        return {
+            "connections": bridge.connections,
+            "board_connections": dict(connections),
+            "bridged": True,
+        }
+
+    def _start_bridge(self, connections: Mapping[tuple[int, int], str]) -> Bridge | None:
+        if self._proxy == "auto":
+            if self._direct is None:
+                from spalloc.service._reach import reachable
+
+                host = connections.get((0, 0)) or next(iter(connections.values()))
+                self._direct = reachable(host)
+                log.info(
+                    "job %s: boards %s directly",
+                    self._id,
+                    "reachable" if self._direct else "not reachable; bridging them",
+                )
+            if self._direct:
+                return None
+        service = self._require_service()
+        endpoint = getattr(service, "proxy_endpoint", None)
+        if endpoint is None:
+            return None  # a v1 server has no proxy
+        job_id = self._require_id()
+        from spalloc.service.bridge import Bridge
+
+        try:
+            bridge = Bridge(
+                lambda deadline: endpoint(job_id, deadline),
+                list(connections),
+                name=f"job-{job_id}",
+                on_traffic=self._on_traffic,
+                on_error=self._on_bridge_error,
+            )
+        except (OSError, ImportError) as exc:
+            log.warning("job %s: cannot bridge its boards: %s", self._id, exc)
+            self._update(bridge_error=f"cannot bridge the boards: {exc}")
+            return None
+        self._update(traffic=bridge.stats())
+        return bridge
+
+    def _on_traffic(self, traffic: BridgeTraffic) -> None:
+        # On the bridge's relay thread: a snapshot update only (listeners run elsewhere).
+        if self._bridge is not None:
+            self._update(traffic=traffic)
+
+    def _on_bridge_error(self, error: str | None) -> None:
+        if not self._finished:
+            self._update(bridge_error=error)
+
+    def _close_bridge(self) -> None:
+        """Close the bridge (if any); the snapshot gets the boards' own addresses back."""
+        with self._bridge_lock:
+            bridge, self._bridge = self._bridge, None
+        if bridge is None:
+            return
+        traffic = bridge.stats()
+        bridge.close()
+        with self._cond:
+            board = self._snapshot.board_connections
+        changes: dict[str, Any] = {"bridged": False, "board_connections": None, "traffic": traffic}
+        if board is not None:
+            changes["connections"] = board
+        self._update(**changes)
 
     def _fetch(
         self,

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "PROXY_MODES",
     "SEARCH_PATH",
     "SECTION",
     "SpallocConfig",
@@ -39,6 +40,7 @@ __all__ = [
     "load_config",
     "main",
     "parse_boolean",
+    "proxy_mode",
     "read_config",
     "search_path",
 ]
@@ -71,6 +73,7 @@ class SpallocConfig(NamedTuple):
     max_dead_links: int | None = None
     require_torus: bool = False
     ignore_version: bool = False
+    proxy: str = "auto"
     sources: tuple[str, ...] = ()
     explicit: frozenset[str] = frozenset()
 
@@ -134,6 +137,19 @@ def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return check
 
 
+#: ``proxy``'s values: bridge a v2 job's boards through its websocket proxy when they
+#: cannot be reached directly, always, or never (see :mod:`spalloc.service.bridge`).
+PROXY_MODES = ("auto", "always", "never")
+
+
+def proxy_mode(text: str) -> str:
+    """One of :data:`PROXY_MODES` (any case)."""
+    value = str(text).strip().lower()
+    if value not in PROXY_MODES:
+        raise ValueError(f"not one of {', '.join(PROXY_MODES)}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _int(text)
     if not 0 < value < 65536:
@@ -156,7 +172,10 @@ _KEYS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "max_dead_links": (_non_negative(_int), True),
     "require_torus": (parse_boolean, False),
     "ignore_version": (parse_boolean, False),
+    "proxy": (proxy_mode, False),
 }
+# The original client's settings: what read_config reports.
+_ORIGINAL_KEYS = tuple(key for key in _KEYS if key != "proxy")
 
 
 def parse_value(key: str, text: str, source: str) -> Any:
@@ -354,7 +373,7 @@ def read_config(filenames: Iterable[str | os.PathLike[str]] | None = None) -> di
             original raised for a bad value).
     """
     config = load_config(filenames)
-    values = {key: getattr(config, key) for key in _KEYS}
+    values = {key: getattr(config, key) for key in _ORIGINAL_KEYS}
     if values["tags"] is not None:
         values["tags"] = list(values["tags"])
     return values

@@ -29,7 +29,7 @@ from spalloc._dispatch import Dispatcher
 from spalloc._jobrequest import job_request, no_hostname_message
 from spalloc._jobsync import JobSync, bounded
 from spalloc._unset import UNSET as _UNSET
-from spalloc.config import load_config
+from spalloc.config import load_config, proxy_mode
 from spalloc.exceptions import (
     ConfigError,
     JobDestroyedError,
@@ -45,6 +45,7 @@ from spalloc.states import JobState
 
 if TYPE_CHECKING:
     from spalloc.client import ProtocolClient
+    from spalloc.service.bridge import Bridge
 
 __all__ = ["DESTROY_TIMEOUT", "Job"]
 
@@ -70,6 +71,13 @@ class Job(JobSync):
     info, else ``SPALLOC_USER``/``SPALLOC_PASSWORD``, else a JupyterHub's token service,
     else ``OIDC_BEARER_TOKEN``; ``group=`` (or ``collab=``) says whom to charge; its
     ``keepalive`` must be 30-300 s.
+
+    ``proxy`` (v2 only; config key ``proxy``) says whether to reach the boards through the
+    job's websocket proxy: ``"auto"`` (the default) when they do not answer directly (see
+    :mod:`spalloc.service._reach`), ``"always"`` or ``"never"``. Bridged, the boards appear
+    on loopback addresses of this machine (:mod:`spalloc.service.bridge`): ``connections``
+    and ``hostname`` are those, so any UDP tool works; :attr:`bridge` gives channels to
+    Python code. The bridge starts as the job becomes ready and closes with the Job.
 
     Beyond the seed: :attr:`snapshot` (everything known, as one frozen value),
     :meth:`add_state_listener`, :meth:`refresh` and :attr:`client`.
@@ -107,8 +115,13 @@ class Job(JobSync):
         token: str | None = None,
         group: str | None = None,
         collab: str | None = None,
+        proxy: str = _UNSET,
     ) -> None:
         # Attributes read by close()/destroy()/__repr__ even if construction fails.
+        self._proxy = "never"
+        self._bridge: Bridge | None = None
+        self._bridge_lock = threading.Lock()
+        self._direct: bool | None = None
         self._id: int | None = None
         self._service: Service | None = None
         self._keeper: Follower | None = None
@@ -144,9 +157,11 @@ class Job(JobSync):
         reconnect_delay = pick("reconnect_delay", reconnect_delay)
         timeout = pick("timeout", timeout)
         ignore_version = bool(pick("ignore_version", ignore_version))
+        proxy = proxy_mode(pick("proxy", proxy))
         if not hostname:
             raise ConfigError(no_hostname_message(config, config_filenames), key="hostname")
         v2 = is_v2_url(hostname)
+        self._proxy = proxy if v2 else "never"  # only v2 servers have a proxy
         if port is None and not v2:
             raise ValueError("A port must be specified.")
         if reconnect_delay is None or reconnect_delay < 0:
@@ -268,6 +283,11 @@ class Job(JobSync):
     def client(self) -> ProtocolClient | None:
         """The :class:`~spalloc.client.ProtocolClient` this Job talks through (v1 servers)."""
         return getattr(self._service, "client", None)
+
+    @property
+    def bridge(self) -> Bridge | None:
+        """The proxy bridge carrying this job's boards (``None`` when not bridged)."""
+        return self._bridge
 
     @property
     def service(self) -> Service | None:
@@ -459,6 +479,7 @@ class Job(JobSync):
         timeout = bounded(self._timeout, DESTROY_TIMEOUT)
         deadline = deadline_of(timeout)
         self._signal_background()
+        self._close_bridge()  # before the server closes its websocket under it
         if service is not None and self._id is not None:
             try:
                 sent = self._send_destroy(service, reason, deadline) if service.connected else None
@@ -510,6 +531,7 @@ class Job(JobSync):
                 return
             self._finished = "closed"
         self._signal_background()
+        self._close_bridge()
         if self._service is not None:
             self._service.close()  # wakes the keepalive thread if it waits for a reply
         self._join_background(DESTROY_TIMEOUT)

@@ -44,6 +44,7 @@ else:
 
 
 __all__ = [
+    "BridgeTraffic",
     "JobDescription",
     "JobMachineInfo",
     "JobSnapshot",
@@ -494,13 +495,28 @@ def parse_machines(reply: Any) -> list[MachineDescription]:
 # --------------------------------------------------------------------------- Job's view
 
 
+class BridgeTraffic(NamedTuple):
+    """What a job's proxy bridge has carried: *out* is towards the boards, *in* from them;
+    errors are datagrams dropped (no channel, the websocket down, a full queue, a refused
+    send); ``reconnects`` counts websockets opened again after one dropped."""
+
+    packets_out: int = 0
+    bytes_out: int = 0
+    errors_out: int = 0
+    packets_in: int = 0
+    bytes_in: int = 0
+    errors_in: int = 0
+    reconnects: int = 0
+
+
 class JobSnapshot(NamedTuple):
     """Everything a :class:`~spalloc.job.Job` knows about its job at one moment.
 
     ``connected`` says whether the job's connection is up; ``last_keepalive_ok`` is the
     ``time.time()`` of the last keepalive the server accepted and ``keepalive_error`` the
-    text of the last failure (``None`` once a keepalive succeeds again). ``_replace``
-    gives a changed copy.
+    text of the last failure (``None`` once a keepalive succeeds again). With a proxy
+    bridge (v2), ``connections`` are the bridge's loopback addresses, ``bridged`` is True
+    and ``traffic`` counts what it carried. ``_replace`` gives a changed copy.
     """
 
     job_id: int | None
@@ -519,6 +535,14 @@ class JobSnapshot(NamedTuple):
     connected: bool = False
     last_keepalive_ok: float | None = None
     keepalive_error: str | None = None
+    #: True while ``connections`` are the loopback addresses of the job's proxy bridge
+    bridged: bool = False
+    #: the boards' own addresses when ``connections`` are bridged (else ``None``)
+    board_connections: Mapping[Coord2, str] | None = None
+    #: the bridge's counters (refreshed at most twice a second), ``None`` without a bridge
+    traffic: BridgeTraffic | None = None
+    #: why the bridge cannot carry traffic now (``None`` when it can)
+    bridge_error: str | None = None
 
     @property
     def hostname(self) -> str | None:

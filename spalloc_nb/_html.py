@@ -27,6 +27,7 @@ __all__ = [
     "job_view",
     "table_html",
     "table_text",
+    "traffic_text",
 ]
 
 # Each at least 5:1 against the white badge text (WCAG AA asks 4.5:1).
@@ -65,6 +66,12 @@ class JobView:
     held: tuple[tuple[int, int, int], ...] = ()
     #: True in the static view that replaces a live output for good
     final: bool = False
+    #: True while the hostnames are the loopback addresses of the job's proxy bridge
+    bridged: bool = False
+    #: what the bridge carried: "12 packets (340 B) out, ..." ("" without a bridge)
+    traffic: str = ""
+    #: why the bridge cannot carry traffic now ("" when it can)
+    bridge_error: str = ""
 
     @property
     def live(self) -> bool:
@@ -91,6 +98,18 @@ def _health(snapshot: JobSnapshot) -> str:
     if snapshot.keepalive is None:
         return "none (the job never expires)"
     return "ok"
+
+
+def traffic_text(traffic: Any) -> str:
+    """A bridge's counters (:class:`~spalloc.models.BridgeTraffic`) in one short line."""
+    if traffic is None:
+        return ""
+    t = traffic
+    return (
+        f"{t.packets_out} packets ({t.bytes_out} B) out, {t.packets_in} packets "
+        f"({t.bytes_in} B) in, {t.errors_out + t.errors_in} errors"
+        + (f", {t.reconnects} reconnections" if t.reconnects else "")
+    )
 
 
 def job_view(
@@ -124,6 +143,9 @@ def job_view(
         ready_at=ready_at,
         queued_for=queued_for,
         emulated=emulated,
+        bridged=snapshot.bridged,
+        traffic=traffic_text(snapshot.traffic),
+        bridge_error=snapshot.bridge_error or "",
     )
 
 
@@ -192,6 +214,8 @@ def job_text(view: JobView) -> str:
         parts.append(f"{view.hostname} ({_size(view)})")
     label = "Job" if view.job_id is not None else "Job (not created)"
     ident = f" {view.job_id}" if view.job_id is not None else ""
+    if view.bridged:
+        parts.append("bridged" + (f" ({view.traffic})" if view.traffic else ""))
     suffix = " [emulated]" if view.emulated else ""
     return f"{label}{ident}: {', '.join(parts)}{suffix}"
 
@@ -253,11 +277,21 @@ def job_html(view: JobView) -> str:
     if view.hostname and view.live:
         rows.append(("Hostname", f"<code>{esc(view.hostname)}</code>"))
         rows.append(("Size", esc(_size(view))))
+    if view.bridged and view.live:
+        note = "through the job's websocket proxy"
+        if view.bridge_error:
+            note += f"; {view.bridge_error}"
+        rows.append(("Bridged", esc(note)))
+        rows.append(("Traffic", esc(view.traffic)))
     if view.live:
         keepalive = "None" if view.keepalive is None else f"{view.keepalive:g} s"
         rows.append(("Keepalive", f"{esc(keepalive)}; {esc(view.health)}"))
     # Rows that only a live view may show; a disconnected front end hides them.
-    live_only = {"State", "Power", "Keepalive", "Ready since", *view.extra} if view.live else set()
+    live_only = (
+        {"State", "Power", "Keepalive", "Ready since", "Bridged", "Traffic", *view.extra}
+        if view.live
+        else set()
+    )
     live_class = ' class="spalloc-live-row"'
     body = "".join(
         f"<tr{live_class if label in live_only else ''}>"

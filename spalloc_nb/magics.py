@@ -180,7 +180,7 @@ class SpallocMagics(Magics):
             base = load_config()
         except ConfigError as exc:  # a bad file or SPALLOC_* value
             raise UsageError(f"spalloc config: {exc}") from None
-        values = {key: getattr(base, key) for key in (*JOB_SETTINGS, "ignore_version")}
+        values = {key: getattr(base, key) for key in (*JOB_SETTINGS, "ignore_version", "proxy")}
         settings = self._settings()
         for key in JOB_SETTINGS:
             if settings[key] is not None or settings.get(f"_{key}_none"):

@@ -261,6 +261,8 @@ def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
     info = JobMachineInfo(snap.width, snap.height, snap.connections, snap.machine_name, snap.boards)
     out = Output()
     out.lines(alloc_info(info, csv_path))
+    if snap.bridged:
+        out.text(_bridge_note(snap))
     if out.colour:
         out.console.print("<Press enter when done>", style="dim", end="")
     else:
@@ -304,6 +306,22 @@ def _is_terminal(stream: Any) -> bool:
         return bool(stream.isatty())
     except (AttributeError, OSError, ValueError):
         return False
+
+
+def _bridge_note(snap: Any) -> str:
+    """One line saying the boards are bridged, and where to."""
+    boards = ", ".join(sorted(set((snap.board_connections or {}).values())))
+    return f"Bridged: through the job's websocket proxy to {boards}"
+
+
+def _traffic_note(job_id: int | None, traffic: Any) -> str:
+    """What the bridge carried, one line."""
+    t = traffic
+    return (
+        f"Job {job_id}: bridge carried {t.packets_out} packets ({t.bytes_out} bytes) to the "
+        f"boards, {t.packets_in} packets ({t.bytes_in} bytes) back; errors "
+        f"{t.errors_out} out, {t.errors_in} in; {t.reconnects} reconnections"
+    )
 
 
 def _run(job: Any, args: argparse.Namespace, csv_path: str, status: _Status) -> int:
@@ -357,13 +375,18 @@ def _main(argv: Sequence[str] | None) -> int:
                 return code
             _write_csv(csv_path, job.snapshot.connections or {})
             if args.command:
+                if job.snapshot.bridged and not args.quiet:
+                    print(f"Job {job.id}: {_bridge_note(job.snapshot)}", file=sys.stderr)
                 return _run(job, args, csv_path, status)
             return _press_enter(job, csv_path, status)
         finally:
+            bridge = job.bridge
             if args.no_destroy:
                 job.close()
             else:
                 job.destroy(reason)
+            if bridge is not None and not args.quiet:
+                print(_traffic_note(job.id, bridge.stats()), file=sys.stderr)
     finally:
         try:
             os.remove(csv_path)

@@ -431,6 +431,28 @@ class Session:
         if reply.status_code >= 400:
             raise SpallocServerException(f"{what}: {_text(reply)}", command=what)
 
+    def websocket_headers(self) -> dict[str, str]:
+        """The login's headers for a websocket upgrade (the proxy): the bearer token, or the
+        session cookie and the CSRF header, as SpiNNMan sends them (never logged).
+
+        Raises:
+            ProtocolError: not logged in.
+        """
+        client = self._http
+        if client is None:
+            raise ProtocolError(f"not connected to {self.base}")
+        headers = {"User-Agent": "spalloc-nb"}
+        authorization = client.headers.get("Authorization")
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        cookies = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+        if cookies:
+            headers["Cookie"] = cookies
+        csrf = self._csrf
+        if csrf is not None:
+            headers[csrf[0]] = csrf[1]
+        return headers
+
     def close(self) -> None:
         """Drop the client (idempotent); requests in flight, long-polls too, fail at once."""
         with self._lock:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,7 @@ from spalloc.models import (
     WhereIs,
 )
 from spalloc.service import _v2wire as wire
-from spalloc.service._v2session import Credentials, Session, resolve_credentials
+from spalloc.service._v2session import Credentials, Session, resolve_credentials, ssl_context
 from spalloc.service.base import JobRequest, JobStatus
 from spalloc.states import JobState
 
@@ -393,6 +394,26 @@ class V2Service:
         return self._submit(
             f"destroy job {job_id}", deadline, lambda: self._destroy(job_id, reason, deadline)
         )
+
+    def proxy_endpoint(
+        self, job_id: int, deadline: float | None
+    ) -> tuple[str, dict[str, str], ssl.SSLContext | None]:
+        """Where and how to open job *job_id*'s websocket proxy (V2_PROTOCOL.md §1.9): its
+        ``wss://`` URL (the state document's ``proxy-ref``), the login's headers and the TLS
+        settings. Reading the state renews an expired login first.
+
+        Raises:
+            ProtocolError: the job has no proxy now (not powered or ready), or no login.
+        """
+        doc = self._job_doc(job_id, deadline)
+        ref = None if doc is None else doc.get("proxy-ref")
+        if not isinstance(ref, str) or not ref:
+            raise ProtocolError(f"job {job_id} has no proxy now (it is not powered or ready)")
+        scheme = urlsplit(ref).scheme.lower()
+        if scheme in ("http", "https"):  # a server may name it by its HTTP URL
+            ref = ("wss" if scheme == "https" else "ws") + ref[len(scheme) :]
+        secure = urlsplit(ref).scheme.lower() == "wss"
+        return ref, self._session.websocket_headers(), ssl_context() if secure else None
 
     def job_state(self, job_id: int, deadline: float | None) -> JobStateInfo:
         return self._status(job_id, deadline, keepalive=False).state

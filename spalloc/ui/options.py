@@ -72,11 +72,18 @@ def boolean(text: str) -> bool:
     return parse_boolean(text)
 
 
+def _proxy_mode(text: str) -> str:
+    from spalloc.config import proxy_mode
+
+    return proxy_mode(text)
+
+
 # argparse names the type in its "invalid ... value" message.
 optional_seconds.__name__ = "seconds"
 optional_int.__name__ = "int"
 non_negative_float.__name__ = "ratio"
 boolean.__name__ = "boolean"
+_proxy_mode.__name__ = "proxy mode"
 
 
 def _defaults(config: Any) -> Any:
@@ -254,6 +261,15 @@ def add_job_options(parser: Any, config: Any = None) -> Any:
         help="inter-board links allowed to be dead in the allocation, or -1 to allow any "
         "number (default: %(default)s)",
     )
+    group.add_argument(
+        "--proxy",
+        type=_proxy_mode,
+        metavar="auto|always|never",
+        default=getattr(config, "proxy", "auto"),
+        help="spalloc v2: reach the boards through the job's websocket proxy, on loopback "
+        "addresses of this machine that any tool can use: when they cannot be reached "
+        "directly (auto), always or never (default: %(default)s)",
+    )
     torus = config.require_torus
     group.add_argument(
         "--require-torus",
@@ -328,6 +344,9 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
         "reconnect_delay": getattr(args, "reconnect_delay", 5.0),
         "config_filenames": [],
     }
+    proxy = getattr(args, "proxy", None)
+    if proxy is not None:
+        kwargs["proxy"] = proxy
     if getattr(args, "resume", None) is not None:
         kwargs["resume_job_id"] = args.resume
         return (), kwargs

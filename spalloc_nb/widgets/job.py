@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anywidget
 import ipywidgets as widgets
-from traitlets import Int, Unicode
+from traitlets import Bool, Int, Unicode
 
 from spalloc.states import JobState
 from spalloc_nb._displays import displays, show, show_static
@@ -114,6 +114,8 @@ class JobWidget(widgets.VBox):
     power = Unicode("", help="'on', 'off', 'powering on', 'powering off' or ''.")
     reason = Unicode(None, allow_none=True, help="Why the job was destroyed.")
     health = Unicode("", help="Keepalive health: ok, failing: ..., disconnected, stopped.")
+    bridged = Bool(False, help="True while the hostnames are the job's proxy bridge's.")
+    traffic = Unicode("", help="What the proxy bridge carried: packets, bytes, errors.")
 
     def __init__(
         self,
@@ -240,6 +242,8 @@ class JobWidget(widgets.VBox):
             self.power = view.power
             self.reason = view.reason if view.state == "destroyed" else None
             self.health = view.health
+            self.bridged = view.bridged
+            self.traffic = view.traffic
             self._summary.value = job_html(view)
             # Not while the boards are being powered: the click would only queue up.
             ready = view.state == "ready"
