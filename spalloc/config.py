@@ -74,8 +74,21 @@ class SpallocConfig(NamedTuple):
     require_torus: bool = False
     ignore_version: bool = False
     proxy: str = "auto"
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    group: str | None = None
+    collab: str | None = None
     sources: tuple[str, ...] = ()
     explicit: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        # The password and token never show (a repr ends up in logs and tracebacks).
+        shown = ", ".join(
+            f"{name}={'<hidden>' if name in SECRET_KEYS and value is not None else repr(value)}"
+            for name, value in zip(self._fields, self, strict=True)
+        )
+        return f"SpallocConfig({shown})"
 
 
 # --- value parsers: text -> value, ValueError on nonsense -----------------------------------
@@ -173,9 +186,19 @@ _KEYS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "require_torus": (parse_boolean, False),
     "ignore_version": (parse_boolean, False),
     "proxy": (proxy_mode, False),
+    # spalloc v2 logins and accounting (used only with an https://…/spalloc/ hostname).
+    "user": (_str, True),
+    "password": (_str, True),
+    "token": (_str, True),
+    "group": (_str, True),
+    "collab": (_str, True),
 }
+#: Keys whose values are secrets: never shown, and refused from a file others may read.
+SECRET_KEYS = frozenset({"password", "token"})
+#: What v2 needs besides the hostname: credentials and accounting.
+V2_KEYS = ("user", "password", "token", "group", "collab")
 # The original client's settings: what read_config reports.
-_ORIGINAL_KEYS = tuple(key for key in _KEYS if key != "proxy")
+_ORIGINAL_KEYS = tuple(key for key in _KEYS if key != "proxy" and key not in V2_KEYS)
 
 
 def parse_value(key: str, text: str, source: str) -> Any:
@@ -315,6 +338,23 @@ def _read_file(path: str) -> dict[str, str] | None:
     return dict(parser.items(SECTION))
 
 
+def _check_private(path: str, keys: list[str]) -> None:
+    """Refuse a secret from a file that other users may read (as ssh does a key)."""
+    if os.name != "posix":
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path}: holds {' and '.join(keys)} but other users may read it "
+            f"(mode {mode & 0o777:o}); run: chmod 600 {path}",
+            source=path,
+            key=keys[0],
+        )
+
+
 def load_config(
     paths: Iterable[str | os.PathLike[str]] | None = None, environ: Mapping[str, str] | None = None
 ) -> SpallocConfig:
@@ -343,6 +383,8 @@ def load_config(
         if items is None:
             continue
         sources.append(path)
+        if SECRET_KEYS & set(items):
+            _check_private(path, sorted(SECRET_KEYS & set(items)))
         for key, text in items.items():
             if key in _KEYS:
                 values[key] = parse_value(key, text, path)

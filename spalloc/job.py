@@ -207,6 +207,7 @@ class Job(JobSync):
             token=token,
             group=group,
             collab=collab,
+            config=config,
         )
         self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service

@@ -232,11 +232,21 @@ def open_client(settings: ServerSettings) -> Service:
         IncompatibleServerError: the server's version is not one we know, unless ignored.
     """
     from spalloc._deadline import deadline_of
-    from spalloc.service import open_service
+    from spalloc.service import is_v2_url, open_service
 
     host, port = _resolve(settings)
+    config = None
+    if is_v2_url(host):
+        from spalloc.config import load_config
+
+        config = load_config()  # its login and accounting keys (no options for those)
     service = open_service(
-        host, port, timeout=settings.timeout, check_version=not settings.ignore_version, light=True
+        host,
+        port,
+        timeout=settings.timeout,
+        check_version=not settings.ignore_version,
+        light=True,
+        config=config,
     )
     service.connect(deadline_of(settings.timeout))
     return service

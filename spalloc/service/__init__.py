@@ -39,6 +39,7 @@ def open_service(
     token: str | None = None,
     group: str | None = None,
     collab: str | None = None,
+    config: Any = None,
 ) -> Service:
     """A not yet connected :class:`Service` for the server at *hostname*.
 
@@ -53,13 +54,22 @@ def open_service(
             ``SPALLOC_USER``/``SPALLOC_PASSWORD``, then a JupyterHub's token service, then
             ``OIDC_BEARER_TOKEN``.
         group, collab: v2 accounting (see :class:`~spalloc.service.v2.V2Service`).
+        config: a :class:`~spalloc.config.SpallocConfig` whose v2 keys (``user``, ``password``,
+            ``token``; ``group``, ``collab``) are used last, when nothing else gives them.
 
     Raises:
         ValueError: credentials for a v1 server, a v2 URL without credentials, no port.
     """
     if is_v2_url(hostname):
+        from spalloc.service._v2session import Credentials
         from spalloc.service.v2 import V2Service
 
+        configured = None
+        if config is not None:
+            if config.token is not None or config.password is not None:
+                configured = Credentials(config.user, config.password, config.token)
+            if group is None and collab is None:
+                group, collab = config.group, config.collab
         return V2Service(
             hostname,
             user=user,
@@ -69,6 +79,7 @@ def open_service(
             collab=collab,
             timeout=timeout,
             check_version=check_version,
+            configured=configured,
         )
     given = [
         name

@@ -71,6 +71,7 @@ def resolve_credentials(
     password: str | None = None,
     token: str | None = None,
     environ: Mapping[str, str] | None = None,
+    configured: Credentials | None = None,
 ) -> tuple[str, Credentials]:
     """The URL without user info, and the credentials to use, in this order: the keywords,
     user info in the URL, ``SPALLOC_USER``/``SPALLOC_PASSWORD``, inside a JupyterHub its
@@ -105,6 +106,8 @@ def resolve_credentials(
         )
     elif env.get("OIDC_BEARER_TOKEN"):
         found = Credentials(token=env["OIDC_BEARER_TOKEN"])
+    elif configured is not None:  # the config file's keys come last
+        found = configured
     elif user is not None:
         raise ValueError(
             f"no password for user {user!r} on {clean}: pass password=... or set SPALLOC_PASSWORD"

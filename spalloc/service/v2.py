@@ -91,6 +91,7 @@ class V2Service(V2Follow):
         collab: an EBRAINS collab to charge instead.
         timeout: accepted as by every Service (deadlines do the bounding; messages quote them).
         check_version: refuse a service root without a readable version.
+        configured: the config file's login, used when nothing else gives one.
 
     Without *group* or *collab*, jobs run under ``NMPI_JOB_ID`` (and ``NMPI_USER``, their
     owner) are charged to that NMPI job, as SpiNNMan does; otherwise to the user's group.
@@ -110,8 +111,11 @@ class V2Service(V2Follow):
         collab: str | None = None,
         timeout: float | None = None,
         check_version: bool = True,
+        configured: Credentials | None = None,
     ) -> None:
-        base, credentials = resolve_credentials(url, user=user, password=password, token=token)
+        base, credentials = resolve_credentials(
+            url, user=user, password=password, token=token, configured=configured
+        )
         self._setup(
             base,
             credentials,

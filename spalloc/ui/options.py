@@ -331,7 +331,9 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
     """Positional and keyword arguments for :class:`spalloc.Job` from parsed options.
 
     Every setting is passed explicitly (the defaults already came from the config), and
-    ``config_filenames=[]`` stops the Job reading the config files a second time.
+    ``config_filenames=[]`` stops the Job reading the config files a second time, except for
+    a v2 URL: then the Job reads them for the login and accounting keys (which are no
+    options: a password does not belong on a command line).
 
     Raises:
         ValueError: too many WHAT values, or no owner for a new job.
@@ -342,8 +344,9 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
         "port": server.port,
         "timeout": server.timeout,
         "reconnect_delay": getattr(args, "reconnect_delay", 5.0),
-        "config_filenames": [],
     }
+    if not _is_url(server.hostname):
+        kwargs["config_filenames"] = []
     proxy = getattr(args, "proxy", None)
     if proxy is not None:
         kwargs["proxy"] = proxy
