@@ -190,14 +190,7 @@ class V1Operations:
         entry = next((m for m in self.list_machines(deadline) if m.name == machine), None)
         if entry is None:
             return {}
-        dead = set(entry.dead_boards)
-        boards = [
-            (x, y, z)
-            for x in range(entry.width)
-            for y in range(entry.height)
-            for z in range(3)
-            if (x, y, z) not in dead
-        ]
+        boards = entry.boards()
         outcomes = self._send(
             [
                 ("get_board_position", (), {"machine_name": machine, "x": x, "y": y, "z": z})

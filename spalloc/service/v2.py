@@ -424,16 +424,11 @@ class V2Service(V2Follow):
         entry = next((m for m in self.list_machines(deadline) if m.name == machine), None)
         if entry is None:
             return {}
-        dead = set(entry.dead_boards)
         found: dict[tuple[int, int, int], tuple[int, int, int]] = {}
-        for x in range(entry.width):
-            for y in range(entry.height):
-                for z in range(3):
-                    if (x, y, z) in dead:
-                        continue
-                    where = self.where_is(deadline, machine=machine, x=x, y=y, z=z)
-                    if where is not None and where.physical is not None:
-                        found[(x, y, z)] = tuple(where.physical)  # type: ignore[assignment]
+        for x, y, z in entry.boards():
+            where = self.where_is(deadline, machine=machine, x=x, y=y, z=z)
+            if where is not None and where.physical is not None:
+                found[(x, y, z)] = where.physical
         return found
 
     def where_is(self, deadline: float | None, **query: Any) -> WhereIs | None:
