@@ -61,15 +61,10 @@ def open_service(
         ValueError: credentials for a v1 server, a v2 URL without credentials, no port.
     """
     if is_v2_url(hostname):
-        from spalloc.service._v2session import Credentials
         from spalloc.service.v2 import V2Service
 
-        configured = None
-        if config is not None:
-            if config.token is not None or config.password is not None:
-                configured = Credentials(config.user, config.password, config.token)
-            if group is None and collab is None:
-                group, collab = config.group, config.collab
+        if config is not None and group is None and collab is None:
+            group, collab = config.group, config.collab
         return V2Service(
             hostname,
             user=user,
@@ -79,7 +74,7 @@ def open_service(
             collab=collab,
             timeout=timeout,
             check_version=check_version,
-            configured=configured,
+            config=config,
         )
     given = [
         name

@@ -91,7 +91,8 @@ class V2Service(V2Follow):
         collab: an EBRAINS collab to charge instead.
         timeout: accepted as by every Service (deadlines do the bounding; messages quote them).
         check_version: refuse a service root without a readable version.
-        configured: the config file's login, used when nothing else gives one.
+        config: a :class:`~spalloc.config.SpallocConfig` whose login keys (``user``,
+            ``password`` or ``token``) are used when nothing else gives one.
 
     Without *group* or *collab*, jobs run under ``NMPI_JOB_ID`` (and ``NMPI_USER``, their
     owner) are charged to that NMPI job, as SpiNNMan does; otherwise to the user's group.
@@ -111,8 +112,11 @@ class V2Service(V2Follow):
         collab: str | None = None,
         timeout: float | None = None,
         check_version: bool = True,
-        configured: Credentials | None = None,
+        config: Any = None,
     ) -> None:
+        configured = None
+        if config is not None and (config.token is not None or config.password is not None):
+            configured = Credentials(config.user, config.password, config.token)
         base, credentials = resolve_credentials(
             url, user=user, password=password, token=token, configured=configured
         )
