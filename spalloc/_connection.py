@@ -28,7 +28,7 @@ from spalloc.exceptions import (
     SpallocServerException,
 )
 
-__all__ = ["Connection", "PendingReply", "deadline_of", "remaining", "send_all"]
+__all__ = ["Connection", "PendingReply", "send_all"]
 
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 # Without MSG_DONTWAIT (Windows) a send cannot be bounded without changing the socket's mode
@@ -66,7 +66,7 @@ def send_all(sock: socket.socket, data: bytes, deadline: float | None) -> None:
 class PendingReply:
     """The reply a caller waits for (returned by :meth:`ProtocolClient.submit`)."""
 
-    __slots__ = ("_done", "_error", "_finished", "_value", "abandoned", "command")
+    __slots__ = ("_done", "_error", "_finished", "_value", "command")
 
     def __init__(self, command: str) -> None:
         self.command = command
@@ -76,7 +76,6 @@ class PendingReply:
         self._finished = False
         self._value: Any = None
         self._error: BaseException | None = None
-        self.abandoned = False
 
     def _resolve(self, value: Any = None, error: BaseException | None = None) -> None:
         if self._finished:
@@ -107,15 +106,14 @@ class PendingReply:
             left = remaining(deadline)
             if self._done.acquire(timeout=-1 if left is None else left):
                 self._done.release()  # let any other waiter (or a second result()) through
-            else:
-                self.abandoned = True
-                # The reply may have landed between the wait and the flag.
-                if not self._finished:
-                    raise ProtocolTimeoutError(
-                        f"no reply to {self.command} within {timeout} s",
-                        command=self.command,
-                        timeout=timeout,
-                    )
+            # The reply may have landed between the wait and this test. A late one is
+            # dropped all the same: the reader hands it to this slot, which nobody reads.
+            elif not self._finished:
+                raise ProtocolTimeoutError(
+                    f"no reply to {self.command} within {timeout} s",
+                    command=self.command,
+                    timeout=timeout,
+                )
         if self._error is not None:
             raise self._error
         return self._value

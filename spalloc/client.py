@@ -5,8 +5,8 @@ connection. Callers write their request under a lock and wait on their own slot 
 the reader thread hands each reply to the oldest waiting slot, queues notifications for
 :meth:`ProtocolClient.wait_for_notification` and passes them to listeners, which run on a
 separate dispatcher thread so that they may call back into the client. A caller that times
-out leaves its slot behind marked abandoned, so the late reply is dropped instead of being
-given to the next caller.
+out leaves its slot in the FIFO, so the late reply lands there (and is dropped) instead of
+being given to the next caller.
 
 Example::
 
@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from spalloc._connection import Connection, PendingReply, deadline_of
+from spalloc._connection import Connection, PendingReply
+from spalloc._deadline import deadline_of
 from spalloc._dispatch import Dispatcher
 from spalloc._protocol import check_server_version, encode_request, parse_server_version
 from spalloc._unset import UNSET

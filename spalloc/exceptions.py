@@ -84,6 +84,12 @@ class SpallocServerException(SpallocError):
         super().__init__(message)
         self.command = command
 
+    @property
+    def no_such_job(self) -> bool:
+        """True for the Java server's (and v2's) "no such job", where the Python v1 server
+        answers state 0 (unknown) instead."""
+        return "no such job" in str(self).lower()
+
 
 class IncompatibleServerError(SpallocError):
     """The server reports a version this client cannot work with."""

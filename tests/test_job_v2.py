@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from spalloc import Job, JobState
-from spalloc._connection import deadline_of
+from spalloc._deadline import deadline_of
 from spalloc.exceptions import (
     JobDestroyedError,
     ProtocolTimeoutError,

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from spalloc._connection import deadline_of
+from spalloc._deadline import deadline_of
 from spalloc.emulator import Emulator
 from spalloc.exceptions import (
     JobDestroyedError,

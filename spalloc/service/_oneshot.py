@@ -99,36 +99,7 @@ class Connection:
         if sock is not None:
             sock.close()
 
-    def __enter__(self) -> Connection:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     # -- requests -------------------------------------------------------------------------
-
-    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """Send one command and return the server's reply value.
-
-        Raises:
-            ProtocolTimeoutError: no reply within the timeout.
-            ProtocolError: the connection failed or the server sent garbage.
-            SpallocServerException: the server answered with an exception.
-        """
-        return self.call_many([(name, args, kwargs)])[0]
-
-    def call_many(self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
-        """Send several commands back to back, then collect their replies in order.
-
-        Raises:
-            SpallocServerException: the first refusal (every reply is read all the same).
-        """
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        outcomes = self.exchange(requests, deadline)
-        for outcome in outcomes:
-            if isinstance(outcome, SpallocServerException):
-                raise outcome
-        return outcomes
 
     def exchange(
         self, requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]], deadline: float | None

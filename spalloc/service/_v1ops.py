@@ -114,7 +114,7 @@ class V1Operations:
             [("get_job_state", (job_id,), {}), ("list_jobs", (), {})], deadline
         )()
         if isinstance(state_outcome, SpallocServerException):
-            if "no such job" not in str(state_outcome).lower():
+            if not state_outcome.no_such_job:
                 raise state_outcome
             raise JobDestroyedError(
                 job_id, f"job {job_id} does not exist: {state_outcome}"
@@ -159,14 +159,14 @@ class V1Operations:
 
     def job_state(self, job_id: int, deadline: float | None) -> JobStateInfo:
         outcome = self._send([("get_job_state", (job_id,), {})], deadline)()[0]
-        if isinstance(outcome, SpallocServerException) and "no such job" in str(outcome).lower():
+        if isinstance(outcome, SpallocServerException) and outcome.no_such_job:
             return JobStateInfo.from_wire({"state": int(JobState.unknown)})  # as Python says
         return JobStateInfo.from_wire(_value(outcome))
 
     def job_machine_info(self, job_id: int, deadline: float | None) -> JobMachineInfo | None:
         outcome = self._send([("get_job_machine_info", (job_id,), {})], deadline)()[0]
         if _not_allocated(outcome) or (
-            isinstance(outcome, SpallocServerException) and "no such job" in str(outcome).lower()
+            isinstance(outcome, SpallocServerException) and outcome.no_such_job
         ):
             return None
         info = JobMachineInfo.from_wire(_value(outcome))

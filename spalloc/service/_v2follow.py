@@ -165,11 +165,7 @@ class V2Follow:
                 for on_machine in list(self._machine_listeners):
                     on_machine([name])
             else:
-                ids = [
-                    int(tail)
-                    for ref in (doc or {}).get("jobs", [])
-                    if (tail := str(ref).rstrip("/").rsplit("/", 1)[-1]).isdigit()
-                ]
+                ids = wire.job_ids((doc or {}).get("jobs", []))
                 for on_jobs in list(self._job_listeners):
                     on_jobs(ids)
 
@@ -231,13 +227,18 @@ class V2Follow:
         with self._lock:
             if not self._connected:
                 return
-            self._connected = False
-            self._generation += 1
-            self._followed.clear()
-            self._watched.clear()
-            self._changes.notify_all()  # a wait_for_change() learns at once
+            self._end_follows()
         for fn in list(self._lost_listeners):
             fn(error)
+
+    def _end_follows(self) -> None:
+        """Count the connection as gone (the lock held): every long-poll thread sees the new
+        generation and ends, and a wait_for_change() learns at once."""
+        self._connected = False
+        self._generation += 1
+        self._followed.clear()
+        self._watched.clear()
+        self._changes.notify_all()
 
     def on_job_changed(self, fn: Callable[[Sequence[int]], None]) -> Callable[[], None]:
         self._job_listeners.append(fn)

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
-from spalloc._connection import remaining
+from spalloc._deadline import remaining
 from spalloc.exceptions import (
     IncompatibleServerError,
     ProtocolError,

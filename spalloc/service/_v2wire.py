@@ -29,6 +29,7 @@ __all__ = [
     "create_body",
     "iso_duration",
     "job_description",
+    "job_ids",
     "job_state",
     "keepalive_of",
     "machine_description",
@@ -342,3 +343,9 @@ def job_description(
         boards=None if info is None else info.boards,
         keepalivehost=state.keepalivehost,
     )
+
+
+def job_ids(refs: Any) -> list[int]:
+    """The job IDs of a job list's references (``…/jobs/7``); anything else is skipped."""
+    tails = (str(ref).rstrip("/").rsplit("/", 1)[-1] for ref in refs or ())
+    return [int(tail) for tail in tails if tail.isdigit()]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from spalloc._connection import remaining
+from spalloc._deadline import remaining
 from spalloc.exceptions import (
     JobDestroyedError,
     ProtocolError,
@@ -201,11 +201,7 @@ class V2Service(V2Follow):
 
     def disconnect(self) -> None:
         with self._lock:
-            self._connected = False
-            self._generation += 1
-            self._followed.clear()  # their threads see the new generation and end
-            self._watched.clear()
-            self._changes.notify_all()
+            self._end_follows()
         self._session.close()
 
     def close(self) -> None:
@@ -255,7 +251,7 @@ class V2Service(V2Follow):
                 params={"wait": "true" if wait else "false"},
             )
         except SpallocServerException as exc:
-            if "no such job" in str(exc).lower():
+            if exc.no_such_job:
                 return None
             raise
         if not isinstance(doc, dict):
@@ -299,7 +295,7 @@ class V2Service(V2Follow):
                 )
             except SpallocServerException as exc:
                 # A job the server has forgotten reads as unknown below, as in v1.
-                if "no such job" not in str(exc).lower():
+                if not exc.no_such_job:
                     raise
         doc = self._job_doc(job_id, deadline)
         if doc is None:
@@ -383,7 +379,7 @@ class V2Service(V2Follow):
             )
         except SpallocServerException as exc:
             # Forgotten already (long destroyed): nothing to destroy, as in v1.
-            if "no such job" not in str(exc).lower():
+            if not exc.no_such_job:
                 raise
         with self._lock:
             self._followed.pop(job_id, None)
@@ -480,10 +476,7 @@ class V2Service(V2Follow):
             refs = doc.get("jobs") if isinstance(doc, dict) else None
             if not isinstance(refs, list):
                 raise ProtocolError(f"list jobs: malformed answer from the v2 server: {doc!r}")
-            for ref in refs:
-                tail = str(ref).rstrip("/").rsplit("/", 1)[-1]
-                if tail.isdigit():
-                    ids.append(int(tail))
+            ids.extend(wire.job_ids(refs))
             if not refs or not doc.get("next"):
                 break
             start += len(refs)
