@@ -223,9 +223,11 @@ def server_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def open_client(settings: ServerSettings) -> Service:
+def open_client(settings: ServerSettings, config: SpallocConfig) -> Service:
     """The server, connected (within the timeout) and its version checked: a
-    :class:`~spalloc.service.base.Service` on the caller's thread.
+    :class:`~spalloc.service.base.Service` on the caller's thread. *config* (the one the
+    tool's options came from) gives a v2 server's login and accounting keys, which have no
+    options.
 
     Raises:
         ServerConnectionError: the server could not be reached (refused, timed out, …).
@@ -235,18 +237,13 @@ def open_client(settings: ServerSettings) -> Service:
     from spalloc.service import is_v2_url, open_service
 
     host, port = _resolve(settings)
-    config = None
-    if is_v2_url(host):
-        from spalloc.config import load_config
-
-        config = load_config()  # its login and accounting keys (no options for those)
     service = open_service(
         host,
         port,
         timeout=settings.timeout,
         check_version=not settings.ignore_version,
         light=True,
-        config=config,
+        config=config if is_v2_url(host) else None,
     )
     service.connect(deadline_of(settings.timeout))
     return service

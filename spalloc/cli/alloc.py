@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from spalloc._local import default_owner
 from spalloc.cli._common import (
     EXIT_USAGE,
     CliError,
@@ -36,12 +37,14 @@ from spalloc.cli._common import (
     run,
     server_address,
 )
+from spalloc.cli._output import is_terminal
 from spalloc.exceptions import (
     JobDestroyedError,
     ProtocolError,
     ServerConnectionError,
     SpallocServerException,
 )
+from spalloc.service import is_v2_url
 from spalloc.states import JobState
 from spalloc.ui.options import add_job_options, add_server_options, job_arguments
 
@@ -200,7 +203,7 @@ def _connect_failed(kwargs: dict[str, Any], exc: BaseException) -> str:
     host = str(kwargs.get("hostname"))
     if host == "local":
         where = "(the embedded emulator)"
-    elif host.lower().startswith(("http://", "https://")):
+    elif is_v2_url(host):
         from urllib.parse import urlsplit
 
         parts = urlsplit(host)  # a v2 URL, shown without any user info in it
@@ -289,7 +292,7 @@ def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
             if destroyed.is_set():
                 out.stream.write("\n")
                 return EXIT_DESTROYED
-        if eof.is_set() or not _is_terminal(sys.stdin):
+        if eof.is_set() or not is_terminal(sys.stdin):
             # Ctrl-D leaves the cursor after the prompt, and input from a pipe or file is
             # not echoed: either way the prompt's line is still open.
             out.stream.write("\n")
@@ -299,13 +302,6 @@ def _press_enter(job: Any, csv_path: str, status: _Status) -> int:
         remove()
         out.flush()
     return 0
-
-
-def _is_terminal(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, OSError, ValueError):
-        return False
 
 
 def _bridge_note(snap: Any) -> str:
@@ -350,10 +346,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise CliError(EXIT_USAGE, f"{PROG}: {_BOOT_MESSAGE}")
     if args.command is not None and not args.command:
         parser.error("argument --command/-c: expected a command")
-    if args.hostname == "local" and not args.owner:
-        import getpass
-
-        args.owner = f"{getpass.getuser()}@local"
+    args.owner = default_owner(args.hostname, args.owner)  # the library's one owner rule
     try:
         what, kwargs = job_arguments(args)
     except ValueError as exc:

@@ -128,16 +128,10 @@ def build_parser(config: Any = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _choose_job(
-    service: Service,
-    settings: ServerSettings,
-    args: argparse.Namespace,
-    parser: argparse.ArgumentParser,
-) -> int:
+def _choose_job(service: Service, settings: ServerSettings, args: argparse.Namespace) -> int:
+    # _main has already refused "neither a job ID nor --owner".
     if args.job_id is not None:
         return int(args.job_id)
-    if not args.owner:
-        parser.error("job ID (or --owner) not specified")
     mine = [job.job_id for job in service.list_jobs(deadline(settings)) if job.owner == args.owner]
     if not mine:
         raise CliError(EXIT_NO_JOB, f"Owner {args.owner} has no live jobs")
@@ -208,15 +202,16 @@ def _power(service: Service, settings: ServerSettings, job_id: int, on: bool) ->
 def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
 
-    parser = build_parser(load_cli_config())
+    config = load_cli_config()
+    parser = build_parser(config)
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser, args)
     if args.job_id is None and not args.owner:
         parser.error("job ID (or --owner) not specified")
     out = Output()
-    service = open_client(settings)
+    service = open_client(settings, config)
     try:
-        job_id = _choose_job(service, settings, args, parser)
+        job_id = _choose_job(service, settings, args)
         seen: list[JobState] = []
 
         def frame() -> tuple[Any, bool]:

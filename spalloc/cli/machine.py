@@ -59,14 +59,15 @@ def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
     from spalloc.ui.render import machine_by_name, machine_detail, machine_list
 
-    parser = build_parser(load_cli_config())
+    config = load_cli_config()
+    parser = build_parser(config)
     args = parser.parse_args(argv)
     if args.detailed and args.machine is None:
         parser.error("--detailed only works when a specific machine is specified")
     settings = settings_or_exit(parser, args)
     out = Output()
     width = terminal_width() if out.tty else 80
-    service = open_client(settings)
+    service = open_client(settings, config)
     try:
 
         def frame() -> tuple[list[Any], bool]:

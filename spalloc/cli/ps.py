@@ -53,11 +53,12 @@ def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
     from spalloc.ui.render import ps_table
 
-    parser = build_parser(load_cli_config())
+    config = load_cli_config()
+    parser = build_parser(config)
     args = parser.parse_args(argv)
     settings = settings_or_exit(parser, args)
     out = Output()
-    service = open_client(settings)
+    service = open_client(settings, config)
     try:
 
         def frame() -> tuple[list[Any], bool]:

@@ -143,14 +143,15 @@ def _main(argv: Sequence[str] | None) -> int:
     from spalloc.cli._output import Output
     from spalloc.ui.render import where_is_info
 
-    parser = build_parser(load_cli_config())
+    config = load_cli_config()
+    parser = build_parser(config)
     args = parser.parse_args(argv)
     try:
         query, show_board_chip = query_arguments(args)
     except ValueError as exc:
         parser.error(f"Error: {exc}")
     settings = settings_or_exit(parser, args)
-    service = open_client(settings)
+    service = open_client(settings, config)
     try:
         # Every form is sent by keyword (the official 7.4 client could only send the job
         # form: B11).

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from spalloc._namedtuple import NamedTuple
+from spalloc.service import is_v2_url
 
 TYPE_CHECKING = False  # not typing's: that import costs start-up time (mypy sees True)
 if TYPE_CHECKING:
@@ -322,11 +323,6 @@ def server_settings(args: argparse.Namespace) -> ServerSettings:
     )
 
 
-def _is_url(hostname: str | None) -> bool:
-    # spalloc.service.is_v2_url's test, without importing spalloc.service here (start-up).
-    return bool(hostname) and str(hostname).strip().lower().startswith(("http://", "https://"))
-
-
 def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, Any]]:
     """Positional and keyword arguments for :class:`spalloc.Job` from parsed options.
 
@@ -345,7 +341,7 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
         "timeout": server.timeout,
         "reconnect_delay": getattr(args, "reconnect_delay", 5.0),
     }
-    if not _is_url(server.hostname):
+    if not is_v2_url(server.hostname):
         kwargs["config_filenames"] = []
     proxy = getattr(args, "proxy", None)
     if proxy is not None:
@@ -357,7 +353,7 @@ def job_arguments(args: argparse.Namespace) -> tuple[tuple[int, ...], dict[str, 
     if len(what) > 3:
         raise ValueError(_WHAT_ERROR.format(count=len(what), values=" ".join(map(str, what))))
     owner = getattr(args, "owner", None)
-    if not owner and not _is_url(server.hostname):  # a v2 server: the login owns the job
+    if not owner and not is_v2_url(server.hostname):  # a v2 server: the login owns the job
         raise ValueError("--owner must be specified (typically your email address)")
     machine = getattr(args, "machine", None)
     tags = getattr(args, "tags", None)
