@@ -117,11 +117,7 @@ class BoardResponder:
             if not self._is_allocated(machine, board_xyz):
                 protocol = self._open.pop(key, None)
                 if protocol is not None:
-                    self._idle[key] = protocol
-                    while len(self._idle) > MAX_IDLE_SOCKETS:
-                        _, oldest = self._idle.popitem(last=False)
-                        if oldest.transport is not None:
-                            oldest.transport.close()
+                    self._park(key, protocol)
                 continue
             parked = self._idle.pop(key, None)
             if parked is not None:
@@ -136,6 +132,14 @@ class BoardResponder:
             task = loop.create_task(self._bind(machine, board_xyz, ip))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _park(self, key: tuple[str, Board], protocol: _Board) -> None:
+        """Keep a free board's socket, silent, for reuse; close the oldest beyond the cap."""
+        self._idle[key] = protocol
+        while len(self._idle) > MAX_IDLE_SOCKETS:
+            _, oldest = self._idle.popitem(last=False)
+            if oldest.transport is not None:
+                oldest.transport.close()
 
     async def _bind(self, machine: Machine, board: Board, ip: str) -> None:
         key = (machine.name, board)
@@ -166,7 +170,7 @@ class BoardResponder:
         if self._is_allocated(machine, board) and key not in self._open:
             self._open[key] = protocol
         elif key not in self._idle and key not in self._open:
-            self._idle[key] = protocol  # freed while we were binding: park it
+            self._park(key, protocol)  # freed while we were binding
         elif protocol.transport is not None:
             protocol.transport.close()  # freed while we were binding
 

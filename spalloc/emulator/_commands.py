@@ -74,6 +74,7 @@ class V1Commands:
         def _check_keepalive(self, job: Job) -> None: ...
         def _retire(self, job: Job, reason: str | None) -> None: ...
         def _run_queues(self) -> None: ...
+        def owner_of(self, machine: Machine, board: Board) -> Job | None: ...
         def _power(self, job: Job, *, on: bool) -> None: ...
 
     # --- commands ----------------------------------------------------------------------------
@@ -258,7 +259,4 @@ class V1Commands:
         return board_at_position(self._machine_arg(machine_name), x, y, z)
 
     def _cmd_where_is(self, session: Session, /, **kwargs: Any) -> dict[str, Any] | None:
-        return where_is(kwargs, self._machine_arg, self._lookup, self._owner_of)
-
-    def _owner_of(self, machine: Machine, board: Board) -> Job | None:
-        return self._owners.get((machine.name, board))
+        return where_is(kwargs, self._machine_arg, self._lookup, self.owner_of)
