@@ -27,7 +27,6 @@ __all__ = [
     "Message",
     "destroy",
     "display_job",
-    "job_bundle",
     "job_widget",
     "machine",
     "machines",
@@ -377,15 +376,6 @@ def _forget(key: int) -> None:
     with _widgets_lock:
         _widgets.pop(key, None)
         _emulated.discard(key)
-
-
-def job_bundle(job: Any, *, widget: bool) -> dict[str, Any]:
-    """The display bundle of a job: live widget (optional) + ``text/html`` + ``text/plain``."""
-    if widget:
-        live: dict[str, Any] = job_widget(job)._repr_mimebundle_()
-        return live
-    view = job_view(job.snapshot, emulated=_is_emulated(job))
-    return {"text/html": job_html(view), "text/plain": job_text(view)}
 
 
 def _static_bundle(job: Any, reason: str | None = None) -> dict[str, Any]:

@@ -244,10 +244,6 @@ class SpallocMagics(Magics):
         """
         _api.display_job(job, widget=self._widgets_enabled())
 
-    def format_job(self, job: Any) -> dict[str, Any]:
-        """The display bundle of a :class:`spalloc.Job` (registered with the formatter)."""
-        return _api.job_bundle(job, widget=self._widgets_enabled())
-
     # -- the magic ------------------------------------------------------------------------
 
     @line_cell_magic

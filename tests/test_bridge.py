@@ -321,22 +321,6 @@ def test_the_bridge_alone_and_its_errors(server: V2Server, make_job: Any) -> Non
         bridge.open_listener()
 
 
-def test_import_spalloc_and_v1_do_not_import_websockets() -> None:
-    code = (
-        "import sys, spalloc, spalloc.job, spalloc.service, spalloc.service.v1\n"
-        "print('websockets' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env=dict(os.environ),
-    )
-    assert done.stdout.strip() == "False"
-
-
 def test_the_job_widget_shows_bridged_and_the_traffic(
     make_job: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

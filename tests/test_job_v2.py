@@ -622,22 +622,6 @@ def test_an_unreachable_server_is_a_connection_error(server: V2Server) -> None:
         alice_job(server, 1)
 
 
-def test_spalloc_and_v1_do_not_import_httpx() -> None:
-    code = (
-        "import sys, spalloc, spalloc.job, spalloc.service, spalloc.service.v1\n"
-        "print('httpx' in sys.modules)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env=dict(os.environ),
-    )
-    assert done.stdout.strip() == "False"
-
-
 def test_the_notebook_exit_cleanup_destroys_a_v2_job(v2_server: V2Server) -> None:
     # At interpreter exit the thread pools take no more work before atexit hooks run: the
     # cleanup must still reach the server.

@@ -120,3 +120,17 @@ def test_every_error_raised_on_purpose_is_in_the_tree() -> None:
         assert issubclass(cls, SpallocError), cls
     assert issubclass(UnsafeValueError, ValueError) and issubclass(MachineConfigError, ValueError)
     assert issubclass(ServerConnectionError, ConnectionError)
+
+
+def test_the_v2_libraries_load_only_for_a_v2_server() -> None:
+    # httpx and websockets are imported by spalloc.service.v2 and .bridge alone, for a URL.
+    loaded = imported_by(
+        "spalloc",
+        "spalloc.job",
+        "spalloc.service",
+        "spalloc.service.v1",
+        "spalloc.service.v1light",
+        "spalloc.cli.ps",
+    )
+    assert "spalloc.service.v1" in loaded
+    assert {"httpx", "websockets", "aiohttp"} & loaded == set()

@@ -141,23 +141,7 @@ def machine_records(
 
     Board locations and IPs are left out (``None``): they need more than the two lists.
     """
-    dead = frozenset(entry.dead_boards)
-    boards = []
-    for x, y, z in itertools.product(range(entry.width), range(entry.height), range(3)):
-        col, row = hex_cell((x, y, z))
-        boards.append(
-            {
-                "x": x,
-                "y": y,
-                "z": z,
-                "col": col,
-                "row": row,
-                "loc": None,
-                "ip": None,
-                "dead": (x, y, z) in dead,
-            }
-        )
-    return boards, job_records(entry.name, jobs, owner)
+    return board_records(entry, {}, {}), job_records(entry.name, jobs, owner)
 
 
 def job_records(

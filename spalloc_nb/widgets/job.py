@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["JobStatus", "JobWidget", "answer_on_frontend_subshell", "board_map_class", "queue_note"]
 
-_LIVE = ("queued", "power", "ready")
 _HERE = Path(__file__).resolve().parent
 
 
