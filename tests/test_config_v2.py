@@ -72,3 +72,11 @@ def test_the_environment_comes_before_the_config_file(
     monkeypatch.setenv("SPALLOC_PASSWORD", str(alice.password))
     with Job(1, keepalive=60.0, timeout=WAIT) as job:
         assert job.state.name == "ready"
+
+
+def test_a_v2_url_without_a_login_is_one_line_and_exit_2(
+    server: V2Server, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert ps_cli.main(["-H", server.base_url]) == 2
+    _, err = capfd.readouterr()
+    assert err.count("\n") == 1 and "no credentials" in err and "Traceback" not in err

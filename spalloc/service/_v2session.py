@@ -29,6 +29,7 @@ import httpx
 
 from spalloc._deadline import remaining
 from spalloc.exceptions import (
+    ConfigError,
     IncompatibleServerError,
     ProtocolError,
     ProtocolTimeoutError,
@@ -80,7 +81,8 @@ def resolve_credentials(
     (SpiNNMan's order).
 
     Raises:
-        ValueError: not an http(s) URL, or no credentials anywhere.
+        ValueError: not an http(s) URL.
+        ConfigError: no credentials anywhere (also a ValueError).
     """
     env = os.environ if environ is None else environ
     parts = urlsplit(url.strip())
@@ -108,15 +110,18 @@ def resolve_credentials(
         found = Credentials(token=env["OIDC_BEARER_TOKEN"])
     elif configured is not None:  # the config file's keys come last
         found = configured
+    # A ConfigError (also a ValueError): the tools report it in one line, exit code 2.
     elif user is not None:
-        raise ValueError(
-            f"no password for user {user!r} on {clean}: pass password=... or set SPALLOC_PASSWORD"
+        raise ConfigError(
+            f"no password for user {user!r} on {clean}: pass password=... or set SPALLOC_PASSWORD",
+            key="password",
         )
     else:
-        raise ValueError(
+        raise ConfigError(
             f"no credentials for the spalloc v2 server {clean}: pass user= and password= (or "
             "token=), put them in the URL (https://user:password@host/spalloc/), or set "
-            "SPALLOC_USER and SPALLOC_PASSWORD, or OIDC_BEARER_TOKEN"
+            "SPALLOC_USER and SPALLOC_PASSWORD, or OIDC_BEARER_TOKEN",
+            key="user",
         )
     return clean, found
 
