@@ -185,12 +185,27 @@ class Connection:
                 closed if part of it went out).
             ProtocolError: the connection has failed (ServerConnectionError: while sending).
         """
-        pending = PendingReply(command)
+        return self.submit_many([(command, line)], deadline)[0]
+
+    def submit_many(
+        self, requests: list[tuple[str, bytes]], deadline: float | None
+    ) -> list[PendingReply]:
+        """Send the ``(command, line)`` *requests* in one write, by *deadline*; one slot each.
+
+        One write lets the server read them together and answer them in one go, instead of
+        waking for each (and holding back each later reply for the ACK of the previous one,
+        as a server without ``TCP_NODELAY`` does).
+
+        Raises:
+            as :meth:`submit`.
+        """
+        pending = [PendingReply(command) for command, _ in requests]
+        what = requests[0][0] if len(requests) == 1 else ", ".join(c for c, _ in requests)
         left = remaining(deadline)
         if not self._write_lock.acquire(timeout=-1 if left is None else left):
             raise ProtocolTimeoutError(
-                f"could not send {command} in time: an earlier request is still being sent",
-                command=command,
+                f"could not send {what} in time: an earlier request is still being sent",
+                command=requests[0][0],
                 timeout=left,
             )
         try:
@@ -198,20 +213,22 @@ class Connection:
             with self._state_lock:
                 if self.error is not None:
                     raise _for_waiter(self.error)
-                self._session.expect(pending)
+                for slot in pending:
+                    self._session.expect(slot)
+            data = requests[0][1] if len(requests) == 1 else b"".join(line for _, line in requests)
             try:
-                send_all(self.sock, line, deadline)
+                send_all(self.sock, data, deadline)
             except TimeoutError as exc:
                 stalled = ProtocolTimeoutError(
-                    f"could not send {command} in time: the server is not reading",
-                    command=command,
+                    f"could not send {what} in time: the server is not reading",
+                    command=requests[0][0],
                     timeout=left,
                 )
                 stalled.__cause__ = exc
-                self.fail(stalled)  # part of the line may be on the wire: the stream is lost
+                self.fail(stalled)  # part of the data may be on the wire: the stream is lost
                 raise stalled from exc
             except OSError as exc:
-                error = self._lost(f"failed while sending {command}", exc)
+                error = self._lost(f"failed while sending {what}", exc)
                 error.__cause__ = exc
                 self.fail(error)
                 raise _for_waiter(error) from exc

@@ -22,7 +22,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from spalloc._connection import Connection, PendingReply
@@ -222,6 +222,21 @@ class ProtocolClient:
         if conn is None:
             raise ProtocolError("not connected")
         return conn.submit(name, line, deadline)
+
+    def submit_many_by(
+        self,
+        deadline: float | None,
+        requests: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
+    ) -> list[PendingReply]:
+        """Send the ``(command, args, kwargs)`` *requests* in one write, by *deadline*.
+
+        Their replies come back in one round trip; one :class:`PendingReply` per request.
+        """
+        lines = [(name, encode_request(name, args, kwargs)) for name, args, kwargs in requests]
+        conn = self._conn
+        if conn is None:
+            raise ProtocolError("not connected")
+        return conn.submit_many(lines, deadline)
 
     def call(self, name: str, *args: Any, timeout: float | None = _UNSET, **kwargs: Any) -> Any:
         """Send a command and return the server's raw reply value.

@@ -499,3 +499,36 @@ def test_immediate_listeners_run_on_the_reader(raw_server: Callable[..., RawServ
         with pytest.raises(ProtocolError):
             c.call("again")
         assert lost and "reader" in lost[0]
+
+
+def test_submit_many_goes_in_one_write_and_answers_in_order(
+    raw_server: Callable[..., RawServer],
+) -> None:
+    """A batch is one write (the server's first read holds every line) and each slot gets
+    its own request's reply; a server that writes its replies one by one still fills them."""
+    first_reads: list[bytes] = []
+
+    def handler(conn: socket.socket, server: RawServer) -> None:
+        data = conn.recv(65536)
+        first_reads.append(data)
+        buffer = bytearray(data)
+        lines = server.read_lines(conn, buffer)
+        for line in lines:
+            request = json.loads(line)
+            conn.sendall(json.dumps({"return": request["args"]}).encode() + b"\n")
+
+    server = raw_server(handler)
+    with ProtocolClient("127.0.0.1", server.port, timeout=WAIT) as c:
+        deadline = time.monotonic() + WAIT
+        requests: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+            (f"cmd{i}", (i,), {}) for i in range(5)
+        ]
+        pending = c.submit_many_by(deadline, requests)
+        assert [slot.result_by(deadline) for slot in pending] == [[i] for i in range(5)]
+    assert first_reads and first_reads[0].count(b"\n") == 5
+
+
+def test_submit_many_when_not_connected() -> None:
+    c = ProtocolClient("127.0.0.1", 1, timeout=WAIT)
+    with pytest.raises(ProtocolError, match="not connected"):
+        c.submit_many_by(None, [("version", (), {}), ("list_jobs", (), {})])

@@ -68,10 +68,7 @@ class V1Service(V1Operations):
         self.client.close()
 
     def _send(self, requests: list[Request], deadline: float | None) -> Callable[[], list[Any]]:
-        pending = [
-            self.client.submit_by(deadline, command, *args, **kwargs)
-            for command, args, kwargs in requests
-        ]
+        pending = self.client.submit_many_by(deadline, requests)
 
         def collect() -> list[Any]:
             outcomes: list[Any] = []
