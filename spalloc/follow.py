@@ -10,6 +10,11 @@ fail or when the last attempt was less than ``reconnect_delay`` ago (a server th
 drops connections is not hammered). It sleeps on a condition, so :meth:`Follower.stop`
 returns at once. It never raises: the callbacks record their own failures.
 
+A service that reads its notifications only while someone waits for them (the one-thread v1
+driver of the command-line tools) is followed by passing its ``wait_for_change``: the
+follower then sleeps in it, and a change it reports asks for a refresh. :meth:`Follower.run`
+runs the same loop on the calling thread (``--watch``: Ctrl-C reaches it there).
+
 When to do what is decided by :class:`Plan`, which holds no thread and reads no clock: the
 thread gives it the time, and tests drive it with a fake one.
 """
@@ -24,6 +29,9 @@ from collections.abc import Callable
 __all__ = ["Follower", "Plan"]
 
 log = logging.getLogger(__name__)
+
+# How long one sleep in a ``wait_for_change`` may last, so that stop() is seen promptly.
+_WAKE_INTERVAL = 0.5
 
 
 class Plan:
@@ -86,6 +94,10 @@ class Follower:
         reconnect: tries once to reconnect (and resubscribe); an exception means "try later".
         is_connected: whether the connection is currently up.
         clock: the monotonic clock (tests may pass another).
+        wait_for_change: sleep in this instead of on the follower's own condition: called
+            with a timeout, returns True when something followed changed (a refresh is
+            then due); an exception means the connection failed (``is_connected`` should
+            then say so). Used for services without a thread of their own.
     """
 
     def __init__(
@@ -99,6 +111,7 @@ class Follower:
         is_connected: Callable[[], bool],
         *,
         clock: Callable[[], float] = time.monotonic,
+        wait_for_change: Callable[[float | None], bool] | None = None,
     ) -> None:
         self._interval = interval
         self._reconnect_delay = reconnect_delay
@@ -107,15 +120,21 @@ class Follower:
         self._reconnect = reconnect
         self._is_connected = is_connected
         self._clock = clock
+        self._wait_for_change = wait_for_change
         self._cond = threading.Condition()
         self._stopping = False
         self._woken = False
         self._refresh_wanted = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self.run, name=name, daemon=True)
 
     def start(self) -> None:
         """Start the thread."""
         self._thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` has been called."""
+        return self._stopping
 
     def stop(self, timeout: float | None = 5.0) -> None:
         """Ask the thread to end, and wait for it (unless called from the thread itself)."""
@@ -148,9 +167,10 @@ class Follower:
         except Exception as exc:
             log.debug("%s failed: %s", what, exc)
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Follow on the calling thread until :meth:`stop` (what the thread runs)."""
         plan = Plan(self._interval, self._reconnect_delay, self._clock())
-        while True:
+        while not self._stopping:
             if not self._is_connected():
                 wait = plan.reconnect_wait(self._clock())
                 if wait:
@@ -167,6 +187,8 @@ class Follower:
                 plan.reconnected(self._clock(), ok=True)
                 with self._cond:
                     self._refresh_wanted = False  # reconnecting refreshed the state
+            if self._wait_for_change is not None:
+                self._sleep_in_service(plan.idle_wait(self._clock()))
             with self._cond:
                 self._cond.wait_for(
                     lambda: self._stopping or self._woken or self._refresh_wanted,
@@ -183,3 +205,27 @@ class Follower:
                 plan.beaten(self._clock())
             elif refresh:
                 self._call(self._refresh, "refresh")
+
+    def _sleep_in_service(self, idle: float | None) -> None:
+        """Sleep in the service's ``wait_for_change`` until a change, a failure, a request
+        (stop, wake, changed) or the next beat, waking every so often to see a request."""
+        assert self._wait_for_change is not None
+        end = None if idle is None else self._clock() + idle
+        while True:
+            with self._cond:
+                if self._stopping or self._woken or self._refresh_wanted:
+                    return
+            left = None if end is None else end - self._clock()
+            if left is not None and left <= 0:
+                return
+            try:
+                changed = self._wait_for_change(
+                    _WAKE_INTERVAL if left is None else min(left, _WAKE_INTERVAL)
+                )
+            except Exception as exc:
+                log.debug("waiting for changes failed: %s", exc)
+                self.wake()  # look at the connection
+                return
+            if changed:
+                self.changed()
+                return

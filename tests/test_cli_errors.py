@@ -267,24 +267,6 @@ def test_unknown_version_is_refused_unless_ignored(
 # --------------------------------------------------------------------------- hang-ups
 
 
-def test_server_hanging_up_during_a_watch(
-    fake: Callable[..., FakeServer],
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    server: FakeServer
-
-    def jobs(request: dict[str, Any]) -> list[Any]:
-        # Hang up once the first frame has been asked for.
-        threading.Timer(0.1, server.hang_up).start()
-        return []
-
-    server = fake({"version": "5.0.0", "list_jobs": jobs, "notify_job": None})
-    assert ps_cli.main([*server.args, "--watch"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("Error communicating with server: ") and "Traceback" not in err
-
-
 def test_a_one_shot_tool_loads_neither_rich_nor_the_threaded_client(
     fake: Callable[..., FakeServer],
 ) -> None:

@@ -545,7 +545,7 @@ def test_static_map_of_a_big_machine_is_folded_like_the_live_one() -> None:
 def test_a_refresh_on_a_frozen_connection_reconnects(
     emulator: Emulator, maps: list[BoardMap]
 ) -> None:
-    from tests.test_faults import FreezingProxy
+    from tests._proxy import FreezingProxy
 
     proxy = FreezingProxy(emulator.address)
     try:

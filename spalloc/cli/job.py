@@ -232,6 +232,8 @@ def _main(argv: Sequence[str] | None) -> int:
                     service,
                     watch=True,
                     follow=lambda: service.follow_jobs(deadline(settings), job_id),
+                    timeout=settings.timeout,
+                    reconnect_delay=config.reconnect_delay,
                 )
             )
         if args.power_on or args.power_off:

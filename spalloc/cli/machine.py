@@ -85,7 +85,15 @@ def _main(argv: Sequence[str] | None) -> int:
             # Jobs too, so that power changes redraw the map (the official tool missed them).
             service.follow_jobs(deadline(settings))
 
-        return show(out, frame, service, watch=args.watch, follow=follow)
+        return show(
+            out,
+            frame,
+            service,
+            watch=args.watch,
+            follow=follow,
+            timeout=settings.timeout,
+            reconnect_delay=config.reconnect_delay,
+        )
     finally:
         service.close()
 

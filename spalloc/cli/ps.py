@@ -71,6 +71,8 @@ def _main(argv: Sequence[str] | None) -> int:
             service,
             watch=args.watch,
             follow=lambda: service.follow_jobs(deadline(settings)),
+            timeout=settings.timeout,
+            reconnect_delay=config.reconnect_delay,
         )
     finally:
         service.close()
