@@ -1,5 +1,6 @@
 """Keeping a ``Job``'s snapshot in step with the server: the half of :class:`~spalloc.job.Job`
-that runs in the background (fetches, keepalive beats, reconnection, notifications).
+that runs in the background (fetches, keepalive beats, reconnection, notifications), with the
+exchanges that start it (subscribing, the first fetch) and end it (the destroy handshake).
 
 :class:`JobSync` holds no state of its own: ``Job.__init__`` sets the attributes declared here.
 No lock a public method needs is held across a network wait: ``_refresh_lock`` only keeps
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from spalloc._deadline import deadline_of, remaining
 from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, SpallocError
+from spalloc.follow import Follower
 from spalloc.models import JobMachineInfo, JobSnapshot, JobStateInfo
 from spalloc.states import JobState
 
@@ -25,9 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from spalloc._dispatch import Dispatcher
-    from spalloc.follow import Follower
     from spalloc.models import BridgeTraffic
-    from spalloc.service import Service
+    from spalloc.service import Pending, Service
     from spalloc.service.bridge import Bridge
 
 __all__ = ["JobSync", "bounded"]
@@ -58,6 +59,7 @@ class JobSync:
     _finished: str | None
     _keepalive: float | None
     _timeout: float | None
+    _reconnect_delay: float
     _cond: threading.Condition
     _refresh_lock: threading.Lock
     _fetches: int
@@ -242,6 +244,26 @@ class JobSync:
         finally:
             self._refresh_lock.release()
 
+    def _start_following(self, service: Service, deadline: float | None) -> None:
+        """Subscribe to the job's changes, start the keepalive thread, fetch the state."""
+        self._removers = [
+            # Both run on the connection's own thread and only wake the keepalive thread.
+            service.on_job_changed(self._on_jobs_changed),
+            service.on_connection_lost(self._on_disconnect),
+        ]
+        self._keeper = Follower(
+            f"spalloc-job-{self._id}-keepalive",
+            None if self._keepalive is None else self._keepalive / 2,
+            self._reconnect_delay,
+            self._beat,
+            self._refresh_quietly,
+            self._reconnect,
+            lambda: service.connected,
+        )
+        # It starts while the server answers (its first beat is keepalive/2 away, so it
+        # cannot race the subscription).
+        self._follow_and_refresh(remaining(deadline), meanwhile=self._keeper.start)
+
     def _follow_and_refresh(
         self, timeout: float | None, meanwhile: Callable[[], None] | None = None
     ) -> None:
@@ -261,6 +283,17 @@ class JobSync:
             self._fetch(self._background_timeout())
         except SpallocError as exc:
             log.debug("refresh of job %s after a notification failed: %s", self._id, exc)
+
+    def _live_refresh(self) -> None:
+        # The seed's state/power/reason reflect the server now; fall back to the cache
+        # when we cannot ask (closed, destroyed or disconnected).
+        service = self._service
+        if self._finished or service is None or not service.connected:
+            return
+        try:
+            self._fetch(self._timeout)
+        except SpallocError as exc:
+            log.debug("could not refresh job %s: %s", self._id, exc)
 
     def _on_disconnect(self, error: ProtocolError) -> None:
         if self._finished:
@@ -306,6 +339,47 @@ class JobSync:
             raise
         log.info("reconnected to spalloc server for job %s", self._id)
         self._update(connected=True)
+
+    def _destroy_on_server(
+        self, service: Service, reason: str | None, deadline: float | None
+    ) -> str | None:
+        """Destroy the job on the server, reconnecting if need be, and close *service*.
+
+        Returns None once the server confirmed, else why it did not (never raises for it).
+        """
+        try:
+            sent = self._send_destroy(service, reason, deadline) if service.connected else None
+            if sent is None:
+                # The keepalive thread may be reconnecting: let it finish (or give up)
+                # rather than have two connects race.
+                self._join_background(bounded(remaining(deadline), 1.0))
+                service.connect(deadline)
+                sent = self._send_destroy(service, reason, deadline)
+            if sent is None:
+                raise ProtocolError("the connection failed while sending destroy_job")
+            # The keepalive thread ends while the server works (anything it still waits
+            # for was asked before our request, so is answered first).
+            self._join_background(remaining(deadline))
+            self._apply(sent.wait(), None)
+            log.info("Destroyed spalloc job %d", self._id)
+        except SpallocError as exc:
+            confirmed = f"destroy not confirmed by the server: {exc}"
+            log.warning("job %s: %s", self._id, confirmed)
+            return confirmed
+        finally:
+            service.close()  # also wakes the keepalive thread if it waits for a reply
+        return None
+
+    def _send_destroy(
+        self, service: Service, reason: str | None, deadline: float | None
+    ) -> Pending[JobStateInfo] | None:
+        try:
+            with self._sending(deadline, "destroy_job"):
+                return service.send_destroy(self._require_id(), reason, deadline)
+        except ProtocolTimeoutError:
+            raise
+        except ProtocolError:
+            return None
 
     def _require_service(self) -> Service:
         if self._service is None:

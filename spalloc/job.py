@@ -26,21 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from spalloc._deadline import deadline_of, remaining
 from spalloc._dispatch import Dispatcher
-from spalloc._jobrequest import job_request, no_hostname_message
+from spalloc._jobsetup import job_setup
 from spalloc._jobsync import JobSync, bounded
 from spalloc._unset import UNSET as _UNSET
-from spalloc.config import load_config, proxy_mode
-from spalloc.exceptions import (
-    ConfigError,
-    JobDestroyedError,
-    ProtocolError,
-    ProtocolTimeoutError,
-    SpallocError,
-    StateChangeTimeoutError,
-)
+from spalloc.exceptions import JobDestroyedError, ProtocolError, StateChangeTimeoutError
 from spalloc.follow import Follower
-from spalloc.models import JobSnapshot, JobStateInfo
-from spalloc.service import Pending, Service, is_v2_url, open_service
+from spalloc.models import JobSnapshot
+from spalloc.service import Service
 from spalloc.states import JobState
 
 if TYPE_CHECKING:
@@ -137,82 +129,39 @@ class Job(JobSync):
         self._snapshot = JobSnapshot(job_id=None)
         self._events = Dispatcher("spalloc-job-listeners")
 
-        if len(args) > 3:
-            raise TypeError(f"Job() takes at most 3 positional arguments ({len(args)} given)")
-        for arg in args:
-            if isinstance(arg, bool) or not isinstance(arg, int):
-                raise TypeError(f"Job() positional arguments must be ints, not {arg!r}")
-        if resume_job_id is not None and (
-            isinstance(resume_job_id, bool) or not isinstance(resume_job_id, int)
-        ):
-            raise TypeError(f"resume_job_id must be an int, not {resume_job_id!r}")
-
-        config = load_config(None if config_filenames is None else list(config_filenames))
-
-        def pick(name: str, value: Any) -> Any:
-            return getattr(config, name) if value is _UNSET else value
-
-        hostname = pick("hostname", hostname)
-        port = pick("port", port)
-        reconnect_delay = pick("reconnect_delay", reconnect_delay)
-        timeout = pick("timeout", timeout)
-        ignore_version = bool(pick("ignore_version", ignore_version))
-        proxy = proxy_mode(pick("proxy", proxy))
-        if not hostname:
-            raise ConfigError(no_hostname_message(config, config_filenames), key="hostname")
-        v2 = is_v2_url(hostname)
-        self._proxy = proxy if v2 else "never"  # only v2 servers have a proxy
-        if port is None and not v2:
-            raise ValueError("A port must be specified.")
-        if reconnect_delay is None or reconnect_delay < 0:
-            raise ValueError("reconnect_delay must be a number of seconds >= 0")
-        if timeout is not None and timeout < 0:
-            raise ValueError("timeout must be None or a number of seconds >= 0")
-
-        from spalloc._local import default_owner, is_local, local_emulator
-
-        owner = default_owner(hostname, pick("owner", owner))
-        if is_local(hostname):
-            emulator = local_emulator(stacklevel=2)
-            hostname, port = emulator.host, emulator.port
-
-        self._hostname_server = str(hostname)
-        self._timeout: float | None = timeout
-        self._reconnect_delay = float(reconnect_delay)
-        self._ignore_version = ignore_version
-
-        request = None
-        if resume_job_id is None:
-            request = job_request(
-                args,
-                config,
-                owner,
-                keepalive,
-                machine,
-                tags,
-                min_ratio,
-                max_dead_boards,
-                max_dead_links,
-                require_torus,
-                need_owner=not v2,
-            )
-
-        service = open_service(
-            self._hostname_server,
-            port,
+        setup = job_setup(
+            args,
+            hostname=hostname,
+            port=port,
+            reconnect_delay=reconnect_delay,
             timeout=timeout,
-            check_version=not ignore_version,
+            config_filenames=config_filenames,
+            resume_job_id=resume_job_id,
+            owner=owner,
+            keepalive=keepalive,
+            machine=machine,
+            tags=tags,
+            min_ratio=min_ratio,
+            max_dead_boards=max_dead_boards,
+            max_dead_links=max_dead_links,
+            require_torus=require_torus,
+            ignore_version=ignore_version,
+            proxy=proxy,
             user=user,
             password=password,
             token=token,
             group=group,
             collab=collab,
-            config=config,
         )
+        service, request = setup.service, setup.request
+        self._proxy = setup.proxy
+        self._timeout: float | None = setup.timeout
+        self._reconnect_delay = setup.reconnect_delay
+        self._ignore_version = setup.ignore_version
         self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service
         # One deadline for construction: connect, version, create (or resume), first fetch.
-        deadline = deadline_of(timeout)
+        deadline = deadline_of(self._timeout)
         service.connect(deadline)
         try:
             if request is not None:
@@ -231,23 +180,7 @@ class Job(JobSync):
                 connected=True,
             )
             self._events = Dispatcher(f"spalloc-job-{self._id}-listeners")
-            self._removers = [
-                # Both run on the connection's own thread and only wake the keepalive thread.
-                service.on_job_changed(self._on_jobs_changed),
-                service.on_connection_lost(self._on_disconnect),
-            ]
-            self._keeper = Follower(
-                f"spalloc-job-{self._id}-keepalive",
-                None if self._keepalive is None else self._keepalive / 2,
-                self._reconnect_delay,
-                self._beat,
-                self._refresh_quietly,
-                self._reconnect,
-                lambda: service.connected,
-            )
-            # It starts while the server answers (its first beat is keepalive/2 away, so it
-            # cannot race the subscription).
-            self._follow_and_refresh(remaining(deadline), meanwhile=self._keeper.start)
+            self._start_following(service, deadline)
         except BaseException:
             # Never leave a job (or a socket) behind because construction failed (B24),
             # nor a resumed job destroyed because we could not follow it.
@@ -311,17 +244,6 @@ class Job(JobSync):
     def id(self) -> int | None:
         """The job ID allocated by the server."""
         return self._id
-
-    def _live_refresh(self) -> None:
-        # The seed's state/power/reason reflect the server now; fall back to the cache
-        # when we cannot ask (closed, destroyed or disconnected).
-        service = self._service
-        if self._finished or service is None or not service.connected:
-            return
-        try:
-            self._fetch(self._timeout)
-        except SpallocError as exc:
-            log.debug("could not refresh job %s: %s", self._id, exc)
 
     @property
     def state(self) -> JobState:
@@ -482,26 +404,7 @@ class Job(JobSync):
         self._signal_background()
         self._close_bridge()  # before the server closes its websocket under it
         if service is not None and self._id is not None:
-            try:
-                sent = self._send_destroy(service, reason, deadline) if service.connected else None
-                if sent is None:
-                    # The keepalive thread may be reconnecting: let it finish (or give up)
-                    # rather than have two connects race.
-                    self._join_background(bounded(remaining(deadline), 1.0))
-                    service.connect(deadline)
-                    sent = self._send_destroy(service, reason, deadline)
-                if sent is None:
-                    raise ProtocolError("the connection failed while sending destroy_job")
-                # The keepalive thread ends while the server works (anything it still waits
-                # for was asked before our request, so is answered first).
-                self._join_background(remaining(deadline))
-                self._apply(sent.wait(), None)
-                log.info("Destroyed spalloc job %d", self._id)
-            except SpallocError as exc:
-                confirmed = f"destroy not confirmed by the server: {exc}"
-                log.warning("job %s: %s", self._id, confirmed)
-            finally:
-                service.close()  # also wakes the keepalive thread if it waits for a reply
+            confirmed = self._destroy_on_server(service, reason, deadline)
         self._join_background(remaining(deadline))
         changes: dict[str, Any] = {"connected": False}
         if self._snapshot.state is not JobState.destroyed:
@@ -510,17 +413,6 @@ class Job(JobSync):
             changes["keepalive_error"] = confirmed
         self._update(**changes)
         self._events.stop()
-
-    def _send_destroy(
-        self, service: Service, reason: str | None, deadline: float | None
-    ) -> Pending[JobStateInfo] | None:
-        try:
-            with self._sending(deadline, "destroy_job"):
-                return service.send_destroy(self._require_id(), reason, deadline)
-        except ProtocolTimeoutError:
-            raise
-        except ProtocolError:
-            return None
 
     def close(self) -> None:
         """Disconnect and stop keeping the job alive, without destroying it.

@@ -18,11 +18,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
-from spalloc.exceptions import SpallocError
 from spalloc_nb import _api
+from spalloc_nb._cellscope import CellFailed, end_job, failure_reason, run_with_job
 from spalloc_nb._config import JOB_SETTINGS, nearest_name
 from spalloc_nb._magicargs import (
-    SERVER_OPTIONS,
     SUBCOMMANDS,
     HelpRequested,
     Parser,
@@ -34,8 +33,9 @@ from spalloc_nb._magicargs import (
     where_kwargs,
 )
 from spalloc_nb._registry import registry
+from spalloc_nb._servermemory import ServerMemory
 
-__all__ = ["SpallocMagics"]
+__all__ = ["CellFailed", "SpallocMagics"]
 
 # Settings where the command-line tools read a negative number as "none".
 _NEGATIVE_IS_NONE = ("keepalive", "reconnect_delay", "timeout", "max_dead_boards", "max_dead_links")
@@ -128,15 +128,12 @@ class SpallocMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         registry.destroy_at_exit = self.destroy_at_exit
         self.observe(self._destroy_at_exit_changed, names="destroy_at_exit")
-        #: (hostname, port) of the server last named on a command; later commands use it
-        self._last_server: tuple[str, int] | None = None
-        self._last_server_said = False
-        self._base_server: tuple[Any, Any] = (None, None)
+        self._servers = ServerMemory()
         self.observe(self._server_changed, names=["hostname", "port"])
 
     def _server_changed(self, change: dict[str, Any]) -> None:
         # Told otherwise: the configured server applies again.
-        self._last_server = None
+        self._servers.forget()
 
     def _destroy_at_exit_changed(self, change: dict[str, Any]) -> None:
         registry.destroy_at_exit = bool(change["new"])
@@ -185,39 +182,8 @@ class SpallocMagics(Magics):
         for key in JOB_SETTINGS:
             if settings[key] is not None or settings.get(f"_{key}_none"):
                 values[key] = settings[key]
-        self._base_server = (values["hostname"], values["port"])
-        if self._last_server is not None:
-            # A kernel keeps using the server it last used, until told otherwise.
-            values["hostname"], values["port"] = self._last_server
+        self._servers.apply(values)
         return SimpleNamespace(**values)
-
-    def _remember_server(self, args: Any, tokens: list[str]) -> None:
-        """Remember a server named on this command; say once when a remembered one is used."""
-        hostname, port = getattr(args, "hostname", None), getattr(args, "port", None)
-        if not hostname:
-            return
-        server = (str(hostname), int(port)) if port is not None else None
-        if server is None:
-            return
-        named = any(t.split("=")[0] in SERVER_OPTIONS for t in tokens)
-        if server == self._last_server and not named:
-            # Used because it was remembered: say so the first time.
-            if not self._last_server_said:
-                self._last_server_said = True
-                where = (
-                    "the built-in emulator" if _is_local(server[0]) else f"{server[0]}:{server[1]}"
-                )
-                print(
-                    f"spalloc: using {where}, the server this kernel last used "
-                    "(--hostname/--port or %config SpallocMagics.hostname to change)",
-                    file=sys.stderr,
-                )
-            return
-        if server == self._last_server:
-            return  # named again: nothing new to remember or to say
-        # Named on this command: remembered, unless it is the configured one anyway.
-        self._last_server = None if server == self._base_server else server
-        self._last_server_said = False
 
     @property
     def _shell(self) -> Any:
@@ -361,13 +327,13 @@ class SpallocMagics(Magics):
 
     def _line(self, tokens: list[str]) -> Any:
         args = alloc_parser(False, self._defaults(), self.default_name).parse_args(tokens)
-        self._remember_server(args, tokens)
+        self._servers.remember(args, tokens)
         job = self._create(args)
         if args.wait:
             try:
                 handle = self._wait(job, show_now=False)
             except BaseException as exc:
-                _destroy(job, _reason(exc))
+                end_job(job, failure_reason(exc))
                 raise
             if handle is not None:
                 # The result below shows the job; drop the progress view to avoid a twin.
@@ -382,47 +348,17 @@ class SpallocMagics(Magics):
     def _cell(self, tokens: list[str], cell: str) -> None:
         __tracebackhide__ = True  # IPython hides this frame in tracebacks
         args = alloc_parser(True, self._defaults(), self.default_name).parse_args(tokens)
-        self._remember_server(args, tokens)
+        self._servers.remember(args, tokens)
         name = args.name or self.default_name
         if not name.isidentifier():
             raise UsageError(f"--name {name!r} is not a valid variable name")
         job = self._create(args)
-        reason = "Cell finished."
-        try:
+
+        def wait() -> None:
+            __tracebackhide__ = True
             self._wait(job, show_now=self._widgets_enabled())
-            self._shell.user_ns[name] = job
-            result = self._run_body(cell)
-            error = result.error_before_exec or result.error_in_exec
-        except BaseException as exc:
-            reason = _reason(exc)
-            raise
-        else:
-            if isinstance(error, KeyboardInterrupt):
-                reason = _reason(error)
-                raise error
-            if error is not None:
-                # The body's traceback is already shown; fail the cell with one line more.
-                reason = _reason(error)
-                raise CellFailed(error, job.id, destroyed=not args.keep) from error
-        finally:
-            if args.keep:
-                registry.release_job(job)
-            else:
-                _destroy(job, reason)
 
-    def _run_body(self, cell: str) -> Any:
-        """Run a ``%%spalloc`` body so that its tracebacks name the cell the user ran.
-
-        IPython has already counted the outer cell (``execution_count`` is one ahead while it
-        runs), so a body run without history would be called ``Cell In[N+1]``.
-        """
-        shell = self._shell
-        counted = shell.execution_count
-        shell.execution_count = max(1, counted - 1)
-        try:
-            return shell.run_cell(cell, store_history=False)
-        finally:
-            shell.execution_count = counted
+        run_with_job(self._shell, job, cell, name=name, keep=args.keep, wait=wait)
 
     # -- the twins of the command-line tools ----------------------------------------------
 
@@ -433,7 +369,7 @@ class SpallocMagics(Magics):
             return self._owned_jobs(argv)
         defaults = self._defaults()  # read the config once per command
         args = subcommand_parser(name, defaults).parse_args(argv)
-        self._remember_server(args, argv)
+        self._servers.remember(args, argv)
         try:
             server = server_settings(args)
         except ValueError as exc:
@@ -508,43 +444,3 @@ class SpallocMagics(Magics):
             tuple(rows),
             "Jobs created by this kernel",
         )
-
-
-def _is_local(hostname: str) -> bool:
-    from spalloc._local import is_local
-
-    return is_local(hostname)
-
-
-class CellFailed(SpallocError):
-    """The body of a ``%%spalloc`` cell failed: the cell fails too, with a one-line summary."""
-
-    def __init__(self, error: BaseException, job_id: int | None, *, destroyed: bool) -> None:
-        fate = "destroyed" if destroyed else "kept (--keep)"
-        super().__init__(
-            f"%%spalloc: the cell failed ({type(error).__name__}: {error}); job {job_id} was {fate}"
-        )
-        self.error = error
-        self.job_id = job_id
-
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a second traceback of the body's error.
-        return [str(self)]
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, KeyboardInterrupt):
-        return "Keyboard interrupt."
-    return f"Cell failed: {type(exc).__name__}"
-
-
-def _destroy(job: Any, reason: str) -> None:
-    from spalloc_nb._displays import displays
-
-    registry.release_job(job)
-    try:
-        job.destroy(reason)
-    except Exception:  # destroy is best effort here; the keepalive frees the boards anyway
-        pass
-    # Now, from this cell: the job's outputs end as its final view (saved with the cell).
-    displays.finish(job, reason)

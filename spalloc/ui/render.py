@@ -8,15 +8,16 @@ the spans into colour on a terminal.
 
 The layouts match the official spalloc tools (1!6.0.0) so that scripts parsing their output
 keep working: tables with two-space gaps and right-aligned numbers, definition lists with
-right-aligned keys, and the hexagonal board map.
+right-aligned keys, and the hexagonal board map. This module holds each tool's document
+(``ps``, ``machine``, ``job``, ``spalloc``, ``where-is``); the generic layouts live in
+:mod:`spalloc.ui._layout` and the board map in :mod:`spalloc.ui._boardmap`, and their public
+names are re-exported here.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 
-from spalloc._namedtuple import NamedTuple
 from spalloc.models import (
     JobDescription,
     JobMachineInfo,
@@ -25,6 +26,22 @@ from spalloc.models import (
     WhereIs,
 )
 from spalloc.states import JobState
+from spalloc.ui._boardmap import BoardGroup, board_cell, job_colour, job_key, render_boards
+from spalloc.ui._layout import (
+    BRIGHT,
+    DIM,
+    HEADER,
+    Cell,
+    Line,
+    Lines,
+    Span,
+    Value,
+    plain,
+    render_cells,
+    render_definitions,
+    render_table,
+    render_timestamp,
+)
 
 __all__ = [
     "BoardGroup",
@@ -50,209 +67,6 @@ __all__ = [
     "render_timestamp",
     "where_is_info",
 ]
-
-Span = tuple[str, str]
-Line = tuple[Span, ...]
-Lines = list[Line]
-#: A table cell: text (left-aligned), an int (right-aligned) or either with a style.
-Cell = str | int | tuple[str | int, str]
-
-HEADER = "bold underline"
-DIM = "dim"
-BRIGHT = "bold"
-
-#: Per-job colours of the machine map, indexed by ``job_id % 15`` as the official tool does.
-JOB_COLOURS = (
-    "green",
-    "blue",
-    "magenta",
-    "yellow",
-    "cyan",
-    "dim green",
-    "dim blue",
-    "dim magenta",
-    "dim yellow",
-    "dim cyan",
-    "bold green",
-    "bold blue",
-    "bold magenta",
-    "bold yellow",
-    "bold cyan",
-)
-
-
-def plain(lines: Iterable[Line]) -> str:
-    """The text of a document without styles, lines joined by newlines."""
-    return "\n".join("".join(text for text, _ in line) for line in lines)
-
-
-def _text_line(text: str, style: str = "") -> Line:
-    return ((text, style),) if text else ()
-
-
-def _rstrip(spans: list[Span]) -> Line:
-    """Drop trailing whitespace from a line, however it is split into spans."""
-    while spans:
-        text, style = spans[-1]
-        stripped = text.rstrip()
-        if stripped:
-            spans[-1] = (stripped, style)
-            break
-        spans.pop()
-    return tuple(spans)
-
-
-def render_timestamp(timestamp: float | None) -> str:
-    """Local time as ``dd/mm/YYYY HH:MM:SS`` (empty when unknown)."""
-    if timestamp is None:
-        return ""
-    return time.strftime("%d/%m/%Y %H:%M:%S", time.localtime(timestamp))
-
-
-# --------------------------------------------------------------------------- generic layouts
-
-
-def render_table(rows: Sequence[Sequence[Cell]], separator: str = "  ") -> Lines:
-    """Align cells in columns: strings to the left, ints to the right; trailing space stripped."""
-    parsed: list[list[tuple[str, str, bool]]] = []
-    for row in rows:
-        out = []
-        for cell in row:
-            value, style = cell if isinstance(cell, tuple) else (cell, "")
-            right = isinstance(value, int) and not isinstance(value, bool)
-            out.append((str(value), style, right))
-        parsed.append(out)
-    widths: dict[int, int] = {}
-    for row_cells in parsed:
-        for i, (text, _, _) in enumerate(row_cells):
-            widths[i] = max(widths.get(i, 0), len(text))
-    lines: Lines = []
-    for row_cells in parsed:
-        spans: list[Span] = []
-        for i, (text, style, right) in enumerate(row_cells):
-            if i:
-                spans.append((separator, ""))
-            pad = " " * (widths[i] - len(text))
-            if right:
-                spans += [(pad, ""), (text, style)]
-            else:
-                spans += [(text, style), (pad, "")]
-        lines.append(_rstrip([s for s in spans if s[0]]))
-    return lines
-
-
-#: A definition value: anything printable with ``str`` or an already-styled document.
-Value = str | int | float | None | tuple[int, ...] | Lines
-
-
-def render_definitions(items: Sequence[tuple[str, Value]], separator: str = ": ") -> Lines:
-    """Right-align the keys; continuation lines of a value line up under its first line."""
-    if not items:
-        return []
-    width = max(len(key) for key, _ in items)
-    indent = " " * (width + len(separator))
-    lines: Lines = []
-    for key, value in items:
-        if isinstance(value, list):
-            body = value or [()]
-        else:
-            body = [_text_line(text) for text in str(value).split("\n")]
-        first = ((key.rjust(width) + separator, ""),)
-        lines.append(_rstrip(list(first + body[0])))
-        lines.extend(_rstrip([(indent, ""), *rest]) for rest in body[1:])
-    return lines
-
-
-def render_cells(cells: Sequence[Line], width: int = 80, spacing: int = 2) -> Lines:
-    """Flow short styled cells into columns of equal width, wrapping at *width*."""
-    if not cells:
-        return []
-    lengths = [sum(len(text) for text, _ in cell) for cell in cells]
-    column = max(lengths) + spacing
-    lines: list[list[Span]] = [[]]
-    used = 0
-    for cell, length in zip(cells, lengths, strict=True):
-        if used + length > width:
-            lines.append([])
-            used = 0
-        lines[-1] += [*cell, (" " * (column - length), "")]
-        used += column
-    return [_rstrip(line) for line in lines]
-
-
-# --------------------------------------------------------------------------- the board map
-
-#: Edge characters of a board: 0 = bottom, 1 = lower-left, 2 = upper-left.
-EDGES = ("___", "\\", "/")
-_BLANK_EDGES = ("   ", " ", " ")
-_BLANK_LABEL = "   "
-# Neighbour offsets in map cells for the links east, north-east, north, west, south-west,
-# south, and which (cell offset, edge number) draws the side facing that link.
-_LINK_DELTA = ((1, -1), (1, 1), (0, 2), (-1, 1), (-1, -1), (0, -2))
-_LINK_EDGE = ((1, -1, 2), (1, 0, 1), (0, 1, 0), (0, 0, 2), (0, -1, 1), (0, -1, 0))
-
-
-class BoardGroup(NamedTuple):
-    """Boards drawn with one label and edge style (later groups draw over earlier ones)."""
-
-    boards: Iterable[tuple[int, int, int]]
-    label: Span
-    inner: str = ""
-    outer: str = ""
-
-
-def board_cell(x: int, y: int, z: int) -> tuple[int, int]:
-    """The map cell ``(column, row)`` of board (x, y, z), rows counted upwards.
-
-    Each triad is two map columns wide and three rows high; board 1 sits one column right.
-    The notebook's board map uses the same cells (rows flipped for SVG).
-    """
-    return 2 * x - y + (1 if z == 1 else 0), 3 * y + z
-
-
-def render_boards(
-    groups: Sequence[BoardGroup],
-    dead_links: Iterable[tuple[int, int, int, int]] = (),
-    dead_style: str = "red",
-) -> Lines:
-    """Draw boards as hexagons, three map cells per triad, highest row first."""
-    labels: dict[tuple[int, int], Span] = {}
-    edges: dict[tuple[int, int, int], Span] = {}
-    for group in groups:
-        cells = {board_cell(*board) for board in group.boards}
-        for x, y in cells:
-            labels[(x, y)] = group.label
-            for (dx, dy), (ex, ey, edge) in zip(_LINK_DELTA, _LINK_EDGE, strict=True):
-                style = group.inner if (x + dx, y + dy) in cells else group.outer
-                edges[(x + ex, y + ey, edge)] = (EDGES[edge], style)
-    for bx, by, bz, link in dead_links:
-        if not 0 <= link < 6:
-            continue
-        x, y = board_cell(bx, by, bz)
-        ex, ey, edge = _LINK_EDGE[link]
-        edges[(x + ex, y + ey, edge)] = (EDGES[edge], dead_style)
-    points = list(labels) + [(x, y) for x, y, _ in edges]
-    if not points:
-        return []
-    x_min = min(x for x, _ in points)
-    x_max = max(x for x, _ in points)
-    y_min = min(y for _, y in points)
-    y_max = max(y for _, y in points)
-    lines: Lines = []
-    for y in range(y_max, y_min - 1, -1):
-        spans: list[Span] = []
-        for x in range(x_min, x_max + 1):
-            if (x % 2) == (y % 2):
-                spans.append(edges.get((x, y, 2), (_BLANK_EDGES[2], "")))
-                spans.append(labels.get((x, y), (_BLANK_LABEL, "")))
-            else:
-                spans.append(edges.get((x, y, 1), (_BLANK_EDGES[1], "")))
-                spans.append(edges.get((x, y, 0), (_BLANK_EDGES[0], "")))
-        line = _rstrip(spans)
-        if line:
-            lines.append(line)
-    return lines
-
 
 # --------------------------------------------------------------------------- spalloc-ps
 
@@ -332,17 +146,6 @@ def ps_table(
 
 
 # --------------------------------------------------------------------------- spalloc-machine
-
-
-def job_key(index: int) -> str:
-    """Spreadsheet-style key of the *index*-th job: A … Z, AA, AB, …"""
-    letter = chr(ord("A") + index % 26)
-    return letter if index < 26 else job_key(index // 26 - 1) + letter
-
-
-def job_colour(job_id: int) -> str:
-    """The style a job is drawn in on the machine map."""
-    return JOB_COLOURS[job_id % len(JOB_COLOURS)]
 
 
 def _jobs_on(machine: str, jobs: Iterable[JobDescription]) -> list[JobDescription]:
