@@ -41,8 +41,9 @@ from spalloc.models import (
     WhereIs,
 )
 from spalloc.service import _v2wire as wire
+from spalloc.service._v2credentials import Credentials, resolve_credentials, ssl_context
 from spalloc.service._v2follow import V2Follow
-from spalloc.service._v2session import Credentials, Session, resolve_credentials, ssl_context
+from spalloc.service._v2session import Session
 from spalloc.service.base import JobRequest, JobStatus
 from spalloc.states import JobState
 
