@@ -11,6 +11,10 @@ the first change, and ``Job``'s keepalive beats, read it.) :meth:`~V2Service.sen
 :meth:`~V2Service.send_destroy` run on a small pool of this service's threads, so the caller
 (``Job``, under its ordering lock) never waits for the network there.
 
+The long-polls are in :mod:`spalloc.service._v2follow`, the look-ups that belong to no one job
+(machines, the job list, where-is) in :mod:`spalloc.service._v2lookups`, the login and requests
+in :mod:`spalloc.service._v2session`; :class:`V2Service` puts them together.
+
 Importing this module imports httpx: :func:`spalloc.service.open_service` does so only for a
 v2 URL.
 """
@@ -18,7 +22,6 @@ v2 URL.
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import os
 import ssl
 import threading
@@ -33,22 +36,16 @@ from spalloc.exceptions import (
     ProtocolTimeoutError,
     SpallocServerException,
 )
-from spalloc.models import (
-    JobDescription,
-    JobMachineInfo,
-    JobStateInfo,
-    MachineDescription,
-    WhereIs,
-)
+from spalloc.models import JobMachineInfo, JobStateInfo
 from spalloc.service import _v2wire as wire
+from spalloc.service._v2credentials import Credentials, resolve_credentials, ssl_context
 from spalloc.service._v2follow import V2Follow
-from spalloc.service._v2session import Credentials, Session, resolve_credentials, ssl_context
+from spalloc.service._v2lookups import V2Lookups
+from spalloc.service._v2session import Session
 from spalloc.service.base import JobRequest, JobStatus
 from spalloc.states import JobState
 
 __all__ = ["V2Service"]
-
-log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 # Longest close() waits for a poll thread (it is woken at once; this only bounds a surprise).
@@ -79,7 +76,7 @@ class _Future:
             ) from None
 
 
-class V2Service(V2Follow):
+class V2Service(V2Follow, V2Lookups):
     """A spalloc v2 server at *url* (``https://host/spalloc/``).
 
     Args:
@@ -416,91 +413,3 @@ class V2Service(V2Follow):
     def job_machine_info(self, job_id: int, deadline: float | None) -> JobMachineInfo | None:
         info = self._status(job_id, deadline, keepalive=False).info
         return None if info is None or info.connections is None else info
-
-    def board_locations(
-        self, machine: str, deadline: float | None
-    ) -> dict[tuple[int, int, int], tuple[int, int, int]]:
-        # v2 places one board per logical-board look-up (its physical-board-coordinates).
-        entry = next((m for m in self.list_machines(deadline) if m.name == machine), None)
-        if entry is None:
-            return {}
-        found: dict[tuple[int, int, int], tuple[int, int, int]] = {}
-        for x, y, z in entry.boards():
-            where = self.where_is(deadline, machine=machine, x=x, y=y, z=z)
-            if where is not None and where.physical is not None:
-                found[(x, y, z)] = where.physical
-        return found
-
-    def where_is(self, deadline: float | None, **query: Any) -> WhereIs | None:
-        keys = set(query)
-        if keys == {"job_id", "chip_x", "chip_y"}:
-            path = f"srv/spalloc/jobs/{int(query['job_id'])}/chip"
-            params = {"x": query["chip_x"], "y": query["chip_y"]}
-        elif keys == {"machine", "chip_x", "chip_y"}:
-            path = f"srv/spalloc/machines/{query['machine']}/chip"
-            params = {"x": query["chip_x"], "y": query["chip_y"]}
-        elif keys == {"machine", "x", "y", "z"}:
-            path = f"srv/spalloc/machines/{query['machine']}/logical-board"
-            params = {"x": query["x"], "y": query["y"], "z": query["z"]}
-        elif keys == {"machine", "cabinet", "frame", "board"}:
-            path = f"srv/spalloc/machines/{query['machine']}/physical-board"
-            params = {k: query[k] for k in ("cabinet", "frame", "board")}
-        else:
-            raise ValueError(
-                f"where_is needs job_id, chip_x, chip_y or machine with chip_x, "
-                f"chip_y / x, y, z / cabinet, frame, board; got {sorted(keys)}"
-            )
-        for value in params.values():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"where_is coordinates must be ints: {query!r}")
-        try:
-            doc = self._json("GET", path, deadline, "where is", params=params)
-        except SpallocServerException as exc:
-            if "failed to locate" in str(exc).lower() or "no such" in str(exc).lower():
-                return None
-            raise
-        return None if doc is None else wire.where_is(doc)
-
-    def list_jobs(self, deadline: float | None) -> Sequence[JobDescription]:
-        """Every live job this login may read (an ordinary user's own; an admin's all)."""
-        ids: list[int] = []
-        start = 0
-        for _ in range(10_000):  # pages of 100; bounded however the server pages
-            doc = self._json(
-                "GET",
-                "srv/spalloc/jobs",
-                deadline,
-                "list jobs",
-                params={"wait": "false", "start": start, "limit": 100},
-            )
-            refs = doc.get("jobs") if isinstance(doc, dict) else None
-            if not isinstance(refs, list):
-                raise ProtocolError(f"list jobs: malformed answer from the v2 server: {doc!r}")
-            ids.extend(wire.job_ids(refs))
-            if not refs or not doc.get("next"):
-                break
-            start += len(refs)
-        jobs = []
-        for job_id in sorted(set(ids)):
-            try:
-                doc = self._job_doc(job_id, deadline)
-            except SpallocServerException as exc:
-                # Another user's job: an ordinary user may list it but not read it (403).
-                log.debug("job %d is listed but cannot be read: %s", job_id, exc)
-                continue
-            if doc is None:
-                continue
-            state = wire.state_of(doc)
-            info, power = self._allocation(job_id, state, deadline)
-            if not state.is_live:
-                continue
-            allocated = None if info is None or info.machine_name is None else info
-            jobs.append(wire.job_description(job_id, wire.job_state(doc, power), doc, allocated))
-        return jobs
-
-    def list_machines(self, deadline: float | None) -> Sequence[MachineDescription]:
-        doc = self._json("GET", "srv/spalloc/machines", deadline, "list machines")
-        machines = doc.get("machines") if isinstance(doc, dict) else None
-        if not isinstance(machines, list):
-            raise ProtocolError(f"list machines: malformed answer from the v2 server: {doc!r}")
-        return [wire.machine_description(m) for m in machines]
