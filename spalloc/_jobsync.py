@@ -244,25 +244,36 @@ class JobSync:
         finally:
             self._refresh_lock.release()
 
-    def _start_following(self, service: Service, deadline: float | None) -> None:
-        """Subscribe to the job's changes, start the keepalive thread, fetch the state."""
-        self._removers = [
-            # Both run on the connection's own thread and only wake the keepalive thread.
-            service.on_job_changed(self._on_jobs_changed),
-            service.on_connection_lost(self._on_disconnect),
-        ]
+    def _make_keeper(self, service: Service, keepalive: float | None) -> Follower:
+        """The keepalive thread's follower (not started), beating every *keepalive*/2."""
         self._keeper = Follower(
-            f"spalloc-job-{self._id}-keepalive",
-            None if self._keepalive is None else self._keepalive / 2,
+            "spalloc-job-keepalive" if self._id is None else f"spalloc-job-{self._id}-keepalive",
+            None if keepalive is None else keepalive / 2,
             self._reconnect_delay,
             self._beat,
             self._refresh_quietly,
             self._reconnect,
             lambda: service.connected,
         )
+        return self._keeper
+
+    def _start_following(self, service: Service, deadline: float | None) -> None:
+        """Subscribe to the job's changes, start the keepalive thread (unless it was started
+        while the job was being created), fetch the state."""
+        self._removers = [
+            # Both run on the connection's own thread and only wake the keepalive thread.
+            service.on_job_changed(self._on_jobs_changed),
+            service.on_connection_lost(self._on_disconnect),
+        ]
+        keeper = self._keeper
+        if keeper is not None and keeper.started:
+            keeper.name = f"spalloc-job-{self._id}-keepalive"
+            self._follow_and_refresh(remaining(deadline))
+            return
+        keeper = self._make_keeper(service, self._keepalive)
         # It starts while the server answers (its first beat is keepalive/2 away, so it
         # cannot race the subscription).
-        self._follow_and_refresh(remaining(deadline), meanwhile=self._keeper.start)
+        self._follow_and_refresh(remaining(deadline), meanwhile=keeper.start)
 
     def _follow_and_refresh(
         self, timeout: float | None, meanwhile: Callable[[], None] | None = None

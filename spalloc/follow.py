@@ -132,6 +132,20 @@ class Follower:
         self._thread.start()
 
     @property
+    def started(self) -> bool:
+        """True once :meth:`start` has been called."""
+        return self._thread.ident is not None
+
+    @property
+    def name(self) -> str:
+        """The thread's name (may be changed while it runs)."""
+        return self._thread.name
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._thread.name = name
+
+    @property
     def stopping(self) -> bool:
         """True once :meth:`stop` has been called."""
         return self._stopping

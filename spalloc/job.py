@@ -165,7 +165,11 @@ class Job(JobSync):
         service.connect(deadline)
         try:
             if request is not None:
-                self._id = service.create_job(request, deadline)
+                # The keepalive thread starts while the server creates the job (a thread's
+                # start costs the caller its wait); until the job exists it has nothing to
+                # do: its first beat is keepalive/2 away and nothing wakes it before then.
+                keeper = self._make_keeper(service, request.keepalive)
+                self._id = service.create_job(request, deadline, meanwhile=keeper.start)
                 self._keepalive = request.keepalive
                 log.info("Created spalloc job %d", self._id)
             else:

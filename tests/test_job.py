@@ -22,6 +22,8 @@ from spalloc import (
     JobDestroyedError,
     JobState,
     ProtocolError,
+    ProtocolTimeoutError,
+    SpallocServerException,
     StateChangeTimeoutError,
 )
 from spalloc.emulator import Emulator
@@ -873,3 +875,44 @@ def test_java_style_server() -> None:
         listener.close()
     destroy = [r for r in received if r["command"] == "destroy_job"]
     assert destroy == [{"command": "destroy_job", "args": [7], "kwargs": {"reason": "bye"}}]
+
+
+def test_a_refused_create_leaves_no_thread_or_socket_behind() -> None:
+    """The keepalive thread starts while the server creates the job; when the server refuses
+    the job, or never answers, the thread ends and the socket is closed (B24)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(WAIT)
+    port = listener.getsockname()[1]
+
+    def serve(answer: bytes | None, closed: threading.Event) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(WAIT)
+            reader = conn.makefile("rb")
+            assert json.loads(reader.readline())["command"] == "version"
+            conn.sendall(b'{"return": "1.0.0"}\n')
+            assert json.loads(reader.readline())["command"] == "create_job"
+            if answer is not None:
+                conn.sendall(answer)
+            if not reader.readline():
+                closed.set()
+
+    try:
+        for answer, error in (
+            (b'{"exception": "machine not found"}\n', SpallocServerException),
+            (None, ProtocolTimeoutError),  # silent: the Job's timeout ends the wait
+        ):
+            closed = threading.Event()
+            server = threading.Thread(target=serve, args=(answer, closed), daemon=True)
+            server.start()
+            with pytest.raises(error):
+                Job(
+                    1, hostname="127.0.0.1", port=port, owner="me", timeout=0.5, config_filenames=[]
+                )
+            assert closed.wait(WAIT)
+            server.join(WAIT)
+            assert wait_for(
+                lambda: not any(t.name.startswith("spalloc-job") for t in threading.enumerate())
+            )
+    finally:
+        listener.close()

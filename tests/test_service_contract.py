@@ -87,7 +87,9 @@ def wait_state(service: Service, job_id: int, wanted: JobState) -> JobState:
 def test_create_fetch_and_destroy(opened: tuple[Service, Emulator]) -> None:
     service, _ = opened
     assert service.connected
-    job_id = service.create_job(request(1), deadline_of(WAIT))
+    calls: list[int] = []
+    job_id = service.create_job(request(1), deadline_of(WAIT), meanwhile=lambda: calls.append(1))
+    assert calls == [1]  # once, while the server works
     assert wait_state(service, job_id, JobState.ready) is JobState.ready
     status = service.send_fetch(job_id, deadline_of(WAIT), keepalive=True).wait()
     assert status.state.power is True and status.info is not None

@@ -96,12 +96,20 @@ class V1Operations:
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, request: JobRequest, deadline: float | None) -> int:
+    def create_job(
+        self,
+        request: JobRequest,
+        deadline: float | None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> int:
         kwargs: dict[str, Any] = request._asdict()
         args = kwargs.pop("args")
         if kwargs["tags"] is not None:
             kwargs["tags"] = list(kwargs["tags"])
-        job_id = self._one(deadline, "create_job", *args, **kwargs)
+        collect = self._send([("create_job", args, kwargs)], deadline)
+        if meanwhile is not None:
+            meanwhile()
+        job_id = _value(collect()[0])
         if isinstance(job_id, bool) or not isinstance(job_id, int):
             raise ProtocolError(f"create_job returned {job_id!r}, not a job ID")
         return job_id

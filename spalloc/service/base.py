@@ -106,8 +106,14 @@ class Service(Protocol):
 
     # -- jobs --------------------------------------------------------------------------------
 
-    def create_job(self, request: JobRequest, deadline: float | None) -> int:
-        """Ask for boards; the new job's ID."""
+    def create_job(
+        self,
+        request: JobRequest,
+        deadline: float | None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> int:
+        """Ask for boards; the new job's ID. *meanwhile* is called once while the request is
+        with the server (``Job`` starts its keepalive thread there)."""
         ...
 
     def resume_job(self, job_id: int, deadline: float | None) -> float | None:

@@ -225,9 +225,16 @@ class V2Service(V2Follow, V2Lookups):
         except ValueError as exc:
             raise ProtocolError(f"{what}: malformed JSON from the v2 server") from exc
 
-    def create_job(self, request: JobRequest, deadline: float | None) -> int:
+    def create_job(
+        self,
+        request: JobRequest,
+        deadline: float | None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> int:
         body = wire.create_body(request)  # ValueError before anything is sent
         body.update(self._accounting)
+        if meanwhile is not None:
+            meanwhile()  # a request over httpx cannot be left with the server half-way
         doc = self._json("POST", "srv/spalloc/jobs", deadline, "create job", json=body)
         job_id = doc.get("job-id") if isinstance(doc, dict) else None
         if not isinstance(job_id, int):
