@@ -5,6 +5,13 @@ the client closes the socket, but on Linux closing does not wake a thread blocke
 ``shutdown(SHUT_RDWR)`` does. So :class:`Transport` is httpx's own transport over httpcore's
 own sync backend, wrapped to remember each stream it opens, and :meth:`Transport.abort` shuts
 them all down: ``V2Service.close()`` then ends its poll threads at once.
+
+A stream is never closed while another thread reads, writes or shakes hands on it: closing
+the client closes connections other threads are still using, and a socket closed under a
+thread frees its file descriptor for the next socket opened, often at once the next session's,
+while the first thread's TLS layer still reads or writes that number (a new login then failed
+with ``UNEXPECTED_MESSAGE`` or ``bad record mac`` now and then). Such a close is put off until
+the last user of the stream is done, which, after :meth:`Transport.abort`, is at once.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import httpcore
@@ -24,21 +31,51 @@ __all__ = ["Transport"]
 
 
 class _Stream(httpcore.NetworkStream):
-    """One of httpcore's streams, known to the backend that opened it."""
+    """One of httpcore's streams, known to the backend that opened it, closed only once no
+    thread is using it."""
 
     def __init__(self, inner: httpcore.NetworkStream, owner: _Backend) -> None:
         self._inner = inner
         self._owner = owner
+        self._guard = threading.Lock()
+        self._busy = 0  # threads inside read, write or start_tls
+        self._closing = False  # close() was called
+        self._closed = False  # the inner stream was closed
+
+    @contextlib.contextmanager
+    def _using(self, error: type[Exception]) -> Iterator[None]:
+        with self._guard:
+            if self._closing:
+                raise error("the connection was closed")
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._busy -= 1
+                close_now = self._closing and self._busy == 0 and not self._closed
+                if close_now:
+                    self._closed = True
+            if close_now:
+                self._inner.close()
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, timeout)
+        with self._using(httpcore.ReadError):
+            return self._inner.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
+        with self._using(httpcore.WriteError):
+            self._inner.write(buffer, timeout)
 
     def close(self) -> None:
         self._owner.forget(self)
-        self._inner.close()
+        with self._guard:
+            self._closing = True
+            close_now = self._busy == 0 and not self._closed
+            if close_now:
+                self._closed = True
+        if close_now:
+            self._inner.close()
 
     def start_tls(
         self,
@@ -46,7 +83,8 @@ class _Stream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
+        with self._using(httpcore.ConnectError):
+            inner = self._inner.start_tls(ssl_context, server_hostname, timeout)
         self._owner.forget(self)
         return self._owner.track(inner)
 
@@ -54,10 +92,14 @@ class _Stream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
     def shutdown(self) -> None:
-        sock = self._inner.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError, ValueError):
-                sock.shutdown(socket.SHUT_RDWR)
+        """Make reads and writes in progress fail now (the socket stays open until closed)."""
+        with self._guard:  # never on a closed socket: its number may be another's by now
+            if self._closed:
+                return
+            sock = self._inner.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
 
 class _Backend(httpcore.NetworkBackend):
