@@ -13,6 +13,8 @@
 // Each question is also sent as a message, {ask: "board", board, chip} or
 // {ask: "job_chip", job_id, chip}, which the Python side answers into `answer`.
 
+import { escapeHtml, isDisconnected, onNotebookSave, replaceOutputs } from "./shared.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 const R = 10; // hexagon circumradius in SVG units
 const LABEL_UNITS = 6; // the job letters' font size in SVG units (boardmap.css)
@@ -124,39 +126,6 @@ function htmlEl(doc, name, className, text) {
 }
 
 const points = (pts) => pts.map((p) => `${p[0].toFixed(2)},${p[1].toFixed(2)}`).join(" ");
-
-/** True if `el` or an ancestor is a widget view whose kernel connection is gone. */
-export function isDisconnected(el) {
-  for (let node = el; node; node = node.parentElement) {
-    if (node.classList && node.classList.contains("jupyter-widgets-disconnected")) return true;
-  }
-  return false;
-}
-
-const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
-
-/** Replace every output of the notebook that shows widget `modelId` (see jobstatus.js). */
-export function replaceOutputs(manager, modelId, data) {
-  const notebook = manager && manager.context && manager.context.model;
-  const cells = notebook && notebook.cells;
-  if (!modelId || !cells || typeof cells.get !== "function") return 0;
-  let replaced = 0;
-  for (let i = 0; i < cells.length; i++) {
-    const outputs = cells.get(i).outputs;
-    if (!outputs || typeof outputs.get !== "function") continue;
-    for (let j = 0; j < outputs.length; j++) {
-      const output = outputs.get(j);
-      const view = output && output.data && output.data[WIDGET_VIEW];
-      if (view && view.model_id === modelId) {
-        outputs.set(j, { output_type: "display_data", data, metadata: {} });
-        replaced += 1;
-      }
-    }
-  }
-  return replaced;
-}
-
-const escapeHtml = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;");
 
 /** Draw the map into `el`; returns a cleanup function (anywidget render contract). */
 function render({ model, el }) {
@@ -583,12 +552,7 @@ function render({ model, el }) {
       "text/plain": note,
     });
   };
-  const context = model.widget_manager && model.widget_manager.context;
-  const saving = context && context.saveState;
-  const onSave = (_sender, state) => {
-    if (state === "started") saveStatic();
-  };
-  if (saving && typeof saving.connect === "function") saving.connect(onSave);
+  const stopSaveHook = onNotebookSave(model, saveStatic);
   const Resize = doc.defaultView && doc.defaultView.ResizeObserver;
   const resized = Resize ? new Resize(() => sizeLabels()) : null;
   if (resized) resized.observe(viewport);
@@ -601,7 +565,7 @@ function render({ model, el }) {
 
   return () => {
     clearTimeout(later);
-    if (saving && typeof saving.disconnect === "function") saving.disconnect(onSave);
+    stopSaveHook();
     if (resized) resized.disconnect();
     watched.disconnect();
     model.off("comm_live_update", drawStatus);

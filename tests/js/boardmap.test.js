@@ -1,13 +1,11 @@
 // node --test suite for spalloc_nb/widgets/boardmap.js, run in jsdom against a fake model.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { JSDOM } from "jsdom";
+import { loadWidget } from "./esm.js";
 
-// Loaded as a data: URL so the file is treated as an ES module whatever the
-// surrounding package.json says (the widget directory has none).
-const source = readFileSync(new URL("../../spalloc_nb/widgets/boardmap.js", import.meta.url), "utf8");
-const mod = await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
+// The module as anywidget gets it: boardmap.js joined with shared.js.
+const mod = await loadWidget("boardmap.js");
 
 /** A stand-in for anywidget's model: get/set/on/off/save_changes, events on set. */
 function fakeModel(state) {
