@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import html
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from spalloc_nb._registry import registry
 
 if TYPE_CHECKING:
     from spalloc.service import Service
+    from spalloc.ui._layout import Cell
 
 __all__ = [
     "MachineSummary",
@@ -136,6 +137,13 @@ def _plain(cell: Any) -> Any:
     return cell[0] if isinstance(cell, tuple) else cell
 
 
+def _table(rows: Sequence[Sequence[Cell]], title: str | None = None) -> Table:
+    """A table of the CLI's cells (header row first), without their styles."""
+    headers = tuple(str(_plain(cell)) for cell in rows[0])
+    body = tuple(tuple(_plain(cell) for cell in row) for row in rows[1:])
+    return Table(headers, body, title)
+
+
 def ps(
     owner: str | None = None,
     machine: str | None = None,
@@ -151,8 +159,6 @@ def ps(
     with _session(address) as (service, deadline):
         jobs = service.list_jobs(deadline)
     rows = ps_rows(list(jobs), machine=machine, owner=owner)
-    headers = tuple(str(_plain(cell)) for cell in rows[0])
-    body = tuple(tuple(_plain(cell) for cell in row) for row in rows[1:])
     from spalloc.service import is_v2_url
 
     where = (
@@ -161,26 +167,21 @@ def ps(
     title = f"Jobs on {where}"
     if address.emulated:
         title += " (emulated)"
-    return Table(headers, body, title)
+    return _table(rows, title)
 
 
 def machines(
     *, hostname: str | None = None, port: int | None = None, timeout: float | None = None
 ) -> Table:
     """The machines and their load, like ``spalloc-machine`` with no argument."""
+    from spalloc.ui.render import machine_rows
+
     address = _server(hostname, port, timeout)
     with _session(address) as (service, deadline):
         found = service.list_machines(deadline)
-        jobs = service.list_jobs(deadline)
-    rows = []
-    for m in found:
-        on_it = [job for job in jobs if job.allocated_machine_name == m.name]
-        in_use = sum(len(job.boards or ()) for job in on_it)
-        rows.append((m.name, m.num_boards, in_use, len(on_it), ", ".join(m.tags)))
-    return Table(
-        ("Name", "Num boards", "In-use", "Jobs", "Tags"),
-        tuple(rows),
-        "Machines" + (" (emulated)" if address.emulated else ""),
+        jobs = list(service.list_jobs(deadline))
+    return _table(
+        machine_rows(found, jobs), "Machines" + (" (emulated)" if address.emulated else "")
     )
 
 
@@ -198,7 +199,7 @@ def machine(
     Raises:
         LookupError: no machine of that name.
     """
-    from spalloc.ui.render import job_key, machine_detail, plain
+    from spalloc.ui.render import machine_detail, machine_items, machine_job_rows, plain
 
     address = _server(hostname, port, timeout)
     with _session(address) as (service, deadline):
@@ -207,28 +208,16 @@ def machine(
     found = next((m for m in listed if m.name == name), None)
     if found is None:
         raise LookupError(f"No machine {name!r} was found")
-    on_it = [job for job in jobs if job.allocated_machine_name == name]
-    in_use = sum(len(job.boards or ()) for job in on_it)
+    items = machine_items(found, jobs)
     details = Table(
-        ("Name", "Tags", "In-use", "Jobs"),
-        ((found.name, ", ".join(found.tags), f"{in_use} of {found.num_boards}", len(on_it)),),
-        f"Machine {name}",
-    )
-    job_rows = tuple(
-        (
-            job_key(i),
-            job.job_id,
-            len(job.boards or ()),
-            f"{job.owner or ''} ({job.keepalivehost})" if job.keepalivehost else job.owner or "",
-        )
-        for i, job in enumerate(on_it)
+        tuple(key for key, _ in items), (tuple(value for _, value in items),), f"Machine {name}"
     )
     text_map = plain(machine_detail(found, jobs, detailed=False))
     board_map = _board_map(name, address, owner) if live_map else None
     return MachineSummary(
         name,
         details,
-        Table(("Key", "Job ID", "Num boards", "Owner (Host)"), job_rows),
+        _table(machine_job_rows(found, jobs)),
         text_map,
         board_map,
         _svg_map(found, jobs, owner),
@@ -313,19 +302,10 @@ def where_is(
         location = service.where_is(deadline, **kwargs)
     if location is None:
         raise LookupError("No boards at the specified location")
-    cabinet_, frame_, board_ = location.physical
-    rows: list[tuple[str, Any]] = [
-        ("Machine", location.machine),
-        ("Physical location", f"Cabinet {cabinet_}, Frame {frame_}, Board {board_}"),
-        ("Board coordinate", str(location.logical)),
-        ("Machine chip coordinates", str(location.chip)),
-    ]
-    if "chip_x" in kwargs:
-        rows.append(("Coordinates within board", str(location.board_chip)))
-    rows.append(("Job using board", str(location.job_id)))
-    if location.job_id is not None and location.job_chip is not None:
-        rows.append(("Coordinates within job", str(location.job_chip)))
-    return Table(("Where", "Value"), tuple(rows))
+    from spalloc.ui.render import where_is_items
+
+    items = where_is_items(location, show_board_chip="chip_x" in kwargs)
+    return Table(("Where", "Value"), tuple((key, str(value)) for key, value in items))
 
 
 def destroy(

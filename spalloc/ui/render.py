@@ -56,7 +56,10 @@ __all__ = [
     "job_key",
     "machine_by_name",
     "machine_detail",
+    "machine_items",
+    "machine_job_rows",
     "machine_list",
+    "machine_rows",
     "plain",
     "ps_rows",
     "ps_table",
@@ -66,6 +69,7 @@ __all__ = [
     "render_table",
     "render_timestamp",
     "where_is_info",
+    "where_is_items",
 ]
 
 # --------------------------------------------------------------------------- spalloc-ps
@@ -156,8 +160,10 @@ def _in_use(jobs: Iterable[JobDescription]) -> int:
     return sum(len(job.boards or ()) for job in jobs)
 
 
-def machine_list(machines: Iterable[MachineDescription], jobs: Sequence[JobDescription]) -> Lines:
-    """The ``spalloc-machine`` table of every machine and its load."""
+def machine_rows(
+    machines: Iterable[MachineDescription], jobs: Sequence[JobDescription]
+) -> list[list[Cell]]:
+    """The ``spalloc-machine`` table of every machine and its load as cells, header first."""
     rows: list[list[Cell]] = [
         [(name, HEADER) for name in ("Name", "Num boards", "In-use", "Jobs", "Tags")]
     ]
@@ -166,7 +172,44 @@ def machine_list(machines: Iterable[MachineDescription], jobs: Sequence[JobDescr
         rows.append(
             [machine.name, machine.num_boards, _in_use(on_it), len(on_it), ", ".join(machine.tags)]
         )
-    return render_table(rows)
+    return rows
+
+
+def machine_list(machines: Iterable[MachineDescription], jobs: Sequence[JobDescription]) -> Lines:
+    """The ``spalloc-machine`` table of every machine and its load."""
+    return render_table(machine_rows(machines, jobs))
+
+
+def machine_items(
+    machine: MachineDescription, jobs: Sequence[JobDescription]
+) -> list[tuple[str, Value]]:
+    """The summary above one machine's map: name, tags, boards in use, number of jobs."""
+    on_it = _jobs_on(machine.name, jobs)
+    return [
+        ("Name", machine.name),
+        ("Tags", ", ".join(machine.tags)),
+        ("In-use", f"{_in_use(on_it)} of {machine.num_boards}"),
+        ("Jobs", len(on_it)),
+    ]
+
+
+def machine_job_rows(
+    machine: MachineDescription, jobs: Sequence[JobDescription]
+) -> list[list[Cell]]:
+    """The key to the jobs on one machine's map as cells, header first (keys in job colours)."""
+    rows: list[list[Cell]] = [
+        [(name, HEADER) for name in ("Key", "Job ID", "Num boards", "Owner (Host)")]
+    ]
+    for i, job in enumerate(_jobs_on(machine.name, jobs)):
+        rows.append(
+            [
+                (job_key(i), job_colour(job.job_id)),
+                job.job_id,
+                len(job.boards or ()),
+                _owner_host(job),
+            ]
+        )
+    return rows
 
 
 def machine_detail(
@@ -178,14 +221,7 @@ def machine_detail(
 ) -> Lines:
     """One machine: summary, hexagonal map of its boards and jobs, then a key to the jobs."""
     on_it = _jobs_on(machine.name, jobs)
-    lines = render_definitions(
-        [
-            ("Name", machine.name),
-            ("Tags", ", ".join(machine.tags)),
-            ("In-use", f"{_in_use(on_it)} of {machine.num_boards}"),
-            ("Jobs", len(on_it)),
-        ]
-    )
+    lines = render_definitions(machine_items(machine, jobs))
     groups = [BoardGroup(machine.boards(), (" . ", DIM), DIM, DIM)]
     keys = [job_key(i) for i in range(len(on_it))]
     for key, job in zip(keys, on_it, strict=True):
@@ -195,14 +231,7 @@ def machine_detail(
     lines += render_boards(groups, sorted(machine.dead_links))
     lines.append(())
     if detailed:
-        rows: list[list[Cell]] = [
-            [(name, HEADER) for name in ("Key", "Job ID", "Num boards", "Owner (Host)")]
-        ]
-        for key, job in zip(keys, on_it, strict=True):
-            rows.append(
-                [(key, job_colour(job.job_id)), job.job_id, len(job.boards or ()), _owner_host(job)]
-            )
-        lines += render_table(rows)
+        lines += render_table(machine_job_rows(machine, jobs))
     else:
         cells: list[Line] = [
             ((key, job_colour(job.job_id)), (f":{job.job_id}", ""))
@@ -295,8 +324,8 @@ def alloc_info(info: JobMachineInfo, csv_path: str | None) -> Lines:
 # --------------------------------------------------------------------------- spalloc-where-is
 
 
-def where_is_info(location: WhereIs, *, show_board_chip: bool) -> Lines:
-    """The ``spalloc-where-is`` block."""
+def where_is_items(location: WhereIs, *, show_board_chip: bool) -> list[tuple[str, Value]]:
+    """The ``spalloc-where-is`` facts as (key, value) pairs, in the order shown."""
     cabinet, frame, board = location.physical
     items: list[tuple[str, Value]] = [
         ("Machine", location.machine),
@@ -309,7 +338,12 @@ def where_is_info(location: WhereIs, *, show_board_chip: bool) -> Lines:
     items.append(("Job using board", location.job_id))
     if location.job_id is not None and location.job_chip is not None:
         items.append(("Coordinates within job", location.job_chip))
-    return render_definitions(items)
+    return items
+
+
+def where_is_info(location: WhereIs, *, show_board_chip: bool) -> Lines:
+    """The ``spalloc-where-is`` block."""
+    return render_definitions(where_is_items(location, show_board_chip=show_board_chip))
 
 
 def machine_by_name(machines: Iterable[MachineDescription], name: str) -> MachineDescription | None:

@@ -13,6 +13,8 @@
 // Each question is also sent as a message, {ask: "board", board, chip} or
 // {ask: "job_chip", job_id, chip}, which the Python side answers into `answer`.
 
+import { escapeHtml, isDisconnected, onNotebookSave, replaceOutputs } from "./shared.js";
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 const R = 10; // hexagon circumradius in SVG units
 const LABEL_UNITS = 6; // the job letters' font size in SVG units (boardmap.css)
@@ -32,6 +34,22 @@ export function hexCentre(col, row) {
 export const FOLD_MIN_BOARDS = 100;
 /** Below this many screen pixels the job letters are hidden (hover shows the job). */
 export const MIN_LABEL_PX = 7;
+/** "fit" never makes the map shorter than this (a smaller view scrolls instead). */
+export const MIN_FIT_PX = 160;
+/** Room left below the widget at "fit" (the output area's padding, a little air). */
+export const FIT_MARGIN_PX = 12;
+// The notebook's scrolling view (JupyterLab 4 and Notebook 7; JupyterLab 3 scrolls the
+// notebook itself): "fit" shows the whole widget, legend included, within its height.
+const NOTEBOOK_VIEW = ".jp-WindowedPanel-outer, .jp-Notebook";
+
+/**
+ * The height, in pixels, the map may take at "fit": the visible height of the notebook
+ * view less what the widget shows above and below the map (its title bar, and the
+ * legend when it sits below the map), so the legend is not cut off at the bottom.
+ */
+export function fitHeight(visible, extra) {
+  return Math.max(MIN_FIT_PX, Math.floor(visible - extra - FIT_MARGIN_PX));
+}
 
 /**
  * A board's layout column, folded for big machines.
@@ -125,39 +143,6 @@ function htmlEl(doc, name, className, text) {
 
 const points = (pts) => pts.map((p) => `${p[0].toFixed(2)},${p[1].toFixed(2)}`).join(" ");
 
-/** True if `el` or an ancestor is a widget view whose kernel connection is gone. */
-export function isDisconnected(el) {
-  for (let node = el; node; node = node.parentElement) {
-    if (node.classList && node.classList.contains("jupyter-widgets-disconnected")) return true;
-  }
-  return false;
-}
-
-const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
-
-/** Replace every output of the notebook that shows widget `modelId` (see jobstatus.js). */
-export function replaceOutputs(manager, modelId, data) {
-  const notebook = manager && manager.context && manager.context.model;
-  const cells = notebook && notebook.cells;
-  if (!modelId || !cells || typeof cells.get !== "function") return 0;
-  let replaced = 0;
-  for (let i = 0; i < cells.length; i++) {
-    const outputs = cells.get(i).outputs;
-    if (!outputs || typeof outputs.get !== "function") continue;
-    for (let j = 0; j < outputs.length; j++) {
-      const output = outputs.get(j);
-      const view = output && output.data && output.data[WIDGET_VIEW];
-      if (view && view.model_id === modelId) {
-        outputs.set(j, { output_type: "display_data", data, metadata: {} });
-        replaced += 1;
-      }
-    }
-  }
-  return replaced;
-}
-
-const escapeHtml = (text) => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;");
-
 /** Draw the map into `el`; returns a cleanup function (anywidget render contract). */
 function render({ model, el }) {
   const doc = el.ownerDocument;
@@ -172,7 +157,7 @@ function render({ model, el }) {
   const zoomOut = htmlEl(doc, "button", "sbm-zoom-out", "−");
   const zoomFit = htmlEl(doc, "button", "sbm-zoom-fit", "fit");
   const zoomIn = htmlEl(doc, "button", "sbm-zoom-in", "+");
-  for (const [b, t] of [[zoomOut, "Zoom out"], [zoomFit, "Fit to width"], [zoomIn, "Zoom in"]]) {
+  for (const [b, t] of [[zoomOut, "Zoom out"], [zoomFit, "Fit: the whole machine in view"], [zoomIn, "Zoom in"]]) {
     b.type = "button";
     b.title = t;
   }
@@ -409,6 +394,28 @@ function render({ model, el }) {
     sizeLabels();
   }
 
+  // "fit" fills the visible height, less the bar and a legend below the map. Neither
+  // depends on the map's own height, so setting the budget does not change it again.
+  let fitPx = 0;
+  function fitToView() {
+    const notebook = el.closest ? el.closest(NOTEBOOK_VIEW) : null;
+    const win = doc.defaultView;
+    // Elsewhere the window; capped by the screen, since some front ends (VS Code) size the
+    // outputs' frame to its content, which would let the map grow with its own budget.
+    const screenH = (win && win.screen && win.screen.availHeight) || Infinity;
+    const visible = notebook ? notebook.clientHeight : Math.min((win && win.innerHeight) || 0, screenH);
+    const whole = root.getBoundingClientRect();
+    const map = viewport.getBoundingClientRect();
+    if (!visible || !whole.height || !map.height) return; // not laid out (hidden, or no layout)
+    const below = side.getBoundingClientRect().top >= map.bottom - 1;
+    const extra = map.top - whole.top + (below ? whole.bottom - map.bottom : 0);
+    const px = fitHeight(visible, extra);
+    if (px === fitPx) return;
+    fitPx = px;
+    root.style.setProperty("--sbm-fit-h", `${px}px`);
+    sizeLabels();
+  }
+
   // Letters a few pixels high are noise: hide them below MIN_LABEL_PX (zoom in, or hover
   // a board, to read its job).
   function sizeLabels() {
@@ -583,15 +590,28 @@ function render({ model, el }) {
       "text/plain": note,
     });
   };
-  const context = model.widget_manager && model.widget_manager.context;
-  const saving = context && context.saveState;
-  const onSave = (_sender, state) => {
-    if (state === "started") saveStatic();
+  const stopSaveHook = onNotebookSave(model, saveStatic);
+  // Sizes change with the notebook's width and height, the jobs (the legend) and the
+  // zoom; the next frame re-fits (not inside the callback: no resize-observer loop).
+  const view = doc.defaultView;
+  let frame = 0;
+  const relayout = () => {
+    if (frame || !view || !view.requestAnimationFrame) return;
+    frame = view.requestAnimationFrame(() => {
+      frame = 0;
+      fitToView();
+      sizeLabels();
+    });
   };
-  if (saving && typeof saving.connect === "function") saving.connect(onSave);
-  const Resize = doc.defaultView && doc.defaultView.ResizeObserver;
-  const resized = Resize ? new Resize(() => sizeLabels()) : null;
-  if (resized) resized.observe(viewport);
+  const Resize = view && view.ResizeObserver;
+  const resized = Resize ? new Resize(relayout) : null;
+  if (resized) resized.observe(root);
+  // The notebook view is found once the output is attached (after this render).
+  const attached = setTimeout(() => {
+    const notebook = el.closest ? el.closest(NOTEBOOK_VIEW) : null;
+    if (notebook && resized) resized.observe(notebook);
+    relayout();
+  }, 0);
 
   drawStatus();
   drawBoards();
@@ -601,8 +621,11 @@ function render({ model, el }) {
 
   return () => {
     clearTimeout(later);
-    if (saving && typeof saving.disconnect === "function") saving.disconnect(onSave);
+    stopSaveHook();
+    clearTimeout(attached);
     if (resized) resized.disconnect();
+    if (frame > 0) view.cancelAnimationFrame(frame);
+    frame = -1; // no re-fit after cleanup
     watched.disconnect();
     model.off("comm_live_update", drawStatus);
     for (const [ev, fn] of handlers) model.off(ev, fn);

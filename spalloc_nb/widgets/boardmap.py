@@ -25,6 +25,7 @@ import anywidget
 import traitlets
 
 from spalloc.geometry import Board, Machine
+from spalloc_nb.widgets._esm import widget_esm
 from spalloc_nb.widgets._mapfollow import MapFollower
 from spalloc_nb.widgets._maptraits import (
     FOLD_MIN_BOARDS,
@@ -63,7 +64,7 @@ class BoardMap(anywidget.AnyWidget):
     traits it is given.
     """
 
-    _esm = _HERE / "boardmap.js"
+    _esm = widget_esm("boardmap.js")
     _css = _HERE / "boardmap.css"
 
     machine = traitlets.Unicode("").tag(sync=True)

@@ -24,6 +24,7 @@ from spalloc.states import JobState
 from spalloc_nb._displays import displays, show, show_static
 from spalloc_nb._html import JobView, final_view, job_html, job_text, job_view
 from spalloc_nb._registry import registry
+from spalloc_nb.widgets._esm import widget_esm
 
 if TYPE_CHECKING:
     from spalloc.models import JobSnapshot
@@ -83,7 +84,7 @@ def queue_note(service: Service, job_id: int, timeout: float | None = 5.0) -> st
 class JobStatus(anywidget.AnyWidget):
     """The summary panel: the job's HTML, and "disconnected" once the kernel is gone."""
 
-    _esm = _HERE / "jobstatus.js"
+    _esm = widget_esm("jobstatus.js")
     _css = _HERE / "jobstatus.css"
 
     value = Unicode("").tag(sync=True)

@@ -6,58 +6,7 @@
 // class `jupyter-widgets-disconnected`; the panel then hides the live rows (state, power,
 // keepalive) and says the job's state is unknown here.
 
-const GONE_CLASS = "jupyter-widgets-disconnected";
-
-/** True if `el` or one of its ancestors is a disconnected widget view. */
-export function isDisconnected(el) {
-  for (let node = el; node; node = node.parentElement) {
-    if (node.classList && node.classList.contains(GONE_CLASS)) return true;
-  }
-  return false;
-}
-
-const WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
-
-/**
- * Replace, in the notebook model, every output that shows widget `modelId` by `data`.
- *
- * Used when a notebook is saved while the view has lost its kernel (a restart: the old
- * kernel's final views never reach the front end, which dropped its state first). The
- * saved output is then static and true, instead of a widget view that a reopened notebook
- * could only show as "model not found". Needs the widget manager's document context
- * (JupyterLab and Notebook 7); elsewhere nothing happens. Returns how many were replaced.
- */
-export function replaceOutputs(manager, modelId, data) {
-  const notebook = manager && manager.context && manager.context.model;
-  const cells = notebook && notebook.cells;
-  if (!modelId || !cells || typeof cells.get !== "function") return 0;
-  let replaced = 0;
-  for (let i = 0; i < cells.length; i++) {
-    const outputs = cells.get(i).outputs;
-    if (!outputs || typeof outputs.get !== "function") continue;
-    for (let j = 0; j < outputs.length; j++) {
-      const output = outputs.get(j);
-      const view = output && output.data && output.data[WIDGET_VIEW];
-      if (view && view.model_id === modelId) {
-        outputs.set(j, { output_type: "display_data", data, metadata: {} });
-        replaced += 1;
-      }
-    }
-  }
-  return replaced;
-}
-
-/** Call `onSave` when the notebook holding `model`'s views starts saving; returns an undo. */
-export function onNotebookSave(model, onSave) {
-  const context = model.widget_manager && model.widget_manager.context;
-  const signal = context && context.saveState;
-  if (!signal || typeof signal.connect !== "function") return () => {};
-  const slot = (_sender, state) => {
-    if (state === "started") onSave();
-  };
-  signal.connect(slot);
-  return () => signal.disconnect(slot);
-}
+import { escapeHtml, isDisconnected, onNotebookSave, replaceOutputs } from "./shared.js";
 
 export const DISCONNECTED_TEXT =
   "Disconnected from the kernel: this view no longer follows the job, so its state is " +
@@ -162,7 +111,7 @@ function render({ model, el }) {
     const note = `${name} \u2014 state unknown: this output lost its kernel (restart or ` +
       `shutdown) before ${when}; a restart or shutdown destroys the jobs the notebook created.`;
     replaceOutputs(model.widget_manager, model.get("root_id"), {
-      "text/html": `<div><p><strong>${note.replace(/&/g, "&amp;").replace(/</g, "&lt;")}` +
+      "text/html": `<div><p><strong>${escapeHtml(note)}` +
         `</strong></p>${copy.innerHTML}</div>`,
       "text/plain": note,
     });

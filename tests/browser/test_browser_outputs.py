@@ -185,6 +185,19 @@ def test_restart_then_shutdown_save_and_reopen(
     shot(page.locator(".jp-Notebook"), "after-reopened-final-view.png")
 
 
+def open_notebook7(page: Any, lab: LabServer, name: str) -> None:
+    """Open *name* in Notebook 7 (same server) and start running all its cells."""
+    page.goto(f"{lab.url}/notebooks/{name}")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    page.wait_for_function(
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel); }",
+        timeout=60_000,
+    )
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
 def lambda_class(name: str) -> Any:
     import re
 
@@ -205,15 +218,7 @@ def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any, 
             "import time\ntime.sleep(30)",
         ],
     )
-    page.goto(f"{lab.url}/notebooks/{name}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    page.wait_for_function(
-        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.sessionContext && w.sessionContext.session"
-        " && w.sessionContext.session.kernel); }",
-        timeout=60_000,
-    )
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    open_notebook7(page, lab, name)
     widget = page.locator(".jp-Cell").nth(1).locator(".spalloc-job-widget")
     expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
     [job] = our_jobs(lab_emulator)
@@ -238,14 +243,58 @@ def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any, 
     page.evaluate("() => { window.jupyterapp.commands.execute('kernelmenu:interrupt'); }")
 
 
-def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
-    """A 1200-board machine with 30 jobs: readable, filling the frame, compact legend."""
+Box = dict[str, float]
+
+
+def inside(inner: Box, outer: Box, slack: float = 1.0) -> bool:
+    """Whether box *inner* lies within box *outer* (bounding boxes, CSS pixels)."""
+    return (
+        inner["x"] >= outer["x"] - slack
+        and inner["y"] >= outer["y"] - slack
+        and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + slack
+        and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + slack
+    )
+
+
+def assert_legend_in_view(board_map: Any) -> None:
+    """At fit, the legend is fully inside the widget and the widget inside the notebook view.
+
+    The widget's top is scrolled to the top of the notebook's view first, as a reader does.
+    """
+    board_map.evaluate("e => e.scrollIntoView({block: 'start'})")
+    board_map.page.wait_for_timeout(300)
+    boxes = board_map.evaluate(
+        """e => {
+            const box = (n) => { const r = n.getBoundingClientRect();
+                return {x: r.x, y: r.y, width: r.width, height: r.height}; };
+            const legend = e.querySelector('.sbm-legend');
+            return {
+                widget: box(e),
+                legend: box(legend),
+                rows: [...legend.querySelectorAll('.sbm-legend-row')].map(box),
+                view: box(e.closest('.jp-WindowedPanel-outer')),
+                hiddenInLegend: legend.scrollHeight - legend.clientHeight,
+            };
+        }"""
+    )
+    widget, legend, view = boxes["widget"], boxes["legend"], boxes["view"]
+    assert inside(legend, widget), ("legend outside the widget", legend, widget)
+    assert all(inside(row, legend) for row in boxes["rows"]), "a legend row sticks out"
+    assert boxes["hiddenInLegend"] <= 1, "legend rows hidden behind its scroll bar"
+    assert inside(widget, view), ("at fit the widget (legend included) is cut off", widget, view)
+
+
+@pytest.mark.parametrize("ui", ["lab", "notebook7"])
+def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any, ui: str) -> None:
+    """A 1200-board machine with 30 jobs: readable, filling the frame, compact legend in view."""
     from playwright.sync_api import expect
 
     from spalloc.client import ProtocolClient
     from spalloc.emulator import Emulator
     from tests.test_nb_boardmap import standard_machine
 
+    if ui == "notebook7":
+        pytest.importorskip("notebook")
     big = standard_machine("big", 20, 20)
     with (
         Emulator([big], free_delay=0.01) as emulator,
@@ -257,16 +306,21 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
             )
         name = write_notebook(
             lab,
-            "big.ipynb",
+            f"big-{ui}.ipynb",
             [
                 "from spalloc_nb.widgets.boardmap import BoardMap\n"
                 f"BoardMap.for_machine(({emulator.host!r}, {emulator.port}), 'big',"
                 " owner='user3@example.org')",
             ],
         )
-        notebook = Notebook(page, lab, name).open()
-        notebook.run_all(timeout=120)
-        board_map = notebook.output(0).locator(".spalloc-boardmap")
+        if ui == "lab":
+            notebook = Notebook(page, lab, name).open()
+            notebook.run_all(timeout=120)
+            out = notebook.output(0)
+        else:
+            open_notebook7(page, lab, name)
+            out = page.locator(".jp-Notebook .jp-Cell").nth(0).locator(".jp-OutputArea")
+        board_map = out.locator(".spalloc-boardmap")
         expect(board_map.locator("polygon[data-i]")).to_have_count(1200, timeout=30_000)
         expect(board_map.locator(".sbm-legend-row")).to_have_count(30, timeout=30_000)
         page.wait_for_timeout(500)
@@ -276,14 +330,16 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
         legend = board_map.locator(".sbm-legend").bounding_box()
         assert svg is not None and frame is not None and hexagon is not None and legend
         print(
-            f"1200-board map at fit: map {svg['width']:.0f}x{svg['height']:.0f} px in a "
-            f"{frame['width']:.0f} px frame; hexagon {hexagon['width']:.1f}x"
-            f"{hexagon['height']:.1f} px; legend {legend['height']:.0f} px high"
+            f"{ui}: 1200-board map at fit: map {svg['width']:.0f}x{svg['height']:.0f} px in a "
+            f"{frame['width']:.0f}x{frame['height']:.0f} px widget; hexagon "
+            f"{hexagon['width']:.1f}x{hexagon['height']:.1f} px; legend "
+            f"{legend['height']:.0f} px high"
         )
         # The whole machine is visible at fit, within the viewport height.
         assert svg["height"] <= 0.75 * 900 + 2
         # The legend stays compact however many jobs there are.
         assert legend["height"] <= 0.25 * 900
+        assert_legend_in_view(board_map)
         # Letters are either readable or hidden (hover and zoom show them).
         small = "sbm-small" in (board_map.get_attribute("class") or "")
         label_px = (
@@ -292,12 +348,17 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any) -> None:
             / float(board_map.locator("svg.sbm-svg").get_attribute("viewBox").split()[2])
         )
         assert small == (label_px < 7), (small, label_px)
-        shot(board_map, "after-big-map-fit.png")
+        suffix = "" if ui == "lab" else "-notebook7"
+        shot(board_map, f"after-big-map-fit{suffix}.png")
         board_map.locator(".sbm-zoom-in").click()
         board_map.locator(".sbm-zoom-in").click()
         page.wait_for_timeout(300)
         assert "sbm-small" not in (board_map.get_attribute("class") or "")
-        shot(board_map, "after-big-map-zoomed.png")
+        shot(board_map, f"after-big-map-zoomed{suffix}.png")
+        # Back to fit: the legend is in view again.
+        board_map.locator(".sbm-zoom-fit").click()
+        page.wait_for_timeout(300)
+        assert_legend_in_view(board_map)
 
 
 def test_saved_widget_state_reopened_without_its_kernel_is_not_live(

@@ -1,13 +1,11 @@
 // node --test suite for spalloc_nb/widgets/boardmap.js, run in jsdom against a fake model.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { JSDOM } from "jsdom";
+import { loadWidget } from "./esm.js";
 
-// Loaded as a data: URL so the file is treated as an ES module whatever the
-// surrounding package.json says (the widget directory has none).
-const source = readFileSync(new URL("../../spalloc_nb/widgets/boardmap.js", import.meta.url), "utf8");
-const mod = await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
+// The module as anywidget gets it: boardmap.js joined with shared.js.
+const mod = await loadWidget("boardmap.js");
 
 /** A stand-in for anywidget's model: get/set/on/off/save_changes, events on set. */
 function fakeModel(state) {
@@ -228,6 +226,44 @@ test("zoom buttons step and fit", () => {
   assert.equal(svg.style.getPropertyValue("--sbm-zoom"), "2");
   click(".sbm-zoom-fit");
   assert.equal(svg.style.getPropertyValue("--sbm-zoom"), "1");
+});
+
+test("fit budget: the visible height less the bar and a legend below, never tiny", () => {
+  assert.equal(mod.fitHeight(779, 250), 779 - 250 - mod.FIT_MARGIN_PX);
+  assert.equal(mod.fitHeight(300, 250), mod.MIN_FIT_PX);
+});
+
+/** A board map rendered inside a notebook view `visible` px high, with a faked layout. */
+async function laidOut(visible, layout) {
+  const dom = new JSDOM(
+    "<!doctype html><body><div class='jp-WindowedPanel-outer'><div id='out'></div></div></body>",
+    { pretendToBeVisual: true }); // requestAnimationFrame
+  const doc = dom.window.document;
+  Object.defineProperty(doc.querySelector(".jp-WindowedPanel-outer"), "clientHeight", { value: visible });
+  const el = doc.getElementById("out");
+  const model = fakeModel({ machine: "m", width: 2, height: 2, status: "live", boards: machine(2, 2),
+    dead_links: [], jobs: [], highlight_job: null, answer: {} });
+  const cleanup = mod.default.render({ model, el });
+  for (const [cls, [top, bottom]] of Object.entries(layout)) {
+    el.querySelector(cls).getBoundingClientRect = () => ({ top, bottom, height: bottom - top });
+  }
+  // Set once the output is attached, in the next animation frame.
+  const root = el.querySelector(".spalloc-boardmap");
+  for (let i = 0; i < 100 && !root.style.getPropertyValue("--sbm-fit-h"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const fit = root.style.getPropertyValue("--sbm-fit-h");
+  cleanup();
+  return fit;
+}
+
+test("fit leaves room for the legend when it sits below the map", async () => {
+  // Bar 0-28, map 28-700, legend panel below it 710-900: 200 px of widget outside the map.
+  const below = { ".spalloc-boardmap": [0, 900], ".sbm-viewport": [28, 700], ".sbm-side": [710, 900] };
+  assert.equal(await laidOut(779, below), `${779 - 28 - 200 - mod.FIT_MARGIN_PX}px`);
+  // Beside the map (a small machine in a wide notebook): only the bar counts.
+  const beside = { ".spalloc-boardmap": [0, 900], ".sbm-viewport": [28, 700], ".sbm-side": [28, 900] };
+  assert.equal(await laidOut(779, beside), `${779 - 28 - mod.FIT_MARGIN_PX}px`);
 });
 
 test("cleanup removes every model listener and the drawing", () => {

@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { JSDOM } from "jsdom";
+import { loadWidget } from "./esm.js";
+import { fakeNotebook } from "./fakes.js";
 
-const source = readFileSync(new URL("../../spalloc_nb/widgets/jobstatus.js", import.meta.url), "utf8");
-const mod = await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
+// The module as anywidget gets it: jobstatus.js joined with shared.js.
+const mod = await loadWidget("jobstatus.js");
 
 function fakeModel(state) {
   const handlers = new Map();
@@ -106,25 +108,6 @@ test("a click the kernel does not answer is said to be waiting for it", async ()
   await new Promise((resolve) => setTimeout(resolve, mod.QUEUED_AFTER + 100));
   assert.equal(el.querySelector(".spalloc-job-progress").textContent, mod.queuedText("Power off"));
   cleanup();
-});
-
-function fakeNotebook(outputsPerCell) {
-  const cells = outputsPerCell.map((outs) => {
-    const list = [...outs];
-    return { outputs: { get length() { return list.length; }, get: (j) => list[j], set: (j, v) => { list[j] = { type: v.output_type, data: v.data }; }, list } };
-  });
-  return { context: { model: { cells: { length: cells.length, get: (i) => cells[i] } } }, cells };
-}
-
-test("replaceOutputs swaps only the outputs showing that widget", () => {
-  const view = (id) => ({ data: { "application/vnd.jupyter.widget-view+json": { model_id: id }, "text/plain": "live" } });
-  const manager = fakeNotebook([[view("a"), { data: { "text/plain": "other" } }], [], [view("b"), view("a")]]);
-  const n = mod.replaceOutputs(manager, "a", { "text/plain": "final" });
-  assert.equal(n, 2);
-  assert.deepEqual(manager.cells[0].outputs.list[0].data, { "text/plain": "final" });
-  assert.equal(manager.cells[0].outputs.list[1].data["text/plain"], "other");
-  assert.equal(manager.cells[2].outputs.list[0].data["text/plain"], "live");
-  assert.equal(mod.replaceOutputs({}, "a", {}), 0, "no document context: nothing to do");
 });
 
 test("saved while disconnected: the output becomes static, without live rows", async () => {
