@@ -265,11 +265,25 @@ def test_job_life_cycle(v2_server: V2Server) -> None:
     assert http.get(f"srv/spalloc/jobs/{job_id}/machine").status == 204
 
 
-def test_delete_without_reason_says_unspecified(v2_server: V2Server) -> None:
+def test_delete_without_reason_records_an_empty_reason(v2_server: V2Server) -> None:
+    # JAX-RS fills in the parameter's @DefaultValue(""): the Java server's "unspecified"
+    # fallback is never reached, and JobStateResponse shows the empty string.
     http = alice(v2_server)
     job_id = create(http)
     assert http.request("DELETE", f"srv/spalloc/jobs/{job_id}").status == 204
-    assert http.get(f"srv/spalloc/jobs/{job_id}").json()["reason"] == "unspecified"
+    assert http.get(f"srv/spalloc/jobs/{job_id}").json()["reason"] == ""
+    with ProtocolClient(*v2_server.emulator.address) as v1:
+        assert v1.get_job_state(job_id).reason == ""
+
+
+def test_v1_destroy_without_reason_records_none(v2_server: V2Server) -> None:
+    http = alice(v2_server)
+    job_id = create(http)
+    with ProtocolClient(*v2_server.emulator.address) as v1:
+        v1.destroy_job(job_id)
+        assert v1.get_job_state(job_id).reason is None
+    state = http.get(f"srv/spalloc/jobs/{job_id}").json()
+    assert state["state"] == "DESTROYED" and "reason" not in state
 
 
 def test_queued_job_machine_is_204_and_proxy_ref_absent(v2_server: V2Server) -> None:

@@ -320,9 +320,10 @@ class RestService:
     async def _delete_job(self, request: web.Request, job_id: str) -> web.StreamResponse:
         caller = self._auth.caller(request, csrf=True)
         job = self._job_for(caller, job_id)
-        reason = request.query.get("reason")
+        # The Java parameter has @DefaultValue(""), so its "unspecified" fallback never applies.
+        reason = request.query.get("reason", "")
         if job.state is not JobState.destroyed:
-            self._controller.destroy_v2(job, "unspecified" if reason is None else reason)
+            self._controller.destroy_v2(job, reason)
         return web.Response(status=204)
 
     def _touch(self, request: web.Request, job: Job) -> None:
