@@ -1,6 +1,7 @@
 """The 17 v1 commands of the emulator's :class:`~spalloc.emulator.controller.Controller`, one
-``_cmd_<name>`` method each (the controller finds them by name). A mixin: the job life cycles,
-queues and timers they use live in the controller.
+``_cmd_<name>`` method each: the controller builds its command table from every method so
+named, so a new one cannot be left out. A mixin: the job life cycles, queues and timers they
+use live in the controller.
 """
 
 from __future__ import annotations
