@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from spalloc.emulator._where import board_with_ip
 from spalloc.emulator.controller import CommandError, Controller, Session, UnknownCommand
 from spalloc.geometry import Machine, default_board_locations, standard_ip
 from spalloc.states import JobState
@@ -270,3 +271,20 @@ def test_cancelled_jobs_behind_a_stuck_head_do_not_pile_up(clock):
         call(controller, "destroy_job", job)
     assert sum(len(q) for q in controller._queues.values()) < 200
     assert [j.owner for j in controller.jobs()] == ["a", "stuck"]
+
+
+def test_a_jobs_connections_and_boards_by_ip(clock):
+    controller = make(clock)
+    job_id = call(controller, "create_job", 2, owner="me")
+    job = controller.find_job(job_id)
+    assert job is not None and job.machine is not None and job.allocation is not None
+    connections = job.connections()
+    assert len(connections) == len(job.allocation.boards) == 3
+    info = call(controller, "get_job_machine_info", job_id)
+    assert info["connections"] == [[list(chip), ip] for chip, ip in connections]
+    found = {board_with_ip(job.machine, ip) for _, ip in connections}
+    assert found == set(job.allocation.boards)
+    assert board_with_ip(job.machine, "192.0.2.1") is None
+    queued = controller.find_job(call(controller, "create_job", 2, 2, owner="me"))
+    assert queued is not None and queued.state is JobState.queued
+    assert queued.connections() == []

@@ -275,17 +275,14 @@ class Controller(V1Commands):
             CommandError: the text of the Java server's 400 reply.
         """
         spec = parse_create_job(list(args), kwargs)
-        if spec.machine is not None:
-            named = self._by_name.get(spec.machine)
-            candidates = [named] if named is not None else []
-        else:
-            candidates = [m for m in self.machines if spec.tags <= m.tags]
+        candidates = self._candidates(spec)
         if not candidates:
             raise CommandError("no machine available which matches allocation request")
-        if not any(self._allocators[m.name].feasible(spec.request) for m in candidates):
+        feasible = self._feasible(spec, candidates)
+        if not feasible:
             raise CommandError("request cannot fit on machine")
         self.poll()
-        job_id = self._create(session, spec)
+        job_id = self._create(session, spec, feasible)
         job = self.find_job(job_id)
         if job is not None:
             job.original = original
