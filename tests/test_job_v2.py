@@ -529,7 +529,7 @@ def test_a_wrong_password_fails_fast_and_clearly(
     ):
         alice_job(server, 1, password="not-her-password")
     message = str(caught.value)
-    assert "Bad credentials" in message and "'alice'" in message
+    assert "computer says no" in message and "'alice'" in message
     assert "not-her-password" not in message + caplog.text
     # Fast: one attempt, no retries (three failures would lock the account for a day).
     assert caplog.messages.count("POST system/perform_login") == 1

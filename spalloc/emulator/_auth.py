@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from spalloc.emulator._v2json import iso_time
 from spalloc.emulator.users import User, Users
 
 __all__ = [
@@ -42,6 +43,9 @@ _SESSION_TIMEOUT = 30 * 60.0
 _MAX_SESSIONS = 10_000
 MAX_LOGIN_FAILURES = 3
 LOCK_TIME = 24 * 3600.0
+#: All a refused form login is told (the Java server's ``MyAuthenticationFailureHandler``; its
+#: debug option, off by default, would add why).
+_REFUSED = "computer says no"
 _UNAUTHORISED = (
     "log in required, either with BASIC auth or HBP/EBRAINS bearer token (if they are enabled)"
 )
@@ -291,13 +295,9 @@ class Logins:
         given = str(form.get("_csrf", request.headers.get(CSRF_HEADER, "")))
         if session is None or not hmac.compare_digest(session.csrf.encode(), given.encode()):
             raise HttpError(403, "Invalid CSRF token: fetch the login page first")
-        name = str(form.get("username", ""))
-        locked = self.passwords.locked(name)  # before this attempt, which may lock it
-        user = self.passwords.check(name, str(form.get("password", "")))
+        user = self.passwords.check(str(form.get("username", "")), str(form.get("password", "")))
         if user is None:
-            return json_reply(
-                {"message": "User account is locked" if locked else "Bad credentials"}, 401
-            )
+            return json_reply({"message": _REFUSED, "timestamp": iso_time(time.time())}, 401)
         old = request.cookies.get(SESSION_COOKIE)
         if old is not None:
             self._sessions.pop(old, None)
