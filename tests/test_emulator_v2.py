@@ -128,8 +128,11 @@ def test_unauthenticated_is_401_with_both_challenges(v2_server: V2Server) -> Non
     assert reply.status == 401
     assert reply.headers["Content-Type"].startswith("text/plain")
     assert reply.text.startswith("log in required")
-    challenge = reply.headers["WWW-Authenticate"]
-    assert 'Basic realm="SpallocService"' in challenge and "Bearer" in challenge
+    # One header per challenge, as the Java server's BasicAuthEntryPoint sends them.
+    assert reply.headers.get_all("WWW-Authenticate") == [
+        'Basic realm="SpallocService"',
+        'Bearer realm="SpallocService", scope="openid, profile, roles, email, team, group"',
+    ]
 
 
 def test_bearer_token_needs_no_csrf_and_can_open_a_session(v2_server: V2Server) -> None:

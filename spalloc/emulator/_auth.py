@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import LooseHeaders
 
 from spalloc.emulator._v2json import iso_time
 from spalloc.emulator.users import User, Users
@@ -65,11 +66,11 @@ _LOGIN_PAGE = """<!DOCTYPE html>
 class HttpError(Exception):
     """A refusal: *status* with a ``text/plain`` body (204: no body)."""
 
-    def __init__(self, status: int, text: str = "", headers: dict[str, str] | None = None):
+    def __init__(self, status: int, text: str = "", headers: LooseHeaders | None = None):
         super().__init__(text)
         self.status = status
         self.text = text
-        self.headers = headers or {}
+        self.headers: LooseHeaders = headers or {}
 
 
 @dataclass(eq=False)
@@ -91,12 +92,12 @@ class Caller:
     bearer: bool
 
 
-def text_reply(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+def text_reply(status: int, text: str, headers: LooseHeaders | None = None) -> web.Response:
     """A ``text/plain`` response, as the Java server's errors are."""
     return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
 
 
-def json_reply(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_reply(doc: Any, status: int = 200, headers: LooseHeaders | None = None) -> web.Response:
     """An ``application/json`` response."""
     return web.Response(
         status=status, text=json.dumps(doc), content_type="application/json", headers=headers
@@ -240,16 +241,15 @@ class Logins:
 
     @staticmethod
     def _unauthorised() -> HttpError:
-        return HttpError(
-            401,
-            _UNAUTHORISED,
-            {
-                "WWW-Authenticate": (
-                    'Basic realm="SpallocService", Bearer realm="SpallocService", '
-                    'scope="openid, profile, roles, email, team, group"'
-                )
-            },
-        )
+        # Two headers, one challenge each, as BasicAuthEntryPoint sends them.
+        challenges = [
+            ("WWW-Authenticate", 'Basic realm="SpallocService"'),
+            (
+                "WWW-Authenticate",
+                'Bearer realm="SpallocService", scope="openid, profile, roles, email, team, group"',
+            ),
+        ]
+        return HttpError(401, _UNAUTHORISED, challenges)
 
     def caller(self, request: web.Request, *, csrf: bool) -> Caller:
         """Who is calling; checks the CSRF token of state-changing requests.
