@@ -1,9 +1,11 @@
-"""The emulator's password logins: one failure count per account shared by the form login and
-HTTP Basic, the lock-out and its end, as the Java server's ``LocalAuthProviderImpl`` does."""
+"""The emulator's password logins: the login page and form, HTTP Basic, the 401 challenge, and
+one failure count per account shared by the form login and Basic, with the lock-out and its
+end, as the Java server's ``LocalAuthProviderImpl`` does."""
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +37,89 @@ def form_status(server: V2Server, name: str, password: str) -> int:
     return server.http().login(name, password).status
 
 
-# --- over the wire ----------------------------------------------------------------------------
+# --- the pages, the form, Basic and the challenge (on the shared server) -------------------
+
+
+def test_login_page_has_the_csrf_field_and_an_upper_hex_session(v2_server: V2Server) -> None:
+    reply = v2_server.http().get("system/login.html")
+    assert reply.status == 200
+    assert re.search(r'<input type="hidden" name="_csrf" value="[-a-z0-9]{36}" />', reply.text)
+    cookie = reply.headers["Set-Cookie"]
+    # The Java client's own pattern: JSESSIONID=([A-Z0-9]+);
+    assert re.match(r"JSESSIONID=[A-F0-9]{32}; ", cookie)
+    assert "Path=/spalloc" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_form_login_gives_a_new_session_and_the_root_document(v2_server: V2Server) -> None:
+    http = v2_server.http()
+    http.get("system/login.html")
+    temporary = http.cookie
+    user = v2_server.users["alice"]
+    assert user.password is not None
+    assert http.login(user.name, user.password).status == 302
+    assert http.cookie != temporary
+    root = http.get("srv/spalloc/").json()
+    assert root["version"] == {"major-version": 7, "minor-version": 4, "revision": 2}
+    assert root["jobs-ref"] == v2_server.base_url + "srv/spalloc/jobs"
+    assert root["machines-ref"] == v2_server.base_url + "srv/spalloc/machines"
+    assert root["csrf-header"] == "X-CSRF-TOKEN"
+    assert re.fullmatch(r"[-a-z0-9]{36}", root["csrf-token"])
+
+
+def test_wrong_password_is_401_with_a_json_message(v2_server: V2Server) -> None:
+    http = v2_server.http()
+    reply = http.login("alice", "wrong")
+    assert reply.status == 401
+    doc = reply.json()
+    assert doc["message"] == "computer says no"  # MyAuthenticationFailureHandler
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", doc["timestamp"])
+    assert set(doc) == {"message", "timestamp"}
+    assert http.get("srv/spalloc/").status == 401
+
+
+def test_three_failures_lock_the_account(v2_server: V2Server) -> None:
+    for _ in range(3):
+        assert v2_server.http().login("bob", "wrong").status == 401
+    reply = v2_server.http().login("bob", "bob-secret")
+    assert reply.status == 401 and reply.json()["message"] == "computer says no"
+
+
+def test_perform_login_needs_the_pages_csrf_token(v2_server: V2Server) -> None:
+    http = v2_server.http()
+    http.get("system/login.html")
+    reply = http.request(
+        "POST",
+        "system/perform_login",
+        csrf=False,
+        body=b"_csrf=nope&username=alice&password=alice-secret",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert reply.status == 403
+
+
+def test_basic_auth_and_bad_basic(v2_server: V2Server) -> None:
+    http = v2_server.http().basic("alice", "alice-secret")
+    assert http.get("srv/spalloc/machines").status == 200
+    bad = v2_server.http()
+    bad.headers["Authorization"] = "Basic bm90LWJhc2U2NA=="  # "not-base64" as user
+    assert bad.get("srv/spalloc/").status == 401
+    bad.headers["Authorization"] = "Basic !!!"
+    assert bad.get("srv/spalloc/").status == 401
+
+
+def test_unauthenticated_is_401_with_both_challenges(v2_server: V2Server) -> None:
+    reply = v2_server.http().get("srv/spalloc/machines")
+    assert reply.status == 401
+    assert reply.headers["Content-Type"].startswith("text/plain")
+    assert reply.text.startswith("log in required")
+    # One header per challenge, as the Java server's BasicAuthEntryPoint sends them.
+    assert reply.headers.get_all("WWW-Authenticate") == [
+        'Basic realm="SpallocService"',
+        'Bearer realm="SpallocService", scope="openid, profile, roles, email, team, group"',
+    ]
+
+
+# --- failures and the lock-out, over the wire ------------------------------------------------
 
 
 def test_a_good_basic_login_clears_the_failures(server: V2Server) -> None:
