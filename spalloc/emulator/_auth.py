@@ -29,6 +29,8 @@ from spalloc.emulator.users import User, Users
 
 __all__ = [
     "CSRF_HEADER",
+    "LOCK_TIME",
+    "MAX_LOGIN_FAILURES",
     "SESSION_COOKIE",
     "Caller",
     "HttpError",
@@ -42,7 +44,9 @@ SESSION_COOKIE = "JSESSIONID"
 CSRF_HEADER = "X-CSRF-TOKEN"
 _SESSION_TIMEOUT = 30 * 60.0
 _MAX_SESSIONS = 10_000
+#: The failure that locks an account (``spalloc.auth.max-login-failures``).
 MAX_LOGIN_FAILURES = 3
+#: Seconds a lock lasts after the last failure (``spalloc.auth.account-lock-duration``).
 LOCK_TIME = 24 * 3600.0
 #: All a refused form login is told (the Java server's ``MyAuthenticationFailureHandler``; its
 #: debug option, off by default, would add why).
