@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from spalloc.emulator._where import board_with_ip
 from spalloc.emulator.controller import CommandError, Controller, Session, UnknownCommand
 from spalloc.geometry import Machine, default_board_locations, standard_ip
 from spalloc.states import JobState
@@ -48,6 +49,53 @@ def test_unknown_commands_and_arity(clock):
     with pytest.raises(CommandError, match="positional"):
         call(controller, "list_jobs", 1)
     assert controller.is_command("where_is") and not controller.is_command("_retire")
+    for name in ("_cmd_version", "cmd_version", "_create", "poll", "handle", ""):
+        assert not controller.is_command(name)
+        with pytest.raises(UnknownCommand):
+            call(controller, name)
+
+
+#: PROTOCOL.md's 17 commands.
+COMMANDS = {
+    "version",
+    "create_job",
+    "job_keepalive",
+    "get_job_state",
+    "get_job_machine_info",
+    "power_on_job_boards",
+    "power_off_job_boards",
+    "destroy_job",
+    "notify_job",
+    "no_notify_job",
+    "notify_machine",
+    "no_notify_machine",
+    "list_jobs",
+    "list_machines",
+    "get_board_position",
+    "get_board_at_position",
+    "where_is",
+}
+
+
+def test_the_commands_are_the_cmd_methods(clock):
+    controller = make(clock)
+    methods = {n.removeprefix("_cmd_") for n in dir(Controller) if n.startswith("_cmd_")}
+    assert methods == COMMANDS
+    assert all(controller.is_command(name) for name in COMMANDS)
+
+
+def test_a_new_cmd_method_is_a_command_without_being_listed(clock):
+    class Extended(Controller):
+        def _cmd_echo(self, session, /, text, loud=False):
+            return text.upper() if loud else text
+
+    controller = Extended(make_appendix_machines(), clock=clock)
+    assert controller.is_command("echo")
+    assert call(controller, "echo", "hi") == "hi"
+    assert call(controller, "echo", "hi", loud=True) == "HI"
+    with pytest.raises(CommandError, match="echo"):
+        call(controller, "echo")
+    assert call(controller, "version") == "5.0.0"
 
 
 def test_keepalive_expires_at_its_deadline_and_is_never_revived(clock):
@@ -223,3 +271,20 @@ def test_cancelled_jobs_behind_a_stuck_head_do_not_pile_up(clock):
         call(controller, "destroy_job", job)
     assert sum(len(q) for q in controller._queues.values()) < 200
     assert [j.owner for j in controller.jobs()] == ["a", "stuck"]
+
+
+def test_a_jobs_connections_and_boards_by_ip(clock):
+    controller = make(clock)
+    job_id = call(controller, "create_job", 2, owner="me")
+    job = controller.find_job(job_id)
+    assert job is not None and job.machine is not None and job.allocation is not None
+    connections = job.connections()
+    assert len(connections) == len(job.allocation.boards) == 3
+    info = call(controller, "get_job_machine_info", job_id)
+    assert info["connections"] == [[list(chip), ip] for chip, ip in connections]
+    found = {board_with_ip(job.machine, ip) for _, ip in connections}
+    assert found == set(job.allocation.boards)
+    assert board_with_ip(job.machine, "192.0.2.1") is None
+    queued = controller.find_job(call(controller, "create_job", 2, 2, owner="me"))
+    assert queued is not None and queued.state is JobState.queued
+    assert queued.connections() == []

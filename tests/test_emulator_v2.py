@@ -1,5 +1,6 @@
-"""The emulator's v2 REST service over HTTPS: every endpoint, the three logins, CSRF, the
-session cookie, long-polls, and the one-controller view shared with v1."""
+"""The emulator's v2 REST service over HTTPS: every endpoint, bearer tokens, logout, CSRF,
+long-polls, and the one-controller view shared with v1 (the password logins and the login page
+are in test_emulator_logins.py)."""
 
 from __future__ import annotations
 
@@ -54,79 +55,6 @@ def long_polls(server: V2Server, waiters: Callable[[Any], Any]) -> None:
 
 
 # --- logins ---------------------------------------------------------------------------------
-
-
-def test_login_page_has_the_csrf_field_and_an_upper_hex_session(v2_server: V2Server) -> None:
-    reply = v2_server.http().get("system/login.html")
-    assert reply.status == 200
-    assert re.search(r'<input type="hidden" name="_csrf" value="[-a-z0-9]{36}" />', reply.text)
-    cookie = reply.headers["Set-Cookie"]
-    # The Java client's own pattern: JSESSIONID=([A-Z0-9]+);
-    assert re.match(r"JSESSIONID=[A-F0-9]{32}; ", cookie)
-    assert "Path=/spalloc" in cookie and "Secure" in cookie and "HttpOnly" in cookie
-
-
-def test_form_login_gives_a_new_session_and_the_root_document(v2_server: V2Server) -> None:
-    http = v2_server.http()
-    http.get("system/login.html")
-    temporary = http.cookie
-    user = v2_server.users["alice"]
-    assert user.password is not None
-    assert http.login(user.name, user.password).status == 302
-    assert http.cookie != temporary
-    root = http.get("srv/spalloc/").json()
-    assert root["version"] == {"major-version": 7, "minor-version": 4, "revision": 2}
-    assert root["jobs-ref"] == v2_server.base_url + "srv/spalloc/jobs"
-    assert root["machines-ref"] == v2_server.base_url + "srv/spalloc/machines"
-    assert root["csrf-header"] == "X-CSRF-TOKEN"
-    assert re.fullmatch(r"[-a-z0-9]{36}", root["csrf-token"])
-
-
-def test_wrong_password_is_401_with_a_json_message(v2_server: V2Server) -> None:
-    http = v2_server.http()
-    reply = http.login("alice", "wrong")
-    assert reply.status == 401
-    assert reply.json() == {"message": "Bad credentials"}
-    assert http.get("srv/spalloc/").status == 401
-
-
-def test_three_failures_lock_the_account(v2_server: V2Server) -> None:
-    for _ in range(3):
-        assert v2_server.http().login("bob", "wrong").status == 401
-    reply = v2_server.http().login("bob", "bob-secret")
-    assert reply.status == 401 and "locked" in reply.json()["message"]
-
-
-def test_perform_login_needs_the_pages_csrf_token(v2_server: V2Server) -> None:
-    http = v2_server.http()
-    http.get("system/login.html")
-    reply = http.request(
-        "POST",
-        "system/perform_login",
-        csrf=False,
-        body=b"_csrf=nope&username=alice&password=alice-secret",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    assert reply.status == 403
-
-
-def test_basic_auth_and_bad_basic(v2_server: V2Server) -> None:
-    http = v2_server.http().basic("alice", "alice-secret")
-    assert http.get("srv/spalloc/machines").status == 200
-    bad = v2_server.http()
-    bad.headers["Authorization"] = "Basic bm90LWJhc2U2NA=="  # "not-base64" as user
-    assert bad.get("srv/spalloc/").status == 401
-    bad.headers["Authorization"] = "Basic !!!"
-    assert bad.get("srv/spalloc/").status == 401
-
-
-def test_unauthenticated_is_401_with_both_challenges(v2_server: V2Server) -> None:
-    reply = v2_server.http().get("srv/spalloc/machines")
-    assert reply.status == 401
-    assert reply.headers["Content-Type"].startswith("text/plain")
-    assert reply.text.startswith("log in required")
-    challenge = reply.headers["WWW-Authenticate"]
-    assert 'Basic realm="SpallocService"' in challenge and "Bearer" in challenge
 
 
 def test_bearer_token_needs_no_csrf_and_can_open_a_session(v2_server: V2Server) -> None:
@@ -265,11 +193,25 @@ def test_job_life_cycle(v2_server: V2Server) -> None:
     assert http.get(f"srv/spalloc/jobs/{job_id}/machine").status == 204
 
 
-def test_delete_without_reason_says_unspecified(v2_server: V2Server) -> None:
+def test_delete_without_reason_records_an_empty_reason(v2_server: V2Server) -> None:
+    # JAX-RS fills in the parameter's @DefaultValue(""): the Java server's "unspecified"
+    # fallback is never reached, and JobStateResponse shows the empty string.
     http = alice(v2_server)
     job_id = create(http)
     assert http.request("DELETE", f"srv/spalloc/jobs/{job_id}").status == 204
-    assert http.get(f"srv/spalloc/jobs/{job_id}").json()["reason"] == "unspecified"
+    assert http.get(f"srv/spalloc/jobs/{job_id}").json()["reason"] == ""
+    with ProtocolClient(*v2_server.emulator.address) as v1:
+        assert v1.get_job_state(job_id).reason == ""
+
+
+def test_v1_destroy_without_reason_records_none(v2_server: V2Server) -> None:
+    http = alice(v2_server)
+    job_id = create(http)
+    with ProtocolClient(*v2_server.emulator.address) as v1:
+        v1.destroy_job(job_id)
+        assert v1.get_job_state(job_id).reason is None
+    state = http.get(f"srv/spalloc/jobs/{job_id}").json()
+    assert state["state"] == "DESTROYED" and "reason" not in state
 
 
 def test_queued_job_machine_is_204_and_proxy_ref_absent(v2_server: V2Server) -> None:

@@ -17,19 +17,25 @@ import secrets
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import LooseHeaders
 
+from spalloc.emulator._v2json import iso_time
 from spalloc.emulator.users import User, Users
 
 __all__ = [
     "CSRF_HEADER",
+    "LOCK_TIME",
+    "MAX_LOGIN_FAILURES",
     "SESSION_COOKIE",
     "Caller",
     "HttpError",
     "Logins",
+    "Passwords",
     "json_reply",
     "text_reply",
 ]
@@ -38,8 +44,13 @@ SESSION_COOKIE = "JSESSIONID"
 CSRF_HEADER = "X-CSRF-TOKEN"
 _SESSION_TIMEOUT = 30 * 60.0
 _MAX_SESSIONS = 10_000
-_MAX_LOGIN_FAILURES = 3
-_LOCK_TIME = 24 * 3600.0
+#: The failure that locks an account (``spalloc.auth.max-login-failures``).
+MAX_LOGIN_FAILURES = 3
+#: Seconds a lock lasts after the last failure (``spalloc.auth.account-lock-duration``).
+LOCK_TIME = 24 * 3600.0
+#: All a refused form login is told (the Java server's ``MyAuthenticationFailureHandler``; its
+#: debug option, off by default, would add why).
+_REFUSED = "computer says no"
 _UNAUTHORISED = (
     "log in required, either with BASIC auth or HBP/EBRAINS bearer token (if they are enabled)"
 )
@@ -59,11 +70,11 @@ _LOGIN_PAGE = """<!DOCTYPE html>
 class HttpError(Exception):
     """A refusal: *status* with a ``text/plain`` body (204: no body)."""
 
-    def __init__(self, status: int, text: str = "", headers: dict[str, str] | None = None):
+    def __init__(self, status: int, text: str = "", headers: LooseHeaders | None = None):
         super().__init__(text)
         self.status = status
         self.text = text
-        self.headers = headers or {}
+        self.headers: LooseHeaders = headers or {}
 
 
 @dataclass(eq=False)
@@ -85,16 +96,80 @@ class Caller:
     bearer: bool
 
 
-def text_reply(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
+def text_reply(status: int, text: str, headers: LooseHeaders | None = None) -> web.Response:
     """A ``text/plain`` response, as the Java server's errors are."""
     return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
 
 
-def json_reply(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+def json_reply(doc: Any, status: int = 200, headers: LooseHeaders | None = None) -> web.Response:
     """An ``application/json`` response."""
     return web.Response(
         status=status, text=json.dumps(doc), content_type="application/json", headers=headers
     )
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+    locked: bool = False
+
+
+class Passwords:
+    """Password checks with the Java server's lock-out, for the form login and HTTP Basic alike.
+
+    As ``LocalAuthProviderImpl`` and its SQL (``MARK_LOGIN_FAILURE``, ``MARK_LOGIN_SUCCESS``,
+    ``UNLOCK_LOCKED_USERS``): the user name is stripped; each failure adds one to the
+    account's count and restarts its timer, and the failure that reaches
+    :data:`MAX_LOGIN_FAILURES` locks it; an attempt on a locked account, even with the right
+    password, is refused and counts as a failure (so it extends the lock); a success sets the
+    count back to 0; a lock ends, and its count with it, :data:`LOCK_TIME` after the last
+    failure (the Java server's unlock task runs every minute; here it is exact). Unknown names
+    and accounts without a password are refused without counting anything.
+
+    Args:
+        users: who may log in.
+        clock: monotonic seconds.
+    """
+
+    def __init__(self, users: Users, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._users = users
+        self._clock = clock
+        self._failures: dict[str, _Failures] = {}
+
+    def check(self, name: str, password: str) -> User | None:
+        """The user if *password* is theirs and the account is not locked, else None."""
+        name = name.strip()
+        user = self._users.named(name) if name else None
+        if user is None:
+            return None
+        now = self._clock()
+        failures = self._failures.get(name)
+        if failures is not None and failures.locked:
+            if now - failures.last <= LOCK_TIME:
+                self._failed(name, now)  # as the Java server: this extends the lock
+                return None
+            del self._failures[name]  # the unlock task's work, done when next needed
+        if user.password is None:
+            return None  # an account for another kind of login: nothing to count
+        if user.password_matches(password):
+            self._failures.pop(name, None)
+            return user
+        self._failed(name, now)
+        return None
+
+    def locked(self, name: str) -> bool:
+        """True while *name*'s account is locked."""
+        failures = self._failures.get(name.strip())
+        return (
+            failures is not None and failures.locked and self._clock() - failures.last <= LOCK_TIME
+        )
+
+    def _failed(self, name: str, now: float) -> None:
+        failures = self._failures.setdefault(name, _Failures())
+        failures.count += 1
+        failures.last = now
+        failures.locked = failures.count >= MAX_LOGIN_FAILURES
 
 
 class Logins:
@@ -109,7 +184,7 @@ class Logins:
         self._users = users
         self._secure = secure
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
-        self._failures: dict[str, tuple[int, float]] = {}
+        self.passwords = Passwords(users)
 
     def new_session(self, user: User | None) -> tuple[str, WebSession]:
         """A fresh session (the least recently used one goes when there are too many)."""
@@ -163,37 +238,22 @@ class Logins:
                 )
             except (binascii.Error, UnicodeDecodeError):
                 raise self._unauthorised() from None
-            user = self._users.named(name)
-            if user is not None and not self._locked(name) and user.password_matches(password):
-                return user, False
+            user = self.passwords.check(name, password)
             if user is not None:
-                self._failed(name)
+                return user, False
         raise self._unauthorised()
 
     @staticmethod
     def _unauthorised() -> HttpError:
-        return HttpError(
-            401,
-            _UNAUTHORISED,
-            {
-                "WWW-Authenticate": (
-                    'Basic realm="SpallocService", Bearer realm="SpallocService", '
-                    'scope="openid, profile, roles, email, team, group"'
-                )
-            },
-        )
-
-    def _locked(self, name: str) -> bool:
-        count, since = self._failures.get(name, (0, 0.0))
-        if count >= _MAX_LOGIN_FAILURES and time.monotonic() - since < _LOCK_TIME:
-            return True
-        if count >= _MAX_LOGIN_FAILURES:
-            del self._failures[name]
-        return False
-
-    def _failed(self, name: str) -> None:
-        count, _ = self._failures.get(name, (0, 0.0))
-        self._failures[name] = (count + 1, time.monotonic())
+        # Two headers, one challenge each, as BasicAuthEntryPoint sends them.
+        challenges = [
+            ("WWW-Authenticate", 'Basic realm="SpallocService"'),
+            (
+                "WWW-Authenticate",
+                'Bearer realm="SpallocService", scope="openid, profile, roles, email, team, group"',
+            ),
+        ]
+        return HttpError(401, _UNAUTHORISED, challenges)
 
     def caller(self, request: web.Request, *, csrf: bool) -> Caller:
         """Who is calling; checks the CSRF token of state-changing requests.
@@ -239,16 +299,9 @@ class Logins:
         given = str(form.get("_csrf", request.headers.get(CSRF_HEADER, "")))
         if session is None or not hmac.compare_digest(session.csrf.encode(), given.encode()):
             raise HttpError(403, "Invalid CSRF token: fetch the login page first")
-        name = str(form.get("username", ""))
-        password = str(form.get("password", ""))
-        user = self._users.named(name)
-        if user is not None and self._locked(name):
-            return json_reply({"message": "User account is locked"}, 401)
-        if user is None or not user.password_matches(password):
-            if user is not None:
-                self._failed(name)
-            return json_reply({"message": "Bad credentials"}, 401)
-        self._failures.pop(name, None)
+        user = self.passwords.check(str(form.get("username", "")), str(form.get("password", "")))
+        if user is None:
+            return json_reply({"message": _REFUSED, "timestamp": iso_time(time.time())}, 401)
         old = request.cookies.get(SESSION_COOKIE)
         if old is not None:
             self._sessions.pop(old, None)

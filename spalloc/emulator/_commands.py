@@ -1,6 +1,7 @@
 """The 17 v1 commands of the emulator's :class:`~spalloc.emulator.controller.Controller`, one
-``_cmd_<name>`` method each (the controller finds them by name). A mixin: the job life cycles,
-queues and timers they use live in the controller.
+``_cmd_<name>`` method each: the controller builds its command table from every method so
+named, so a new one cannot be left out. A mixin: the job life cycles, queues and timers they
+use live in the controller.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from spalloc.emulator._jobs import CommandError, Job, parse_create_job
 from spalloc.emulator._where import board_at_position, board_position, where_is
-from spalloc.geometry import job_connections
 from spalloc.states import JobState
 
 if TYPE_CHECKING:
@@ -85,13 +85,24 @@ class V1Commands:
     def _cmd_create_job(self, session: Session, /, *args: Any, **kwargs: Any) -> int:
         return self._create(session, parse_create_job(list(args), kwargs))
 
-    def _create(self, session: Session, spec: JobSpec) -> int:
+    def _candidates(self, spec: JobSpec) -> list[Machine]:
+        """The machine *spec* names, or those with all its tags, in config order."""
         if spec.machine is not None:
             named = self._by_name.get(spec.machine)
-            candidates = [named] if named is not None else []
-        else:
-            candidates = [m for m in self.machines if spec.tags <= m.tags]
-        feasible = [m for m in candidates if self._allocators[m.name].feasible(spec.request)]
+            return [named] if named is not None else []
+        return [m for m in self.machines if spec.tags <= m.tags]
+
+    def _feasible(self, spec: JobSpec, candidates: list[Machine]) -> list[Machine]:
+        """Those of *candidates* that could ever take the request (were they empty)."""
+        return [m for m in candidates if self._allocators[m.name].feasible(spec.request)]
+
+    def _create(
+        self, session: Session, spec: JobSpec, feasible: list[Machine] | None = None
+    ) -> int:
+        """Issue a job id; queue the job on the *feasible* machines (computed if not given),
+        or cancel it at once if there are none."""
+        if feasible is None:
+            feasible = self._feasible(spec, self._candidates(spec))
         now = self._clock()
         job = Job(
             job_id=self._next_id,
@@ -150,10 +161,7 @@ class V1Commands:
         return {
             "width": allocation.width,
             "height": allocation.height,
-            "connections": [
-                [list(chip), machine.ip(board)]
-                for chip, board in job_connections(list(allocation.boards))
-            ],
+            "connections": [[list(chip), ip] for chip, ip in job.connections()],
             "machine_name": machine.name,
             "boards": [list(board) for board in allocation.boards],
         }

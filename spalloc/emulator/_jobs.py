@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spalloc.emulator.allocator import Allocation, AllocationRequest
-from spalloc.geometry import Machine
+from spalloc.geometry import Chip, Machine, job_connections
 from spalloc.states import JobState
 
 __all__ = [
@@ -225,3 +225,11 @@ class Job:
     reason: str | None = None
     #: The v2 create request as accepted (defaults filled in), None for v1 jobs.
     original: dict[str, Any] | None = None
+
+    def connections(self) -> list[tuple[Chip, str | None]]:
+        """Each board's Ethernet chip, relative to the job (PROTOCOL.md §5.5), with its IP
+        address (None if it has none), sorted by chip; empty while nothing is allocated."""
+        allocation, machine = self.allocation, self.machine
+        if allocation is None or machine is None:
+            return []
+        return [(chip, machine.ip(board)) for chip, board in job_connections(allocation.boards)]

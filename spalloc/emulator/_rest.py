@@ -27,6 +27,7 @@ from spalloc.emulator._v2json import (
     sub_machine,
     where_is,
 )
+from spalloc.emulator._where import board_with_ip
 from spalloc.emulator.controller import Controller
 from spalloc.emulator.controller import Session as V1Session
 from spalloc.emulator.users import Users
@@ -228,7 +229,7 @@ class RestService:
             kwargs = {"machine": name, "chip_x": _int(request, "x"), "chip_y": _int(request, "y")}
         else:
             address = request.query.get("address", "")
-            board = next((b for b, ip in machine.board_ips.items() if ip == address), None)
+            board = board_with_ip(machine, address)
             if board is None:
                 raise HttpError(404, "failed to locate board")
             kwargs = {"machine": name, "x": board[0], "y": board[1], "z": board[2]}
@@ -320,9 +321,10 @@ class RestService:
     async def _delete_job(self, request: web.Request, job_id: str) -> web.StreamResponse:
         caller = self._auth.caller(request, csrf=True)
         job = self._job_for(caller, job_id)
-        reason = request.query.get("reason")
+        # The Java parameter has @DefaultValue(""), so its "unspecified" fallback never applies.
+        reason = request.query.get("reason", "")
         if job.state is not JobState.destroyed:
-            self._controller.destroy_v2(job, "unspecified" if reason is None else reason)
+            self._controller.destroy_v2(job, reason)
         return web.Response(status=204)
 
     def _touch(self, request: web.Request, job: Job) -> None:

@@ -12,7 +12,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from spalloc.emulator._jobs import CommandError, Job
-from spalloc.geometry import Board, Link, Machine, job_connections
+from spalloc.emulator._where import board_with_ip
+from spalloc.geometry import Board, Link, Machine
 from spalloc.states import JobState
 
 __all__ = [
@@ -270,9 +271,9 @@ def _find_board(
         if not isinstance(address, str):
             raise CommandError("board address must be a string")
         for candidate in candidates:
-            for xyz, ip in candidate.board_ips.items():
-                if ip == address:
-                    return xyz
+            found = board_with_ip(candidate, address)
+            if found is not None:
+                return found
         raise CommandError("no such board")
     raise CommandError("board must be given as {x, y, z}, {cabinet, frame, board} or {address}")
 
@@ -330,10 +331,7 @@ def sub_machine(job: Job, base: str) -> dict[str, Any]:
         "height": height,
         "depth": depth,
         "machine-name": machine.name,
-        "connections": [
-            [list(chip), machine.ip(board)]
-            for chip, board in job_connections(list(job.allocation.boards))
-        ],
+        "connections": [[list(chip), ip] for chip, ip in job.connections()],
         "boards": [list(b) for b in job.allocation.boards],
         "power": f"{base}jobs/{job.job_id}/machine/power",
         "machine-ref": f"{base}machines/{machine.name}",

@@ -1,5 +1,6 @@
 """Answers of the location commands: ``where_is`` (all four forms, PROTOCOL.md §2.14 and
-§5.8), ``get_board_position`` and ``get_board_at_position``."""
+§5.8), ``get_board_position`` and ``get_board_at_position``; and the one look-up of a board by
+its IP address (v2's ``board-ip`` and ``{"address": ...}`` boards)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from spalloc.geometry import (
     resolve_physical,
 )
 
-__all__ = ["board_at_position", "board_position", "where_is"]
+__all__ = ["board_at_position", "board_position", "board_with_ip", "where_is"]
 
 _FORMS = (
     frozenset({"machine", "x", "y", "z"}),
@@ -122,3 +123,8 @@ def _reply(
             )
         )
     return reply
+
+
+def board_with_ip(machine: Machine, address: str) -> Board | None:
+    """The board of *machine* whose Ethernet chip has IP *address*, or None."""
+    return next((board for board, ip in machine.board_ips.items() if ip == address), None)

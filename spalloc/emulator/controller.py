@@ -45,6 +45,34 @@ class UnknownCommand(Exception):
     """The request names no command; the server closes the connection, like the reference."""
 
 
+#: A protocol command ``<name>`` is the method ``_cmd_<name>``: the table is built from them.
+_PREFIX = "_cmd_"
+
+#: How :meth:`Controller.handle` calls one command: its signature without the session, the
+#: bound method, the least number of positional arguments and the most (-1: always bind the
+#: signature; -2: ``*args, **kwargs``, passed on as they are).
+_Entry = tuple[inspect.Signature, Callable[..., Any], int, int]
+
+
+def _command(method: Callable[..., Any]) -> _Entry:
+    sig = inspect.signature(method)
+    params = list(sig.parameters.values())[1:]  # drop the session
+    plain = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    required = sum(1 for p in plain if p.default is p.empty)
+    # Fast paths that skip Signature.bind: positional calls of commands with plain
+    # parameters (most = their count) and anything for create_job (most = -2).
+    if len(plain) == len(params):
+        most = len(plain)
+    elif [p.kind for p in params] == [
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.VAR_KEYWORD,
+    ]:
+        most = -2
+    else:
+        most = -1
+    return sig.replace(parameters=params), method, required, most
+
+
 @dataclass(eq=False)
 class Session:
     """Per-connection state: the peer's address and its notification subscriptions."""
@@ -124,48 +152,16 @@ class Controller(V1Commands):
         self._seq = itertools.count()
         self._changed_jobs: dict[int, None] = {}
         self._changed_machines: dict[str, None] = {}
-        self._commands: dict[str, tuple[inspect.Signature, Callable[..., Any], int, int]] = {}
-        for name in (
-            "version",
-            "create_job",
-            "job_keepalive",
-            "get_job_state",
-            "get_job_machine_info",
-            "power_on_job_boards",
-            "power_off_job_boards",
-            "destroy_job",
-            "notify_job",
-            "no_notify_job",
-            "notify_machine",
-            "no_notify_machine",
-            "list_jobs",
-            "list_machines",
-            "get_board_position",
-            "get_board_at_position",
-            "where_is",
-        ):
-            method = getattr(self, "_cmd_" + name)
-            sig = inspect.signature(method)
-            params = list(sig.parameters.values())[1:]  # drop the session
-            plain = [p for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
-            required = sum(1 for p in plain if p.default is p.empty)
-            # Fast paths that skip Signature.bind: positional calls of commands with plain
-            # parameters (most = their count) and anything for create_job (most = -2).
-            if len(plain) == len(params):
-                most = len(plain)
-            elif [p.kind for p in params] == [
-                inspect.Parameter.VAR_POSITIONAL,
-                inspect.Parameter.VAR_KEYWORD,
-            ]:
-                most = -2
-            else:
-                most = -1
-            self._commands[name] = (sig.replace(parameters=params), method, required, most)
+        self._commands = {
+            name[len(_PREFIX) :]: _command(getattr(self, name))
+            for name in dir(type(self))
+            if name.startswith(_PREFIX)
+        }
 
     # --- the server's interface --------------------------------------------------------------
 
     def is_command(self, name: str) -> bool:
-        """True if *name* is one of the 17 protocol commands."""
+        """True if *name* is one of the 17 protocol commands (a ``_cmd_<name>`` method)."""
         return name in self._commands
 
     def handle(
@@ -279,17 +275,14 @@ class Controller(V1Commands):
             CommandError: the text of the Java server's 400 reply.
         """
         spec = parse_create_job(list(args), kwargs)
-        if spec.machine is not None:
-            named = self._by_name.get(spec.machine)
-            candidates = [named] if named is not None else []
-        else:
-            candidates = [m for m in self.machines if spec.tags <= m.tags]
+        candidates = self._candidates(spec)
         if not candidates:
             raise CommandError("no machine available which matches allocation request")
-        if not any(self._allocators[m.name].feasible(spec.request) for m in candidates):
+        feasible = self._feasible(spec, candidates)
+        if not feasible:
             raise CommandError("request cannot fit on machine")
         self.poll()
-        job_id = self._create(session, spec)
+        job_id = self._create(session, spec, feasible)
         job = self.find_job(job_id)
         if job is not None:
             job.original = original

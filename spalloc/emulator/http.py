@@ -27,7 +27,7 @@ from spalloc.emulator._proxy import SERVER_ERROR, ProxySession
 from spalloc.emulator._rest import SERVICE_VERSION, WAIT_LIMIT, RestService
 from spalloc.emulator.server import EmulatorServer
 from spalloc.emulator.users import Users
-from spalloc.geometry import Board, Machine, job_connections
+from spalloc.geometry import Board, Machine
 from spalloc.states import JobState
 
 __all__ = ["MAX_BODY", "SERVICE_VERSION", "WAIT_LIMIT", "HttpFrontDoor"]
@@ -236,12 +236,7 @@ class HttpFrontDoor(RestService):
         ):
             await ws.close(code=SERVER_ERROR, message=b"job not in state where proxying permitted")
             return ws
-        machine = job.machine
-        hosts = {
-            chip: ip
-            for chip, board in job_connections(list(job.allocation.boards))
-            if (ip := machine.ip(board)) is not None
-        }
+        hosts = {chip: ip for chip, ip in job.connections() if ip is not None}
         proxy = ProxySession(ws, hosts)
         self._proxies.setdefault(job.job_id, set()).add(proxy)
         try:

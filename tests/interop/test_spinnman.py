@@ -311,7 +311,7 @@ def test_wrong_password_is_refused(
 ) -> None:
     result = _spinnman(spinnman_bin, peer_env, v2_https, "wrong", "alice", "not-the-password")
     assert "Unable to login" in result["refused"]
-    assert "Bad credentials" in result["refused"]
+    assert "computer says no" in result["refused"]
     assert "not-the-password" not in result["refused"]
 
 
