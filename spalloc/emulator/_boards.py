@@ -30,6 +30,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable
 
+from spalloc.emulator._proxy import udp_socket
 from spalloc.geometry import Board, Machine
 
 __all__ = ["BUILD_DATE", "SCAMP_VERSION", "SCP_PORT", "BoardResponder", "version_reply"]
@@ -144,7 +145,8 @@ class BoardResponder:
     async def _bind(self, machine: Machine, board: Board, ip: str) -> None:
         key = (machine.name, board)
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            # A large receive buffer: a burst of requests through the proxy lands here at once.
+            sock = udp_socket()
             try:
                 if hasattr(socket, "SO_REUSEPORT"):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)

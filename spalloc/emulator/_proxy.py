@@ -9,6 +9,7 @@ client does not read, further packets are dropped, as UDP would.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import socket
@@ -27,7 +28,9 @@ __all__ = [
     "MESSAGE_TO",
     "OPEN",
     "OPEN_UNCONNECTED",
+    "RECEIVE_BUFFER",
     "ProxySession",
+    "udp_socket",
 ]
 
 OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
@@ -37,7 +40,15 @@ BAD_DATA = 1007
 SERVER_ERROR = 1011
 
 _MAX_ERROR = 1000
-_QUEUE = 4096
+#: Frames queued for a websocket before its channels stop reading their sockets, and the
+#: level at which they read again.
+_HIGH, _LOW = 1024, 256
+#: Frames queued beyond which the websocket itself is no longer read (only replies to the
+#: client's own requests can get there: the channels stopped reading at _HIGH).
+_STOP_READING = 16 * _HIGH
+#: Receive buffer asked for each UDP socket of the proxy and the boards (the kernel caps it at
+#: net.core.rmem_max): a burst waits there while the loop is busy or the channels paused.
+RECEIVE_BUFFER = 1 << 22
 #: Open channels one websocket may hold (each is a UDP socket).
 MAX_CHANNELS = 256
 
@@ -47,6 +58,18 @@ _W5 = struct.Struct("<5I")
 
 #: Channel ids are global to the server and never 0, as in the Java server.
 _channel_ids = itertools.count(1)
+
+
+def udp_socket() -> socket.socket:
+    """A non-blocking IPv4 UDP socket with a receive buffer sized for bursts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class BadFrame(Exception):
@@ -62,6 +85,17 @@ class _Channel(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.session.paused:
+            self.pause()
+
+    def pause(self) -> None:
+        # Selector and proactor datagram transports both have these, not in typeshed.
+        with contextlib.suppress(AttributeError, RuntimeError):
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume(self) -> None:
+        with contextlib.suppress(AttributeError, RuntimeError):
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         # An unconnected channel takes packets only from the job's boards.
@@ -97,18 +131,41 @@ class ProxySession:
         self.board_ips = frozenset(hosts.values())
         self._local_host = local_host
         self._channels: dict[int, _Channel] = {}
-        self._out: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE)
+        self._out: collections.deque[bytes] = collections.deque()
+        self._queued = asyncio.Event()  # set while _out holds frames
+        self._drained = asyncio.Event()  # set while _out is at most _LOW
+        self._drained.set()
+        #: True while the channels are not reading their sockets (the queue is full).
+        self.paused = False
         self._writer: asyncio.Task[None] | None = None
 
     def to_client(self, frame: bytes) -> None:
-        """Queue *frame* for the websocket; dropped if the client is far behind."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(frame)
+        """Queue *frame* for the websocket; at :data:`_HIGH` frames the channels pause."""
+        self._out.append(frame)
+        self._queued.set()
+        if len(self._out) > _LOW:
+            self._drained.clear()
+            if not self.paused and len(self._out) >= _HIGH:
+                self.paused = True
+                for channel in self._channels.values():
+                    channel.pause()
 
     async def _write(self) -> None:
+        out = self._out
         while True:
-            frame = await self._out.get()
+            if not out:
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            frame = out.popleft()
+            if len(out) <= _LOW:
+                self._drained.set()
+                if self.paused:
+                    self.paused = False
+                    for channel in self._channels.values():
+                        channel.resume()
             try:
+                # Waits while the connection's write buffer is full (aiohttp's drain).
                 await self.ws.send_bytes(frame)
             except (ConnectionError, RuntimeError):
                 return
@@ -123,6 +180,8 @@ class ProxySession:
                 if msg.type == WSMsgType.BINARY:
                     try:
                         await self._handle(msg.data)
+                        if len(self._out) >= _STOP_READING:
+                            await self._drained.wait()
                     except BadFrame as exc:
                         await self.ws.close(code=BAD_DATA, message=str(exc)[:120].encode())
                         break
@@ -188,13 +247,23 @@ class ProxySession:
             raise ValueError("bad port number")
         return host, port
 
-    async def _make(self, connected: bool, **endpoint: Any) -> _Channel:
+    async def _make(self, remote: tuple[str, int] | None) -> _Channel:
+        """A channel connected to *remote*, or (None) an unconnected one on the local host."""
         if len(self._channels) >= MAX_CHANNELS:
             raise ValueError(f"too many open channels (at most {MAX_CHANNELS})")
+        sock = udp_socket()
+        try:
+            if remote is None:
+                sock.bind((self._local_host, 0))
+            else:
+                sock.connect(remote)
+        except OSError:
+            sock.close()
+            raise
         channel_id = next(_channel_ids)
         loop = asyncio.get_running_loop()
-        factory: Callable[[], _Channel] = lambda: _Channel(self, channel_id, connected)  # noqa: E731
-        _, channel = await loop.create_datagram_endpoint(factory, family=socket.AF_INET, **endpoint)
+        factory: Callable[[], _Channel] = lambda: _Channel(self, channel_id, remote is not None)  # noqa: E731
+        _, channel = await loop.create_datagram_endpoint(factory, sock=sock)
         self._channels[channel_id] = channel
         return channel
 
@@ -202,7 +271,7 @@ class ProxySession:
         _, correlation, x, y, port = self._exact(data, _W5)
         try:
             target = self._target(x, y, port)
-            channel = await self._make(True, remote_addr=target)
+            channel = await self._make(target)
         except (ValueError, OSError) as exc:
             self._error(correlation, str(exc))
             return
@@ -211,7 +280,7 @@ class ProxySession:
     async def _open_unconnected(self, data: bytes) -> None:
         _, correlation = self._exact(data, _W2)
         try:
-            channel = await self._make(False, local_addr=(self._local_host, 0))
+            channel = await self._make(None)
         except (ValueError, OSError) as exc:
             self._error(correlation, str(exc))
             return
