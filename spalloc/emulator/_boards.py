@@ -13,8 +13,10 @@ The reply swaps the SDP source and destination (flags ``0x07``: no reply wanted)
 * data: ``SC&MP/SpiNNaker\\0`` then ``4.0.0\\0`` (:data:`SCAMP_VERSION`).
 
 Any other command gets ``RC_CMD`` (``0x83``) with the same sequence number. A board answers
-only while it belongs to a job and is powered. Sockets are opened when boards are allocated
-(tracked per changed job, so the cost does not grow with the machine); freed boards' sockets
+only while it belongs to a job and is powered. Sockets are bound when boards are allocated
+(tracked per changed job, so the cost does not grow with the machine), at once, in
+:meth:`BoardResponder.sync`: a request sent as soon as the change is known waits in the
+socket's buffer even if the loop has not started reading it yet. Freed boards' sockets
 are parked, silent, for reuse, up to :data:`MAX_IDLE_SOCKETS`, the oldest closed beyond that.
 Sockets use ``SO_REUSEPORT`` so that several emulators on one host (parallel tests) can each
 hold an address; whichever receives a request answers it.
@@ -129,10 +131,20 @@ class BoardResponder:
             ip = machine.ip(board_xyz)
             if ip is None:
                 continue
+            # Bound now, before anyone hears of the change: a request sent as soon as the
+            # job is reported ready waits in the socket's buffer until the loop reads it.
+            sock = self._listen(machine, board_xyz, ip)
+            if sock is None:
+                continue
             self._pending.add(key)
-            task = loop.create_task(self._bind(machine, board_xyz, ip))
+            task = loop.create_task(self._attach(machine, board_xyz, sock))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def settled(self) -> None:
+        """Wait until every socket bound so far is being read."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _park(self, key: tuple[str, Board], protocol: _Board) -> None:
         """Keep a free board's socket, silent, for reuse; close the oldest beyond the cap."""
@@ -142,8 +154,8 @@ class BoardResponder:
             if oldest.transport is not None:
                 oldest.transport.close()
 
-    async def _bind(self, machine: Machine, board: Board, ip: str) -> None:
-        key = (machine.name, board)
+    def _listen(self, machine: Machine, board: Board, ip: str) -> socket.socket | None:
+        """A socket bound to the board's SCP address, or None (logged) if it cannot be."""
         try:
             # A large receive buffer: a burst of requests through the proxy lands here at once.
             sock = udp_socket()
@@ -154,8 +166,6 @@ class BoardResponder:
             except OSError:
                 sock.close()
                 raise
-            protocol = _Board(lambda: self._is_answering(machine, board))
-            await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol, sock=sock)
         except OSError as exc:
             # A board that cannot listen just stays silent, as a broken board would.
             _log.warning(
@@ -166,15 +176,25 @@ class BoardResponder:
                 SCP_PORT,
                 exc,
             )
-            return
+            return None
+        return sock
+
+    async def _attach(self, machine: Machine, board: Board, sock: socket.socket) -> None:
+        key = (machine.name, board)
+        try:
+            protocol = _Board(lambda: self._is_answering(machine, board))
+            await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         finally:
             self._pending.discard(key)
         if self._is_allocated(machine, board) and key not in self._open:
             self._open[key] = protocol
         elif key not in self._idle and key not in self._open:
-            self._park(key, protocol)  # freed while we were binding
+            self._park(key, protocol)  # freed while we were attaching
         elif protocol.transport is not None:
-            protocol.transport.close()  # freed while we were binding
+            protocol.transport.close()  # freed while we were attaching
 
     def close(self) -> None:
         """Close every socket."""

@@ -78,19 +78,29 @@ class HttpFrontDoor(RestService):
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Bind and serve; returns the bound (host, port)."""
+        # The boards of jobs kept across a restart listen before anything is served, and
+        # before this coroutine first yields (the v1 server is already accepting).
+        self._boards = BoardResponder(self._board_answers, self._board_allocated)
+        self._server.listeners.append(self._on_changes)
+        for job_id in self._controller.job_ids():
+            self._sync_boards(job_id)
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=self._ssl, reuse_address=True)
-        await site.start()
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, host, port, ssl_context=self._ssl, reuse_address=True)
+            await site.start()
+        except BaseException:  # e.g. the port is taken: leave no board socket behind
+            with contextlib.suppress(ValueError):
+                self._server.listeners.remove(self._on_changes)
+            self._boards.close()
+            await runner.cleanup()
+            raise
         self._runner = runner
         name = runner.addresses[0]
         self._bound = (str(name[0]), int(name[1]))
-        self._boards = BoardResponder(self._board_answers, self._board_allocated)
-        self._server.listeners.append(self._on_changes)
-        for job_id in self._controller.job_ids():  # jobs kept across a restart
-            self._sync_boards(job_id)
+        await self._boards.settled()  # and are read from the moment start() returns
         return self._bound
 
     async def stop(self) -> None:
