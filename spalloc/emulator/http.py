@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -46,6 +47,8 @@ class HttpFrontDoor(RestService):
         keepalive_cap: tests only: shorten every v2 job's keepalive to at most this.
         wait_limit: longest long-poll, seconds.
         emergency_stop_code: the ``commandCode`` that stops everything (None: refused).
+        claimed: board sockets already bound (by IP), see
+            :func:`~spalloc.emulator._boards.claim_boards`; closed when the door stops.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class HttpFrontDoor(RestService):
         keepalive_cap: float | None = None,
         wait_limit: float = WAIT_LIMIT,
         emergency_stop_code: str | None = None,
+        claimed: dict[str, socket.socket] | None = None,
     ) -> None:
         super().__init__(
             server.controller,
@@ -71,6 +75,7 @@ class HttpFrontDoor(RestService):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._boards: BoardResponder | None = None
+        self._claimed = claimed
         self._bound: tuple[str, int] | None = None
         self._routes = self._route_table()
 
@@ -80,7 +85,8 @@ class HttpFrontDoor(RestService):
         """Bind and serve; returns the bound (host, port)."""
         # The boards of jobs kept across a restart listen before anything is served, and
         # before this coroutine first yields (the v1 server is already accepting).
-        self._boards = BoardResponder(self._board_answers, self._board_allocated)
+        self._boards = BoardResponder(self._board_answers, self._board_allocated, self._claimed)
+        self._claimed = None  # the responder's now
         self._server.listeners.append(self._on_changes)
         for job_id in self._controller.job_ids():
             self._sync_boards(job_id)
