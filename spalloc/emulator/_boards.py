@@ -38,6 +38,9 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable
 
+from spalloc._proxywire import CMD_VER, RC_CMD, RC_OK, SCP_PORT
+from spalloc._proxywire import SCP as _SCP
+from spalloc._proxywire import SDP as _SDP
 from spalloc.emulator._proxy import udp_socket
 from spalloc.geometry import Board, Machine
 
@@ -51,7 +54,6 @@ __all__ = [
     "version_reply",
 ]
 
-SCP_PORT = 17893
 #: Sockets of freed boards kept open (silent) for reuse.
 MAX_IDLE_SOCKETS = 256
 SCAMP_VERSION = "4.0.0"
@@ -62,12 +64,6 @@ BUILD_DATE = 1704067200
 #: 127.70)... up to 127.92, below the 127.100-249 the tests pick at random.
 DEFAULT_NETS = range(64, 96, 4)
 
-CMD_VER = 0
-RC_OK = 0x80
-RC_CMD = 0x83
-
-_SDP = struct.Struct("<2x8B")  # pad, flags, tag, dst port/cpu, src port/cpu, dy, dx, sy, sx
-_SCP = struct.Struct("<HH")  # cmd_rc, seq
 _VERSION = struct.Struct("<BBBBHHI")  # p, physical cpu, y, x, unused, version, build date
 _MIN_REQUEST = _SDP.size + _SCP.size
 

@@ -17,6 +17,22 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from spalloc._proxywire import (
+    BAD_DATA,
+    CLOSE,
+    ERROR,
+    MAX_ERROR_TEXT,
+    MESSAGE,
+    MESSAGE_TO,
+    OPEN,
+    OPEN_UNCONNECTED,
+    SERVER_ERROR,
+    W1,
+    W2,
+    W3,
+    W5,
+)
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -33,13 +49,6 @@ __all__ = [
     "udp_socket",
 ]
 
-OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
-
-#: Websocket close codes the Java server uses.
-BAD_DATA = 1007
-SERVER_ERROR = 1011
-
-_MAX_ERROR = 1000
 #: Frames queued for a websocket before its channels stop reading their sockets, and the
 #: level at which they read again.
 _HIGH, _LOW = 1024, 256
@@ -51,10 +60,6 @@ _STOP_READING = 16 * _HIGH
 RECEIVE_BUFFER = 1 << 22
 #: Open channels one websocket may hold (each is a UDP socket).
 MAX_CHANNELS = 256
-
-_W2 = struct.Struct("<2I")
-_W3 = struct.Struct("<3I")
-_W5 = struct.Struct("<5I")
 
 #: Channel ids are global to the server and never 0, as in the Java server.
 _channel_ids = itertools.count(1)
@@ -100,7 +105,7 @@ class _Channel(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         # An unconnected channel takes packets only from the job's boards.
         if self.connected or addr[0] in self.session.board_ips:
-            self.session.to_client(_W2.pack(MESSAGE, self.channel_id) + data)
+            self.session.to_client(W2.pack(MESSAGE, self.channel_id) + data)
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP "port unreachable" from a silent board: UDP just loses the packet
@@ -213,7 +218,7 @@ class ProxySession:
     async def _handle(self, data: bytes) -> None:
         if len(data) < 4:
             raise BadFrame("short frame")
-        (op,) = struct.unpack_from("<I", data)
+        (op,) = W1.unpack_from(data)
         if op == OPEN:
             await self._open(data)
         elif op == CLOSE:
@@ -237,7 +242,7 @@ class ProxySession:
 
     def _error(self, correlation: int, message: str) -> None:
         text = message.encode()
-        self.to_client(_W2.pack(ERROR, correlation) + (text if len(text) <= _MAX_ERROR else b""))
+        self.to_client(W2.pack(ERROR, correlation) + (text if len(text) <= MAX_ERROR_TEXT else b""))
 
     def _target(self, x: int, y: int, port: int) -> tuple[str, int]:
         host = self.hosts.get((x, y))
@@ -268,17 +273,17 @@ class ProxySession:
         return channel
 
     async def _open(self, data: bytes) -> None:
-        _, correlation, x, y, port = self._exact(data, _W5)
+        _, correlation, x, y, port = self._exact(data, W5)
         try:
             target = self._target(x, y, port)
             channel = await self._make(target)
         except (ValueError, OSError) as exc:
             self._error(correlation, str(exc))
             return
-        self.to_client(_W3.pack(OPEN, correlation, channel.channel_id))
+        self.to_client(W3.pack(OPEN, correlation, channel.channel_id))
 
     async def _open_unconnected(self, data: bytes) -> None:
-        _, correlation = self._exact(data, _W2)
+        _, correlation = self._exact(data, W2)
         try:
             channel = await self._make(None)
         except (ValueError, OSError) as exc:
@@ -287,31 +292,31 @@ class ProxySession:
         assert channel.transport is not None
         address, port = channel.transport.get_extra_info("sockname")[:2]
         self.to_client(
-            _W3.pack(OPEN_UNCONNECTED, correlation, channel.channel_id)
+            W3.pack(OPEN_UNCONNECTED, correlation, channel.channel_id)
             + socket.inet_aton(address)
-            + struct.pack("<I", port)
+            + W1.pack(port)
         )
 
     def _close(self, data: bytes) -> None:
-        _, correlation, channel_id = self._exact(data, _W3)
+        _, correlation, channel_id = self._exact(data, W3)
         channel = self._channels.pop(channel_id, None)
         if channel is not None:
             channel.close()
-        self.to_client(_W3.pack(CLOSE, correlation, channel_id if channel is not None else 0))
+        self.to_client(W3.pack(CLOSE, correlation, channel_id if channel is not None else 0))
 
     def _message(self, data: bytes) -> None:
-        if len(data) < _W2.size:
+        if len(data) < W2.size:
             raise BadFrame("short frame")
-        _, channel_id = _W2.unpack_from(data)
+        _, channel_id = W2.unpack_from(data)
         channel = self._channels.get(channel_id)
         # A message for a closed, unknown or unconnected channel is dropped silently.
         if channel is not None and channel.connected and channel.transport is not None:
-            channel.transport.sendto(data[_W2.size :])
+            channel.transport.sendto(data[W2.size :])
 
     def _message_to(self, data: bytes) -> None:
-        if len(data) < _W5.size:
+        if len(data) < W5.size:
             raise BadFrame("short frame")
-        _, channel_id, x, y, port = _W5.unpack_from(data)
+        _, channel_id, x, y, port = W5.unpack_from(data)
         try:
             target = self._target(x, y, port)
         except ValueError as exc:
@@ -321,4 +326,4 @@ class ProxySession:
             return
         if channel.connected:
             raise BadFrame("channel is connected")
-        channel.transport.sendto(data[_W5.size :], target)
+        channel.transport.sendto(data[W5.size :], target)

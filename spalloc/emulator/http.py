@@ -21,10 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
+from spalloc._proxywire import SERVER_ERROR
 from spalloc.emulator._auth import HttpError, text_reply
 from spalloc.emulator._boards import BoardResponder
 from spalloc.emulator._jobs import CommandError, Job
-from spalloc.emulator._proxy import SERVER_ERROR, ProxySession
+from spalloc.emulator._proxy import ProxySession
 from spalloc.emulator._rest import SERVICE_VERSION, WAIT_LIMIT, RestService
 from spalloc.emulator.server import EmulatorServer
 from spalloc.emulator.users import Users
