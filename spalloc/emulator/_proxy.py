@@ -2,8 +2,14 @@
 
 Frames are little-endian 32-bit words, then an optional payload (V2_PROTOCOL.md §1.9). The
 websocket library (aiohttp) does the websocket framing; this module only reads and writes
-the proxy's own words. Packets from boards are queued for the websocket with a bound: when a
-client does not read, further packets are dropped, as UDP would.
+the proxy's own words.
+
+Packets from boards wait for the websocket in one queue per websocket, which pushes back
+instead of dropping: past :data:`_HIGH` bytes every channel of the websocket stops reading
+its socket until the writer is down to :data:`_LOW`, and the writer awaits the websocket's
+own drain. A client that reads slowly so slows the boards' packets down: a burst waits in the
+queue, then in the sockets' receive buffers (:data:`RECEIVE_BUFFER` each), and only a full
+socket buffer loses packets (the kernel's drop, as for a real board).
 """
 
 from __future__ import annotations
@@ -49,12 +55,14 @@ __all__ = [
     "udp_socket",
 ]
 
-#: Frames queued for a websocket before its channels stop reading their sockets, and the
-#: level at which they read again.
-_HIGH, _LOW = 1024, 256
-#: Frames queued beyond which the websocket itself is no longer read (only replies to the
+#: Bytes queued for a websocket before its channels stop reading their sockets, and the
+#: level at which they read again (each frame counts 64 bytes more than its length, for the
+#: object holding it).
+_HIGH, _LOW = 4 << 20, 1 << 20
+_OVERHEAD = 64
+#: Bytes queued beyond which the websocket itself is no longer read (only replies to the
 #: client's own requests can get there: the channels stopped reading at _HIGH).
-_STOP_READING = 16 * _HIGH
+_STOP_READING = 2 * _HIGH
 #: Receive buffer asked for each UDP socket of the proxy and the boards (the kernel caps it at
 #: net.core.rmem_max): a burst waits there while the loop is busy or the channels paused.
 RECEIVE_BUFFER = 1 << 22
@@ -137,6 +145,7 @@ class ProxySession:
         self._local_host = local_host
         self._channels: dict[int, _Channel] = {}
         self._out: collections.deque[bytes] = collections.deque()
+        self._queued_bytes = 0
         self._queued = asyncio.Event()  # set while _out holds frames
         self._drained = asyncio.Event()  # set while _out is at most _LOW
         self._drained.set()
@@ -145,12 +154,13 @@ class ProxySession:
         self._writer: asyncio.Task[None] | None = None
 
     def to_client(self, frame: bytes) -> None:
-        """Queue *frame* for the websocket; at :data:`_HIGH` frames the channels pause."""
+        """Queue *frame* for the websocket; at :data:`_HIGH` bytes the channels pause."""
         self._out.append(frame)
+        self._queued_bytes += len(frame) + _OVERHEAD
         self._queued.set()
-        if len(self._out) > _LOW:
+        if self._queued_bytes > _LOW:
             self._drained.clear()
-            if not self.paused and len(self._out) >= _HIGH:
+            if not self.paused and self._queued_bytes >= _HIGH:
                 self.paused = True
                 for channel in self._channels.values():
                     channel.pause()
@@ -163,7 +173,8 @@ class ProxySession:
                 await self._queued.wait()
                 continue
             frame = out.popleft()
-            if len(out) <= _LOW:
+            self._queued_bytes -= len(frame) + _OVERHEAD
+            if self._queued_bytes <= _LOW:
                 self._drained.set()
                 if self.paused:
                     self.paused = False
@@ -185,7 +196,7 @@ class ProxySession:
                 if msg.type == WSMsgType.BINARY:
                     try:
                         await self._handle(msg.data)
-                        if len(self._out) >= _STOP_READING:
+                        if self._queued_bytes >= _STOP_READING:
                             await self._drained.wait()
                     except BadFrame as exc:
                         await self.ws.close(code=BAD_DATA, message=str(exc)[:120].encode())
