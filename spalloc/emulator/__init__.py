@@ -72,7 +72,9 @@ class Emulator:
     """A spalloc server running in a background thread.
 
     Args:
-        machines: None for the defaults, a TOML file path, or Machine objects.
+        machines: None for the defaults, a TOML file path, or Machine objects. With v2, the
+            defaults move to free addresses on the first start if another emulator on this
+            host holds theirs (logged; see ``docs/emulator.md``); given machines never move.
         host: address to bind (127.0.0.1 unless told otherwise).
         port: 0 picks a free port; see :attr:`port` for the one bound.
         power_delay: seconds a board power on/off takes.

@@ -146,6 +146,7 @@ class ProxySession:
         self._channels: dict[int, _Channel] = {}
         self._out: collections.deque[bytes] = collections.deque()
         self._queued_bytes = 0
+        self._gone = False  # the writer found the websocket closed
         self._queued = asyncio.Event()  # set while _out holds frames
         self._drained = asyncio.Event()  # set while _out is at most _LOW
         self._drained.set()
@@ -155,6 +156,8 @@ class ProxySession:
 
     def to_client(self, frame: bytes) -> None:
         """Queue *frame* for the websocket; at :data:`_HIGH` bytes the channels pause."""
+        if self._gone:
+            return
         self._out.append(frame)
         self._queued_bytes += len(frame) + _OVERHEAD
         self._queued.set()
@@ -184,6 +187,12 @@ class ProxySession:
                 # Waits while the connection's write buffer is full (aiohttp's drain).
                 await self.ws.send_bytes(frame)
             except (ConnectionError, RuntimeError):
+                # The websocket is going: what is queued has nowhere to go, and run() must
+                # not wait for a drain that cannot come.
+                self._gone = True
+                out.clear()
+                self._queued_bytes = 0
+                self._drained.set()
                 return
 
     async def run(self) -> None:
