@@ -47,8 +47,7 @@ def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
     """The emulator in its own process (HTTPS, a throw-away CA); (its v2 URL, the CA file).
 
     Its boards are on a random 127.x/16: another emulator on this host (a test run) may hold
-    the default addresses, and with SO_REUSEPORT its silent sockets would take some of our
-    datagrams.
+    the default addresses, and then our board could not listen.
     """
     from tests._v2 import make_ca
 

@@ -7,6 +7,7 @@ import concurrent.futures
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -98,8 +99,10 @@ def run_ws(
     body: Callable[[aiohttp.ClientWebSocketResponse], Awaitable[Any]],
     *,
     headers: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
 ) -> Any:
-    """Open the job's proxy websocket with the session's cookie and CSRF token; run *body*."""
+    """Open the job's proxy websocket with the session's cookie and CSRF token; run *body*
+    (for at most *timeout* seconds)."""
     context = ssl.create_default_context(cafile=str(server.ca_path))
     url = server.base_url.replace("https://", "wss://") + f"proxy/{job_id}"
     sent = {"Cookie": f"JSESSIONID={http.cookie}", "Origin": "127.0.0.1"}
@@ -118,7 +121,7 @@ def run_ws(
                 autoping=True,
             ) as ws,
         ):
-            return await asyncio.wait_for(body(ws), TIMEOUT)
+            return await asyncio.wait_for(body(ws), timeout)
 
     return run_async(main())
 
@@ -321,3 +324,112 @@ def test_channels_per_websocket_are_bounded(v2_server: V2Server) -> None:
         assert words(await receive(ws), 2) == (OPEN, 1001)
 
     run_ws(v2_server, http, job_id, body)
+
+
+# --- bursts: the emulator must not be where datagrams are lost -----------------------------
+
+BURST = 2000
+BOOT_PORT = 54321
+#: A bound, not a speed requirement: a loaded machine may take its time.
+BURST_TIMEOUT = 120.0
+
+
+async def receive_messages(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[bytes]:
+    """The payloads of *count* MESSAGE frames (each awaited for at most TIMEOUT)."""
+    payloads: list[bytes] = []
+    while len(payloads) < count:
+        frame = await asyncio.wait_for(receive(ws), TIMEOUT)
+        assert words(frame, 1) == (MESSAGE,)
+        payloads.append(frame[8:])
+    return payloads
+
+
+def test_a_burst_from_a_board_arrives_whole(v2_server: V2Server) -> None:
+    """2,000 datagrams sent back-to-back from a board's address to a channel all reach the
+    websocket: the channel's socket buffer and queue hold a burst (they used to lose most)."""
+    http, job_id, machine = ready_job(v2_server)
+    address = machine["connections"][0][1]
+
+    async def body(ws: aiohttp.ClientWebSocketResponse) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board:
+            board.bind((address, BOOT_PORT))  # stands for the board's boot port
+            board.settimeout(TIMEOUT)
+            await ws.send_bytes(struct.pack("<5I", OPEN, 1, 0, 0, BOOT_PORT))
+            _, _, channel = words(await receive(ws), 3)
+            await ws.send_bytes(struct.pack("<2I", MESSAGE, channel) + b"hello")
+            hello, proxy_side = await asyncio.to_thread(board.recvfrom, 100)
+            assert hello == b"hello"
+            for seq in range(BURST):  # as fast as one socket sends, without yielding
+                board.sendto(struct.pack("<I", seq) + b"\0" * 60, proxy_side)
+            payloads = await receive_messages(ws, BURST)
+        assert [struct.unpack_from("<I", p)[0] for p in payloads] == list(range(BURST))
+
+    run_ws(v2_server, http, job_id, body, timeout=BURST_TIMEOUT)
+
+
+def test_a_burst_of_scp_requests_is_answered_whole(v2_server: V2Server) -> None:
+    """2,000 CMD_VER requests in one go through the proxy: the board's socket holds them
+    all and every answer comes back."""
+    http, job_id, _ = ready_job(v2_server)
+
+    async def body(ws: aiohttp.ClientWebSocketResponse) -> None:
+        await ws.send_bytes(struct.pack("<5I", OPEN, 1, 0, 0, SCP_PORT))
+        _, _, channel = words(await receive(ws), 3)
+        head = struct.pack("<2I", MESSAGE, channel)
+        for seq in range(BURST):
+            await ws.send_bytes(head + scp_version_request(seq))
+        replies = await receive_messages(ws, BURST)
+        assert sorted(struct.unpack_from("<H", r, 12)[0] for r in replies) == list(range(BURST))
+        check_version_reply(replies[-1], struct.unpack_from("<H", replies[-1], 12)[0])
+
+    run_ws(v2_server, http, job_id, body, timeout=BURST_TIMEOUT)
+
+
+def test_a_client_that_falls_behind_loses_nothing_of_a_burst(
+    v2_server: V2Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A board sends while the client reads nothing: once the connection's buffers are full
+    the proxy's queue fills (its limits lowered here: TCP buffers hold megabytes), the channel
+    stops reading its socket and the writer waits for the websocket to drain; when the client
+    reads again, every datagram arrives, in order."""
+    from spalloc.emulator import _proxy
+
+    monkeypatch.setattr(_proxy, "_HIGH", 256 << 10)
+    monkeypatch.setattr(_proxy, "_LOW", 64 << 10)
+    pauses: list[int] = []
+    pause = _proxy._Channel.pause
+
+    def counted(channel: _proxy._Channel) -> None:
+        pauses.append(channel.channel_id)
+        pause(channel)
+
+    monkeypatch.setattr(_proxy._Channel, "pause", counted)
+    http, job_id, machine = ready_job(v2_server)
+    address = machine["connections"][0][1]
+    size, most = 1000, 30_000
+
+    async def body(ws: aiohttp.ClientWebSocketResponse) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board:
+            board.bind((address, BOOT_PORT))
+            board.settimeout(TIMEOUT)
+            await ws.send_bytes(struct.pack("<5I", OPEN, 1, 0, 0, BOOT_PORT))
+            _, _, channel = words(await receive(ws), 3)
+            await ws.send_bytes(struct.pack("<2I", MESSAGE, channel) + b"hello")
+            _, proxy_side = await asyncio.to_thread(board.recvfrom, 100)
+            # Nothing is read from the websocket while this loop runs (it never yields). It
+            # sends 50 kB every 5 ms (a board on the network does not compete with the
+            # emulator for the interpreter as this loop does) until the proxy has paused,
+            # then 500 more: they wait in the channel's socket buffer.
+            sent, stop_at = 0, most
+            while sent < stop_at:
+                for _ in range(50):
+                    board.sendto(struct.pack("<I", sent) + b"\0" * (size - 4), proxy_side)
+                    sent += 1
+                time.sleep(0.005)
+                if pauses and stop_at == most:
+                    stop_at = sent + 500
+            payloads = await receive_messages(ws, sent)
+        assert [struct.unpack_from("<I", p)[0] for p in payloads] == list(range(len(payloads)))
+
+    run_ws(v2_server, http, job_id, body, timeout=BURST_TIMEOUT)
+    assert pauses  # the queue did push back

@@ -110,6 +110,20 @@ def test_the_core_imports_neither_front_end(module: str) -> None:
     assert front_ends == []
 
 
+def test_the_client_never_imports_the_emulator_and_both_share_the_wire_facts() -> None:
+    """The bridge and the emulator take ports, opcodes and frame words from one module."""
+    loaded = imported_by("spalloc.service.bridge", "spalloc.service._reach")
+    assert sorted(m for m in loaded if m.startswith("spalloc.emulator")) == []
+    assert "spalloc._proxywire" in loaded
+    from spalloc import _proxywire
+    from spalloc.emulator import _boards, _proxy
+    from spalloc.service import _bridgeproxy, _bridgerelay, _reach
+
+    assert _bridgerelay.SCP_PORT is _boards.SCP_PORT is _proxywire.SCP_PORT
+    assert vars(_bridgeproxy)["W5"] is vars(_proxy)["W5"] is _proxywire.W5
+    assert _reach.version_request is _proxywire.version_request
+
+
 def test_every_error_raised_on_purpose_is_in_the_tree() -> None:
     from spalloc.cli._command import UnsafeValueError
     from spalloc.emulator.machines import MachineConfigError

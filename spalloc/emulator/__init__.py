@@ -27,6 +27,7 @@ from spalloc.emulator.controller import EMULATOR_VERSION, Controller, JobInfo
 from spalloc.emulator.server import EmulatorServer
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
     from spalloc.emulator.http import HttpFrontDoor
@@ -71,7 +72,9 @@ class Emulator:
     """A spalloc server running in a background thread.
 
     Args:
-        machines: None for the defaults, a TOML file path, or Machine objects.
+        machines: None for the defaults, a TOML file path, or Machine objects. With v2, the
+            defaults move to free addresses on the first start if another emulator on this
+            host holds theirs (logged; see ``docs/emulator.md``); given machines never move.
         host: address to bind (127.0.0.1 unless told otherwise).
         port: 0 picks a free port; see :attr:`port` for the one bound.
         power_delay: seconds a board power on/off takes.
@@ -110,6 +113,8 @@ class Emulator:
         emergency_stop_code: str | None = None,
     ) -> None:
         self._machines = _load(machines)
+        # Only the built-in machines move when their addresses are taken (see start()).
+        self._movable = machines is None
         self._http_port = http_port
         self._http_bound: tuple[str, int] | None = None
         self._http: HttpFrontDoor | None = None
@@ -175,12 +180,13 @@ class Emulator:
             elif self._bound is not None:
                 self._controller.reset_keepalives()
             port = self._bound[1] if self._bound is not None else self._port
+            claimed = self._claim_boards()
             loop = asyncio.new_event_loop()
             server = EmulatorServer(self._controller)
             started: concurrent.futures.Future[tuple[str, int]] = concurrent.futures.Future()
             thread = threading.Thread(
                 target=self._run,
-                args=(loop, server, port, started),
+                args=(loop, server, port, started, claimed),
                 name=f"spalloc-emulator-{port}",
                 daemon=True,
             )
@@ -190,9 +196,24 @@ class Emulator:
             except BaseException:
                 thread.join(timeout)
                 loop.close()
+                for sock in (claimed or {}).values():
+                    sock.close()
                 raise
             self._loop, self._server, self._thread = loop, server, thread
             return self
+
+    def _claim_boards(self) -> dict[str, socket.socket] | None:
+        """On the first start with v2 and the built-in machines: hold their boards' addresses,
+        moving the machines to free networks if another emulator on this host has them."""
+        if not self._movable or self._http_port is None or self._bound is not None:
+            return None
+        from spalloc.emulator._boards import claim_default_machines
+
+        machines, claimed = claim_default_machines()
+        if machines[0].board_ips != self._machines[0].board_ips:
+            self._machines = machines
+            self._controller = Controller(self._machines, **self._settings)  # type: ignore[arg-type]
+        return claimed
 
     def _run(
         self,
@@ -200,12 +221,13 @@ class Emulator:
         server: EmulatorServer,
         port: int,
         started: concurrent.futures.Future[tuple[str, int]],
+        claimed: dict[str, socket.socket] | None,
     ) -> None:
         asyncio.set_event_loop(loop)
         try:
             address = loop.run_until_complete(server.start(self._host, port))
             if self._http_port is not None:
-                loop.run_until_complete(self._start_http(server))
+                loop.run_until_complete(self._start_http(server, claimed))
         except BaseException as exc:
             loop.run_until_complete(server.stop())
             started.set_exception(exc)
@@ -213,12 +235,20 @@ class Emulator:
         started.set_result(address)
         loop.run_forever()
 
-    async def _start_http(self, server: EmulatorServer) -> None:
+    async def _start_http(
+        self, server: EmulatorServer, claimed: dict[str, socket.socket] | None
+    ) -> None:
         from spalloc.emulator.http import HttpFrontDoor
 
         assert self._users is not None and self._http_port is not None
         port = self._http_bound[1] if self._http_bound is not None else self._http_port
-        http = HttpFrontDoor(server, self._users, ssl_context=self._ssl, **self._http_options)  # type: ignore[arg-type]
+        http = HttpFrontDoor(
+            server,
+            self._users,
+            ssl_context=self._ssl,
+            claimed=claimed,
+            **self._http_options,  # type: ignore[arg-type]
+        )
         self._http_bound = await http.start(self._host, port)
         self._http = http
 

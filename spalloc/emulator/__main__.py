@@ -114,7 +114,13 @@ def _describe(machine: object) -> str:
         shape = "single board"
     else:
         shape = f"{getattr(machine, 'width', '?')}x{getattr(machine, 'height', '?')} triads"
-    return f"{name} ({shape}, tags {tags})"
+    ips = sorted(getattr(machine, "board_ips", {}).values(), key=_ip_key)
+    where = f", boards from {ips[0]}" if ips else ""
+    return f"{name} ({shape}, tags {tags}{where})"
+
+
+def _ip_key(ip: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in ip.split(".") if part.isdigit())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

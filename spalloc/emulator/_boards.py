@@ -13,40 +13,57 @@ The reply swaps the SDP source and destination (flags ``0x07``: no reply wanted)
 * data: ``SC&MP/SpiNNaker\\0`` then ``4.0.0\\0`` (:data:`SCAMP_VERSION`).
 
 Any other command gets ``RC_CMD`` (``0x83``) with the same sequence number. A board answers
-only while it belongs to a job and is powered. Sockets are opened when boards are allocated
-(tracked per changed job, so the cost does not grow with the machine); freed boards' sockets
+only while it belongs to a job and is powered. Sockets are bound when boards are allocated
+(tracked per changed job, so the cost does not grow with the machine), at once, in
+:meth:`BoardResponder.sync`: a request sent as soon as the change is known waits in the
+socket's buffer even if the loop has not started reading it yet. Freed boards' sockets
 are parked, silent, for reuse, up to :data:`MAX_IDLE_SOCKETS`, the oldest closed beyond that.
-Sockets use ``SO_REUSEPORT`` so that several emulators on one host (parallel tests) can each
-hold an address; whichever receives a request answers it.
+
+Sockets do not use ``SO_REUSEPORT``: with it, two emulators holding the same address shared its
+datagrams at random, and a board allocated in one went silent whenever the other's idle socket
+took the request. An address can now be held by one emulator only; a second one's board that
+cannot bind stays silent (with a logged warning). An emulator with the default machines avoids
+that by :func:`claim_default_machines`: it moves them to free networks when the usual ones are
+taken (by another emulator on the same host).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 import struct
 from collections import OrderedDict
 from collections.abc import Callable
 
+from spalloc._proxywire import CMD_VER, RC_CMD, RC_OK, SCP_PORT
+from spalloc._proxywire import SCP as _SCP
+from spalloc._proxywire import SDP as _SDP
+from spalloc.emulator._proxy import udp_socket
 from spalloc.geometry import Board, Machine
 
-__all__ = ["BUILD_DATE", "SCAMP_VERSION", "SCP_PORT", "BoardResponder", "version_reply"]
+__all__ = [
+    "BUILD_DATE",
+    "SCAMP_VERSION",
+    "SCP_PORT",
+    "BoardResponder",
+    "claim_boards",
+    "claim_default_machines",
+    "version_reply",
+]
 
-SCP_PORT = 17893
 #: Sockets of freed boards kept open (silent) for reuse.
 MAX_IDLE_SOCKETS = 256
 SCAMP_VERSION = "4.0.0"
 #: 2024-01-01T00:00:00Z, fixed so that replies are reproducible.
 BUILD_DATE = 1704067200
 
-CMD_VER = 0
-RC_OK = 0x80
-RC_CMD = 0x83
+#: The networks tried for the default machines, in order: 127.64 (and 127.66), 127.68 (and
+#: 127.70)... up to 127.92, below the 127.100-249 the tests pick at random.
+DEFAULT_NETS = range(64, 96, 4)
 
-_SDP = struct.Struct("<2x8B")  # pad, flags, tag, dst port/cpu, src port/cpu, dy, dx, sy, sx
-_SCP = struct.Struct("<HH")  # cmd_rc, seq
 _VERSION = struct.Struct("<BBBBHHI")  # p, physical cpu, y, x, unused, version, build date
 _MIN_REQUEST = _SDP.size + _SCP.size
 
@@ -66,6 +83,60 @@ def version_reply(request: bytes) -> bytes | None:
     block = _VERSION.pack(0, 0, dy, dx, 0, 0xFFFF, BUILD_DATE)
     text = b"SC&MP/SpiNNaker\0" + SCAMP_VERSION.encode() + b"\0"
     return header + _SCP.pack(RC_OK, seq) + block + text
+
+
+def claim_boards(machines: list[Machine]) -> dict[str, socket.socket]:
+    """Bind every board's SCP address now; the sockets by IP, for :class:`BoardResponder`.
+
+    Raises:
+        OSError: an address cannot be bound (nothing is left bound).
+    """
+    claimed: dict[str, socket.socket] = {}
+    try:
+        for machine in machines:
+            for ip in sorted(set(machine.board_ips.values())):
+                sock = udp_socket()
+                claimed[ip] = sock
+                sock.bind((ip, SCP_PORT))
+    except OSError:
+        for sock in claimed.values():
+            sock.close()
+        raise
+    return claimed
+
+
+def claim_default_machines() -> tuple[list[Machine], dict[str, socket.socket]]:
+    """The default machines on the first of :data:`DEFAULT_NETS` whose board addresses are
+    all free, and their claimed sockets (held until the responder closes).
+
+    Moving is logged as a warning. If the addresses cannot be bound at all (not in use, but
+    e.g. a system whose loopback is only 127.0.0.1), the usual machines come back unclaimed,
+    their boards silent as before.
+    """
+    from spalloc.emulator.machines import default_machines
+
+    taken = []
+    for net in DEFAULT_NETS:
+        machines = default_machines(net)
+        try:
+            claimed = claim_boards(machines)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                _log.warning("the emulated boards cannot listen: %s", exc)
+                return default_machines(), {}
+            taken.append(f"127.{net}.0.0")
+            continue
+        if taken:
+            _log.warning(
+                "emulator: the default machines' board addresses on %s are in use (another "
+                "emulator on this host?); serving them on 127.%d.0.0 and 127.%d.0.0 instead",
+                ", ".join(taken),
+                net,
+                net + 2,
+            )
+        return machines, claimed
+    _log.warning("emulator: every default board network is in use; boards may stay silent")
+    return default_machines(), {}
 
 
 class _Board(asyncio.DatagramProtocol):
@@ -93,15 +164,19 @@ class BoardResponder:
     Args:
         is_answering: ``(machine, board) -> bool``: allocated and powered right now.
         is_allocated: ``(machine, board) -> bool``: held by a live job right now.
+        claimed: sockets already bound to boards' addresses (:func:`claim_boards`), by IP:
+            used for those boards instead of binding, closed by :meth:`close`.
     """
 
     def __init__(
         self,
         is_answering: Callable[[Machine, Board], bool],
         is_allocated: Callable[[Machine, Board], bool],
+        claimed: dict[str, socket.socket] | None = None,
     ) -> None:
         self._is_answering = is_answering
         self._is_allocated = is_allocated
+        self._claimed = dict(claimed or {})
         self._open: dict[tuple[str, Board], _Board] = {}
         # Sockets of freed boards, kept (silent) for a while: boards are often handed out
         # again at once, and reusing the socket saves a bind per job.
@@ -128,10 +203,20 @@ class BoardResponder:
             ip = machine.ip(board_xyz)
             if ip is None:
                 continue
+            # Bound now, before anyone hears of the change: a request sent as soon as the
+            # job is reported ready waits in the socket's buffer until the loop reads it.
+            sock = self._listen(machine, board_xyz, ip)
+            if sock is None:
+                continue
             self._pending.add(key)
-            task = loop.create_task(self._bind(machine, board_xyz, ip))
+            task = loop.create_task(self._attach(machine, board_xyz, sock))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    async def settled(self) -> None:
+        """Wait until every socket bound so far is being read."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _park(self, key: tuple[str, Board], protocol: _Board) -> None:
         """Keep a free board's socket, silent, for reuse; close the oldest beyond the cap."""
@@ -141,19 +226,23 @@ class BoardResponder:
             if oldest.transport is not None:
                 oldest.transport.close()
 
-    async def _bind(self, machine: Machine, board: Board, ip: str) -> None:
-        key = (machine.name, board)
+    def _listen(self, machine: Machine, board: Board, ip: str) -> socket.socket | None:
+        """A socket bound to the board's SCP address, or None (logged) if it cannot be."""
+        claimed = self._claimed.pop(ip, None)
+        if claimed is not None:
+            # Requests that came before the board was allocated get no answer, not a late one.
+            with contextlib.suppress(OSError):
+                while True:
+                    claimed.recv(65536)
+            return claimed
         try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            # A large receive buffer: a burst of requests through the proxy lands here at once.
+            sock = udp_socket()
             try:
-                if hasattr(socket, "SO_REUSEPORT"):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 sock.bind((ip, SCP_PORT))
             except OSError:
                 sock.close()
                 raise
-            protocol = _Board(lambda: self._is_answering(machine, board))
-            await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol, sock=sock)
         except OSError as exc:
             # A board that cannot listen just stays silent, as a broken board would.
             _log.warning(
@@ -164,15 +253,25 @@ class BoardResponder:
                 SCP_PORT,
                 exc,
             )
-            return
+            return None
+        return sock
+
+    async def _attach(self, machine: Machine, board: Board, sock: socket.socket) -> None:
+        key = (machine.name, board)
+        try:
+            protocol = _Board(lambda: self._is_answering(machine, board))
+            await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         finally:
             self._pending.discard(key)
         if self._is_allocated(machine, board) and key not in self._open:
             self._open[key] = protocol
         elif key not in self._idle and key not in self._open:
-            self._park(key, protocol)  # freed while we were binding
+            self._park(key, protocol)  # freed while we were attaching
         elif protocol.transport is not None:
-            protocol.transport.close()  # freed while we were binding
+            protocol.transport.close()  # freed while we were attaching
 
     def close(self) -> None:
         """Close every socket."""
@@ -182,5 +281,8 @@ class BoardResponder:
             if board.transport is not None:
                 with contextlib.suppress(Exception):
                     board.transport.close()
+        for sock in self._claimed.values():
+            sock.close()
         self._open.clear()
         self._idle.clear()
+        self._claimed.clear()

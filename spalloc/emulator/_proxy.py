@@ -2,19 +2,42 @@
 
 Frames are little-endian 32-bit words, then an optional payload (V2_PROTOCOL.md §1.9). The
 websocket library (aiohttp) does the websocket framing; this module only reads and writes
-the proxy's own words. Packets from boards are queued for the websocket with a bound: when a
-client does not read, further packets are dropped, as UDP would.
+the proxy's own words.
+
+Packets from boards wait for the websocket in one queue per websocket, which pushes back
+instead of dropping: past :data:`_HIGH` bytes every channel of the websocket stops reading
+its socket until the writer is down to :data:`_LOW`, and the writer awaits the websocket's
+own drain. A client that reads slowly so slows the boards' packets down: a burst waits in the
+queue, then in the sockets' receive buffers (:data:`RECEIVE_BUFFER` each), and only a full
+socket buffer loses packets (the kernel's drop, as for a real board).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import socket
 import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from spalloc._proxywire import (
+    BAD_DATA,
+    CLOSE,
+    ERROR,
+    MAX_ERROR_TEXT,
+    MESSAGE,
+    MESSAGE_TO,
+    OPEN,
+    OPEN_UNCONNECTED,
+    SERVER_ERROR,
+    W1,
+    W2,
+    W3,
+    W5,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -27,26 +50,39 @@ __all__ = [
     "MESSAGE_TO",
     "OPEN",
     "OPEN_UNCONNECTED",
+    "RECEIVE_BUFFER",
     "ProxySession",
+    "udp_socket",
 ]
 
-OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
-
-#: Websocket close codes the Java server uses.
-BAD_DATA = 1007
-SERVER_ERROR = 1011
-
-_MAX_ERROR = 1000
-_QUEUE = 4096
+#: Bytes queued for a websocket before its channels stop reading their sockets, and the
+#: level at which they read again (each frame counts 64 bytes more than its length, for the
+#: object holding it).
+_HIGH, _LOW = 4 << 20, 1 << 20
+_OVERHEAD = 64
+#: Bytes queued beyond which the websocket itself is no longer read (only replies to the
+#: client's own requests can get there: the channels stopped reading at _HIGH).
+_STOP_READING = 2 * _HIGH
+#: Receive buffer asked for each UDP socket of the proxy and the boards (the kernel caps it at
+#: net.core.rmem_max): a burst waits there while the loop is busy or the channels paused.
+RECEIVE_BUFFER = 1 << 22
 #: Open channels one websocket may hold (each is a UDP socket).
 MAX_CHANNELS = 256
 
-_W2 = struct.Struct("<2I")
-_W3 = struct.Struct("<3I")
-_W5 = struct.Struct("<5I")
-
 #: Channel ids are global to the server and never 0, as in the Java server.
 _channel_ids = itertools.count(1)
+
+
+def udp_socket() -> socket.socket:
+    """A non-blocking IPv4 UDP socket with a receive buffer sized for bursts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class BadFrame(Exception):
@@ -62,11 +98,22 @@ class _Channel(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.session.paused:
+            self.pause()
+
+    def pause(self) -> None:
+        # Selector and proactor datagram transports both have these, not in typeshed.
+        with contextlib.suppress(AttributeError, RuntimeError):
+            self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume(self) -> None:
+        with contextlib.suppress(AttributeError, RuntimeError):
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         # An unconnected channel takes packets only from the job's boards.
         if self.connected or addr[0] in self.session.board_ips:
-            self.session.to_client(_W2.pack(MESSAGE, self.channel_id) + data)
+            self.session.to_client(W2.pack(MESSAGE, self.channel_id) + data)
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP "port unreachable" from a silent board: UDP just loses the packet
@@ -97,20 +144,55 @@ class ProxySession:
         self.board_ips = frozenset(hosts.values())
         self._local_host = local_host
         self._channels: dict[int, _Channel] = {}
-        self._out: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE)
+        self._out: collections.deque[bytes] = collections.deque()
+        self._queued_bytes = 0
+        self._gone = False  # the writer found the websocket closed
+        self._queued = asyncio.Event()  # set while _out holds frames
+        self._drained = asyncio.Event()  # set while _out is at most _LOW
+        self._drained.set()
+        #: True while the channels are not reading their sockets (the queue is full).
+        self.paused = False
         self._writer: asyncio.Task[None] | None = None
 
     def to_client(self, frame: bytes) -> None:
-        """Queue *frame* for the websocket; dropped if the client is far behind."""
-        with contextlib.suppress(asyncio.QueueFull):
-            self._out.put_nowait(frame)
+        """Queue *frame* for the websocket; at :data:`_HIGH` bytes the channels pause."""
+        if self._gone:
+            return
+        self._out.append(frame)
+        self._queued_bytes += len(frame) + _OVERHEAD
+        self._queued.set()
+        if self._queued_bytes > _LOW:
+            self._drained.clear()
+            if not self.paused and self._queued_bytes >= _HIGH:
+                self.paused = True
+                for channel in self._channels.values():
+                    channel.pause()
 
     async def _write(self) -> None:
+        out = self._out
         while True:
-            frame = await self._out.get()
+            if not out:
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            frame = out.popleft()
+            self._queued_bytes -= len(frame) + _OVERHEAD
+            if self._queued_bytes <= _LOW:
+                self._drained.set()
+                if self.paused:
+                    self.paused = False
+                    for channel in self._channels.values():
+                        channel.resume()
             try:
+                # Waits while the connection's write buffer is full (aiohttp's drain).
                 await self.ws.send_bytes(frame)
             except (ConnectionError, RuntimeError):
+                # The websocket is going: what is queued has nowhere to go, and run() must
+                # not wait for a drain that cannot come.
+                self._gone = True
+                out.clear()
+                self._queued_bytes = 0
+                self._drained.set()
                 return
 
     async def run(self) -> None:
@@ -123,6 +205,8 @@ class ProxySession:
                 if msg.type == WSMsgType.BINARY:
                     try:
                         await self._handle(msg.data)
+                        if self._queued_bytes >= _STOP_READING:
+                            await self._drained.wait()
                     except BadFrame as exc:
                         await self.ws.close(code=BAD_DATA, message=str(exc)[:120].encode())
                         break
@@ -154,7 +238,7 @@ class ProxySession:
     async def _handle(self, data: bytes) -> None:
         if len(data) < 4:
             raise BadFrame("short frame")
-        (op,) = struct.unpack_from("<I", data)
+        (op,) = W1.unpack_from(data)
         if op == OPEN:
             await self._open(data)
         elif op == CLOSE:
@@ -178,7 +262,7 @@ class ProxySession:
 
     def _error(self, correlation: int, message: str) -> None:
         text = message.encode()
-        self.to_client(_W2.pack(ERROR, correlation) + (text if len(text) <= _MAX_ERROR else b""))
+        self.to_client(W2.pack(ERROR, correlation) + (text if len(text) <= MAX_ERROR_TEXT else b""))
 
     def _target(self, x: int, y: int, port: int) -> tuple[str, int]:
         host = self.hosts.get((x, y))
@@ -188,61 +272,71 @@ class ProxySession:
             raise ValueError("bad port number")
         return host, port
 
-    async def _make(self, connected: bool, **endpoint: Any) -> _Channel:
+    async def _make(self, remote: tuple[str, int] | None) -> _Channel:
+        """A channel connected to *remote*, or (None) an unconnected one on the local host."""
         if len(self._channels) >= MAX_CHANNELS:
             raise ValueError(f"too many open channels (at most {MAX_CHANNELS})")
+        sock = udp_socket()
+        try:
+            if remote is None:
+                sock.bind((self._local_host, 0))
+            else:
+                sock.connect(remote)
+        except OSError:
+            sock.close()
+            raise
         channel_id = next(_channel_ids)
         loop = asyncio.get_running_loop()
-        factory: Callable[[], _Channel] = lambda: _Channel(self, channel_id, connected)  # noqa: E731
-        _, channel = await loop.create_datagram_endpoint(factory, family=socket.AF_INET, **endpoint)
+        factory: Callable[[], _Channel] = lambda: _Channel(self, channel_id, remote is not None)  # noqa: E731
+        _, channel = await loop.create_datagram_endpoint(factory, sock=sock)
         self._channels[channel_id] = channel
         return channel
 
     async def _open(self, data: bytes) -> None:
-        _, correlation, x, y, port = self._exact(data, _W5)
+        _, correlation, x, y, port = self._exact(data, W5)
         try:
             target = self._target(x, y, port)
-            channel = await self._make(True, remote_addr=target)
+            channel = await self._make(target)
         except (ValueError, OSError) as exc:
             self._error(correlation, str(exc))
             return
-        self.to_client(_W3.pack(OPEN, correlation, channel.channel_id))
+        self.to_client(W3.pack(OPEN, correlation, channel.channel_id))
 
     async def _open_unconnected(self, data: bytes) -> None:
-        _, correlation = self._exact(data, _W2)
+        _, correlation = self._exact(data, W2)
         try:
-            channel = await self._make(False, local_addr=(self._local_host, 0))
+            channel = await self._make(None)
         except (ValueError, OSError) as exc:
             self._error(correlation, str(exc))
             return
         assert channel.transport is not None
         address, port = channel.transport.get_extra_info("sockname")[:2]
         self.to_client(
-            _W3.pack(OPEN_UNCONNECTED, correlation, channel.channel_id)
+            W3.pack(OPEN_UNCONNECTED, correlation, channel.channel_id)
             + socket.inet_aton(address)
-            + struct.pack("<I", port)
+            + W1.pack(port)
         )
 
     def _close(self, data: bytes) -> None:
-        _, correlation, channel_id = self._exact(data, _W3)
+        _, correlation, channel_id = self._exact(data, W3)
         channel = self._channels.pop(channel_id, None)
         if channel is not None:
             channel.close()
-        self.to_client(_W3.pack(CLOSE, correlation, channel_id if channel is not None else 0))
+        self.to_client(W3.pack(CLOSE, correlation, channel_id if channel is not None else 0))
 
     def _message(self, data: bytes) -> None:
-        if len(data) < _W2.size:
+        if len(data) < W2.size:
             raise BadFrame("short frame")
-        _, channel_id = _W2.unpack_from(data)
+        _, channel_id = W2.unpack_from(data)
         channel = self._channels.get(channel_id)
         # A message for a closed, unknown or unconnected channel is dropped silently.
         if channel is not None and channel.connected and channel.transport is not None:
-            channel.transport.sendto(data[_W2.size :])
+            channel.transport.sendto(data[W2.size :])
 
     def _message_to(self, data: bytes) -> None:
-        if len(data) < _W5.size:
+        if len(data) < W5.size:
             raise BadFrame("short frame")
-        _, channel_id, x, y, port = _W5.unpack_from(data)
+        _, channel_id, x, y, port = W5.unpack_from(data)
         try:
             target = self._target(x, y, port)
         except ValueError as exc:
@@ -252,4 +346,4 @@ class ProxySession:
             return
         if channel.connected:
             raise BadFrame("channel is connected")
-        channel.transport.sendto(data[_W5.size :], target)
+        channel.transport.sendto(data[W5.size :], target)

@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from spalloc._proxywire import SERVER_ERROR
 from spalloc.emulator._auth import HttpError, text_reply
 from spalloc.emulator._boards import BoardResponder
 from spalloc.emulator._jobs import CommandError, Job
-from spalloc.emulator._proxy import SERVER_ERROR, ProxySession
+from spalloc.emulator._proxy import ProxySession
 from spalloc.emulator._rest import SERVICE_VERSION, WAIT_LIMIT, RestService
 from spalloc.emulator.server import EmulatorServer
 from spalloc.emulator.users import Users
@@ -46,6 +48,8 @@ class HttpFrontDoor(RestService):
         keepalive_cap: tests only: shorten every v2 job's keepalive to at most this.
         wait_limit: longest long-poll, seconds.
         emergency_stop_code: the ``commandCode`` that stops everything (None: refused).
+        claimed: board sockets already bound (by IP), see
+            :func:`~spalloc.emulator._boards.claim_boards`; closed when the door stops.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class HttpFrontDoor(RestService):
         keepalive_cap: float | None = None,
         wait_limit: float = WAIT_LIMIT,
         emergency_stop_code: str | None = None,
+        claimed: dict[str, socket.socket] | None = None,
     ) -> None:
         super().__init__(
             server.controller,
@@ -71,6 +76,7 @@ class HttpFrontDoor(RestService):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
         self._boards: BoardResponder | None = None
+        self._claimed = claimed
         self._bound: tuple[str, int] | None = None
         self._routes = self._route_table()
 
@@ -78,19 +84,30 @@ class HttpFrontDoor(RestService):
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Bind and serve; returns the bound (host, port)."""
+        # The boards of jobs kept across a restart listen before anything is served, and
+        # before this coroutine first yields (the v1 server is already accepting).
+        self._boards = BoardResponder(self._board_answers, self._board_allocated, self._claimed)
+        self._claimed = None  # the responder's now
+        self._server.listeners.append(self._on_changes)
+        for job_id in self._controller.job_ids():
+            self._sync_boards(job_id)
         app = web.Application(client_max_size=MAX_BODY, middlewares=[self._errors])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=self._ssl, reuse_address=True)
-        await site.start()
+        try:
+            await runner.setup()
+            site = web.TCPSite(runner, host, port, ssl_context=self._ssl, reuse_address=True)
+            await site.start()
+        except BaseException:  # e.g. the port is taken: leave no board socket behind
+            with contextlib.suppress(ValueError):
+                self._server.listeners.remove(self._on_changes)
+            self._boards.close()
+            await runner.cleanup()
+            raise
         self._runner = runner
         name = runner.addresses[0]
         self._bound = (str(name[0]), int(name[1]))
-        self._boards = BoardResponder(self._board_answers, self._board_allocated)
-        self._server.listeners.append(self._on_changes)
-        for job_id in self._controller.job_ids():  # jobs kept across a restart
-            self._sync_boards(job_id)
+        await self._boards.settled()  # and are read from the moment start() returns
         return self._bound
 
     async def stop(self) -> None:

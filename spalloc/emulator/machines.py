@@ -103,8 +103,11 @@ def load_machines(path: str | os.PathLike[str]) -> list[Machine]:
     return parse_machines(data, source)
 
 
-def default_machines() -> list[Machine]:
-    """A 4x2-triad machine tagged ``default`` and a single board tagged ``single``."""
+def default_machines(net: int = _DEFAULT_NET) -> list[Machine]:
+    """A 4x2-triad machine tagged ``default`` and a single board tagged ``single``, on
+    ``127.<net>.0.0`` and ``127.<net + 2>.0.0`` (by default 127.64.0.0 and 127.66.0.0)."""
+    if not 0 < net < 254:
+        raise ValueError(f"no default machines on 127.{net}.0.0")
     return parse_machines(
         {
             "machine": [
@@ -113,13 +116,13 @@ def default_machines() -> list[Machine]:
                     "tags": ["default"],
                     "width": 4,
                     "height": 2,
-                    "base_ip": "127.64.0.0",
+                    "base_ip": f"127.{net}.0.0",
                 },
                 {
                     "name": "board1",
                     "tags": ["single"],
                     "single_board": True,
-                    "base_ip": "127.66.0.0",
+                    "base_ip": f"127.{net + 2}.0.0",
                 },
             ]
         },

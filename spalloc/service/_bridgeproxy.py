@@ -13,12 +13,23 @@ import logging
 import queue
 import socket
 import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from spalloc._proxywire import (
+    CLOSE,
+    ERROR,
+    MESSAGE,
+    MESSAGE_TO,
+    OPEN,
+    OPEN_UNCONNECTED,
+    W1,
+    W2,
+    W3,
+    W5,
+)
 from spalloc.exceptions import ProtocolError, ProtocolTimeoutError
 from spalloc.service._bridgechannel import ChannelState
 
@@ -28,11 +39,6 @@ log = logging.getLogger("spalloc.service.bridge")
 
 #: What ``endpoint`` returns: the proxy's URL, the upgrade's headers, the TLS settings.
 ProxyEndpoint = tuple[str, Mapping[str, str], ssl.SSLContext | None]
-
-OPEN, CLOSE, MESSAGE, OPEN_UNCONNECTED, MESSAGE_TO, ERROR = range(6)
-_W2 = struct.Struct("<2I")
-_W3 = struct.Struct("<3I")
-_W5 = struct.Struct("<5I")
 
 # Datagrams held for a channel that is not open yet (first datagram, websocket down).
 _HELD = 256
@@ -106,9 +112,9 @@ class ProxyLink:
             self._opening[correlation] = chan
         if chan.connected:
             assert chan.chip is not None
-            frame = _W5.pack(OPEN, correlation, chan.chip[0], chan.chip[1], chan.port)
+            frame = W5.pack(OPEN, correlation, chan.chip[0], chan.chip[1], chan.port)
         else:
-            frame = _W2.pack(OPEN_UNCONNECTED, correlation)
+            frame = W2.pack(OPEN_UNCONNECTED, correlation)
         self._send_frame(ws, frame)
 
     def _send_on(
@@ -121,14 +127,14 @@ class ProxyLink:
                 if chan.closed or len(chan.held) >= _HELD:
                     self._counts[2] += 1
                     return
-                chan.held.append(data if target is None else _W3.pack(*target) + data)
+                chan.held.append(data if target is None else W3.pack(*target) + data)
                 return
             self._counts[0] += 1
             self._counts[1] += len(data)
         if target is None:
-            frame_head = _W2.pack(MESSAGE, channel_id)
+            frame_head = W2.pack(MESSAGE, channel_id)
         else:
-            frame_head = _W5.pack(MESSAGE_TO, channel_id, *target)
+            frame_head = W5.pack(MESSAGE_TO, channel_id, *target)
         if not self._send_frame(ws, frame_head + data):
             self._count(2, 1)
 
@@ -155,7 +161,7 @@ class ProxyLink:
             self._counts[2] += dropped
         ws = self._ws
         if channel_id is not None and ws is not None and self._up.is_set():
-            self._send_frame(ws, _W3.pack(CLOSE, next(self._correlations) & 0xFFFFFFFF, channel_id))
+            self._send_frame(ws, W3.pack(CLOSE, next(self._correlations) & 0xFFFFFFFF, channel_id))
 
     # --- the websocket --------------------------------------------------------------------
 
@@ -258,7 +264,7 @@ class ProxyLink:
     def _dispatch(self, ws: Any, frame: bytes) -> None:
         if len(frame) < 8:
             return
-        op, first = _W2.unpack_from(frame)
+        op, first = W2.unpack_from(frame)
         if op == MESSAGE:
             with self._lock:
                 chan = self._by_id.get(first)
@@ -269,7 +275,7 @@ class ProxyLink:
                 self._counts[4] += len(frame) - 8
             chan.deliver(frame[8:])
         elif op in (OPEN, OPEN_UNCONNECTED) and len(frame) >= 12:
-            (channel_id,) = struct.unpack_from("<I", frame, 8)
+            (channel_id,) = W1.unpack_from(frame, 8)
             with self._lock:
                 chan = self._opening.pop(first, None)
                 if chan is None:
@@ -283,20 +289,20 @@ class ProxyLink:
                     self._by_id[channel_id] = chan
                     if op == OPEN_UNCONNECTED and len(frame) >= 20:
                         ip = socket.inet_ntoa(frame[12:16])
-                        (port,) = struct.unpack_from("<I", frame, 16)
+                        (port,) = W1.unpack_from(frame, 16)
                         chan.address = (ip, port)
                     held = list(chan.held)
                     chan.held.clear()
             if closing is not None:
-                self._send_frame(ws, _W3.pack(CLOSE, 0, closing))
+                self._send_frame(ws, W3.pack(CLOSE, 0, closing))
                 return
             chan.opened.set()
             for data in held:
                 if chan.connected:
                     self._send_on(chan, data)
                 else:
-                    target = _W3.unpack_from(data)
-                    self._send_on(chan, data[_W3.size :], target)
+                    target = W3.unpack_from(data)
+                    self._send_on(chan, data[W3.size :], target)
         elif op == ERROR:
             with self._lock:
                 chan = self._opening.pop(first, None)

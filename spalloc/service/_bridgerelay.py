@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from spalloc._proxywire import BOOT_PORT, SCP_PORT
 from spalloc.models import BridgeTraffic
 from spalloc.service._bridgechannel import ChannelState
 
@@ -33,8 +34,6 @@ __all__ = [
 
 log = logging.getLogger("spalloc.service.bridge")
 
-SCP_PORT = 17893
-BOOT_PORT = 54321
 #: The board ports every bridge address relays.
 RELAYED_PORTS = (SCP_PORT, BOOT_PORT)
 #: Where bridge addresses come from (see :mod:`spalloc.service.bridge` for why).

@@ -17,21 +17,15 @@ works (the bridge relays the boot port, 54321). Pass ``proxy="never"`` there.
 from __future__ import annotations
 
 import socket
-import struct
 import time
+
+from spalloc._proxywire import SCP_PORT, version_request
 
 __all__ = ["PROBE_TIMEOUT", "reachable", "version_request"]
 
 #: Longest the probe takes, seconds.
 PROBE_TIMEOUT = 0.3
-_SCP_PORT = 17893
 _RESEND = 0.1
-
-
-def version_request(seq: int, x: int = 0, y: int = 0) -> bytes:
-    """An SCP ``CMD_VER`` datagram to chip (x, y), CPU 0, as SpiNNMan frames it."""
-    sdp = struct.pack("<2x8B", 0x87, 0xFF, 0, (7 << 5) | 31, y, x, 0, 0)
-    return sdp + struct.pack("<HH3I", 0, seq & 0xFFFF, 0, 0, 0)
 
 
 def reachable(address: str, timeout: float = PROBE_TIMEOUT) -> bool:
@@ -39,7 +33,7 @@ def reachable(address: str, timeout: float = PROBE_TIMEOUT) -> bool:
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
-            sock.connect((address, _SCP_PORT))
+            sock.connect((address, SCP_PORT))
         except OSError:  # no route, or a name that does not resolve
             return False
         for seq in range(1, 1000):  # bounded by the deadline long before
