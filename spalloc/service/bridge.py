@@ -39,7 +39,6 @@ import queue
 import selectors
 import socket
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -246,15 +245,3 @@ class Bridge(ProxyLink, Relays):
     def __repr__(self) -> str:
         state = "closed" if self.closed else "connected" if self.connected else "connecting"
         return f"<Bridge {self._name} {state} {self.hostname}>"
-
-    # --- waiting --------------------------------------------------------------------------
-
-    def _wait_up(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._closed.is_set():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            if self._up.wait(0.1 if left is None else min(left, 0.1)):
-                return True
-        return False
