@@ -2,9 +2,11 @@
 ``follow_machines``, ``wait_for_change`` and the ``on_*`` listeners of
 :class:`~spalloc.service.v2.V2Service` (a mixin: the service holds the state declared here).
 
-A followed job is a ``GET …/jobs/N?wait=true`` long-poll on a thread of its own; a followed
-machine (``GET …/machines/NAME?wait=true``) or the job list likewise. Threads are named daemons,
-ended when the connection's generation changes or the service closes.
+Each thing followed — a job (``GET …/jobs/N?wait=true``), a machine (``GET
+…/machines/NAME?wait=true``) or the job list — is one long-poll loop on a thread of its own,
+keyed ``("job", "N")``, ``("machine", NAME)`` or ``("jobs", "")``; the loops differ only in
+the step that polls once and judges what came back. Threads are named daemons, ended when the
+connection's generation changes, the thing is no longer followed, or the service closes.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ _QUIET_POLL = 20.0
 # Keys of a job's state document that change without the job changing.
 _VOLATILE = frozenset({"keep-alive-time", "keepalive-host"})
 
+#: One long-poll of a follow, judged: False when there is nothing more to follow. It is given
+#: the test of whether the follow still stands (its answer is not acted on otherwise).
+_Step = Callable[[Callable[[], bool]], bool]
+
 
 class V2Follow:
     """The change-following half of :class:`~spalloc.service.v2.V2Service`."""
@@ -43,8 +49,7 @@ class V2Follow:
         _connected: bool
         _generation: int
         _closed: threading.Event
-        _followed: dict[int, threading.Thread]
-        _watched: dict[tuple[str, str], threading.Thread]
+        _follows: dict[tuple[str, str], threading.Thread]
         _changes: threading.Condition
         _changed: int
         _consumed: int
@@ -66,14 +71,14 @@ class V2Follow:
 
     def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
         if job_id is not None:
-            self._follow(job_id)
+            self._start_follow(("job", str(job_id)), self._job_step(job_id))
         else:
-            self._watch(("jobs", ""), "srv/spalloc/jobs", {"limit": 200}, deadline)
+            self._follow_document(("jobs", ""), "srv/spalloc/jobs", {"limit": 200}, deadline)
 
     def follow_machines(self, deadline: float | None, machine: str | None = None) -> None:
         names = [machine] if machine is not None else [m.name for m in self.list_machines(deadline)]
         for name in names:
-            self._watch(("machine", name), f"srv/spalloc/machines/{name}", {}, deadline)
+            self._follow_document(("machine", name), f"srv/spalloc/machines/{name}", {}, deadline)
 
     def wait_for_change(self, timeout: float | None) -> bool:
         with self._changes:
@@ -91,75 +96,96 @@ class V2Follow:
             self._changed += 1
             self._changes.notify_all()
 
-    def _watch(
-        self, key: tuple[str, str], path: str, params: dict[str, Any], deadline: float | None
-    ) -> None:
+    def _start_follow(self, key: tuple[str, str], step: _Step) -> None:
+        """Follow *key* on a thread of its own, calling *step* (one long-poll, judged; False:
+        nothing more to follow; it is given the test of whether the follow still stands)
+        until the connection or the service ends."""
         with self._lock:
-            if not self._connected or key in self._watched:
-                return
-        # Read once now: the long-polls compare with it, so a change made after this call
-        # returns is reported even if it lands before the first long-poll reaches the server.
-        baseline = self._json(
-            "GET",
-            path,
-            deadline,
-            f"follow {key[0]} {key[1]}".strip(),
-            params={**params, "wait": "false"},
-        )
-        with self._lock:
-            if not self._connected or key in self._watched:
+            if not self._connected or key in self._follows:
                 return
             thread = threading.Thread(
-                target=self._long_poll,
-                args=(key, path, params, baseline, self._generation),
-                name=f"spalloc-v2-follow-{key[0]}-{key[1]}",
+                target=self._run_follow,
+                args=(key, step, self._generation),
+                name=f"spalloc-v2-follow-{key[1] if key[0] == 'job' else '-'.join(key)}",
                 daemon=True,
             )
-            self._watched[key] = thread
+            self._follows[key] = thread
         thread.start()
 
-    def _long_poll(
-        self, key: tuple[str, str], path: str, params: dict[str, Any], last: Any, generation: int
-    ) -> None:
-        """Long-poll a machine or the job list; tell the listeners whenever it changes.
+    def _still_following(self, key: tuple[str, str], generation: int) -> bool:
+        return (
+            not self._closed.is_set()
+            and self._generation == generation
+            and self._follows.get(key) is threading.current_thread()
+        )
 
-        A long-poll that returns before the server's longest wait is a change even when the
-        document reads the same (a machine's document does not show its allocations, the job
-        list not its jobs' states); one that ran out its time and reads the same is not.
-        """
-        kind, name = key
-
+    def _run_follow(self, key: tuple[str, str], step: _Step, generation: int) -> None:
         def following() -> bool:
-            return (
-                not self._closed.is_set()
-                and self._generation == generation
-                and key in self._watched
-            )
+            return self._still_following(key, generation)
 
         while following():
-            started = time.monotonic()
             try:
-                doc = self._json(
-                    "GET",
-                    path,
-                    None,
-                    f"follow {kind} {name}".strip(),
-                    poll=True,
-                    params={**params, "wait": "true"},
-                )
+                more = step(following)
             except ServerConnectionError:
                 return  # reported to the on_connection_lost listeners already
             except SpallocError as exc:
                 if not following():
                     return
-                log.debug("long-poll of %s %s failed: %s", kind, name, exc)
+                log.debug("long-poll of %s failed: %s", " ".join(key).strip(), exc)
                 self._closed.wait(_POLL_RETRY)
                 continue
-            if not following():
+            if not more:
+                with self._lock:
+                    if self._follows.get(key) is threading.current_thread():
+                        del self._follows[key]
                 return
-            if doc == last and time.monotonic() - started >= _QUIET_POLL:
-                continue
-            last = doc
+
+    def _job_step(self, job_id: int) -> _Step:
+        """One long-poll of a job's state: listeners hear of every change; the job's end
+        ends the follow."""
+        last: list[dict[str, Any] | None] = [None]
+
+        def step(following: Callable[[], bool]) -> bool:
+            doc = self._job_doc(job_id, None, wait=True)
+            if not following():
+                return True  # the loop sees it and ends
+            seen = None if doc is None else {k: v for k, v in doc.items() if k not in _VOLATILE}
+            if seen != last[0]:
+                if last[0] is not None:
+                    self._noted()
+                last[0] = seen
+                for fn in list(self._job_listeners):
+                    fn([job_id])
+            return not (doc is None or wire.state_of(doc) is JobState.destroyed)
+
+        return step
+
+    def _follow_document(
+        self, key: tuple[str, str], path: str, params: dict[str, Any], deadline: float | None
+    ) -> None:
+        """Follow a machine's document or the job list.
+
+        A long-poll that returns before the server's longest wait is a change even when the
+        document reads the same (a machine's document does not show its allocations, the job
+        list not its jobs' states); one that ran out its time and reads the same is not.
+        """
+        with self._lock:
+            if not self._connected or key in self._follows:
+                return
+        kind, name = key
+        what = f"follow {kind} {name}".strip()
+        # Read once now: the long-polls compare with it, so a change made after this call
+        # returns is reported even if it lands before the first long-poll reaches the server.
+        last = [self._json("GET", path, deadline, what, params={**params, "wait": "false"})]
+
+        def step(following: Callable[[], bool]) -> bool:
+            started = time.monotonic()
+            doc = self._json("GET", path, None, what, poll=True, params={**params, "wait": "true"})
+            if not following():
+                return True  # the loop sees it and ends
+            if doc == last[0] and time.monotonic() - started >= _QUIET_POLL:
+                return True
+            last[0] = doc
             self._noted()
             if kind == "machine":
                 for on_machine in list(self._machine_listeners):
@@ -168,59 +194,13 @@ class V2Follow:
                 ids = wire.job_ids((doc or {}).get("jobs", []))
                 for on_jobs in list(self._job_listeners):
                     on_jobs(ids)
+            return True
+
+        self._start_follow(key, step)
 
     def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
         self._machine_listeners.append(fn)
         return lambda: _discard(self._machine_listeners, fn)
-
-    def _follow(self, job_id: int) -> None:
-        with self._lock:
-            if not self._connected or job_id in self._followed:
-                return
-            thread = threading.Thread(
-                target=self._poll,
-                args=(job_id, self._generation),
-                name=f"spalloc-v2-follow-{job_id}",
-                daemon=True,
-            )
-            self._followed[job_id] = thread
-        thread.start()
-
-    def _following(self, job_id: int, generation: int) -> bool:
-        return (
-            not self._closed.is_set()
-            and self._generation == generation
-            and job_id in self._followed
-        )
-
-    def _poll(self, job_id: int, generation: int) -> None:
-        """Long-poll one job's state; tell the listeners whenever it changes."""
-        last: dict[str, Any] | None = None
-        while self._following(job_id, generation):
-            try:
-                doc = self._job_doc(job_id, None, wait=True)
-            except ServerConnectionError:
-                return  # reported to the on_connection_lost listeners already
-            except SpallocError as exc:
-                if not self._following(job_id, generation):
-                    return
-                log.debug("long-poll of job %d failed: %s", job_id, exc)
-                self._closed.wait(_POLL_RETRY)
-                continue
-            if not self._following(job_id, generation):
-                return
-            seen = None if doc is None else {k: v for k, v in doc.items() if k not in _VOLATILE}
-            if seen != last:
-                if last is not None:
-                    self._noted()
-                last = seen
-                for fn in list(self._job_listeners):
-                    fn([job_id])
-            if doc is None or wire.state_of(doc) is JobState.destroyed:
-                with self._lock:
-                    if self._followed.get(job_id) is threading.current_thread():
-                        del self._followed[job_id]
-                return
 
     def _lost(self, error: ServerConnectionError) -> None:
         """A request met a transport error: the connection counts as lost (once)."""
@@ -236,8 +216,7 @@ class V2Follow:
         generation and ends, and a wait_for_change() learns at once."""
         self._connected = False
         self._generation += 1
-        self._followed.clear()
-        self._watched.clear()
+        self._follows.clear()
         self._changes.notify_all()
 
     def on_job_changed(self, fn: Callable[[Sequence[int]], None]) -> Callable[[], None]:

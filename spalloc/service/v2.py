@@ -143,9 +143,8 @@ class V2Service(V2Follow, V2Lookups):
         self._connected = False
         self._generation = 0  # one per connection; a poll thread of an older one ends
         self._closed = threading.Event()
-        self._followed: dict[int, threading.Thread] = {}
-        # Other long-polls: ("machine", name) and ("jobs", "") for the job list.
-        self._watched: dict[tuple[str, str], threading.Thread] = {}
+        # The long-polls' threads: ("job", "N"), ("machine", name), ("jobs", "") (the list).
+        self._follows: dict[tuple[str, str], threading.Thread] = {}
         self._changes = threading.Condition(self._lock)
         self._changed = 0  # changes seen by the long-polls; wait_for_change() consumes them
         self._consumed = 0
@@ -204,7 +203,7 @@ class V2Service(V2Follow, V2Lookups):
     def close(self) -> None:
         self._closed.set()
         with self._lock:
-            threads = [*self._followed.values(), *self._watched.values()]
+            threads = list(self._follows.values())
         self.disconnect()
         self._pool.shutdown(wait=False, cancel_futures=True)
         for thread in threads:
@@ -358,7 +357,7 @@ class V2Service(V2Follow, V2Lookups):
         if follow:
             # After the fetch, so that it takes the connection the pool has open and the
             # long-poll (which holds its connection for up to 30 s) opens the new one.
-            self._follow(job_id)
+            self._start_follow(("job", str(job_id)), self._job_step(job_id))
         return pending
 
     def set_power(self, job_id: int, on: bool, deadline: float | None) -> None:
@@ -386,7 +385,7 @@ class V2Service(V2Follow, V2Lookups):
             if not exc.no_such_job:
                 raise
         with self._lock:
-            self._followed.pop(job_id, None)
+            self._follows.pop(("job", str(job_id)), None)
         return self._status(job_id, deadline, keepalive=False).state
 
     def send_destroy(self, job_id: int, reason: str | None, deadline: float | None) -> _Future:
