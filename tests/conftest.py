@@ -24,6 +24,27 @@ from spalloc.geometry import Machine, default_board_locations, standard_ip
 #: Seconds any single wait in a test may take before it fails.
 WAIT = 5.0
 
+#: The 17 commands of the v1 protocol (PROTOCOL.md), in its order.
+V1_COMMANDS = (
+    "version",
+    "create_job",
+    "job_keepalive",
+    "get_job_state",
+    "get_job_machine_info",
+    "power_on_job_boards",
+    "power_off_job_boards",
+    "destroy_job",
+    "notify_job",
+    "no_notify_job",
+    "notify_machine",
+    "no_notify_machine",
+    "list_jobs",
+    "list_machines",
+    "get_board_position",
+    "get_board_at_position",
+    "where_is",
+)
+
 
 def _standard(
     name: str,

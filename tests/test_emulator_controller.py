@@ -9,7 +9,7 @@ from spalloc.emulator._where import board_with_ip
 from spalloc.emulator.controller import CommandError, Controller, Session, UnknownCommand
 from spalloc.geometry import Machine, default_board_locations, standard_ip
 from spalloc.states import JobState
-from tests.conftest import make_appendix_machines
+from tests.conftest import V1_COMMANDS, make_appendix_machines
 
 
 class FakeClock:
@@ -56,25 +56,7 @@ def test_unknown_commands_and_arity(clock):
 
 
 #: PROTOCOL.md's 17 commands.
-COMMANDS = {
-    "version",
-    "create_job",
-    "job_keepalive",
-    "get_job_state",
-    "get_job_machine_info",
-    "power_on_job_boards",
-    "power_off_job_boards",
-    "destroy_job",
-    "notify_job",
-    "no_notify_job",
-    "notify_machine",
-    "no_notify_machine",
-    "list_jobs",
-    "list_machines",
-    "get_board_position",
-    "get_board_at_position",
-    "where_is",
-}
+COMMANDS = set(V1_COMMANDS)
 
 
 def test_the_commands_are_the_cmd_methods(clock):

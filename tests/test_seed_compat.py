@@ -21,7 +21,7 @@ from spalloc import Job, JobState, ProtocolClient, ProtocolError, SpallocServerE
 from spalloc.config import SpallocConfig, load_config
 from spalloc.emulator import Emulator
 from spalloc.ui.options import add_job_options, add_server_options, job_arguments
-from tests.conftest import WAIT, LineClient, wait_for
+from tests.conftest import V1_COMMANDS, WAIT, LineClient, wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
@@ -265,23 +265,7 @@ def test_only_server_commands_are_methods(client: ProtocolClient) -> None:
         client.bar()
     # Every command of the protocol is a method, and calls the server.
     for command in (
-        "version",
-        "create_job",
-        "job_keepalive",
-        "get_job_state",
-        "get_job_machine_info",
-        "power_on_job_boards",
-        "power_off_job_boards",
-        "destroy_job",
-        "notify_job",
-        "no_notify_job",
-        "notify_machine",
-        "no_notify_machine",
-        "list_jobs",
-        "list_machines",
-        "get_board_position",
-        "get_board_at_position",
-        "where_is",
+        *V1_COMMANDS,
         "report_problem",
         "login",
     ):
