@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from spalloc_nb.widgets._esm import widget_esm
+
 ROOT = Path(__file__).resolve().parent.parent
 JS_DIR = ROOT / "tests" / "js"
 
@@ -47,3 +49,18 @@ def test_node_suites_pass() -> None:
     assert result.returncode == 0, output
     # Guard against a runner that found nothing to run.
     assert "# pass 0" not in output and "# tests 0" not in output, output
+
+
+@pytest.mark.parametrize("name", ["boardmap.js", "jobstatus.js"])
+def test_node_suites_load_the_module_python_serves(name: str) -> None:
+    """tests/js/esm.js joins a widget's modules exactly as widgets/_esm.py does."""
+    node = _tool("node")
+    script = (
+        f"import {{ widgetSource }} from {(JS_DIR / 'esm.js').as_uri()!r};"
+        f"process.stdout.write(widgetSource({name!r}));"
+    )
+    result = subprocess.run(
+        [node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == widget_esm(name)

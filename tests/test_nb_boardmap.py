@@ -28,7 +28,7 @@ from spalloc_nb.widgets.boardmap import (
 )
 
 WAIT = 5.0
-# Layout-cell offset of the hexagon across each link (must match boardmap.js).
+# Layout-cell offset of the hexagon across each link (must match LINK_STEP in maphex.js).
 LINK_STEP = [(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)]
 
 

@@ -82,12 +82,12 @@ def job_colour(index: int) -> str:
     return f"#{round(red * 255):02x}{round(green * 255):02x}{round(blue * 255):02x}"
 
 
-#: Machines with at least this many boards are drawn folded into a rectangle (boardmap.js).
+#: Machines with at least this many boards are drawn folded into a rectangle (maphex.js).
 FOLD_MIN_BOARDS = 100
 
 
 def fold_column(col: int, width: int, fold: bool) -> int:
-    """A layout column folded modulo ``2 * width`` (see ``foldColumn`` in boardmap.js)."""
+    """A layout column folded modulo ``2 * width`` (see ``foldColumn`` in maphex.js)."""
     return col % (2 * width) if fold and width else col
 
 
@@ -118,7 +118,7 @@ def where_is_answer(query: str, reply: WhereIs | None, *, chip_form: bool) -> di
 
 # --- static rendering (nbconvert, GitHub, a stale output reopened) --------------------------
 
-_R = 10.0  # hexagon circumradius, as in boardmap.js
+_R = 10.0  # hexagon circumradius, as in maphex.js
 _FREE, _DEAD, _LINE, _ALERT = "#eef0f2", "#9a9a9a", "#999999", "#d32f2f"
 
 
