@@ -281,7 +281,8 @@ class Connection:
                 for message in self._session.messages(data):
                     self._dispatch(message)
         except BadMessage as exc:
-            error = ProtocolError(f"malformed message from server: {exc}")
+            host, port = self.peer
+            error = ProtocolError(f"malformed message from the server {host}:{port}: {exc}")
             error.__cause__ = exc
             self.fail(error)
         except ProtocolError as exc:

@@ -91,6 +91,23 @@ def decode_line(line: bytes | str) -> Any:
         raise BadMessage(f"line is not valid JSON: {exc}") from exc
 
 
+def _decode_reply(line: bytes) -> Any:
+    """:func:`decode_line` for what a server sent: a line that is no JSON is quoted, and
+    one from an HTTP server (a web port, a proxy, a v2 server's host) is said to be that."""
+    try:
+        return decode_line(line)
+    except NonFiniteNumber:
+        raise
+    except BadMessage as exc:
+        start = line[:60].decode("utf-8", "replace").strip()
+        if start.startswith("HTTP/"):
+            raise BadMessage(
+                f"an HTTP server answered ({start!r}), not a spalloc v1 server (a spalloc v2 "
+                "server is named by its https://host/spalloc/ URL)"
+            ) from exc
+        raise BadMessage(f"{exc} (the line began {start!r})") from exc
+
+
 def encode_request(
     command: str, args: tuple[Any, ...] | list[Any] = (), kwargs: dict[str, Any] | None = None
 ) -> bytes:
@@ -378,7 +395,7 @@ class ClientSession:
         Raises:
             BadMessage: a line is too long, not JSON, or not a JSON object.
         """
-        return [classify(decode_line(line)) for line in self._splitter.feed(data) if line.strip()]
+        return [classify(_decode_reply(line)) for line in self._splitter.feed(data) if line.strip()]
 
     def owner(self, reply: Reply | ServerError) -> Any:
         """The token of the request *reply* answers.

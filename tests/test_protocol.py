@@ -121,3 +121,13 @@ def test_client_session_pairs_replies_with_requests_in_order() -> None:
         session.owner(Reply(None))
     session.expect("lost")
     assert session.abandon() == ["lost"] and session.waiting == 0
+
+
+def test_a_reply_that_is_no_json_is_quoted_and_an_http_server_named() -> None:
+    """What an HTTP port (or a proxy in the way) sends a v1 client says what it is."""
+    from spalloc._protocol import ClientSession
+
+    with pytest.raises(BadMessage, match=r"an HTTP server answered \('HTTP/1.1 400 Bad Request'\)"):
+        ClientSession().messages(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
+    with pytest.raises(BadMessage, match=r"not valid JSON.*the line began 'hello'"):
+        ClientSession().messages(b"hello\n")

@@ -218,7 +218,9 @@ class Connection:
             self._inbox.extend(self._session.messages(data))
         except BadMessage as exc:
             self.close()
-            raise ProtocolError(f"malformed message from the server: {exc}") from exc
+            raise ProtocolError(
+                f"malformed message from the server {self.host}:{self.port}: {exc}"
+            ) from exc
 
     def _failed(self, exc: OSError, command: str) -> ServerConnectionError:
         self.close()
