@@ -156,8 +156,6 @@ class Job(JobSync):
         self._proxy = setup.proxy
         self._timeout: float | None = setup.timeout
         self._reconnect_delay = setup.reconnect_delay
-        self._ignore_version = setup.ignore_version
-        self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service
         # One deadline for construction: connect, version, create (or resume), first fetch.
         deadline = deadline_of(self._timeout)
