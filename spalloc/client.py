@@ -28,7 +28,7 @@ from spalloc._connection import Connection, PendingReply
 from spalloc._deadline import deadline_of, remaining
 from spalloc._dispatch import Dispatcher
 from spalloc._protocol import check_server_version, encode_request, parse_server_version
-from spalloc._unset import UNSET
+from spalloc._unset import UNSET as _UNSET
 from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, ServerConnectionError
 from spalloc.models import (
     JobDescription,
@@ -55,8 +55,6 @@ DEFAULT_PORT = 22244
 #: Notifications kept for :meth:`ProtocolClient.wait_for_notification`; older ones are dropped
 #: when nobody reads them (listeners still see every one).
 MAX_QUEUED_NOTIFICATIONS = 4096
-
-_UNSET = UNSET
 
 
 # --- the public client ---------------------------------------------------------------------
