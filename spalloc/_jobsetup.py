@@ -27,7 +27,6 @@ class JobSetup(NamedTuple):
     request: JobRequest | None  # None: resume a job
     timeout: float | None
     reconnect_delay: float
-    ignore_version: bool
     proxy: str  # "auto", "always" or "never" ("never" for a v1 server)
 
 
@@ -135,6 +134,5 @@ def job_setup(
         request=request,
         timeout=timeout,
         reconnect_delay=float(reconnect_delay),
-        ignore_version=ignore_version,
         proxy=proxy if v2 else "never",  # only v2 servers have a proxy
     )

@@ -21,15 +21,14 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from spalloc._connection import Connection, PendingReply
-from spalloc._deadline import deadline_of
+from spalloc._deadline import deadline_of, remaining
 from spalloc._dispatch import Dispatcher
 from spalloc._protocol import check_server_version, encode_request, parse_server_version
-from spalloc._unset import UNSET
+from spalloc._unset import UNSET as _UNSET
 from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, ServerConnectionError
 from spalloc.models import (
     JobDescription,
@@ -56,8 +55,6 @@ DEFAULT_PORT = 22244
 #: Notifications kept for :meth:`ProtocolClient.wait_for_notification`; older ones are dropped
 #: when nobody reads them (listeners still see every one).
 MAX_QUEUED_NOTIFICATIONS = 4096
-
-_UNSET = UNSET
 
 
 # --- the public client ---------------------------------------------------------------------
@@ -283,7 +280,7 @@ class ProtocolClient:
             ProtocolTimeoutError: nothing arrived in time.
             ProtocolError: not connected, or the connection failed while waiting.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_of(timeout)
         conn = self._conn
         if conn is not None and (timeout is None or timeout >= 0):
             conn.start()
@@ -297,12 +294,12 @@ class ProtocolClient:
                 if conn is None or not conn.alive:
                     error = self._closed_error or (conn.error if conn else None)
                     raise ProtocolError(str(error) if error else "not connected")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                left = remaining(deadline)
+                if left is not None and left <= 0:
                     raise ProtocolTimeoutError(
                         f"no notification within {timeout} s", timeout=timeout
                     )
-                self._note_cond.wait(remaining)
+                self._note_cond.wait(left)
 
     def add_notification_listener(
         self, fn: Callable[[dict[str, Any]], None], *, immediate: bool = False

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -157,8 +156,6 @@ class Job(JobSync):
         self._proxy = setup.proxy
         self._timeout: float | None = setup.timeout
         self._reconnect_delay = setup.reconnect_delay
-        self._ignore_version = setup.ignore_version
-        self._hostname_server = service.address  # a v2 URL without its user info
         self._service = service
         # One deadline for construction: connect, version, create (or resume), first fetch.
         deadline = deadline_of(self._timeout)
@@ -349,16 +346,16 @@ class Job(JobSync):
         Returns *old_state* if *timeout* seconds pass first (``None`` waits forever), or at
         once if the Job was closed or destroyed and so can see no further change.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_of(timeout)
         with self._cond:
             while True:
                 state = self._snapshot.state
                 if state != old_state or self._finished:
                     return state
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                left = remaining(deadline)
+                if left is not None and left <= 0:
                     return old_state
-                self._cond.wait(remaining)
+                self._cond.wait(left)
 
     def wait_until_ready(self, timeout: float | None = None) -> None:
         """Block until the job is allocated and its boards are powered.
@@ -368,7 +365,7 @@ class Job(JobSync):
             JobDestroyedError: the job was destroyed (``reason`` is the server's).
             ProtocolError: the Job was closed, so it can no longer follow the job.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_of(timeout)
         state = self._snapshot.state
         while True:
             if state is JobState.ready:
@@ -379,14 +376,14 @@ class Job(JobSync):
                 raise JobDestroyedError(self._id, "the server no longer recognises this job")
             if self._finished:
                 raise ProtocolError(f"job {self._id}: the Job was closed")
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            left = remaining(deadline)
+            if left is not None and left <= 0:
                 raise StateChangeTimeoutError(
                     f"job {self._id} was not ready within {timeout} s (state: {state.name})",
                     job_id=self._id,
                     timeout=timeout,
                 )
-            state = self.wait_for_state_change(state, remaining)
+            state = self.wait_for_state_change(state, left)
 
     def destroy(self, reason: str | None = None) -> None:
         """Destroy the job and disconnect; never raises because the server is unreachable.

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from spalloc._deadline import deadline_of, remaining
 from spalloc._proxywire import (
     CLOSE,
     ERROR,
@@ -166,9 +167,9 @@ class ProxyLink:
     # --- the websocket --------------------------------------------------------------------
 
     def _wait_up(self, timeout: float | None) -> bool:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_of(timeout)
         while not self._closed.is_set():
-            left = None if deadline is None else deadline - time.monotonic()
+            left = remaining(deadline)
             if left is not None and left <= 0:
                 return False
             if self._up.wait(0.1 if left is None else min(left, 0.1)):

@@ -16,9 +16,9 @@ connect, each reply, and each wait for a notification.
 from __future__ import annotations
 
 import _socket  # the C core of socket: socket.py costs more to import than a request
-import time
 from collections import deque
 
+from spalloc._deadline import deadline_of, remaining
 from spalloc._protocol import (
     BadMessage,
     ClientSession,
@@ -115,7 +115,8 @@ class Connection:
         sock = self._require()
         data = b"".join(encode_request(name, args, kwargs) for name, args, kwargs in requests)
         try:
-            sock.settimeout(None if deadline is None else max(deadline - time.monotonic(), 1e-3))
+            left = remaining(deadline)
+            sock.settimeout(None if left is None else max(left, 1e-3))
             sock.sendall(data)
         except OSError as exc:
             raise self._failed(exc, requests[0][0]) from exc
@@ -154,7 +155,7 @@ class Connection:
             ProtocolTimeoutError: none arrived within *timeout* seconds.
             ProtocolError: the connection failed.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_of(timeout)
         while not self._notifications:
             if timeout is not None and timeout < 0:
                 if not self._inbox and not self._readable():
@@ -193,15 +194,15 @@ class Connection:
     def _next_message(self, deadline: float | None, waiting_for: str) -> Any:
         sock = self._require()
         while not self._inbox:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
+            left = remaining(deadline)
+            if left is not None and left <= 0:
                 raise ProtocolTimeoutError(
                     f"no answer to {waiting_for} within {self.timeout} s",
                     command=waiting_for,
                     timeout=self.timeout,
                 )
             try:
-                sock.settimeout(remaining)
+                sock.settimeout(left)
                 data = sock.recv(65536)
             except TimeoutError:
                 continue

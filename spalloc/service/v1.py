@@ -93,16 +93,16 @@ class V1Service(V1Operations):
         return True
 
     def on_job_changed(self, fn: Callable[[Sequence[int]], None]) -> Callable[[], None]:
-        def relay(payload: dict[str, Any]) -> None:
-            changed = payload.get("jobs_changed")
-            if isinstance(changed, list):
-                fn(changed)
-
-        return self.client.add_notification_listener(relay, immediate=True)
+        return self._relay("jobs_changed", fn)
 
     def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
+        return self._relay("machines_changed", fn)
+
+    def _relay(self, kind: str, fn: Callable[[Any], None]) -> Callable[[], None]:
+        """Call ``fn(items)`` for every *kind* notification (on the reader thread)."""
+
         def relay(payload: dict[str, Any]) -> None:
-            changed = payload.get("machines_changed")
+            changed = payload.get(kind)
             if isinstance(changed, list):
                 fn(changed)
 
