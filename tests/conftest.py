@@ -46,6 +46,24 @@ V1_COMMANDS = (
 )
 
 
+#: get_job_state's answer for a job the server does not know (PROTOCOL.md §2).
+UNKNOWN = {
+    "state": 0,
+    "power": None,
+    "keepalive": None,
+    "reason": None,
+    "start_time": None,
+    "keepalivehost": None,
+}
+#: get_job_machine_info's answer for a job with no boards.
+NO_INFO = {"width": None, "height": None, "connections": None, "machine_name": None, "boards": None}
+
+
+def destroyed(reason: str | None) -> dict[str, Any]:
+    """get_job_state's answer for a destroyed job."""
+    return dict(UNKNOWN, state=4, reason=reason)
+
+
 def standard_machine(
     name: str,
     tags: set[str],
