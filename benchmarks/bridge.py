@@ -27,7 +27,6 @@ import random
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
     Its boards are on a random 127.x/16: another emulator on this host (a test run) may hold
     the default addresses, and then our board could not listen.
     """
+    from tests._emuproc import emulator_process, url_in
     from tests._v2 import make_ca
 
     ca, cert, key = make_ca(workdir)
@@ -60,36 +60,26 @@ def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
         '[[machine]]\nname = "bench"\ntags = ["default"]\nwidth = 1\nheight = 1\n'
         f'base_ip = "127.{random.randrange(100, 250)}.0.0"\n'
     )
-    options = {
-        "--port": "0",
-        "--http-port": "0",
-        "--tls-cert": str(cert),
-        "--tls-key": str(key),
-        "--users": str(workdir / "users.toml"),
-        "--machines": str(machines),
-        "--power-delay": "0",
-        "--free-delay": "0",
-    }
-    command = [sys.executable, "-m", "spalloc.emulator"]
-    for option, value in options.items():
-        command += [option, value]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
-    )
-    try:
-        assert proc.stdout is not None
-        url = None
-        for _ in range(20):  # the emulator prints its addresses first
-            line = proc.stdout.readline()
-            url = next((w for w in line.split() if w.startswith("https://")), None)
-            if url is not None or not line:
-                break
-        if url is None:
-            raise RuntimeError("the emulator gave no https URL")
-        yield url, ca
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    with emulator_process(
+        "--port",
+        "0",
+        "--http-port",
+        "0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--users",
+        workdir / "users.toml",
+        "--machines",
+        machines,
+        "--power-delay",
+        "0",
+        "--free-delay",
+        "0",
+        cwd=REPO,
+    ) as (_, line):
+        yield url_in(line), ca
 
 
 def _request(seq: int) -> bytes:

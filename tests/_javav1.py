@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests._lines import lines_from
+
 __all__ = ["JavaStyleServer"]
 
 
@@ -116,29 +118,15 @@ class JavaStyleServer:
         conn.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\r\n")
 
     def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(0.2)
-        buffer = b""
-        deadline = time.monotonic() + 120  # bounded whatever the client does
         with conn:
-            while not self._stop.is_set() and time.monotonic() < deadline:
-                try:
-                    data = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    return
-                if not data:
-                    return
-                buffer += data
-                while b"\n" in buffer:
-                    line, _, buffer = buffer.partition(b"\n")
-                    if not line.strip():
-                        return  # a blank line closes a Java connection
-                    request = json.loads(line)
-                    self.received.append(request)
-                    with self._lock:
-                        reply = self._answer(conn, request)
-                    self._send(conn, reply)
+            for line in lines_from(conn, self._stop):
+                if not line.strip():
+                    return  # a blank line closes a Java connection
+                request = json.loads(line)
+                self.received.append(request)
+                with self._lock:
+                    reply = self._answer(conn, request)
+                self._send(conn, reply)
 
     def _answer(self, conn: socket.socket, request: dict[str, Any]) -> dict[str, Any]:
         now = time.time()

@@ -46,22 +46,41 @@ V1_COMMANDS = (
 )
 
 
-def _standard(
+#: get_job_state's answer for a job the server does not know (PROTOCOL.md §2).
+UNKNOWN = {
+    "state": 0,
+    "power": None,
+    "keepalive": None,
+    "reason": None,
+    "start_time": None,
+    "keepalivehost": None,
+}
+#: get_job_machine_info's answer for a job with no boards.
+NO_INFO = {"width": None, "height": None, "connections": None, "machine_name": None, "boards": None}
+
+
+def destroyed(reason: str | None) -> dict[str, Any]:
+    """get_job_state's answer for a destroyed job."""
+    return dict(UNKNOWN, state=4, reason=reason)
+
+
+def standard_machine(
     name: str,
     tags: set[str],
     width: int,
     height: int,
     base_ip: str,
+    *,
     cabinet: int = 0,
     dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
     dead_links: frozenset[tuple[int, int, int, int]] = frozenset(),
 ) -> Machine:
+    """A machine in the default physical layout with standard IPs; dead boards get neither."""
     locations = {
         board: loc
         for board, loc in default_board_locations(width, height, cabinet).items()
         if board not in dead_boards
     }
-    ips = {board: standard_ip(base_ip, *loc) for board, loc in locations.items()}
     return Machine(
         name=name,
         tags=frozenset(tags),
@@ -70,33 +89,39 @@ def _standard(
         dead_boards=dead_boards,
         dead_links=dead_links,
         board_locations=locations,
-        board_ips=ips,
+        board_ips={board: standard_ip(base_ip, *loc) for board, loc in locations.items()},
+    )
+
+
+def single_board(name: str, tags: set[str], ip: str) -> Machine:
+    """A one-board machine as the reference's ``Machine.single_board`` builds it."""
+    return Machine(
+        name=name,
+        tags=frozenset(tags),
+        width=1,
+        height=1,
+        dead_boards=frozenset({(0, 0, 1), (0, 0, 2)}),
+        board_locations={(0, 0, 0): (0, 0, 0)},
+        board_ips={(0, 0, 0): ip},
     )
 
 
 def make_appendix_machines() -> list[Machine]:
     """PROTOCOL.md Appendix A: ``m`` (2x2), ``md`` (2x2, faulty, cabinet 1), ``board``."""
-    m = _standard("m", {"default"}, 2, 2, "10.11.0.0")
-    md = _standard(
-        "md",
-        {"dead"},
-        2,
-        2,
-        "10.13.0.0",
-        cabinet=1,
-        dead_boards=frozenset({(1, 1, 1)}),
-        dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
-    )
-    board = Machine(
-        name="board",
-        tags=frozenset({"single"}),
-        width=1,
-        height=1,
-        dead_boards=frozenset({(0, 0, 1), (0, 0, 2)}),
-        board_locations={(0, 0, 0): (0, 0, 0)},
-        board_ips={(0, 0, 0): "10.12.0.2"},
-    )
-    return [m, md, board]
+    return [
+        standard_machine("m", {"default"}, 2, 2, "10.11.0.0"),
+        standard_machine(
+            "md",
+            {"dead"},
+            2,
+            2,
+            "10.13.0.0",
+            cabinet=1,
+            dead_boards=frozenset({(1, 1, 1)}),
+            dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
+        ),
+        single_board("board", {"single"}, "10.12.0.2"),
+    ]
 
 
 @pytest.fixture

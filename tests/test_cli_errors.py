@@ -20,6 +20,7 @@ from spalloc.cli import job as job_cli
 from spalloc.cli import machine as machine_cli
 from spalloc.cli import ps as ps_cli
 from spalloc.cli import where_is as where_is_cli
+from tests._lines import lines_from
 
 SILENT = object()
 WAIT = 5.0
@@ -49,34 +50,18 @@ class FakeServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        try:
-            conn.settimeout(0.2)
-        except OSError:  # hung up (closed by the test) before this thread got going
-            return
-        buffer = b""
-        while not self._stop.is_set():
-            try:
-                data = conn.recv(65536)
-            except TimeoutError:
+        for line in lines_from(conn, self._stop):
+            request = json.loads(line)
+            self.requests.append(request)
+            answer = self.answers.get(request["command"])
+            if callable(answer):
+                answer = answer(request)
+            if answer is SILENT:
                 continue
+            try:
+                conn.sendall(json.dumps({"return": answer}).encode() + b"\n")
             except OSError:
                 return
-            if not data:
-                return
-            buffer += data
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                request = json.loads(line)
-                self.requests.append(request)
-                answer = self.answers.get(request["command"])
-                if callable(answer):
-                    answer = answer(request)
-                if answer is SILENT:
-                    continue
-                try:
-                    conn.sendall(json.dumps({"return": answer}).encode() + b"\n")
-                except OSError:
-                    return
 
     def hang_up(self) -> None:
         for conn in self._conns:

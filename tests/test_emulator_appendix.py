@@ -10,21 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
-
-UNKNOWN = {
-    "state": 0,
-    "power": None,
-    "keepalive": None,
-    "reason": None,
-    "start_time": None,
-    "keepalivehost": None,
-}
-NO_INFO = {"width": None, "height": None, "connections": None, "machine_name": None, "boards": None}
-
-
-def destroyed(reason):
-    return dict(UNKNOWN, state=4, reason=reason)
+from tests.conftest import NO_INFO, UNKNOWN, destroyed, wait_for
 
 
 def canonical_info(info):

@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import NO_INFO, UNKNOWN, destroyed, wait_for
 
-UNKNOWN = {
-    "state": 0,
-    "power": None,
-    "keepalive": None,
-    "reason": None,
-    "start_time": None,
-    "keepalivehost": None,
-}
-NO_INFO = {"width": None, "height": None, "connections": None, "machine_name": None, "boards": None}
 NO_MACHINE = "Cancelled: No suitable machines available."
 
 
@@ -142,7 +133,7 @@ def test_machine_ignores_tags_and_empty_tags_match_everything(client):
 )
 def test_impossible_requests_are_cancelled_at_once(client, args, kwargs):
     job = client.call("create_job", *args, owner="x", **kwargs)
-    assert client.call("get_job_state", job) == dict(UNKNOWN, state=4, reason=NO_MACHINE)
+    assert client.call("get_job_state", job) == destroyed(NO_MACHINE)
     assert client.call("list_jobs") == []
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from spalloc.emulator import Emulator
 from spalloc.emulator.__main__ import main
+from tests._emuproc import emulator_process, run_emulator
 from tests.conftest import WAIT, LineClient
 
 
@@ -102,20 +103,11 @@ def test_port_in_use_raises(emulator):
 # --- the command line ---------------------------------------------------------------------------
 
 
-def _run_cli(args: list[str], timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "spalloc.emulator", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_cli_bad_machines_file_exits_2(tmp_path):
     bad = tmp_path / "machines.toml"
     bad.write_text('[[machine]]\nname = "md"\nwidth = 2\nheight = 2\ndead_boards = [[9, 9, 9]]\n')
     assert main(["--machines", str(bad), "--port", "0"]) == 2
-    result = _run_cli(["--machines", str(bad), "--port", "0"])
+    result = run_emulator("--machines", bad, "--port", "0")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -136,27 +128,9 @@ def test_cli_serves_until_ctrl_c(tmp_path):
         '[[machine]]\nname = "tiny"\ntags = ["default"]\nwidth = 1\n'
         'height = 1\nbase_ip = "127.80.0.0"\n'
     )
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spalloc.emulator",
-            "--port",
-            "0",
-            "--machines",
-            str(machines),
-            "--free-delay",
-            "0.01",
-            "--power-delay",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
+    with emulator_process(
+        "--port", "0", "--machines", machines, "--free-delay", "0.01", "--power-delay", "0"
+    ) as (process, line):
         assert "127.0.0.1:" in line and "tiny" in line
         port = int(line.split("127.0.0.1:")[1].split()[0])
         with LineClient(("127.0.0.1", port)) as client:
@@ -164,18 +138,10 @@ def test_cli_serves_until_ctrl_c(tmp_path):
             assert [m["name"] for m in client.call("list_machines")] == ["tiny"]
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=WAIT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=WAIT)
-        if process.stdout:
-            process.stdout.close()
-        if process.stderr:
-            process.stderr.close()
 
 
 def test_cli_port_in_use_exits_1(emulator):
-    result = _run_cli(["--port", str(emulator.port)])
+    result = run_emulator("--port", str(emulator.port))
     assert result.returncode == 1
     assert "cannot listen" in result.stderr
 

@@ -18,6 +18,7 @@ import pytest
 from spalloc import ProtocolClient
 from spalloc.emulator import Emulator
 from spalloc.emulator.users import UserConfigError, load_users, parse_users
+from tests._emuproc import emulator_process, run_emulator
 from tests._v2 import USERS, V2Server, make_ca
 from tests.conftest import WAIT
 from tests.test_emulator_v2 import alice, create, wait_state
@@ -206,33 +207,12 @@ def test_cli_serves_https_and_prints_both_addresses(tmp_path: Path) -> None:
     users.write_text(
         "[[user]]\nname = 'alice'\npassword = 'do-not-print-me'\ntokens = ['nor-me']\n"
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spalloc.emulator",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--users",
-            str(users),
-            "--tls-cert",
-            str(cert),
-            "--tls-key",
-            str(key),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    with emulator_process(
+        "--port", "0", "--http-port", "0", "--users", users, "--tls-cert", cert, "--tls-key", key
+    ) as (proc, line):
         assert line.startswith("spalloc-emulator listening on 127.0.0.1:")
         assert " and https://127.0.0.1:" in line and "/spalloc/ serving " in line
         assert "do-not-print-me" not in line and "nor-me" not in line
-    finally:
         proc.terminate()
         out, err = proc.communicate(timeout=WAIT)
     assert "do-not-print-me" not in out + err
@@ -251,12 +231,7 @@ def test_cli_serves_https_and_prints_both_addresses(tmp_path: Path) -> None:
     ],
 )
 def test_cli_refuses_bad_v2_options(args: list[str], message: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "spalloc.emulator", "--port", "0", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_emulator("--port", "0", *args)
     assert proc.returncode == 2
     assert message in proc.stderr
 

@@ -11,9 +11,7 @@ import pytest
 
 from spalloc import Job, JobDestroyedError, JobState
 from tests._javav1 import JavaStyleServer
-from tests.conftest import LineClient
-
-WAIT = 5.0
+from tests.conftest import WAIT, LineClient, wait_for
 
 
 def make_job(server: JavaStyleServer, keepalive: float) -> int:
@@ -22,6 +20,19 @@ def make_job(server: JavaStyleServer, keepalive: float) -> int:
         line = raw.read_line(WAIT)
     assert line is not None
     return int(json.loads(line)["return"])
+
+
+def one_board_job(server: JavaStyleServer) -> Job:
+    """A new one-board Job on *server*, owned by ``me``."""
+    return Job(
+        1,
+        hostname=server.host,
+        port=server.port,
+        owner="me",
+        config_filenames=[],
+        keepalive=30.0,
+        timeout=WAIT,
+    )
 
 
 @pytest.mark.slow
@@ -46,11 +57,7 @@ def test_a_resumed_job_stays_alive_as_long_as_the_job_lives() -> None:
         finally:
             job.close()
         # Once the Job is closed nobody keeps it alive: the server lets it go.
-        for _ in range(100):
-            if server.job_state(job_id) == int(JobState.destroyed):
-                break
-            time.sleep(0.05)
-        assert server.job_state(job_id) == int(JobState.destroyed)
+        wait_for(lambda: server.job_state(job_id) == int(JobState.destroyed))
 
 
 def test_resuming_an_unknown_job_is_job_destroyed_error() -> None:
@@ -68,15 +75,7 @@ def test_resuming_an_unknown_job_is_job_destroyed_error() -> None:
 
 def test_jobs_without_boards_read_power_none_and_reason_none() -> None:
     with JavaStyleServer(ready_after=0.5) as server:
-        job = Job(
-            1,
-            hostname=server.host,
-            port=server.port,
-            owner="me",
-            config_filenames=[],
-            keepalive=30.0,
-            timeout=WAIT,
-        )
+        job = one_board_job(server)
         try:
             assert job.state is JobState.queued
             assert job.power is None and job.reason is None
@@ -86,14 +85,6 @@ def test_jobs_without_boards_read_power_none_and_reason_none() -> None:
             job.destroy()
         assert job.state is JobState.destroyed
         assert job.power is None and job.reason is None
-        destroyed_later = Job(
-            1,
-            hostname=server.host,
-            port=server.port,
-            owner="me",
-            config_filenames=[],
-            keepalive=30.0,
-            timeout=WAIT,
-        )
+        destroyed_later = one_board_job(server)
         destroyed_later.destroy("done")
         assert destroyed_later.power is None and destroyed_later.reason == "done"

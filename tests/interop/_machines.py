@@ -7,70 +7,16 @@ no location or IP, as in Appendix A's ``md``.
 
 from __future__ import annotations
 
-from spalloc.geometry import Machine, default_board_locations, standard_ip
+from spalloc.geometry import Machine
+from tests.conftest import make_appendix_machines, single_board, standard_machine
 
-__all__ = ["differential_machines", "peer_machines", "spinnaker1m", "standard_machine"]
-
-Board = tuple[int, int, int]
-
-
-def standard_machine(
-    name: str,
-    tags: set[str],
-    width: int,
-    height: int,
-    base_ip: str,
-    *,
-    cabinet: int = 0,
-    dead_boards: frozenset[Board] = frozenset(),
-    dead_links: frozenset[tuple[int, int, int, int]] = frozenset(),
-) -> Machine:
-    """A machine in the default physical layout with standard IPs."""
-    locations = {
-        board: loc
-        for board, loc in default_board_locations(width, height, cabinet).items()
-        if board not in dead_boards
-    }
-    return Machine(
-        name=name,
-        tags=frozenset(tags),
-        width=width,
-        height=height,
-        dead_boards=dead_boards,
-        dead_links=dead_links,
-        board_locations=locations,
-        board_ips={board: standard_ip(base_ip, *loc) for board, loc in locations.items()},
-    )
-
-
-def single_board(name: str, tags: set[str], ip: str) -> Machine:
-    """A one-board machine as the reference's ``Machine.single_board`` builds it."""
-    return Machine(
-        name=name,
-        tags=frozenset(tags),
-        width=1,
-        height=1,
-        dead_boards=frozenset({(0, 0, 1), (0, 0, 2)}),
-        board_locations={(0, 0, 0): (0, 0, 0)},
-        board_ips={(0, 0, 0): ip},
-    )
+__all__ = ["differential_machines", "peer_machines", "spinnaker1m"]
 
 
 def differential_machines() -> list[Machine]:
     """Appendix A's ``m``, ``md`` and ``board``, a 3x2 ``g``, ``e`` (§9 #6) and ``c`` (#10)."""
     return [
-        standard_machine("m", {"default"}, 2, 2, "10.11.0.0"),
-        standard_machine(
-            "md",
-            {"dead"},
-            2,
-            2,
-            "10.13.0.0",
-            cabinet=1,
-            dead_boards=frozenset({(1, 1, 1)}),
-            dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
-        ),
-        single_board("board", {"single"}, "10.12.0.2"),
+        *make_appendix_machines(),
         standard_machine("g", {"g", "three"}, 3, 2, "10.15.0.0", cabinet=2),
         # Triad (1, 1) entirely dead: the reference under-reports the height of a 2x2 job.
         standard_machine(

@@ -28,6 +28,23 @@ _failures: dict[str, str] = {}
 #: Seconds an interop test may take: the first one to need a peer builds its venv from PyPI.
 INTEROP_TIMEOUT = 900
 
+#: :func:`run_peer`'s runner: ``run(bin_dir, program, *args, timeout=60.0, input="")``.
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+#: The words of the header line the official ``spalloc-ps`` prints.
+PS_HEADER = [
+    "ID",
+    "State",
+    "Power",
+    "Boards",
+    "Machine",
+    "Created",
+    "at",
+    "Keepalive",
+    "Owner",
+    "(Host)",
+]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Give interop tests room for a first-time peer build (the suite default is 120 s)."""
@@ -129,7 +146,7 @@ def peer_env(tmp_path: Path) -> PeerEnv:
 
 
 @pytest.fixture
-def run_peer(peer_env: PeerEnv) -> Callable[..., subprocess.CompletedProcess[str]]:
+def run_peer(peer_env: PeerEnv) -> Run:
     """Run a program from a peer venv (see :class:`PeerEnv`), bounded by *timeout*."""
 
     def run(

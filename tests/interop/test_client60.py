@@ -8,19 +8,16 @@ from __future__ import annotations
 import json
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
-from subprocess import CompletedProcess
 
 import pytest
 
 from spalloc.emulator import Emulator
 
 from ._wire import Wire
+from .conftest import Run
 
 pytestmark = pytest.mark.interop
-
-Run = Callable[..., CompletedProcess[str]]
 
 _LIBRARY_SCRIPT = textwrap.dedent(
     """

@@ -13,7 +13,6 @@ import subprocess
 import textwrap
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import IO, Any
@@ -23,11 +22,9 @@ import pytest
 from spalloc.emulator import Emulator
 
 from ._wire import Wire
-from .conftest import PeerEnv
+from .conftest import PS_HEADER, PeerEnv, Run
 
 pytestmark = pytest.mark.interop
-
-Run = Callable[..., CompletedProcess[str]]
 
 _LIBRARY_SCRIPT = textwrap.dedent(
     """
@@ -194,18 +191,7 @@ def test_spalloc_ps(client74: Path, emulator_for_peers: Emulator, run_peer: Run)
         triad = _job(wire, 3, owner="bob")
         out = _ok(run_peer(client74, "spalloc-ps", *_address_args(emulator)))
         lines = out.splitlines()
-        assert lines[0].split() == [
-            "ID",
-            "State",
-            "Power",
-            "Boards",
-            "Machine",
-            "Created",
-            "at",
-            "Keepalive",
-            "Owner",
-            "(Host)",
-        ]
+        assert lines[0].split() == PS_HEADER
         rows = {int(line.split()[0]): line.split() for line in lines[1:]}
         assert set(rows) == {one, triad}
         assert rows[one][1:5] == ["ready", "on", "1", "m"]

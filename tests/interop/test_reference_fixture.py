@@ -3,9 +3,7 @@ version string: the official clients cannot parse ``1!7.0.0`` (PROTOCOL.md §9 #
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from subprocess import CompletedProcess
 
 import pytest
 
@@ -13,11 +11,10 @@ from spalloc.emulator import Emulator
 
 from ._machines import differential_machines
 from ._wire import Wire
+from .conftest import PS_HEADER, Run
 from .refserver import REFERENCE_VERSION
 
 pytestmark = pytest.mark.interop
-
-Run = Callable[..., CompletedProcess[str]]
 
 
 def test_official_cli_against_reference_needs_ignore_version(
@@ -44,15 +41,4 @@ def test_emulator_version_is_accepted(client74: Path, run_peer: Run):
             client74, "spalloc-ps", "--hostname", emulator.host, "--port", str(emulator.port)
         )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [
-        "ID",
-        "State",
-        "Power",
-        "Boards",
-        "Machine",
-        "Created",
-        "at",
-        "Keepalive",
-        "Owner",
-        "(Host)",
-    ]
+    assert proc.stdout.split() == PS_HEADER

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -18,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _v2 import Http, V2Server, running_v2_server
+
+from tests._emuproc import emulator_process, url_in
+from tests._v2 import Http, V2Server, running_v2_server
 
 from .conftest import PeerEnv, peer_bin
 
@@ -257,42 +258,27 @@ def cli_v2_server(tmp_path: Path) -> Iterator[V2Server]:
         base_ip = "{base}.128.0"
         """)
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spalloc.emulator",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--users",
-            str(users_path),
-            "--tls-cert",
-            str(tmp_path / "shape" / "cert.pem"),
-            "--tls-key",
-            str(tmp_path / "shape" / "key.pem"),
-            "--machines",
-            str(tmp_path / "machines.toml"),
-            "--power-delay",
-            "0.05",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        url = next(word for word in line.split() if word.startswith("https://"))
+    with emulator_process(
+        "--port",
+        "0",
+        "--http-port",
+        "0",
+        "--users",
+        users_path,
+        "--tls-cert",
+        tmp_path / "shape" / "cert.pem",
+        "--tls-key",
+        tmp_path / "shape" / "key.pem",
+        "--machines",
+        tmp_path / "machines.toml",
+        "--power-delay",
+        "0.05",
+    ) as (_, line):
         from spalloc.emulator import Emulator
 
         # Only for _check_full_flow's look-ups: the same machines, never started.
         view = Emulator(machines)
-        yield V2Server(view, url, ca_path, users_path, shape.users)
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+        yield V2Server(view, url_in(line), ca_path, users_path, shape.users)
 
 
 def test_bearer_token_full_flow_against_the_command_line_emulator(
