@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
 _SPINNMAN = textwrap.dedent("""
     import json, sys, time
@@ -59,53 +59,30 @@ _SPINNMAN = textwrap.dedent("""
 
 @contextmanager
 def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
-    from _v2 import make_ca
+    from tests._emuproc import emulator_process, url_in
+    from tests._v2 import make_ca
 
     ca, cert, key = make_ca(workdir)
-    (workdir / "users.toml").write_text(
-        '[[user]]\nname = "bench"\npassword = "bench-secret"\ngroups = ["bench"]\n'
-    )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spalloc.emulator",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--tls-cert",
-            str(cert),
-            "--tls-key",
-            str(key),
-            "--users",
-            str(workdir / "users.toml"),
-            "--power-delay",
-            "0",
-            "--free-delay",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    users = workdir / "users.toml"
+    users.write_text('[[user]]\nname = "bench"\npassword = "bench-secret"\ngroups = ["bench"]\n')
+    with emulator_process(
+        "--port",
+        "0",
+        "--http-port",
+        "0",
+        "--tls-cert",
+        cert,
+        "--tls-key",
+        key,
+        "--users",
+        users,
+        "--power-delay",
+        "0",
+        "--free-delay",
+        "0",
         cwd=REPO,
-    )
-    try:
-        assert proc.stdout is not None
-        url = None
-        for _ in range(20):
-            line = proc.stdout.readline()
-            url = next((w for w in line.split() if w.startswith("https://")), None)
-            if url is not None or not line:
-                break
-        if url is None:
-            raise RuntimeError(
-                f"the emulator gave no https URL: {proc.stderr.read()}" if proc.stderr else "no URL"
-            )
-        yield url, ca
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    ) as (_, line):
+        yield url_in(line), ca
 
 
 def _ours(url: str, cycles: int) -> list[float]:
@@ -158,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--imports", type=int, default=10, help="interpreters per import")
     args = parser.parse_args(argv)
-    from interop._peers import ensure_peer
+    from tests.interop._peers import ensure_peer
 
     spinnman = ensure_peer("spinnman") / "python"
     ours: list[float] = []
