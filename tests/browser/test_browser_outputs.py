@@ -7,13 +7,12 @@ so the test asks the server itself when a click took effect.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .labdriver import OWNER, LabServer, Notebook
+from .labdriver import LabServer, Notebook, our_jobs, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -38,20 +37,6 @@ def write_notebook(lab: LabServer, name: str, sources: list[str]) -> str:
     }
     nbformat.write(book, lab.root_dir / name)
     return name
-
-
-def wait_until(predicate: Any, what: str, timeout: float = 20.0) -> float:
-    """Poll *predicate* (bounded); return the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def our_jobs(emulator: Any) -> list[Any]:
-    return [job for job in emulator.jobs() if job.owner == OWNER]
 
 
 def run_first_cells(notebook: Notebook) -> None:
