@@ -17,11 +17,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from spalloc.emulator import Emulator
 from spalloc.emulator.machines import parse_machines
+
+if TYPE_CHECKING:  # benchmarks/bridge.py imports this module without pytest
+    import pytest
 
 __all__ = [
     "USERS",
@@ -29,6 +32,7 @@ __all__ = [
     "Http",
     "Reply",
     "V2Server",
+    "log_in_from_environment",
     "make_ca",
     "running_v2_server",
     "v2_machines",
@@ -257,3 +261,20 @@ class Http:
         if reply.status == 302:
             self.csrf = self.get("srv/spalloc/").json()["csrf-token"]
         return reply
+
+
+def log_in_from_environment(
+    server: V2Server, monkeypatch: pytest.MonkeyPatch, user: str = "alice", *unset: str
+) -> V2Server:
+    """Trust ``server`` through ``SSL_CERT_FILE`` and put ``user``'s login in ``SPALLOC_*``.
+
+    Other ways to trust a server or log in (and any ``unset`` names) are removed from the
+    environment, so only these apply.
+    """
+    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR", *unset):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(server.ca_path))
+    credentials = server.users[user]
+    monkeypatch.setenv("SPALLOC_USER", credentials.name)
+    monkeypatch.setenv("SPALLOC_PASSWORD", str(credentials.password))
+    return server

@@ -24,7 +24,7 @@ from spalloc.config import load_config
 from spalloc.exceptions import ConfigError, ProtocolError
 from spalloc.service._reach import reachable
 from spalloc.service.bridge import BOOT_PORT, BRIDGE_NETWORK, SCP_PORT, Bridge
-from tests._v2 import V2Server
+from tests._v2 import V2Server, log_in_from_environment
 from tests.conftest import wait_for
 from tests.test_emulator_v2_proxy import check_version_reply, scp_version_request
 
@@ -34,13 +34,7 @@ WAIT = 10.0
 @pytest.fixture
 def server(v2_server: V2Server, isolated_config: None, monkeypatch: pytest.MonkeyPatch) -> V2Server:
     """The v2 emulator, trusted through ``SSL_CERT_FILE``, alice's login in the environment."""
-    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR", "NMPI_JOB_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SSL_CERT_FILE", str(v2_server.ca_path))
-    alice = v2_server.users["alice"]
-    monkeypatch.setenv("SPALLOC_USER", alice.name)
-    monkeypatch.setenv("SPALLOC_PASSWORD", str(alice.password))
-    return v2_server
+    return log_in_from_environment(v2_server, monkeypatch, "alice", "NMPI_JOB_ID")
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ from spalloc.cli import alloc
 from spalloc.client import ProtocolClient
 from spalloc.emulator import Emulator
 from spalloc.emulator.machines import parse_machines
-
-WAIT = 5.0
-
+from tests._cli import WAIT
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
@@ -47,10 +45,8 @@ def big(emulator_factory: Callable[..., Emulator]) -> Emulator:
 
 @pytest.fixture
 def client(big: Emulator) -> Iterator[ProtocolClient]:
-    c = ProtocolClient(big.host, big.port, timeout=WAIT)
-    c.connect()
-    yield c
-    c.close()
+    with ProtocolClient(big.host, big.port, timeout=WAIT) as c:
+        yield c
 
 
 @pytest.fixture

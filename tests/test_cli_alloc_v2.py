@@ -8,20 +8,14 @@ import pytest
 
 from spalloc.cli import alloc
 from spalloc.cli._common import EXIT_USAGE
-from tests._v2 import V2Server
+from tests._v2 import V2Server, log_in_from_environment
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
 
 @pytest.fixture
 def server(v2_server: V2Server, monkeypatch: pytest.MonkeyPatch) -> V2Server:
-    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SSL_CERT_FILE", str(v2_server.ca_path))
-    alice = v2_server.users["alice"]
-    monkeypatch.setenv("SPALLOC_USER", alice.name)
-    monkeypatch.setenv("SPALLOC_PASSWORD", str(alice.password))
-    return v2_server
+    return log_in_from_environment(v2_server, monkeypatch, "alice")
 
 
 def test_command_gets_the_allocation_as_over_v1(

@@ -25,8 +25,8 @@ from spalloc.cli import ps as ps_cli
 from spalloc.cli import where_is as where_is_cli
 from spalloc.client import ProtocolClient
 from spalloc.emulator import Emulator
+from tests._cli import WAIT
 
-WAIT = 5.0
 OWNER = "jdh@cs.man.ac.uk"
 
 
@@ -46,10 +46,8 @@ def emu(
 
 @pytest.fixture
 def client(emu: Emulator) -> Iterator[ProtocolClient]:
-    c = ProtocolClient(emu.host, emu.port, timeout=WAIT)
-    c.connect()
-    yield c
-    c.close()
+    with ProtocolClient(emu.host, emu.port, timeout=WAIT) as c:
+        yield c
 
 
 @pytest.fixture

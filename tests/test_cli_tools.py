@@ -20,8 +20,8 @@ from spalloc.cli import ps as ps_cli
 from spalloc.cli import where_is as where_is_cli
 from spalloc.client import ProtocolClient
 from spalloc.emulator import Emulator
+from tests._cli import WAIT, server
 
-WAIT = 5.0
 TIME = re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d")
 
 
@@ -36,14 +36,8 @@ def emu(emulator_factory: Callable[..., Emulator], appendix_machines: Any) -> Em
 
 @pytest.fixture
 def client(emu: Emulator) -> Iterator[ProtocolClient]:
-    c = ProtocolClient(emu.host, emu.port, timeout=WAIT)
-    c.connect()
-    yield c
-    c.close()
-
-
-def server(emu: Emulator) -> list[str]:
-    return ["-H", emu.host, "-P", str(emu.port), "--timeout", str(WAIT)]
+    with ProtocolClient(emu.host, emu.port, timeout=WAIT) as c:
+        yield c
 
 
 def run(

@@ -14,7 +14,7 @@ from spalloc.cli import job as job_cli
 from spalloc.cli import machine as machine_cli
 from spalloc.cli import ps as ps_cli
 from spalloc.cli import where_is as where_is_cli
-from tests._v2 import V2Server
+from tests._v2 import V2Server, log_in_from_environment
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
@@ -25,13 +25,7 @@ _VOLATILE = re.compile(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d")
 
 @pytest.fixture
 def server(v2_server: V2Server, monkeypatch: pytest.MonkeyPatch) -> V2Server:
-    for name in ("OIDC_BEARER_TOKEN", "REQUESTS_CA_BUNDLE", "SSL_CERT_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SSL_CERT_FILE", str(v2_server.ca_path))
-    alice = v2_server.users["alice"]
-    monkeypatch.setenv("SPALLOC_USER", alice.name)
-    monkeypatch.setenv("SPALLOC_PASSWORD", str(alice.password))
-    return v2_server
+    return log_in_from_environment(v2_server, monkeypatch, "alice")
 
 
 def both(

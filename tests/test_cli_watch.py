@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from spalloc.cli import job as job_cli
 from spalloc.client import ProtocolClient
 from spalloc.emulator import Emulator
 from tests._proxy import FreezingProxy
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 
@@ -48,15 +49,6 @@ class _Stream(io.StringIO):
     def text(self) -> str:
         with self._lock:
             return self.getvalue()
-
-
-def _wait_for(what: Callable[[], bool], timeout: float = WAIT) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if what():
-            return True
-        time.sleep(0.02)
-    return what()
 
 
 @pytest.fixture
@@ -94,10 +86,10 @@ def test_a_watch_reconnects_and_follows_again_after_a_hang_up(
     monkeypatch.setattr("sys.stderr", stderr)
     argv = [str(job_id), "--watch", "-H", proxy.host, "-P", str(proxy.port), "--timeout", "5"]
     thread, codes = _watch_in_thread(argv)
-    assert _wait_for(lambda: "State: ready" in stdout.text())
+    assert wait_for(lambda: "State: ready" in stdout.text())
 
     proxy.hang_up()
-    assert _wait_for(lambda: "Reconnected to server." in stderr.text())
+    assert wait_for(lambda: "Reconnected to server." in stderr.text())
     assert proxy.accepted == 2
     # The new connection is subscribed again: a change is seen and the watch ends with it.
     client.call("destroy_job", job_id, reason="gone while watched")
@@ -121,11 +113,11 @@ def test_a_watch_on_a_terminal_shows_the_outage_then_carries_on(
     monkeypatch.setattr("sys.stderr", stderr)
     argv = [str(job_id), "--watch", "-H", proxy.host, "-P", str(proxy.port), "--timeout", "5"]
     thread, codes = _watch_in_thread(argv)
-    assert _wait_for(lambda: "ready" in stdout.text())
+    assert wait_for(lambda: "ready" in stdout.text())
 
     proxy.refusing = True
     proxy.hang_up()
-    assert _wait_for(lambda: "Connection lost" in stdout.text())
+    assert wait_for(lambda: "Connection lost" in stdout.text())
     assert "reconnecting every 0.2 s" in stdout.text()
     time.sleep(0.5)  # a few refused attempts, spaced by the reconnect delay
     refused_at = stdout.text().count("Connection lost")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,23 +25,11 @@ from spalloc_nb.widgets.boardmap import (
     job_key,
     static_html,
 )
+from tests.conftest import wait_for
 
 WAIT = 5.0
 # Layout-cell offset of the hexagon across each link (must match LINK_STEP in maphex.js).
 LINK_STEP = [(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = WAIT) -> Any:
-    """Poll ``predicate`` until truthy; fail after ``timeout`` seconds (bounded count too)."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / 0.01) + 1):
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.01)
-    pytest.fail(f"condition not met within {timeout} s")
 
 
 def standard_machine(

@@ -19,7 +19,8 @@ from spalloc.client import ProtocolClient
 from spalloc.emulator import Emulator
 from spalloc.ui.render import plain, render_definitions, render_table
 from spalloc_nb._html import Table
-from tests.test_cli_tools import WAIT, server, three_jobs
+from tests._cli import WAIT, server
+from tests.test_cli_tools import three_jobs
 
 pytestmark = pytest.mark.usefixtures("isolated_config")
 

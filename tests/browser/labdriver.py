@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,9 @@ __all__ = [
     "copy_notebook",
     "find_chromium",
     "new_lab",
+    "our_jobs",
     "require",
+    "wait_until",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,3 +317,18 @@ def copy_notebook(src: Path, dest_dir: Path, edit: Mapping[str, str] | None = No
             cell.source = cell.source.replace(old, new)
     nbformat.write(book, dest_dir / src.name)
     return src.name
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> float:
+    """Poll *predicate* (bounded); return the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def our_jobs(emulator: Any) -> list[Any]:
+    """The jobs the notebooks under test created (owner ``OWNER``) on *emulator*."""
+    return [job for job in emulator.jobs() if job.owner == OWNER]

@@ -7,13 +7,12 @@ so the test asks the server itself when a click took effect.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .labdriver import OWNER, LabServer, Notebook
+from .labdriver import LabServer, Notebook, our_jobs, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -40,20 +39,6 @@ def write_notebook(lab: LabServer, name: str, sources: list[str]) -> str:
     return name
 
 
-def wait_until(predicate: Any, what: str, timeout: float = 20.0) -> float:
-    """Poll *predicate* (bounded); return the seconds it took."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def our_jobs(emulator: Any) -> list[Any]:
-    return [job for job in emulator.jobs() if job.owner == OWNER]
-
-
 def run_first_cells(notebook: Notebook) -> None:
     notebook.command("notebook:run-all-cells")
 
@@ -63,43 +48,61 @@ def shot(locator: Any, name: str) -> None:
     locator.screenshot(path=str(SHOTS / name))
 
 
-def test_buttons_act_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: Any) -> None:
+# A job widget in the second cell's output while the third cell keeps the kernel busy.
+BUSY_CELLS = [
+    "%load_ext spalloc_nb",
+    "job = %spalloc 1 --wait --name job\njob",
+    "import time\ntime.sleep(30)",
+]
+
+
+def ready_while_busy(page: Any, widget: Any, emulator: Any) -> Any:
+    """Wait until *widget* shows its job ready and the third cell runs; return the job."""
     from playwright.sync_api import expect
 
-    name = write_notebook(
-        lab,
-        "busy.ipynb",
-        [
-            "%load_ext spalloc_nb",
-            "job = %spalloc 1 --wait --name job\njob",
-            "import time\ntime.sleep(30)",
-        ],
-    )
-    notebook = Notebook(page, lab, name).open()
-    run_first_cells(notebook)
-    widget = notebook.output(1).locator(".spalloc-job-widget")
     expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
-    [job] = our_jobs(lab_emulator)
+    [job] = our_jobs(emulator)
     # The third cell is running (its prompt shows "*").
     expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
         "*", timeout=10_000
     )
     page.wait_for_timeout(500)
+    return job
 
+
+def click_power_off(widget: Any, emulator: Any, job: Any, timeout: float) -> float:
+    """Click Power off; return the seconds until the server has every board of *job* off."""
     widget.get_by_role("button", name="Power off").click()
-    took = wait_until(
-        lambda: not any(lab_emulator.board_power(job.machine, b) for b in job.boards),
+    return wait_until(
+        lambda: not any(emulator.board_power(job.machine, b) for b in job.boards),
         "the boards to go off",
-        20,
+        timeout,
     )
+
+
+def click_destroy(widget: Any, emulator: Any, timeout: float) -> float:
+    """Click Destroy and confirm; return the seconds until the server has no job of ours."""
+    widget.get_by_role("button", name="Destroy").click()
+    widget.get_by_role("button", name="Yes, destroy").click()
+    return wait_until(lambda: not our_jobs(emulator), "the job to be destroyed", timeout)
+
+
+def test_buttons_act_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    name = write_notebook(lab, "busy.ipynb", BUSY_CELLS)
+    notebook = Notebook(page, lab, name).open()
+    run_first_cells(notebook)
+    widget = notebook.output(1).locator(".spalloc-job-widget")
+    job = ready_while_busy(page, widget, lab_emulator)
+
+    took = click_power_off(widget, lab_emulator, job, 20)
     print(f"Power off reached the server {took:.2f} s after the click, cell still running")
     assert took < 2.0
     expect(widget.locator(".spalloc-job")).to_contain_text("off", timeout=5_000)
     shot(widget, "after-busy-cell-power-off.png")
 
-    widget.get_by_role("button", name="Destroy").click()
-    widget.get_by_role("button", name="Yes, destroy").click()
-    took = wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 20)
+    took = click_destroy(widget, lab_emulator, 20)
     print(f"Destroy reached the server {took:.2f} s after the click, cell still running")
     assert took < 2.0
     # The output becomes the job's final static view (no widget left to go stale).
@@ -206,37 +209,15 @@ def lambda_class(name: str) -> Any:
 
 def test_notebook7_buttons_while_a_cell_runs(lab: LabServer, lab_emulator: Any, page: Any) -> None:
     """Notebook 7 shares JupyterLab's kernel services: clicks reach a subshell there too."""
-    from playwright.sync_api import expect
-
     pytest.importorskip("notebook")
-    name = write_notebook(
-        lab,
-        "busy7.ipynb",
-        [
-            "%load_ext spalloc_nb",
-            "job = %spalloc 1 --wait --name job\njob",
-            "import time\ntime.sleep(30)",
-        ],
-    )
+    name = write_notebook(lab, "busy7.ipynb", BUSY_CELLS)
     open_notebook7(page, lab, name)
     widget = page.locator(".jp-Cell").nth(1).locator(".spalloc-job-widget")
-    expect(widget.locator(".spalloc-job")).to_contain_text("ready", timeout=60_000)
-    [job] = our_jobs(lab_emulator)
-    expect(page.locator(".jp-Cell").nth(2).locator(".jp-InputPrompt")).to_contain_text(
-        "*", timeout=10_000
-    )
-    page.wait_for_timeout(500)
-    widget.get_by_role("button", name="Power off").click()
-    took = wait_until(
-        lambda: not any(lab_emulator.board_power(job.machine, b) for b in job.boards),
-        "the boards to go off",
-        40,
-    )
+    job = ready_while_busy(page, widget, lab_emulator)
+    took = click_power_off(widget, lab_emulator, job, 40)
     print(f"Notebook 7: Power off reached the server {took:.2f} s after the click")
     assert took < 2.0
-    widget.get_by_role("button", name="Destroy").click()
-    widget.get_by_role("button", name="Yes, destroy").click()
-    took = wait_until(lambda: not our_jobs(lab_emulator), "the job to be destroyed", 40)
+    took = click_destroy(widget, lab_emulator, 40)
     print(f"Notebook 7: Destroy reached the server {took:.2f} s after the click")
     assert took < 2.0
     shot(page.locator(".jp-Notebook"), "after-notebook7-busy-cell.png")

@@ -8,33 +8,17 @@ emulator inside the kernel would die with it and prove nothing.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .labdriver import EXAMPLES, OWNER, LabServer, Notebook, copy_notebook
+from .labdriver import EXAMPLES, LabServer, Notebook, copy_notebook, our_jobs, wait_until
 
 # Lab start-up counts against the first test; keep room for a busy 2-core CI box.
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 ALLOCATE = "%spalloc --local 3 --name job"
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll *predicate* (bounded in time) until it holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def our_jobs(emulator: Any) -> list[Any]:
-    return [job for job in emulator.jobs() if job.owner == OWNER]
 
 
 def test_quick_start_widget_power_map_and_restart(

@@ -3,38 +3,10 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { JSDOM } from "jsdom";
 import { loadWidget } from "./esm.js";
+import { fakeModel } from "./fakes.js";
 
 // The module as anywidget gets it: boardmap.js joined with shared.js.
 const mod = await loadWidget("boardmap.js");
-
-/** A stand-in for anywidget's model: get/set/on/off/save_changes, events on set. */
-function fakeModel(state) {
-  const handlers = new Map();
-  const model = {
-    saved: 0,
-    get: (k) => state[k],
-    set(k, v) {
-      state[k] = v;
-      for (const fn of handlers.get(`change:${k}`) || []) fn();
-    },
-    on(ev, fn) {
-      if (!handlers.has(ev)) handlers.set(ev, []);
-      handlers.get(ev).push(fn);
-    },
-    off(ev, fn) {
-      handlers.set(ev, (handlers.get(ev) || []).filter((f) => f !== fn));
-    },
-    save_changes() {
-      model.saved += 1;
-    },
-    sent: [],
-    send(msg) {
-      model.sent.push(msg);
-    },
-    listeners: () => [...handlers.values()].reduce((n, l) => n + l.length, 0),
-  };
-  return model;
-}
 
 // Same layout rule as boardmap.py's hex_cell (the spalloc-machine text map's).
 function cell(x, y, z) {

@@ -4,31 +4,10 @@ import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { JSDOM } from "jsdom";
 import { loadWidget } from "./esm.js";
-import { fakeNotebook } from "./fakes.js";
+import { fakeModel, fakeNotebook } from "./fakes.js";
 
 // The module as anywidget gets it: jobstatus.js joined with shared.js.
 const mod = await loadWidget("jobstatus.js");
-
-function fakeModel(state) {
-  const handlers = new Map();
-  return {
-    get: (k) => state[k],
-    set(k, v) {
-      state[k] = v;
-      for (const fn of handlers.get(`change:${k}`) || []) fn();
-    },
-    on(ev, fn) {
-      if (!handlers.has(ev)) handlers.set(ev, []);
-      handlers.get(ev).push(fn);
-    },
-    off(ev, fn) {
-      handlers.set(ev, (handlers.get(ev) || []).filter((f) => f !== fn));
-    },
-    trigger(ev) {
-      for (const fn of handlers.get(ev) || []) fn();
-    },
-  };
-}
 
 const LIVE = '<div class="spalloc-job spalloc-job-live"><strong>Job 3</strong><table>' +
   '<tr class="spalloc-live-row"><th>State</th><td>ready</td></tr>' +
