@@ -16,7 +16,7 @@ import traitlets
 
 from spalloc import Job, ProtocolClient, ProtocolError
 from spalloc.emulator import Emulator
-from spalloc.geometry import Link, Machine, default_board_locations, neighbour, standard_ip
+from spalloc.geometry import Link, neighbour
 from spalloc_nb.widgets.boardmap import (
     JOB_COLOURS,
     BoardMap,
@@ -25,34 +25,11 @@ from spalloc_nb.widgets.boardmap import (
     job_key,
     static_html,
 )
-from tests.conftest import wait_for
+from tests.conftest import standard_machine, wait_for
 
 WAIT = 5.0
 # Layout-cell offset of the hexagon across each link (must match LINK_STEP in maphex.js).
 LINK_STEP = [(1, 1), (1, -1), (0, -2), (-1, -1), (-1, 1), (0, 2)]
-
-
-def standard_machine(
-    name: str,
-    width: int,
-    height: int,
-    base: str = "127.70.0.0",
-    dead_boards: frozenset[tuple[int, int, int]] = frozenset(),
-    dead_links: frozenset[tuple[int, int, int, int]] = frozenset(),
-) -> Machine:
-    locations = {
-        b: loc for b, loc in default_board_locations(width, height).items() if b not in dead_boards
-    }
-    return Machine(
-        name=name,
-        tags=frozenset({"default"}),
-        width=width,
-        height=height,
-        dead_boards=dead_boards,
-        dead_links=dead_links,
-        board_locations=locations,
-        board_ips={b: standard_ip(base, *loc) for b, loc in locations.items()},
-    )
 
 
 @pytest.fixture
@@ -325,8 +302,10 @@ def test_dead_boards_and_links_reach_the_traits(
 ) -> None:
     faulty = standard_machine(
         "md",
+        {"default"},
         2,
         2,
+        "127.70.0.0",
         dead_boards=frozenset({(1, 1, 1)}),
         dead_links=frozenset({(0, 0, 0, 2), (0, 0, 2, 5)}),
     )
@@ -344,7 +323,7 @@ def test_dead_boards_and_links_reach_the_traits(
 def test_1200_board_machine_loads_every_board(
     emulator_factory: Callable[..., Emulator], maps: list[BoardMap]
 ) -> None:
-    big = standard_machine("spinn1m", 20, 20)
+    big = standard_machine("spinn1m", {"default"}, 20, 20, "127.70.0.0")
     emulator = emulator_factory([big])
     widget = live_map(maps, emulator.address, "spinn1m", timeout=30.0)
     assert len(widget.boards) == 1200

@@ -272,11 +272,11 @@ def test_big_machine_map_at_fit_zoom(lab: LabServer, page: Any, ui: str) -> None
 
     from spalloc.client import ProtocolClient
     from spalloc.emulator import Emulator
-    from tests.test_nb_boardmap import standard_machine
+    from tests.conftest import standard_machine
 
     if ui == "notebook7":
         pytest.importorskip("notebook")
-    big = standard_machine("big", 20, 20)
+    big = standard_machine("big", {"default"}, 20, 20, "127.70.0.0")
     with (
         Emulator([big], free_delay=0.01) as emulator,
         ProtocolClient(*emulator.address, timeout=10) as client,
