@@ -26,6 +26,7 @@ from spalloc.exceptions import (
 from spalloc.service import JobRequest, Service, open_service
 from spalloc.states import JobState
 from tests._v2 import running_v2_server
+from tests.conftest import wait_for as wait_until
 
 WAIT = 5.0
 
@@ -72,6 +73,15 @@ def opened(
         service.connect(deadline_of(WAIT))
         yield service, server.emulator
         service.close()
+
+
+def machine_poll_held(emulator: Emulator, name: str) -> None:
+    """Over v2, wait until the emulator holds the long-poll of machine *name*: the document
+    does not show allocations, so a long-poll hears only of the changes made after it reaches
+    the server. (v1 subscriptions are acknowledged: nothing to wait for.)"""
+    http = emulator._http
+    if http is not None:
+        wait_until(lambda: emulator._call(lambda: bool(http._machine_waiters.get(name))))
 
 
 def wait_state(service: Service, job_id: int, wanted: JobState) -> JobState:
@@ -238,13 +248,14 @@ def test_board_locations_leave_dead_boards_out(opened: tuple[Service, Emulator])
 
 
 def test_following_a_machine_reports_its_changes(opened: tuple[Service, Emulator]) -> None:
-    service, _ = opened
+    service, emulator = opened
     removed: list[str] = []
     kept: list[str] = []
 
     remove = service.on_machine_changed(lambda names: removed.extend(names))
     service.on_machine_changed(lambda names: kept.extend(names))
     service.follow_machines(deadline_of(WAIT), "m4x2")
+    machine_poll_held(emulator, "m4x2")
     job_id = service.create_job(request(1, machine="m4x2", tags=None), deadline_of(WAIT))
 
     def wait_for(names: list[str], count: int) -> None:
@@ -259,6 +270,7 @@ def test_following_a_machine_reports_its_changes(opened: tuple[Service, Emulator
     assert "m4x2" in kept and "m4x2" in removed
     remove()
     before, seen = len(removed), len(kept)
+    machine_poll_held(emulator, "m4x2")
     service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
     wait_for(kept, seen + 1)  # listeners are called in turn: the removed one would be first
     assert len(removed) == before

@@ -11,6 +11,8 @@ connection's generation changes, the thing is no longer followed, or the service
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -33,8 +35,20 @@ _POLL_RETRY = 1.0
 # A long-poll answered after this many seconds with nothing new has run out its time (the Java
 # server's and the emulator's longest wait are 30 s); an earlier answer means a change.
 _QUIET_POLL = 20.0
+# A server answering this many long-polls in a row, each within _FAST seconds, with the same
+# document is ignoring wait=true (a woken long-poll answers at once only in a burst of changes).
+_IGNORED = 3
+_FAST = 0.05
 # Keys of a job's state document that change without the job changing.
 _VOLATILE = frozenset({"keep-alive-time", "keepalive-host"})
+
+
+class _Unread:
+    """The type of :data:`_UNREAD`: no document was read."""
+
+
+_UNREAD = _Unread()
+
 
 #: One long-poll of a follow, judged: False when there is nothing more to follow. It is given
 #: the test of whether the follow still stands (its answer is not acted on otherwise).
@@ -56,6 +70,7 @@ class V2Follow:
         _job_listeners: list[Callable[[Sequence[int]], None]]
         _machine_listeners: list[Callable[[Sequence[str]], None]]
         _lost_listeners: list[Callable[[ProtocolError], None]]
+        _pool: concurrent.futures.ThreadPoolExecutor
 
         @property
         def address(self) -> str: ...
@@ -71,7 +86,7 @@ class V2Follow:
 
     def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
         if job_id is not None:
-            self._start_follow(("job", str(job_id)), self._job_step(job_id))
+            self._follow_job(job_id, deadline)
         else:
             self._follow_document(("jobs", ""), "srv/spalloc/jobs", {"limit": 200}, deadline)
 
@@ -140,25 +155,52 @@ class V2Follow:
                         del self._follows[key]
                 return
 
-    def _job_step(self, job_id: int) -> _Step:
+    def _follow_job(
+        self, job_id: int, deadline: float | None, doc: dict[str, Any] | _Unread | None = _UNREAD
+    ) -> None:
+        """Follow job *job_id*'s state; *doc* is its state document as just read (read now
+        when not given). The long-polls compare with it, so a change made after it was read
+        is reported even if it lands before the first long-poll reaches the server."""
+        key = ("job", str(job_id))
+        with self._lock:
+            if not self._connected or key in self._follows:
+                return
+        if isinstance(doc, _Unread):
+            doc = self._job_doc(job_id, deadline)
+        if doc is None or wire.state_of(doc) is JobState.destroyed:
+            return  # nothing will change any more
+        self._start_follow(key, self._job_step(job_id, doc))
+
+    def _job_step(self, job_id: int, doc: dict[str, Any]) -> _Step:
         """One long-poll of a job's state: listeners hear of every change; the job's end
         ends the follow."""
-        last: list[dict[str, Any] | None] = [None]
+        judge = _Judge(_settled(doc), self._closed)
 
         def step(following: Callable[[], bool]) -> bool:
+            started = time.monotonic()
             doc = self._job_doc(job_id, None, wait=True)
             if not following():
                 return True  # the loop sees it and ends
-            seen = None if doc is None else {k: v for k, v in doc.items() if k not in _VOLATILE}
-            if seen != last[0]:
-                if last[0] is not None:
-                    self._noted()
-                last[0] = seen
-                for fn in list(self._job_listeners):
-                    fn([job_id])
+            if judge.changed(_settled(doc), started):
+                self._report_job(job_id)
             return not (doc is None or wire.state_of(doc) is JobState.destroyed)
 
         return step
+
+    def _report_job(self, job_id: int) -> None:
+        self._noted()
+        for fn in list(self._job_listeners):
+            fn([job_id])
+
+    def _changed_here(self, job_id: int) -> None:
+        """Report a change this service made to followed job *job_id* (its power), from a
+        thread of the pool. Its long-poll reports it too when it reached the server first;
+        one that arrived after the change waits for the next, so it cannot be relied on."""
+        with self._lock:
+            if ("job", str(job_id)) not in self._follows:
+                return
+        with contextlib.suppress(RuntimeError):  # the pool was shut down: closing
+            self._pool.submit(self._report_job, job_id)
 
     def _follow_document(
         self, key: tuple[str, str], path: str, params: dict[str, Any], deadline: float | None
@@ -176,16 +218,14 @@ class V2Follow:
         what = f"follow {kind} {name}".strip()
         # Read once now: the long-polls compare with it, so a change made after this call
         # returns is reported even if it lands before the first long-poll reaches the server.
-        last = [self._json("GET", path, deadline, what, params={**params, "wait": "false"})]
+        first = self._json("GET", path, deadline, what, params={**params, "wait": "false"})
+        judge = _Judge(first, self._closed)
 
         def step(following: Callable[[], bool]) -> bool:
             started = time.monotonic()
             doc = self._json("GET", path, None, what, poll=True, params={**params, "wait": "true"})
-            if not following():
-                return True  # the loop sees it and ends
-            if doc == last[0] and time.monotonic() - started >= _QUIET_POLL:
-                return True
-            last[0] = doc
+            if not following() or not judge.changed(doc, started):
+                return True  # (not following: the loop sees it and ends)
             self._noted()
             if kind == "machine":
                 for on_machine in list(self._machine_listeners):
@@ -226,6 +266,40 @@ class V2Follow:
     def on_connection_lost(self, fn: Callable[[ProtocolError], None]) -> Callable[[], None]:
         self._lost_listeners.append(fn)
         return lambda: _discard(self._lost_listeners, fn)
+
+
+def _settled(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A job's state document without the keys that change while the job does not."""
+    return None if doc is None else {k: v for k, v in doc.items() if k not in _VOLATILE}
+
+
+class _Judge:
+    """Whether one long-poll's answer is a change, given the document it last saw.
+
+    A different document is a change. So is the same document answered before the server's
+    longest wait: the server was woken (a machine's document does not show its allocations,
+    the job list not its jobs' states, a job's not its power). A server that answers every
+    long-poll at once with the same document is taken to ignore ``wait``: after
+    :data:`_IGNORED` such answers in a row, each faster than :data:`_FAST` seconds, it is
+    polled every :data:`_POLL_RETRY` seconds and only different documents count.
+    """
+
+    def __init__(self, first: Any, closed: threading.Event) -> None:
+        self._last = first
+        self._closed = closed
+        self._fast = 0  # the same document answered at once, this many times in a row
+
+    def changed(self, doc: Any, started: float) -> bool:
+        took = time.monotonic() - started
+        if doc != self._last:
+            self._last = doc
+            self._fast = 0
+            return True
+        self._fast = self._fast + 1 if took < _FAST else 0
+        if self._fast < _IGNORED:
+            return took < _QUIET_POLL
+        self._closed.wait(_POLL_RETRY)
+        return False
 
 
 def _discard(listeners: list[Any], fn: Any) -> None:

@@ -285,7 +285,9 @@ class V2Service(V2Follow, V2Lookups):
                 raise ProtocolError(f"the v2 server lists no machine {name!r}")
         return size
 
-    def _status(self, job_id: int, deadline: float | None, keepalive: bool) -> JobStatus:
+    def _status(
+        self, job_id: int, deadline: float | None, keepalive: bool, *, follow: bool = False
+    ) -> JobStatus:
         if keepalive:
             try:
                 self._session.request(
@@ -301,6 +303,10 @@ class V2Service(V2Follow, V2Lookups):
                 if not exc.no_such_job:
                     raise
         doc = self._job_doc(job_id, deadline)
+        if follow:
+            # Its long-poll (which holds a connection of its own for up to 30 s) starts from
+            # the document just read, while this thread reads the allocation.
+            self._follow_job(job_id, deadline, doc)
         if doc is None:
             return JobStatus(JobStateInfo(JobState.unknown, None, None, None, None, None), None)
         info, power = self._allocation(job_id, wire.state_of(doc), deadline)
@@ -349,16 +355,11 @@ class V2Service(V2Follow, V2Lookups):
     def send_fetch(
         self, job_id: int, deadline: float | None, *, keepalive: bool = False, follow: bool = False
     ) -> _Future:
-        pending = self._submit(
+        return self._submit(
             f"get state of job {job_id}",
             deadline,
-            lambda: self._status(job_id, deadline, keepalive),
+            lambda: self._status(job_id, deadline, keepalive, follow=follow),
         )
-        if follow:
-            # After the fetch, so that it takes the connection the pool has open and the
-            # long-poll (which holds its connection for up to 30 s) opens the new one.
-            self._start_follow(("job", str(job_id)), self._job_step(job_id))
-        return pending
 
     def set_power(self, job_id: int, on: bool, deadline: float | None) -> None:
         # 204 (no boards yet) is the "does nothing" of v1.
@@ -369,6 +370,7 @@ class V2Service(V2Follow, V2Lookups):
             f"power {'on' if on else 'off'} job {job_id}",
             json={"power": "ON" if on else "OFF"},
         )
+        self._changed_here(job_id)
 
     def _destroy(self, job_id: int, reason: str | None, deadline: float | None) -> JobStateInfo:
         params = {} if reason is None else {"reason": reason}
