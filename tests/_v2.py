@@ -13,7 +13,7 @@ import json
 import random
 import re
 import ssl
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +26,8 @@ from spalloc.emulator.machines import parse_machines
 if TYPE_CHECKING:  # benchmarks/bridge.py imports this module without pytest
     import pytest
 
+    from spalloc.emulator._rest import RestService
+
 __all__ = [
     "USERS",
     "Credentials",
@@ -33,6 +35,7 @@ __all__ = [
     "Reply",
     "V2Server",
     "log_in_from_environment",
+    "long_polls",
     "make_ca",
     "running_v2_server",
     "v2_machines",
@@ -147,6 +150,24 @@ def running_v2_server(directory: Path, *, tls: bool = True, **options: Any) -> I
     ) as emulator:
         assert emulator.base_url is not None
         yield V2Server(emulator, emulator.base_url, ca_path, users_path, USERS)
+
+
+def long_polls(emulator: Emulator, pick: Callable[[RestService], object]) -> None:
+    """Wait until *emulator* holds the long-polls that *pick* picks out of its v2 front door
+    (``lambda rest: rest._machine_waiters.get("m2")``; ``_job_waiters``, ``_list_waiters``).
+
+    A v2 long-poll is woken only by the changes made after it reaches the server. A follow
+    compares each answer with the document it last read, so a change made earlier that alters
+    the document is reported only when the long-poll runs out (30 s), and one that does not (a
+    machine's allocations, a job's power) not at all. A test that makes a change and waits a
+    bounded time for its report waits for this first. An emulator without v2 has nothing to
+    wait for (v1 subscriptions are acknowledged before the client goes on).
+    """
+    from tests.conftest import wait_for  # not at the top: benchmarks import this module
+
+    rest = emulator._http
+    if rest is not None:
+        wait_for(lambda: emulator._call(lambda: bool(pick(rest))))
 
 
 @dataclass

@@ -7,14 +7,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from spalloc import ProtocolClient
-from tests._v2 import Http, V2Server
-from tests.conftest import wait_for
+from tests._v2 import Http, V2Server, long_polls
 
 KEEPALIVE = "PT60S"
 
@@ -45,13 +43,6 @@ def wait_state(http: Http, job_id: int, state: str) -> dict[str, Any]:
             assert doc["state"] == state
             return doc
         time.sleep(0.02)
-
-
-def long_polls(server: V2Server, waiters: Callable[[Any], Any]) -> None:
-    """Wait until the server holds the long-poll that *waiters* picks out of its front door
-    (so that what the test does next must wake it rather than find the change already made)."""
-    emulator = server.emulator
-    wait_for(lambda: emulator._call(lambda: bool(waiters(emulator._http))))
 
 
 # --- logins ---------------------------------------------------------------------------------
@@ -354,7 +345,7 @@ def test_wait_true_returns_when_the_job_changes(v2_server: V2Server) -> None:
         )
     )
     waiter.start()
-    long_polls(v2_server, lambda http: http._job_waiters.get(job_id))
+    long_polls(v2_server.emulator, lambda rest: rest._job_waiters.get(job_id))
     assert not results
     other = alice(v2_server)
     assert (
@@ -385,7 +376,7 @@ def test_jobs_list_wait_wakes_on_a_new_job(v2_server: V2Server) -> None:
         )
     )
     waiter.start()
-    long_polls(v2_server, lambda http: http._list_waiters)
+    long_polls(v2_server.emulator, lambda rest: rest._list_waiters)
     create(alice(v2_server))
     waiter.join(10)
     assert results and len(results[0]) == 1

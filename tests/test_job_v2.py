@@ -30,9 +30,8 @@ from spalloc.exceptions import (
 from spalloc.service import open_service
 from spalloc.service.v1 import V1Service
 from spalloc.service.v2 import V2Service
-from tests._v2 import Http, V2Server, running_v2_server
+from tests._v2 import Http, V2Server, long_polls, running_v2_server
 from tests.conftest import make_appendix_machines, wait_for
-from tests.test_emulator_v2 import long_polls
 
 WAIT = 5.0
 
@@ -300,10 +299,12 @@ def test_machines_and_jobs_read_the_same_through_v1_and_v2(
 def test_close_ends_the_long_poll_at_once_and_keeps_the_job(server: V2Server) -> None:
     job = alice_job(server, 1)
     job.wait_until_ready(WAIT)
+    job_id = job.id
+    assert job_id is not None
     polls = wait_for(
-        lambda: [t for t in threading.enumerate() if t.name == f"spalloc-v2-follow-{job.id}"]
+        lambda: [t for t in threading.enumerate() if t.name == f"spalloc-v2-follow-{job_id}"]
     )
-    long_polls(server, lambda http: http._job_waiters.get(job.id))
+    long_polls(server.emulator, lambda rest: rest._job_waiters.get(job_id))
     job.close()  # the poll was blocked in a read for up to the server's 30 s
     assert not any(t.is_alive() for t in polls)
     wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("spalloc-v2")])

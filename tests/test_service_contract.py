@@ -25,8 +25,7 @@ from spalloc.exceptions import (
 )
 from spalloc.service import JobRequest, Service, open_service
 from spalloc.states import JobState
-from tests._v2 import running_v2_server
-from tests.conftest import wait_for as wait_until
+from tests._v2 import long_polls, running_v2_server
 
 WAIT = 5.0
 
@@ -76,12 +75,10 @@ def opened(
 
 
 def machine_poll_held(emulator: Emulator, name: str) -> None:
-    """Over v2, wait until the emulator holds the long-poll of machine *name*: the document
-    does not show allocations, so a long-poll hears only of the changes made after it reaches
-    the server. (v1 subscriptions are acknowledged: nothing to wait for.)"""
-    http = emulator._http
-    if http is not None:
-        wait_until(lambda: emulator._call(lambda: bool(http._machine_waiters.get(name))))
+    """Over v2, wait until the emulator holds the long-poll of machine *name* (its document
+    does not show allocations: a change made before the long-poll arrives is never reported).
+    Over v1, nothing to wait for."""
+    long_polls(emulator, lambda rest: rest._machine_waiters.get(name))
 
 
 def wait_state(service: Service, job_id: int, wanted: JobState) -> JobState:
