@@ -76,8 +76,8 @@ def opened(
 
 def machine_poll_held(emulator: Emulator, name: str) -> None:
     """Over v2, wait until the emulator holds the long-poll of machine *name* (its document
-    does not show allocations: a change made before the long-poll arrives is never reported).
-    Over v1, nothing to wait for."""
+    does not show allocations: a change made before the long-poll arrives is reported only
+    with a later one). Over v1, nothing to wait for."""
     long_polls(emulator, lambda rest: rest._machine_waiters.get(name))
 
 
@@ -217,12 +217,22 @@ def test_job_state_and_machine_info_alone(opened: tuple[Service, Emulator]) -> N
 
 
 def test_following_and_waiting_for_changes(opened: tuple[Service, Emulator]) -> None:
-    service, _ = opened
+    service, emulator = opened
+
+    def polls_held() -> None:
+        # Over v2 a change made before the long-polls reach the server is reported only when
+        # they run out, 30 s on (the job list changes), or with a later change (the machine's
+        # document does not).
+        long_polls(emulator, lambda rest: rest._list_waiters)
+        machine_poll_held(emulator, "m4x2")
+
     assert service.wait_for_change(0.05) is False  # nothing followed, nothing changes
     service.follow_jobs(deadline_of(WAIT))
     service.follow_machines(deadline_of(WAIT), "m4x2")
+    polls_held()
     job_id = service.create_job(request(1), deadline_of(WAIT))
     assert service.wait_for_change(WAIT) is True
+    polls_held()  # the long-polls the creation answered are sent again
     service.send_destroy(job_id, None, deadline_of(WAIT)).wait()
     assert service.wait_for_change(WAIT) is True
 
