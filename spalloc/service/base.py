@@ -177,11 +177,21 @@ class Service(Protocol):
     # -- changes -----------------------------------------------------------------------------
 
     def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
-        """Report changes of job *job_id* (of every job if ``None``) from now on."""
+        """Report changes of job *job_id* (of every job if ``None``) from now on.
+
+        Over v2 (a long-poll per thing followed, which hears of the changes made after it
+        reaches the server) a change landing before that is reported when the long-poll is
+        answered, within the server's longest wait (30 s), if it shows in the followed
+        document; power changes made through this service are reported at once.
+        """
         ...
 
     def follow_machines(self, deadline: float | None, machine: str | None = None) -> None:
-        """Report changes of machine *machine* (of every machine if ``None``) from now on."""
+        """Report changes of machine *machine* (of every machine if ``None``) from now on.
+
+        Over v2 the machine's document does not show its allocations: one made before its
+        long-poll reaches the server is reported with the next change only.
+        """
         ...
 
     def wait_for_change(self, timeout: float | None) -> bool:
