@@ -20,6 +20,7 @@ import pytest
 
 from spalloc.emulator import Emulator
 from spalloc.geometry import Machine, default_board_locations, standard_ip
+from spalloc.service import JobRequest
 
 #: Seconds any single wait in a test may take before it fails.
 WAIT = 5.0
@@ -62,6 +63,23 @@ NO_INFO = {"width": None, "height": None, "connections": None, "machine_name": N
 def destroyed(reason: str | None) -> dict[str, Any]:
     """get_job_state's answer for a destroyed job."""
     return dict(UNKNOWN, state=4, reason=reason)
+
+
+def job_request(*args: int, owner: str = "tests", **changes: Any) -> JobRequest:
+    """A service-level request for ``Job(*args)`` with the client's defaults (keepalive 60 s,
+    the "default" tag), as the services receive it; *changes* replace fields."""
+    base = JobRequest(
+        args=args,
+        owner=owner,
+        keepalive=60.0,
+        machine=None,
+        tags=("default",),
+        min_ratio=0.333,
+        max_dead_boards=0,
+        max_dead_links=None,
+        require_torus=False,
+    )
+    return base._replace(**changes)
 
 
 def standard_machine(

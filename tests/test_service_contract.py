@@ -26,23 +26,13 @@ from spalloc.exceptions import (
 from spalloc.service import JobRequest, Service, open_service
 from spalloc.states import JobState
 from tests._v2 import long_polls, running_v2_server
+from tests.conftest import job_request
 
 WAIT = 5.0
 
 
 def request(*args: int, keepalive: float | None = 60.0, **changes: Any) -> JobRequest:
-    base = JobRequest(
-        args=args,
-        owner="contract",
-        keepalive=keepalive,
-        machine=None,
-        tags=("default",),
-        min_ratio=0.333,
-        max_dead_boards=0,
-        max_dead_links=None,
-        require_torus=False,
-    )
-    return base._replace(**changes)
+    return job_request(*args, owner="contract", keepalive=keepalive, **changes)
 
 
 @pytest.fixture(params=["v1", "v1light", "v2"])

@@ -16,22 +16,13 @@ from spalloc._deadline import deadline_of
 from spalloc.service import JobRequest, _v2follow, open_service
 from spalloc.service.v2 import V2Service
 from tests._v2 import running_v2_server
+from tests.conftest import job_request
 
 WAIT = 5.0
 
 
 def one_board() -> JobRequest:
-    return JobRequest(
-        args=(1,),
-        owner="follow",
-        keepalive=60.0,
-        machine=None,
-        tags=("default",),
-        min_ratio=0.333,
-        max_dead_boards=0,
-        max_dead_links=None,
-        require_torus=False,
-    )
+    return job_request(1, owner="follow")
 
 
 def open_alice(

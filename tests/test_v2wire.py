@@ -12,6 +12,7 @@ from spalloc.exceptions import ProtocolError
 from spalloc.service import JobRequest
 from spalloc.service import _v2wire as wire
 from spalloc.states import JobState
+from tests.conftest import job_request
 
 EPOCH = datetime(2021, 10, 11, 12, 13, 14, tzinfo=timezone.utc).timestamp()
 
@@ -60,18 +61,7 @@ def test_durations_round_trip() -> None:
 
 
 def request(*args: int, **changes: Any) -> JobRequest:
-    base = JobRequest(
-        args=args,
-        owner="someone",
-        keepalive=60.0,
-        machine=None,
-        tags=("default",),
-        min_ratio=0.333,
-        max_dead_boards=0,
-        max_dead_links=None,
-        require_torus=False,
-    )
-    return base._replace(**changes)
+    return job_request(*args, owner="someone", **changes)
 
 
 def test_create_bodies() -> None:
