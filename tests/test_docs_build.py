@@ -14,12 +14,15 @@ example notebooks are executed against the embedded emulator during it) serves e
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
 import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +87,36 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
         PYTHONWARNINGS="ignore",
     )
     out = base / "html"
-    proc = subprocess.run(
+    with contextlib.ExitStack() as held:
+        for port in sorted(_stored_ports()):
+            held.enter_context(_hold_port(port))
+        proc = _sphinx(base, out, env)
+    return Build(out, proc.returncode, proc.stdout + proc.stderr)
+
+
+def _stored_ports() -> set[str]:
+    ports: set[str] = set()
+    for notebook in (ROOT / "examples").glob("*.ipynb"):
+        ports |= _emulator_ports(notebook.read_text(encoding="utf-8"))
+    return ports
+
+
+@contextlib.contextmanager
+def _hold_port(port: str) -> Iterator[None]:
+    """Listen on 127.0.0.1:*port* (a port the stored notebooks show) while the docs build, so
+    that no emulator of the build can be given it: a port the built pages show then proves
+    their outputs fresh. A port in use already cannot be given out either."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", int(port)))
+            sock.listen()
+        except OSError:
+            pass
+        yield
+
+
+def _sphinx(base: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -106,7 +138,6 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
         timeout=BUILD_TIMEOUT,
         check=False,
     )
-    return Build(out, proc.returncode, proc.stdout + proc.stderr)
 
 
 def _warnings(log: str) -> list[str]:
@@ -240,7 +271,8 @@ def test_every_example_notebook_is_rendered_with_fresh_outputs(build: Build) -> 
         assert 'class="cell_output' in html, notebook.name
         assert f'href="examples/{notebook.stem}.html"' in index, notebook.name
         # Outputs come from this build's run against the emulator, not from the stored file:
-        # each run's emulator listens on a new port, and the outputs say which.
+        # the outputs say which port the emulator listened on, and the build held the stored
+        # files' ports so that its emulators could not be given them.
         built, stored = _emulator_ports(html), _emulator_ports(notebook.read_text())
         if built:
             assert built != stored, notebook.name
