@@ -159,7 +159,7 @@ def long_polls(emulator: Emulator, pick: Callable[[RestService], object]) -> Non
     A v2 long-poll is woken only by the changes made after it reaches the server. A follow
     compares each answer with the document it last read, so a change made earlier that alters
     the document is reported only when the long-poll runs out (30 s), and one that does not (a
-    machine's allocations, a job's power) not at all. A test that makes a change and waits a
+    machine's allocations) not at all. A test that makes a change and waits a
     bounded time for its report waits for this first. An emulator without v2 has nothing to
     wait for (v1 subscriptions are acknowledged before the client goes on).
     """

@@ -43,13 +43,6 @@ _FAST = 0.05
 _VOLATILE = frozenset({"keep-alive-time", "keepalive-host"})
 
 
-class _Unread:
-    """The type of :data:`_UNREAD`: no document was read."""
-
-
-_UNREAD = _Unread()
-
-
 #: One long-poll of a follow, judged: False when there is nothing more to follow. It is given
 #: the test of whether the follow still stands (its answer is not acted on otherwise).
 _Step = Callable[[Callable[[], bool]], bool]
@@ -86,7 +79,8 @@ class V2Follow:
 
     def follow_jobs(self, deadline: float | None, job_id: int | None = None) -> None:
         if job_id is not None:
-            self._follow_job(job_id, deadline)
+            if self._wanted(("job", str(job_id))):
+                self._follow_job(job_id, self._job_doc(job_id, deadline))
         else:
             self._follow_document(("jobs", ""), "srv/spalloc/jobs", {"limit": 200}, deadline)
 
@@ -155,37 +149,49 @@ class V2Follow:
                         del self._follows[key]
                 return
 
-    def _follow_job(
-        self, job_id: int, deadline: float | None, doc: dict[str, Any] | _Unread | None = _UNREAD
-    ) -> None:
-        """Follow job *job_id*'s state; *doc* is its state document as just read (read now
-        when not given). The long-polls compare with it, so a change made after it was read
-        is reported even if it lands before the first long-poll reaches the server."""
-        key = ("job", str(job_id))
+    def _wanted(self, key: tuple[str, str]) -> bool:
+        """Whether *key* is yet to be followed (and can be: connected)."""
         with self._lock:
-            if not self._connected or key in self._follows:
-                return
-        if isinstance(doc, _Unread):
-            doc = self._job_doc(job_id, deadline)
-        if doc is None or wire.state_of(doc) is JobState.destroyed:
-            return  # nothing will change any more
-        self._start_follow(key, self._job_step(job_id, doc))
+            return self._connected and key not in self._follows
 
-    def _job_step(self, job_id: int, doc: dict[str, Any]) -> _Step:
-        """One long-poll of a job's state: listeners hear of every change; the job's end
-        ends the follow."""
-        judge = _Judge(_settled(doc), self._closed)
+    def _step(
+        self,
+        poll: Callable[[], Any],
+        first: Any,
+        report: Callable[[Any], None],
+        ends: Callable[[Any], bool] = lambda doc: False,
+    ) -> _Step:
+        """One long-poll (``poll()``), judged against the document last seen (*first* to
+        begin with): ``report(doc)`` on a change; the follow ends once ``ends(doc)``."""
+        judge = _Judge(first)
 
         def step(following: Callable[[], bool]) -> bool:
             started = time.monotonic()
-            doc = self._job_doc(job_id, None, wait=True)
-            if not following():
-                return True  # the loop sees it and ends
-            if judge.changed(_settled(doc), started):
-                self._report_job(job_id)
-            return not (doc is None or wire.state_of(doc) is JobState.destroyed)
+            doc = poll()
+            if following():  # (if not, the loop sees it and ends)
+                if judge.changed(doc, started):
+                    report(doc)
+                elif judge.ignoring:
+                    self._closed.wait(_POLL_RETRY)
+            return not ends(doc)
 
         return step
+
+    def _follow_job(self, job_id: int, doc: dict[str, Any] | None) -> None:
+        """Follow job *job_id*'s state from *doc*, its state document as just read: a change
+        made after that read is reported even if it lands before the first long-poll reaches
+        the server (when its long-poll is answered). The job's end ends the follow."""
+        if doc is None or wire.state_of(doc) is JobState.destroyed:
+            return  # nothing will change any more
+        self._start_follow(
+            ("job", str(job_id)),
+            self._step(
+                lambda: _settled(self._job_doc(job_id, None, wait=True)),
+                _settled(doc),
+                lambda _: self._report_job(job_id),
+                ends=lambda seen: seen is None or wire.state_of(seen) is JobState.destroyed,
+            ),
+        )
 
     def _report_job(self, job_id: int) -> None:
         self._noted()
@@ -211,21 +217,18 @@ class V2Follow:
         document reads the same (a machine's document does not show its allocations, the job
         list not its jobs' states); one that ran out its time and reads the same is not.
         """
-        with self._lock:
-            if not self._connected or key in self._follows:
-                return
+        if not self._wanted(key):
+            return
         kind, name = key
         what = f"follow {kind} {name}".strip()
         # Read once now: the long-polls compare with it, so a change made after this call
         # returns is reported even if it lands before the first long-poll reaches the server.
         first = self._json("GET", path, deadline, what, params={**params, "wait": "false"})
-        judge = _Judge(first, self._closed)
 
-        def step(following: Callable[[], bool]) -> bool:
-            started = time.monotonic()
-            doc = self._json("GET", path, None, what, poll=True, params={**params, "wait": "true"})
-            if not following() or not judge.changed(doc, started):
-                return True  # (not following: the loop sees it and ends)
+        def poll() -> Any:
+            return self._json("GET", path, None, what, poll=True, params={**params, "wait": "true"})
+
+        def report(doc: Any) -> None:
             self._noted()
             if kind == "machine":
                 for on_machine in list(self._machine_listeners):
@@ -234,9 +237,8 @@ class V2Follow:
                 ids = wire.job_ids((doc or {}).get("jobs", []))
                 for on_jobs in list(self._job_listeners):
                     on_jobs(ids)
-            return True
 
-        self._start_follow(key, step)
+        self._start_follow(key, self._step(poll, first, report))
 
     def on_machine_changed(self, fn: Callable[[Sequence[str]], None]) -> Callable[[], None]:
         self._machine_listeners.append(fn)
@@ -279,15 +281,18 @@ class _Judge:
     A different document is a change. So is the same document answered before the server's
     longest wait: the server was woken (a machine's document does not show its allocations,
     the job list not its jobs' states, a job's not its power). A server that answers every
-    long-poll at once with the same document is taken to ignore ``wait``: after
-    :data:`_IGNORED` such answers in a row, each faster than :data:`_FAST` seconds, it is
-    polled every :data:`_POLL_RETRY` seconds and only different documents count.
+    long-poll at once with the same document is taken to ignore ``wait`` (:attr:`ignoring`,
+    after :data:`_IGNORED` such answers in a row, each faster than :data:`_FAST` seconds):
+    then only different documents count, and the follow polls every :data:`_POLL_RETRY` s.
     """
 
-    def __init__(self, first: Any, closed: threading.Event) -> None:
+    def __init__(self, first: Any) -> None:
         self._last = first
-        self._closed = closed
         self._fast = 0  # the same document answered at once, this many times in a row
+
+    @property
+    def ignoring(self) -> bool:
+        return self._fast >= _IGNORED
 
     def changed(self, doc: Any, started: float) -> bool:
         took = time.monotonic() - started
@@ -296,10 +301,7 @@ class _Judge:
             self._fast = 0
             return True
         self._fast = self._fast + 1 if took < _FAST else 0
-        if self._fast < _IGNORED:
-            return took < _QUIET_POLL
-        self._closed.wait(_POLL_RETRY)
-        return False
+        return not self.ignoring and took < _QUIET_POLL
 
 
 def _discard(listeners: list[Any], fn: Any) -> None:

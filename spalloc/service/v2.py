@@ -306,7 +306,7 @@ class V2Service(V2Follow, V2Lookups):
         if follow:
             # Its long-poll (which holds a connection of its own for up to 30 s) starts from
             # the document just read, while this thread reads the allocation.
-            self._follow_job(job_id, deadline, doc)
+            self._follow_job(job_id, doc)
         if doc is None:
             return JobStatus(JobStateInfo(JobState.unknown, None, None, None, None, None), None)
         info, power = self._allocation(job_id, wire.state_of(doc), deadline)
