@@ -37,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests._emuproc import BENCH_USER, v2_emulator_process  # noqa: E402
+
 SCP_PORT, BOOT_PORT = 17893, 54321
 _BUFFER = 1 << 23
 
@@ -48,38 +50,13 @@ def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
     Its boards are on a random 127.x/16: another emulator on this host (a test run) may hold
     the default addresses, and then our board could not listen.
     """
-    from tests._emuproc import emulator_process, url_in
-    from tests._v2 import make_ca
-
-    ca, cert, key = make_ca(workdir)
-    (workdir / "users.toml").write_text(
-        '[[user]]\nname = "bench"\npassword = "bench-secret"\ngroups = ["bench"]\n'
-    )
     machines = workdir / "machines.toml"
     machines.write_text(
         '[[machine]]\nname = "bench"\ntags = ["default"]\nwidth = 1\nheight = 1\n'
         f'base_ip = "127.{random.randrange(100, 250)}.0.0"\n'
     )
-    with emulator_process(
-        "--port",
-        "0",
-        "--http-port",
-        "0",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-        "--users",
-        workdir / "users.toml",
-        "--machines",
-        machines,
-        "--power-delay",
-        "0",
-        "--free-delay",
-        "0",
-        cwd=REPO,
-    ) as (_, line):
-        yield url_in(line), ca
+    with v2_emulator_process(workdir, "--machines", machines, cwd=REPO) as (url, ca):
+        yield url, ca
 
 
 def _request(seq: int) -> bytes:
@@ -185,8 +162,8 @@ def main() -> int:
         with Job(
             1,
             hostname=url,
-            user="bench",
-            password="bench-secret",
+            user=BENCH_USER[0],
+            password=BENCH_USER[1],
             proxy="always",
             timeout=10.0,
             config_filenames=[],

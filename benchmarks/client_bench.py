@@ -45,35 +45,16 @@ OWNER = "bench@example.org"
 
 
 @contextmanager
-def emulator_process() -> Iterator[tuple[str, int]]:
+def emulator_server() -> Iterator[tuple[str, int]]:
     """The emulator in its own process, so that it does not share our GIL."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spalloc.emulator",
-            "--port",
-            "0",
-            "--power-delay",
-            "0",
-            "--free-delay",
-            "0.01",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+    from tests._emuproc import emulator_process
+
+    options = ["--port", "0", "--power-delay", "0", "--free-delay", "0.01"]
+    with emulator_process(*options, cwd=REPO) as (_, line):
         match = re.search(r"listening on ([\d.]+):(\d+)", line)
         if match is None:
             raise RuntimeError(f"emulator did not start: {line!r}")
         yield match.group(1), int(match.group(2))
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @contextmanager
@@ -300,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
-    with emulator_process() as address:
+    with emulator_server() as address:
         lifecycle(
             "against the emulator (zero power delay)",
             address,

@@ -35,6 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests._emuproc import BENCH_USER, v2_emulator_process  # noqa: E402
+
 _SPINNMAN = textwrap.dedent("""
     import json, sys, time
     from spinnman.config_setup import unittest_setup
@@ -59,30 +61,8 @@ _SPINNMAN = textwrap.dedent("""
 
 @contextmanager
 def _emulator(workdir: Path) -> Iterator[tuple[str, Path]]:
-    from tests._emuproc import emulator_process, url_in
-    from tests._v2 import make_ca
-
-    ca, cert, key = make_ca(workdir)
-    users = workdir / "users.toml"
-    users.write_text('[[user]]\nname = "bench"\npassword = "bench-secret"\ngroups = ["bench"]\n')
-    with emulator_process(
-        "--port",
-        "0",
-        "--http-port",
-        "0",
-        "--tls-cert",
-        cert,
-        "--tls-key",
-        key,
-        "--users",
-        users,
-        "--power-delay",
-        "0",
-        "--free-delay",
-        "0",
-        cwd=REPO,
-    ) as (_, line):
-        yield url_in(line), ca
+    with v2_emulator_process(workdir, cwd=REPO) as (url, ca):
+        yield url, ca
 
 
 def _ours(url: str, cycles: int) -> list[float]:
@@ -91,7 +71,7 @@ def _ours(url: str, cycles: int) -> list[float]:
     times = []
     for _ in range(cycles):
         start = time.perf_counter()
-        with Job(1, hostname=url, user="bench", password="bench-secret", timeout=10.0):
+        with Job(1, hostname=url, user=BENCH_USER[0], password=BENCH_USER[1], timeout=10.0):
             pass
         times.append(time.perf_counter() - start)
     return times
@@ -99,7 +79,7 @@ def _ours(url: str, cycles: int) -> list[float]:
 
 def _theirs(python: Path, url: str, cycles: int) -> list[float]:
     done = subprocess.run(
-        [str(python), "-c", _SPINNMAN, url, "bench", "bench-secret", str(cycles)],
+        [str(python), "-c", _SPINNMAN, url, *BENCH_USER, str(cycles)],
         capture_output=True,
         text=True,
         timeout=600,

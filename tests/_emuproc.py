@@ -47,6 +47,30 @@ def emulator_process(
             proc.communicate(timeout=30)
 
 
+#: The one user of :func:`v2_emulator_process` (name, password).
+BENCH_USER = ("bench", "bench-secret")
+
+
+@contextmanager
+def v2_emulator_process(
+    workdir: Path, *args: str | Path, cwd: Path | None = None
+) -> Iterator[tuple[str, Path]]:
+    """Run the emulator serving v2 over HTTPS (a throw-away CA made in *workdir*), one user
+    (:data:`BENCH_USER`), power and freeing instant, with *args* added; yield (its v2 URL,
+    the CA file)."""
+    from tests._v2 import make_ca  # not at the top: it imports the emulator
+
+    ca, cert, key = make_ca(workdir)
+    users = workdir / "users.toml"
+    name, password = BENCH_USER
+    users.write_text(f'[[user]]\nname = "{name}"\npassword = "{password}"\ngroups = ["{name}"]\n')
+    options: list[str | Path] = ["--port", "0", "--http-port", "0", "--tls-cert", cert]
+    options += ["--tls-key", key]
+    options += ["--users", users, "--power-delay", "0", "--free-delay", "0"]
+    with emulator_process(*options, *args, cwd=cwd) as (_, line):
+        yield url_in(line), ca
+
+
 def url_in(line: str, scheme: str = "https://") -> str:
     """The first word of *line* that starts with *scheme*; RuntimeError if none."""
     url = next((word for word in line.split() if word.startswith(scheme)), None)
