@@ -86,8 +86,6 @@ def job_setup(
     if not hostname:
         raise ConfigError(no_hostname_message(config, config_filenames), key="hostname")
     v2 = is_v2_url(hostname)
-    if port is None and not v2:
-        raise ValueError("A port must be specified.")
     if reconnect_delay is None or reconnect_delay < 0:
         raise ValueError("reconnect_delay must be a number of seconds >= 0")
     if timeout is not None and timeout < 0:

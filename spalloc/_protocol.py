@@ -34,6 +34,7 @@ __all__ = [
     "ServerError",
     "UnexpectedReply",
     "check_server_version",
+    "checked_port",
     "classify",
     "decode_line",
     "encode_exception",
@@ -46,6 +47,15 @@ __all__ = [
 
 #: Longest line either side accepts, newline excluded (the reference server has no limit).
 MAX_LINE_BYTES = 1 << 20
+
+
+def checked_port(port: int | str) -> int:
+    """*port* as a TCP port number; ValueError unless 1-65535 (a larger one would not be
+    refused: the resolver wraps it round to another port)."""
+    value = int(port)
+    if not 0 < value < 65536:
+        raise ValueError(f"not a TCP port number (1-65535): {port!r}")
+    return value
 
 
 class BadMessage(ValueError):

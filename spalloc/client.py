@@ -27,7 +27,12 @@ from typing import Any
 from spalloc._connection import Connection, PendingReply
 from spalloc._deadline import deadline_of, remaining
 from spalloc._dispatch import Dispatcher
-from spalloc._protocol import check_server_version, encode_request, parse_server_version
+from spalloc._protocol import (
+    check_server_version,
+    checked_port,
+    encode_request,
+    parse_server_version,
+)
 from spalloc._unset import UNSET as _UNSET
 from spalloc.exceptions import ProtocolError, ProtocolTimeoutError, ServerConnectionError
 from spalloc.models import (
@@ -85,7 +90,7 @@ class ProtocolClient:
         self, hostname: str, port: int | str = DEFAULT_PORT, timeout: float | None = None
     ) -> None:
         self._hostname = hostname
-        self._port = int(port)
+        self._port = checked_port(port)
         self._timeout = timeout
         self._lock = threading.Lock()
         self._conn: Connection | None = None

@@ -164,10 +164,9 @@ def proxy_mode(text: str) -> str:
 
 
 def _port(text: str) -> int:
-    value = _int(text)
-    if not 0 < value < 65536:
-        raise ValueError("not a TCP port number")
-    return value
+    from spalloc._protocol import checked_port
+
+    return checked_port(_int(text))
 
 
 # key -> (parser, may be None)

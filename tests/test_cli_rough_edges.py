@@ -61,6 +61,7 @@ USAGE_ERRORS = [
     ("spalloc-job", ["1", "--watch", "--destroy"], "not allowed with argument"),
     ("spalloc-ps", [], "--hostname of spalloc server must be specified"),
     ("spalloc-ps", ["--port", "many"], "argument --port/-P: invalid int value"),
+    ("spalloc-ps", ["-P", "99999"], "argument --port/-P: not a TCP port number (1-65535): 99999"),
     ("spalloc-machine", ["-H", "h", "--detailed"], "--detailed only works"),
     ("spalloc-where-is", ["-H", "h"], "one of the arguments"),
     ("spalloc-where-is", ["-H", "h", "-c", "m", "x", "0"], "invalid literal for int()"),

@@ -21,6 +21,7 @@ from spalloc import (
     Job,
     JobDestroyedError,
     JobState,
+    ProtocolClient,
     ProtocolError,
     ProtocolTimeoutError,
     SpallocServerException,
@@ -404,6 +405,12 @@ def test_argument_errors(emu: Emulator) -> None:
         Job(1, 2, 3, 4)
     with pytest.raises(ValueError, match="owner"):
         Job(owner=None)
+    # The resolver would wrap 99999 round to port 34463 and connect there.
+    for port in (None, 0, 99999):
+        with pytest.raises(ValueError, match="port"):
+            Job(1, port=port)
+    with pytest.raises(ValueError, match="TCP port number"):
+        ProtocolClient("127.0.0.1", 65536)
     assert emu.jobs() == []
 
 

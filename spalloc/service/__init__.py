@@ -58,7 +58,8 @@ def open_service(
             ``token``; ``group``, ``collab``) are used last, when nothing else gives them.
 
     Raises:
-        ValueError: credentials for a v1 server, a v2 URL without credentials, no port.
+        ValueError: credentials for a v1 server, a v2 URL without credentials, no port or
+            one outside 1-65535.
     """
     if is_v2_url(hostname):
         from spalloc.service.v2 import V2Service
@@ -94,6 +95,9 @@ def open_service(
         )
     if port is None:
         raise ValueError("A port must be specified.")
+    from spalloc._protocol import checked_port
+
+    port = checked_port(port)
     if light:
         from spalloc.service.v1light import V1LightService
 

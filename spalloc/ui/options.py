@@ -73,6 +73,17 @@ def boolean(text: str) -> bool:
     return parse_boolean(text)
 
 
+def _port_number(text: str) -> int:
+    """An int, as the original tools' ``--port`` (same message for a word), 1-65535."""
+    from spalloc._protocol import checked_port
+
+    value = int(text)
+    try:
+        return checked_port(value)
+    except ValueError as exc:  # argparse shows this one's message as it is
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _proxy_mode(text: str) -> str:
     from spalloc.config import proxy_mode
 
@@ -85,6 +96,7 @@ optional_int.__name__ = "int"
 non_negative_float.__name__ = "ratio"
 boolean.__name__ = "boolean"
 _proxy_mode.__name__ = "proxy mode"
+_port_number.__name__ = "int"
 
 
 def _defaults(config: Any) -> Any:
@@ -140,7 +152,7 @@ def add_server_options(
     group.add_argument(
         "--port",
         "-P",
-        type=int,
+        type=_port_number,
         default=config.port,
         help="port number of the spalloc server (default: %(default)s)",
     )
